@@ -1,0 +1,187 @@
+"""OMS CE versions and the documented upgrade paths, as data.
+
+This module has no dependency outside the standard library on purpose: the sandbox
+copies it into the stand-in image so that the stand-in's ``docker_init.sh`` and the
+runbooks' preflight obey the very same rules.
+
+Sources (shared/seeds): 000 (3.3.1: path 3.2.2 > 3.3.0 > 3.3.1), 001/002 (4.0.0 from
+3.2.2, and 3.3.0 holding projects created on 3.2.1/3.2.2), 004 (4.2.9 only from
+4.2.0 .. 4.2.8; "Version before 4.1.1 is not allowed to upgrade").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_VERSION_RE = re.compile(r"^[Vv]?(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:[-_]?(CE|ce|Ce))?$")
+_TAG_RE = re.compile(r"^feature_(\d{1,3}\.\d{1,3}\.\d{1,3})(?:[-_]ce)?$", re.IGNORECASE)
+
+
+class VersionError(ValueError):
+    """A version string that is not an OMS CE version."""
+
+
+@dataclass(frozen=True, order=True)
+class Version:
+    """An OMS Community Edition version such as ``4.2.8-CE``."""
+
+    major: int
+    minor: int
+    patch: int
+
+    @classmethod
+    def parse(cls, text: object) -> Version:
+        """Parse ``4.2.8-CE``, ``V4.2.8-CE``, ``4.2.8-ce`` or ``4.2.8``.
+
+        Raises:
+            VersionError: with the text seen and the form expected.
+        """
+        if isinstance(text, Version):
+            return text
+        if not isinstance(text, str):
+            raise VersionError(f"expected a version such as 4.2.8-CE, saw {text!r} ({type(text).__name__})")
+        m = _VERSION_RE.match(text.strip())
+        if not m:
+            raise VersionError(f"expected a version such as 4.2.8-CE, saw {text!r}")
+        return cls(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+
+    @classmethod
+    def from_image_tag(cls, tag: str) -> Version:
+        """The version an image tag names: ``feature_4.2.8-ce`` (doc 003/004 IMAGE_TAG form) or ``4.2.8-CE``."""
+        m = _TAG_RE.match(tag.strip())
+        if m:
+            return cls.parse(m.group(1))
+        return cls.parse(tag)
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}.{self.patch}-CE"
+
+    @property
+    def image_tag(self) -> str:
+        """The tag the installation package of this version loads as (doc 004: ``feature_x.x.x-ce``)."""
+        return f"feature_{self.major}.{self.minor}.{self.patch}-ce"
+
+    @property
+    def short(self) -> str:
+        """``428`` for 4.2.8-CE, as in the database names rm_428, cm_428 (doc 004)."""
+        return f"{self.major}{self.minor}{self.patch}"
+
+
+V = Version.parse
+
+#: Every version the runbooks and the sandbox handle, oldest first.
+KNOWN_VERSIONS: tuple[Version, ...] = tuple(
+    V(v)
+    for v in (
+        "3.2.2", "3.3.0", "3.3.1", "4.0.0", "4.1.0", "4.1.1",
+        "4.2.0", "4.2.1", "4.2.2", "4.2.3", "4.2.4", "4.2.5", "4.2.6", "4.2.7", "4.2.8", "4.2.9",
+    )
+)
+
+#: doc 004: "Version before 4.1.1 is not allowed to upgrade" (docker_init.sh of 4.2.x targets).
+MIN_VERSION_FOR_4X_INIT = V("4.1.1")
+
+#: The `oms_version` table in rm. Not public which release introduced it: this project
+#: chooses 4.2.1-CE, so that a 4.2.0-CE deployment lacks it and takes doc 004's recovery path.
+OMS_VERSION_TABLE_FROM = V("4.2.1")
+
+#: ``IS_UPGRADE=true`` exists from 3.3.1-CE on (doc 004: "In V3.3.1-CE and later ... is added").
+IS_UPGRADE_FROM = V("3.3.1")
+
+
+@dataclass(frozen=True)
+class UpgradeRule:
+    """One documented upgrade target: where it may come from, and why not otherwise."""
+
+    target: Version
+    sources: tuple[Version, ...]
+    doc: str
+    restriction: str
+    runbook: str | None = None
+
+    def allows(self, source: Version) -> bool:
+        return source in self.sources
+
+
+def _range(lo: str, hi: str) -> tuple[Version, ...]:
+    a, b = V(lo), V(hi)
+    return tuple(v for v in KNOWN_VERSIONS if a <= v <= b)
+
+
+UPGRADE_RULES: tuple[UpgradeRule, ...] = (
+    UpgradeRule(
+        V("3.3.0"), (V("3.2.2"),), "000",
+        "OMS Community Edition support upgrade only from the previous version. "
+        "The upgrade path is V3.2.2-CE > V3.3.0-CE > V3.3.1-CE.",
+    ),
+    UpgradeRule(
+        V("3.3.1"), (V("3.3.0"),), "000/003",
+        "OMS Community Edition support upgrade only from the previous version. "
+        "The upgrade path is V3.2.2-CE > V3.3.0-CE > V3.3.1-CE.",
+        runbook="upgrade_331",
+    ),
+    UpgradeRule(
+        V("4.0.0"), (V("3.2.2"), V("3.3.0")), "001/002",
+        "V4.0.0-CE is documented from V3.2.2-CE, and from V3.3.0-CE holding projects created on V3.2.1/V3.2.2.",
+        runbook="upgrade_400",
+    ),
+    UpgradeRule(
+        V("4.2.9"), _range("4.2.0", "4.2.8"), "004",
+        "OMS Community Edition V4.2.9-CE can only be upgraded from V4.2.0-CE to V4.2.8-CE. "
+        "Upgrading from versions earlier than V4.2.0-CE to V4.2.9-CE is not supported.",
+        runbook="upgrade_429",
+    ),
+)
+
+
+def rule_for(target: Version | str) -> UpgradeRule:
+    """The documented rule for upgrading to ``target``.
+
+    Raises:
+        VersionError: no document describes an upgrade to that version.
+    """
+    t = Version.parse(target)
+    for rule in UPGRADE_RULES:
+        if rule.target == t:
+            return rule
+    known = ", ".join(str(r.target) for r in UPGRADE_RULES)
+    raise VersionError(f"no documented upgrade to {t}; documented targets: {known}")
+
+
+def check_upgrade(source: Version | str, target: Version | str) -> None:
+    """Refuse an upgrade the documents do not allow, with the document's own reason.
+
+    Raises:
+        VersionError: the document's restriction, and the versions seen.
+    """
+    s, t = Version.parse(source), Version.parse(target)
+    rule = rule_for(t)
+    if not rule.allows(s):
+        raise VersionError(
+            f"upgrade {s} -> {t} is not documented. Doc {rule.doc}: {rule.restriction}"
+        )
+
+
+def upgrade_chain(source: Version | str, target: Version | str) -> list[UpgradeRule]:
+    """The shortest chain of documented upgrades from ``source`` to ``target`` (empty if equal).
+
+    Raises:
+        VersionError: no documented chain exists.
+    """
+    s, t = Version.parse(source), Version.parse(target)
+    if s == t:
+        return []
+    frontier: list[tuple[Version, list[UpgradeRule]]] = [(s, [])]
+    seen = {s}
+    while frontier:
+        nxt: list[tuple[Version, list[UpgradeRule]]] = []
+        for v, path in frontier:
+            for rule in UPGRADE_RULES:
+                if rule.allows(v) and rule.target not in seen:
+                    if rule.target == t:
+                        return [*path, rule]
+                    seen.add(rule.target)
+                    nxt.append((rule.target, [*path, rule]))
+        frontier = nxt
+    raise VersionError(f"no documented upgrade path leads from {s} to {t}")

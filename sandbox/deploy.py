@@ -1,0 +1,274 @@
+"""`up`, `status` and `down`: the whole local OMS CE deployment."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import ssl
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import docker
+import yaml
+
+from omsup.container_spec import ContainerSpec, standard_binds
+from omsup.versions import UPGRADE_RULES, Version
+
+from . import engines, images, metadb, paths, sshd
+from .procs import SandboxError
+
+
+def layout(nodes: int, regions: int) -> tuple[list[dict], list[dict]]:
+    """Regions and nodes: nodes split into contiguous blocks, one block per region."""
+    if nodes < 1 or regions < 1 or regions > nodes:
+        raise SandboxError(f"--nodes must be >= --regions >= 1 (saw nodes={nodes}, regions={regions})")
+    if nodes > 40:
+        raise SandboxError(f"--nodes at most 40 (saw {nodes})")
+    per, extra = divmod(nodes, regions)
+    out_regions, out_nodes, i = [], [], 0
+    for r in range(regions):
+        name = f"region{r + 1}"
+        count = per + (1 if r < extra else 0)
+        members = []
+        for _ in range(count):
+            i += 1
+            ip = f"127.0.0.{paths.NODE_IP_BASE + i}"
+            node = {"name": f"n{i}", "ip": ip, "region": name, "region_code": r}
+            out_nodes.append(node)
+            members.append(node)
+        out_regions.append({"name": name, "code": r, "cm_url": f"http://{members[0]['ip']}:8088",
+                            "nodes": [m["name"] for m in members]})
+    return out_regions, out_nodes
+
+
+def targets_of(version: Version) -> list[Version]:
+    return [r.target for r in UPGRADE_RULES if r.allows(version)]
+
+
+def write_config(node: dict, region: dict, nodes: list[dict], names: dict, own_cm_nodes: bool,
+                 regions_total: int) -> None:
+    """config.yaml as documented (oms-interfaces.md): shared per region, unless own_cm_nodes."""
+    np_ = paths.node_paths(node["name"])
+    members = [n["ip"] for n in nodes if n["region"] == region["name"]]
+    cfg = {
+        "oms_meta_host": paths.METADB_HOST,
+        "oms_meta_port": paths.METADB_PORT,
+        "oms_meta_user": paths.METADB_USER,
+        "oms_meta_password": metadb.password(),
+        "drc_rm_db": names["rm"],
+        "drc_cm_db": names["cm"],
+        "drc_cm_heartbeat_db": names["cm_hb"][region["code"]],
+        "cm_url": region["cm_url"],
+        "cm_location": region["code"],
+        "cm_region": region["name"] if regions_total > 1 else "",
+        "cm_region_cn": region["name"] if regions_total > 1 else "",
+        "cm_is_default": region["code"] == 0,
+        "cm_nodes": [node["ip"]] if own_cm_nodes else members,
+        "tsdb_enabled": False,
+    }
+    np_.data.mkdir(parents=True, exist_ok=True)
+    for d in np_.mounts.values():
+        d.mkdir(parents=True, exist_ok=True)
+    fd = os.open(np_.config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        yaml.safe_dump(cfg, f, sort_keys=False, allow_unicode=True)
+
+
+def make_cert(node: dict) -> tuple[Path, Path]:
+    np_ = paths.node_paths(node["name"])
+    crt, key = np_.data / "oms" / "https_crt", np_.data / "oms" / "https_key"
+    if not crt.exists():
+        from .procs import run
+        run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", f"/CN={node['ip']}",
+             "-addext", f"subjectAltName=IP:{node['ip']}", "-keyout", str(key), "-out", str(crt)])
+    return crt, key
+
+
+def node_spec(node: dict, version: Version, https: bool) -> ContainerSpec:
+    np_ = paths.node_paths(node["name"])
+    m = np_.mounts
+    cert = make_cert(node) if https else (None, None)
+    binds = standard_binds(str(np_.config), str(m["/home/admin/logs"]), str(m["/home/ds/store"]),
+                           str(m["/home/ds/run"]), *(str(c) if c else None for c in cert))
+    return ContainerSpec(paths.CONTAINER_NAME, images.image_ref(version), binds, node["ip"])
+
+
+def health(ip: str, https: bool, timeout: float = 2) -> dict:
+    scheme = "https" if https else "http"
+    ctx = ssl._create_unverified_context() if https else None
+    with urllib.request.urlopen(f"{scheme}://{ip}:8089/oms/health", timeout=timeout, context=ctx) as r:
+        return json.load(r)
+
+
+def wait_healthy(node: dict, https: bool, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            if health(node["ip"], https)["data"]["healthy"]:
+                return
+        except Exception as e:
+            last = str(e)
+        time.sleep(0.25)
+    client = engines.client(paths.node_paths(node["name"]))
+    try:
+        logs = client.containers.get(paths.CONTAINER_NAME).logs(tail=15).decode(errors="replace")
+    except Exception as e:
+        logs = str(e)
+    raise SandboxError(f"node {node['name']} ({node['ip']}): /oms/health not healthy after {timeout:.0f}s "
+                       f"(last: {last})\n  container log:\n{logs}")
+
+
+def _start_node(node: dict, version: Version, package: Path, https: bool) -> None:
+    np_ = paths.node_paths(node["name"])
+    engines.start(np_)
+    client = engines.client(np_)
+    try:
+        try:
+            ctr = client.containers.get(paths.CONTAINER_NAME)
+        except docker.errors.NotFound:
+            try:
+                client.images.get(images.image_ref(version))
+            except docker.errors.ImageNotFound:
+                images.load(np_, package)
+            ctr = client.containers.run(**node_spec(node, version, https).run_kwargs())
+        if ctr.status != "running":
+            ctr.start()
+    finally:
+        client.close()
+
+
+def up(nodes: int, regions: int, version: str, heartbeat_rows: int, ssh: bool, env_file: str | None,
+       own_cm_nodes: bool = False, https: bool = False) -> Path:
+    v = Version.parse(version)
+    args = {"nodes": nodes, "regions": regions, "version": str(v), "heartbeat_rows": heartbeat_rows,
+            "ssh": ssh, "own_cm_nodes": own_cm_nodes, "https": https}
+    current = paths.load_state()
+    if current and current.get("args") != args:
+        raise SandboxError(
+            f"a sandbox with other arguments is up ({current.get('args')}); run `python -m sandbox down` first"
+        )
+    region_list, node_list = layout(nodes, regions)
+    paths.STATE_DIR.mkdir(parents=True, exist_ok=True)
+    os.chmod(paths.STATE_DIR, 0o700)
+    wanted = [v, *targets_of(v)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        fut_pk = pool.submit(images.ensure_packages, wanted)
+        metadb.start()
+        console_password = paths.secret("console_password").read_text()
+        names = metadb.seed(v, region_list, node_list, heartbeat_rows, console_password)
+        pkgs = fut_pk.result()
+    placed = {ver: images.place_package(p, Version.parse(ver)) for ver, p in pkgs.items()}
+    for n in node_list:
+        region = next(r for r in region_list if r["name"] == n["region"])
+        write_config(n, region, node_list, names, own_cm_nodes, regions)
+    with ThreadPoolExecutor(max_workers=max(1, len(node_list))) as pool:
+        list(pool.map(lambda n: _start_node(n, v, pkgs[str(v)], https), node_list))
+        list(pool.map(lambda n: wait_healthy(n, https), node_list))
+    ssh_info = sshd.start_all(node_list) if ssh else {}
+    backups = paths.STATE_DIR / "backups"
+    backups.mkdir(exist_ok=True, mode=0o700)
+    state = {
+        "args": args,
+        "regions": region_list,
+        "nodes": node_list,
+        "metadb": {"host": paths.METADB_HOST, "port": paths.METADB_PORT, "user": paths.METADB_USER, **names},
+        "packages": {ver: str(p) for ver, p in placed.items()},
+        "ssh": ssh_info,
+        "backups": str(backups),
+    }
+    env_path = Path(env_file) if env_file else paths.STATE_DIR / "sandbox.env.yaml"
+    state["env_file"] = str(env_path.resolve())
+    write_env_file(env_path, state)
+    paths.save_state(state)
+    return env_path
+
+
+def write_env_file(path: Path, state: dict) -> None:
+    """The environment file for the runbooks, in the format a user writes for production."""
+    ssh = state.get("ssh") or {}
+    https = state["args"].get("https")
+    regions = []
+    for r in state["regions"]:
+        nodes = []
+        for n in state["nodes"]:
+            if n["region"] != r["name"]:
+                continue
+            np_ = paths.node_paths(n["name"])
+            entry = {"name": n["name"], "ip": n["ip"]}
+            if n["name"] in ssh:
+                entry["host"] = ssh[n["name"]]["host"]
+                entry["docker"] = ssh[n["name"]]["docker"]
+            else:
+                entry["host"] = "local://"
+                entry["docker"] = np_.docker_url
+            nodes.append(entry)
+        regions.append({"name": r["name"], "cm_hb": state["metadb"]["cm_hb"][r["code"]], "nodes": nodes})
+    first_host = regions[0]["nodes"][0]["host"]
+    doc = {
+        "name": "sandbox",
+        "container": paths.CONTAINER_NAME,
+        "version": state["args"]["version"],
+        "packages": state["packages"],
+        "metadb": {
+            "host": paths.METADB_HOST, "port": paths.METADB_PORT, "user": paths.METADB_USER,
+            "password": {"file": str(paths.secret("metadb_password"))},
+            "rm": state["metadb"]["rm"], "cm": state["metadb"]["cm"],
+        },
+        "regions": regions,
+        "backup": {"host": first_host, "dir": state["backups"]},
+        "ha": {"perceive_store_client_checkpoint": False, "refetch_margin_min": 5},
+        "console": {"port": 8089, "scheme": "https" if https else "http", "user": paths.CONSOLE_USER,
+                    "password": {"file": str(paths.secret("console_password"))}},
+        "state_dir": str(paths.STATE_DIR / "ledgers"),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = "# OMS CE deployment: the local sandbox (written by `python -m sandbox up`).\n"
+    path.write_text(header + yaml.safe_dump(doc, sort_keys=False))
+
+
+def status() -> dict:
+    st = paths.load_state()
+    if not st:
+        return {"up": False}
+    out = {"up": True, "env_file": st["env_file"], "args": st["args"]}
+    out["metadb"] = {**st["metadb"], "password": metadb.password(), "running": metadb.running()}
+    nodes = []
+    for n in st["nodes"]:
+        np_ = paths.node_paths(n["name"])
+        entry = {"name": n["name"], "region": n["region"], "ip": n["ip"], "docker_host": np_.docker_url,
+                 "container": paths.CONTAINER_NAME, "image": None, "running": False}
+        if n["name"] in (st.get("ssh") or {}):
+            entry["ssh"] = st["ssh"][n["name"]]
+        try:
+            c = engines.client(np_, timeout=5)
+            ctr = c.containers.get(paths.CONTAINER_NAME)
+            entry["image"] = (ctr.image.tags or [ctr.image.id])[0]
+            entry["running"] = ctr.status == "running"
+            c.close()
+        except Exception as e:
+            entry["error"] = str(e).splitlines()[0][:200]
+        nodes.append(entry)
+    out["nodes"] = nodes
+    out["packages"] = st["packages"]
+    out["backups"] = st["backups"]
+    return out
+
+
+def down() -> None:
+    st = paths.load_state() or {}
+    if paths.STATE_DIR.exists():
+        sshd.stop_all(st.get("nodes") or [])
+        node_root = paths.STATE_DIR / "nodes"
+        names = [p.name for p in node_root.iterdir()] if node_root.exists() else []
+        with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+            list(pool.map(lambda name: engines.stop(paths.node_paths(name)), names))
+        builder = paths.STATE_DIR / "builder"
+        if builder.exists():
+            engines.stop(paths.NodePaths("builder", builder))
+        metadb.stop()
+        engines.unmount_below(paths.STATE_DIR)
+        shutil.rmtree(paths.STATE_DIR)

@@ -1,0 +1,3 @@
+#!/bin/bash
+# Entry point of the OMS CE stand-in (the real image's entry point is /root/docker_cmd.sh, doc).
+exec python3 /opt/standin/server.py
