@@ -86,6 +86,13 @@ MIN_VERSION_FOR_4X_INIT = V("4.1.1")
 #: chooses 4.2.1-CE, so that a 4.2.0-CE deployment lacks it and takes doc 004's recovery path.
 OMS_VERSION_TABLE_FROM = V("4.2.1")
 
+#: doc 004's recovery (verbatim DDL from obd, shared/oms-interfaces.md); the table lives in rm.
+OMS_VERSION_DDL = """CREATE TABLE IF NOT EXISTS `oms_version` (
+  `version` varchar(64) NOT NULL COMMENT 'Version',
+  `gmt_modified` timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  PRIMARY KEY (`version`)
+) DEFAULT CHARSET = utf8mb4 COMMENT = 'Version Table'"""
+
 #: ``IS_UPGRADE=true`` exists from 3.3.1-CE on (doc 004: "In V3.3.1-CE and later ... is added").
 IS_UPGRADE_FROM = V("3.3.1")
 

@@ -13,7 +13,7 @@ import shutil
 
 import pymysql
 
-from omsup.versions import Version
+from omsup.versions import OMS_VERSION_DDL, Version
 
 from . import paths
 from .image.standin import schema
@@ -117,7 +117,7 @@ def seed(version: Version, regions: list[dict], nodes: list[dict], heartbeat_row
                     cur.execute(stmt)
         cur.execute(f"USE `{names['rm']}`")
         if schema.has_oms_version_table(version):
-            cur.execute(schema.OMS_VERSION_DDL)
+            cur.execute(OMS_VERSION_DDL)
             cur.execute("REPLACE INTO `oms_version`(`version`) VALUES(%s)", (str(version),))
         cur.execute("INSERT INTO oms_normal_config (cfg_name, cfg_value) VALUES ('ha.config', %s)",
                     (json.dumps(HA_CONFIG),))

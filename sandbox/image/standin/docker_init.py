@@ -12,7 +12,7 @@ from __future__ import annotations
 import common
 import schema
 from common import VERSION, log
-from versions import MIN_VERSION_FOR_4X_INIT, UPGRADE_RULES, Version
+from versions import MIN_VERSION_FOR_4X_INIT, OMS_VERSION_DDL, UPGRADE_RULES, Version
 
 
 def main() -> None:
@@ -55,7 +55,7 @@ def main() -> None:
             cur.execute(stmt)
     if schema.has_oms_version_table(VERSION):
         cur.execute(f"USE `{rm}`")
-        cur.execute(schema.OMS_VERSION_DDL)
+        cur.execute(OMS_VERSION_DDL)
         cur.execute("REPLACE INTO `oms_version`(`version`) VALUES(%s)", (str(VERSION),))
     cur.execute(
         f"REPLACE INTO `{cm}`.config_job (`key`, `value`) VALUES (%s, %s)", (common.cm_nodes_key(cfg), str(VERSION))

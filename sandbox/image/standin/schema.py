@@ -68,13 +68,6 @@ HB_TABLES = [
       PRIMARY KEY (`id`)) DEFAULT CHARSET = utf8mb4""",
 ]
 
-# Verbatim DDL from obd (shared/oms-interfaces.md).
-OMS_VERSION_DDL = """CREATE TABLE IF NOT EXISTS `oms_version` (
-  `version` varchar(64) NOT NULL COMMENT 'Version',
-  `gmt_modified` timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP,
-  PRIMARY KEY (`version`)
-) DEFAULT CHARSET = utf8mb4 COMMENT = 'Version Table'"""
-
 # Each version's "schema changes" (what docker_init.sh applies): one nullable column per
 # version in a table of each of rm, cm and cm_hb, so an upgrade visibly changes all three
 # databases and a rollback must restore all three. Not public: the real changes.

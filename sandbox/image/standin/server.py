@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import json
 import os
+import signal
 import ssl
 import threading
 import time
@@ -240,7 +241,15 @@ def heartbeat_loop() -> None:
         time.sleep(1)
 
 
+def _stop(signum: int, frame: object) -> None:
+    # As PID 1 the process ignores SIGTERM unless it handles it; the real image's supervisord
+    # stops its processes on `docker stop`, so the stand-in does too.
+    log("received SIGTERM: stopping")
+    os._exit(0)
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _stop)
     set_supervisor(console="STOPPED", cm="STARTING")
     log(f"starting OMS stand-in {VERSION} on {HOST_IP} (IS_UPGRADE={IS_UPGRADE})")
     if str(VERSION) in (common.faults().get("start_fail") or []):

@@ -1,0 +1,3 @@
+"""Root conftest: the runbook plugin and its fixtures."""
+
+pytest_plugins = ["omsup.plugin", "fixtures.runbook"]

@@ -1,0 +1,117 @@
+"""A node's container engine, through the docker SDK.
+
+One choke point: ``_call`` records every engine request once and turns engine errors into
+``ContainerProblem`` with the node, the request and what the engine said.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from functools import cached_property
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+
+from ..audit import AUDIT
+from ..container_spec import ContainerSpec
+from ..errors import ContainerProblem
+from ..redact import redact
+
+T = TypeVar("T")
+
+
+class Engine:
+    def __init__(self, url: str, label: str) -> None:
+        self.url = url
+        self.label = label
+
+    @cached_property
+    def client(self) -> docker.DockerClient:
+        # ssh:// goes through the system ssh client (as the docker CLI does), which honours
+        # ~/.ssh/config and known_hosts; the SDK's paramiko path ignores UserKnownHostsFile.
+        return docker.DockerClient(base_url=self.url, timeout=120, use_ssh_client=self.url.startswith("ssh://"),
+                                   version="1.41")
+
+    def _call(self, action: str, fn: Callable[[], T], outcome: Callable[[T], str] = lambda _: "ok") -> T:
+        t0 = time.monotonic()
+        try:
+            result = fn()
+        except docker.errors.NotFound:
+            AUDIT.record("engine", self.label, action, "not found", time.monotonic() - t0)
+            raise
+        except Exception as e:
+            AUDIT.record("engine", self.label, action, f"failed: {e}", time.monotonic() - t0)
+            raise ContainerProblem(
+                f"engine of {self.label} ({self.url}): {action} failed: {type(e).__name__}: {redact(e)}",
+                "check that the node's Docker engine runs and is reachable from here",
+            ) from e
+        AUDIT.record("engine", self.label, action, outcome(result), time.monotonic() - t0)
+        return result
+
+    def ping(self) -> bool:
+        return bool(self._call("ping", self.client.ping))
+
+    def inspect(self, name: str) -> dict[str, Any] | None:
+        """The container's inspect data, or None if there is none of that name."""
+        try:
+            c = self._call(f"inspect container {name}", lambda: self.client.containers.get(name),
+                           lambda c: f"{c.status}, image {c.attrs['Config']['Image']}")
+        except docker.errors.NotFound:
+            return None
+        return dict(c.attrs)
+
+    def image_tags(self, image_id: str) -> list[str]:
+        try:
+            img = self._call(f"inspect image {image_id[:19]}", lambda: self.client.images.get(image_id))
+        except docker.errors.NotFound:
+            return []
+        return list(img.tags)
+
+    def has_image(self, ref: str) -> bool:
+        try:
+            self._call(f"inspect image {ref}", lambda: self.client.images.get(ref))
+            return True
+        except docker.errors.NotFound:
+            return False
+
+    def _get(self, name: str) -> Any:
+        return self._call(f"inspect container {name}", lambda: self.client.containers.get(name),
+                          lambda c: str(c.status))
+
+    def stop(self, name: str, timeout: int = 60) -> None:
+        c = self._get(name)
+        self._call(f"docker stop {name}", lambda: c.stop(timeout=timeout))
+
+    def start(self, name: str) -> None:
+        c = self._get(name)
+        self._call(f"docker start {name}", lambda: c.start())
+
+    def rename(self, name: str, new: str) -> None:
+        c = self._get(name)
+        self._call(f"docker rename {name} {new}", lambda: c.rename(new))
+
+    def run(self, spec: ContainerSpec) -> dict[str, Any]:
+        c = self._call(spec.command_line(), lambda: self.client.containers.run(**spec.run_kwargs()),
+                       lambda c: f"created {c.short_id}")
+        c.reload()
+        return dict(c.attrs)
+
+    def exec(self, name: str, cmd: list[str]) -> tuple[int, str]:
+        c = self._get(name)
+        res = self._call(f"docker exec {name} {' '.join(cmd)}", lambda: c.exec_run(cmd, demux=False),
+                         lambda r: f"exit {r.exit_code}")
+        return int(res.exit_code), (res.output or b"").decode("utf-8", errors="replace")
+
+    def logs(self, name: str, tail: int = 20) -> str:
+        try:
+            c = self.client.containers.get(name)
+            return (c.logs(tail=tail) or b"").decode("utf-8", errors="replace")
+        except Exception as e:
+            return f"(logs unavailable: {e})"
+
+    def close(self) -> None:
+        if "client" in self.__dict__:
+            self.client.close()
+            del self.__dict__["client"]

@@ -1,0 +1,122 @@
+"""Hosts, through testinfra: run commands and move small files on a node or the backup host.
+
+One choke point: ``run`` records every command once (redacted) with its exit code. Arguments
+are quoted in one place (``run("ls -- %s", path)``), never glued into shell strings.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import time
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import testinfra
+
+from ..audit import AUDIT
+from ..errors import HostProblem
+from ..redact import redact
+
+
+def testinfra_spec(spec: str) -> str:
+    """The testinfra host spec for an environment file's ``host``.
+
+    ``ssh://`` is served by testinfra's paramiko backend (this project's choice): it gives SFTP,
+    so files such as the MySQL option file reach the host without appearing on a command line.
+    It reads ~/.ssh/config like ssh does.
+    """
+    if spec.startswith("ssh://"):
+        return "paramiko://" + spec[len("ssh://"):]
+    return spec
+
+
+class Host:
+    """A node or the backup host."""
+
+    def __init__(self, spec: str, label: str) -> None:
+        self.spec = spec
+        self.label = label
+
+    @property
+    def is_local(self) -> bool:
+        return self.spec == "local://"
+
+    @cached_property
+    def _host(self) -> Any:
+        kwargs: dict[str, Any] = {}
+        cfg = Path.home() / ".ssh" / "config"
+        if not self.is_local and cfg.exists():
+            kwargs["ssh_config"] = str(cfg)
+        return testinfra.get_host(testinfra_spec(self.spec), **kwargs)
+
+    def run(self, command: str, *args: str, quiet: bool = False) -> Any:
+        """Run a command; never raises for a non-zero exit (see ``check``)."""
+        shown = command % tuple(shlex.quote(str(a)) for a in args) if args else command
+        t0 = time.monotonic()
+        try:
+            result = self._host.run(command, *args)
+        except Exception as e:  # connection refused, auth failure, host key...
+            AUDIT.record("host", self.label, shown, f"unreachable: {e}", time.monotonic() - t0)
+            raise HostProblem(
+                f"host {self.label} ({self.spec}) is unreachable: {type(e).__name__}: {redact(e)}",
+                "check that the host is up, that SSH answers and the key is accepted (ssh from this machine)",
+            ) from e
+        outcome = f"exit {result.rc}"
+        if result.rc != 0 and not quiet:
+            outcome += f": {result.stderr.strip()[-300:]}"
+        AUDIT.record("host", self.label, shown, outcome, time.monotonic() - t0)
+        return result
+
+    def check(self, command: str, *args: str, expect: tuple[int, ...] = (0,), what: str = "") -> str:
+        """Run a command and require an expected exit code; return its stdout."""
+        __tracebackhide__ = True
+        result = self.run(command, *args)
+        if result.rc not in expect:
+            shown = command % tuple(shlex.quote(str(a)) for a in args) if args else command
+            raise HostProblem(
+                f"{what or 'command'} failed on {self.label}: `{redact(shown)}` exited {result.rc} "
+                f"(expected {', '.join(map(str, expect))})\n  stderr: {redact(result.stderr.strip()[-1500:])}"
+                f"\n  stdout: {redact(result.stdout.strip()[-500:])}",
+            )
+        return str(result.stdout)
+
+    def put_secret_file(self, path: str, content: str) -> None:
+        """Write ``content`` to ``path`` with mode 0600, never through a command line."""
+        t0 = time.monotonic()
+        data = content.encode("utf-8")
+        try:
+            if self.is_local:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+            else:
+                sftp = self._host.backend.client.open_sftp()
+                try:
+                    with sftp.open(path, "wb") as f:
+                        f.chmod(0o600)
+                        f.write(data)
+                finally:
+                    sftp.close()
+        except Exception as e:
+            AUDIT.record("host", self.label, f"write {path} (0600, {len(data)} bytes)", f"failed: {e}",
+                         time.monotonic() - t0)
+            raise HostProblem(f"cannot write {path} on {self.label}: {redact(e)}") from e
+        AUDIT.record("host", self.label, f"write {path} (0600, {len(data)} bytes, content not shown)", "ok",
+                     time.monotonic() - t0)
+
+    def file_facts(self, path: str) -> dict[str, Any] | None:
+        """Size and SHA-256 of a file, computed on the host (streamed there), or None if absent."""
+        r = self.run("test -f %s && stat -c %%s %s && sha256sum -- %s", path, path, path, quiet=True)
+        if r.rc != 0:
+            return None
+        lines = r.stdout.split("\n")
+        return {"size": int(lines[0].strip()), "sha256": lines[1].split()[0]}
+
+    def tail(self, path: str, nbytes: int = 256) -> str:
+        return self.check("tail -c %s -- %s", str(nbytes), path, what="read the end of a file")
+
+    def free_bytes(self, folder: str) -> int:
+        out = self.check("df -P -B1 -- %s | tail -n 1", folder, what="disk space")
+        return int(out.split()[3])

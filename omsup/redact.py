@@ -1,0 +1,61 @@
+"""Redaction in one place: every secret value is replaced before anything is written or logged.
+
+Secrets are registered when the environment file is loaded (the MetaDB password, the console
+credentials, any value read from a secret reference). Everything that leaves the process
+(logs, report attachments, ledgers, summaries, error messages) passes ``redact``.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from typing import Any
+
+MASK = "******"
+_lock = threading.Lock()
+_secrets: set[str] = set()
+
+
+def register(value: str | None) -> None:
+    """Treat ``value`` (and its usual encodings) as a secret from now on."""
+    if not value or len(value) < 3:
+        return
+    forms = {value}
+    # forms in which a secret can show up in output: URL-ish quoting, JSON escaping, SQL quoting
+    forms.add(value.replace("\\", "\\\\").replace('"', '\\"'))
+    forms.add(value.replace("'", "''"))
+    forms.add(value.replace("\\", "\\\\").replace("'", "\\'"))
+    with _lock:
+        _secrets.update(f for f in forms if f)
+
+
+def register_basic_auth(user: str, password: str) -> None:
+    register(password)
+    register(base64.b64encode(f"{user}:{password}".encode()).decode())
+
+
+def redact(text: Any) -> str:
+    s = text if isinstance(text, str) else str(text)
+    with _lock:
+        secrets = sorted(_secrets, key=len, reverse=True)
+    for sec in secrets:
+        if sec in s:
+            s = s.replace(sec, MASK)
+    return s
+
+
+def redact_obj(obj: Any) -> Any:
+    """Redact every string inside a JSON-like structure."""
+    if isinstance(obj, str):
+        return redact(obj)
+    if isinstance(obj, dict):
+        return {redact(str(k)): redact_obj(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [redact_obj(v) for v in obj]
+    return obj
+
+
+def clear() -> None:
+    """Forget every secret (tests only)."""
+    with _lock:
+        _secrets.clear()
