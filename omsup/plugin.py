@@ -63,6 +63,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if env_path:
         # a library's deprecation must never stop an upgrade half way: warnings stay warnings
         config.addinivalue_line("filterwarnings", "default")
+        config.addinivalue_line("filterwarnings", "ignore::ResourceWarning")  # the docker SDK's ssh subprocesses
         try:
             env = envfile.load(env_path)
         except ConfigError as e:
@@ -167,6 +168,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if all_passed and not planned and session.config.getoption("--until") is None:
         run.ledger.finish()
     report.write_run_folder(run, state, session.config)
+    for eng in list(run.__dict__.get("engines", {}).values()):
+        eng.close()
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
@@ -176,6 +179,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     tr = terminalreporter
     run = state.run
     tr.section(f"runbook {state.runbook.name} on {state.env.name}")
+    if run.resumed:
+        tr.write_line(f"  resumed run {run.ledger.run_id}: finished steps were verified, not redone")
     for rs in state.runbook.steps:
         o = run.outcomes.get(rs.number, {})
         status = o.get("status") or state.results.get(rs.number) or "not run"

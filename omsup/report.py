@@ -90,6 +90,7 @@ def summary(run: Any, state: Any, operator: str) -> dict[str, Any]:
                   for n, v in nodes.items()},
         "oms_version": {"before": versions.get("oms_version_before"), "after": verified.get("oms_version")},
         "servers": verified.get("servers"),
+        "oms_version_recovery": f.get("oms_version_recovery"),
         "operator_actions": list(run.runbook.notes),
         "plans": run.plans,
     })

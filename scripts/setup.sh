@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Installs everything the project needs on Debian 12 (idempotent; quick when already done).
+# Debian packages (Docker engine, MariaDB, mysqldump, debootstrap, sshd, Chromium), a Python
+# virtual environment in .venv with the project, and the pinned Allure Report 3 (npm).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+if [ "$(id -u)" -ne 0 ]; then
+  log "run as root: the sandbox starts Docker engines, MariaDB and sshd, and apt-get installs packages"
+  exit 2
+fi
+
+missing=()
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]; }
+have dockerd      || missing+=(docker.io)
+have mariadbd     || missing+=(mariadb-server)
+have mysqldump    || missing+=(mariadb-client)
+have debootstrap  || missing+=(debootstrap)
+have sshd         || missing+=(openssh-server)
+have ssh          || missing+=(openssh-client)
+have chromium     || missing+=(chromium)
+have chromedriver || missing+=(chromium-driver)
+have openssl      || missing+=(openssl)
+have node         || missing+=(nodejs)
+have npm          || missing+=(npm)
+have gzip         || missing+=(gzip)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+  log "apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The docker CLI runs `docker load -i` on the nodes; docker.io ships it where none is present.
+have docker || { log "apt-get install docker-cli"; apt-get install -y -qq docker-cli >/dev/null 2>&1 || apt-get install -y -qq docker.io >/dev/null; }
+
+if [ ! -x .venv/bin/python ]; then
+  log "python3 -m venv .venv"
+  python3 -m venv .venv
+fi
+stamp=.venv/.omsup-installed
+want=$(sha256sum pyproject.toml | cut -c1-16)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  log "pip install -e .[dev]"
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+  echo "$want" > "$stamp"
+fi
+
+lock=$(sha256sum package-lock.json | cut -c1-16)
+if [ "$(cat node_modules/.omsup-installed 2>/dev/null)" != "$lock" ]; then
+  log "npm ci (Allure Report 3, pinned)"
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+  echo "$lock" > node_modules/.omsup-installed
+fi
+log "ready"

@@ -1,0 +1,157 @@
+"""The runbook plugin from outside (pytester): ordering, skip cascade, resume, --until, --plan."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.unit.envfiles import BASE
+
+pytest_plugins = ["pytester"]
+ROOT = Path(__file__).resolve().parents[2]
+
+RUNBOOK = '''
+import os
+from omsup.runbook import Runbook, Step
+
+LOG = os.environ["STEPLOG"]
+
+def note(text):
+    with open(LOG, "a") as f:
+        f.write(text + "\\n")
+
+def act(name):
+    def do(run):
+        note(name)
+        if os.environ.get("FAIL_AT") == name:
+            raise AssertionError(f"{name} broke")
+        run.ledger.set("seen_" + name, True)
+    return do
+
+def plan(name):
+    return lambda run: [f"would {name}"]
+
+def verify(name):
+    return lambda run: note("verify " + name)
+
+rb = Runbook("fake_rb", kind="upgrade", target="4.2.9-CE", doc="T", title="fake")
+test_00_a = rb.step(0, Step("a", "Look around", act("a"), None, verify("a")), "T step 0")
+test_01_b = rb.step(1, Step("b", "Change b", act("b"), plan("b"), verify("b")), "T step 1")
+test_02_c = rb.step(2, Step("c", "Change c", act("c"), plan("c"), verify("c")), "T step 2")
+test_03_d = rb.step(3, Step("d", "Change d", act("d"), plan("d"), verify("d")), "T step 3")
+'''
+
+
+@pytest.fixture
+def book(pytester, tmp_path, monkeypatch):
+    env = json.loads(json.dumps(BASE))
+    env["metadb"]["password"] = "meta-secret-1"
+    env["console"]["password"] = "console-secret-1"
+    env["state_dir"] = str(tmp_path / "state")
+    (pytester.path / "env.yaml").write_text(yaml.safe_dump(env))
+    (pytester.path / "conftest.py").write_text('pytest_plugins = ["omsup.plugin", "fixtures.runbook"]\n')
+    pytester.mkdir("runbooks")
+    pytester.mkdir("runbooks/fake_rb")
+    (pytester.path / "runbooks/fake_rb/test_fake_rb.py").write_text(RUNBOOK)
+    log = tmp_path / "steps.log"
+    monkeypatch.setenv("STEPLOG", str(log))
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    monkeypatch.delenv("FAIL_AT", raising=False)
+
+    def go(*args):
+        return pytester.runpytest_subprocess("runbooks/fake_rb", "--env", "env.yaml", "--report-root",
+                                             str(tmp_path / "reports"), "-p", "no:cacheprovider", *args)
+
+    go.log = lambda: log.read_text().splitlines() if log.exists() else []
+    go.state = tmp_path / "state"
+    go.reports = tmp_path / "reports"
+    return go
+
+
+def ledgers(state):
+    return [json.loads(p.read_text()) for p in sorted(state.glob("fake_rb/*/ledger.json"))]
+
+
+def test_steps_run_in_order_and_complete_the_ledger(book):
+    r = book()
+    r.assert_outcomes(passed=4)
+    assert book.log() == ["a", "b", "c", "d"]
+    (led,) = ledgers(book.state)
+    assert led["status"] == "complete" and all(led["steps"][k]["status"] == "done" for k in "abcd")
+
+
+def test_failed_step_skips_every_later_one_naming_it(book, monkeypatch):
+    monkeypatch.setenv("FAIL_AT", "b")
+    r = book("-rs")
+    r.assert_outcomes(passed=1, failed=1, skipped=2)
+    assert book.log() == ["a", "b"]
+    r.stdout.fnmatch_lines(["*not run: step 1. Change b failed (Check failed: b broke)*"])
+    r.stdout.fnmatch_lines(["*STOPPED at step 1. Change b*"])
+    (led,) = ledgers(book.state)
+    assert led["status"] == "running" and led["steps"]["b"]["status"] == "failed"
+
+
+def test_second_run_resumes_verifying_finished_steps(book, monkeypatch):
+    monkeypatch.setenv("FAIL_AT", "c")
+    book().assert_outcomes(passed=2, failed=1, skipped=1)
+    monkeypatch.delenv("FAIL_AT")
+    r = book()
+    r.assert_outcomes(passed=4)
+    assert book.log() == ["a", "b", "c", "verify a", "verify b", "c", "d"]
+    (led,) = ledgers(book.state)  # the same run, resumed, not a new one
+    assert led["status"] == "complete" and led["attempts"] == 2
+    r.stdout.fnmatch_lines(["*resumed run *: finished steps were verified, not redone*"])
+
+
+def test_until_stops_and_a_later_run_resumes(book):
+    r = book("--until", "1")
+    r.assert_outcomes(passed=2, skipped=2)
+    assert book.log() == ["a", "b"]
+    assert ledgers(book.state)[0]["status"] == "running"
+    book().assert_outcomes(passed=4)
+    assert book.log()[-2:] == ["c", "d"]
+
+
+def test_plan_runs_only_the_preflight_and_writes_no_ledger(book):
+    r = book("--plan")
+    r.assert_outcomes(passed=4)
+    assert book.log() == ["a"]
+    assert ledgers(book.state) == []
+    r.stdout.fnmatch_lines(["*plan 1. Change b:*", "*would b*"])
+
+
+def test_every_run_writes_its_own_report_folder(book):
+    book().assert_outcomes(passed=4)
+    book().assert_outcomes(passed=4)
+    folders = sorted(book.reports.iterdir())
+    assert len(folders) == 2
+    for f in folders:
+        s = json.loads((f / "summary.json").read_text())
+        assert [st["status"] for st in s["steps"]] == ["passed"] * 4
+        assert (f / "allure-results").is_dir() and (f / "junit.xml").exists() and (f / "summary.md").exists()
+        assert "meta-secret-1" not in "".join(p.read_text(errors="ignore") for p in f.rglob("*") if p.is_file())
+
+
+def test_a_step_numbered_wrong_fails_collection(book, pytester):
+    p = pytester.path / "runbooks/fake_rb/test_fake_rb.py"
+    p.write_text(p.read_text().replace("rb.step(3,", "rb.step(4,"))
+    r = book()
+    assert r.ret != 0
+    r.stdout.fnmatch_lines(["*numbered 4, expected 3*"])
+    assert book.log() == []
+
+
+def test_without_env_the_runbook_refuses_to_start(pytester, book):
+    r = pytester.runpytest_subprocess("runbooks/fake_rb", "-p", "no:cacheprovider")
+    assert r.ret != 0
+    r.stderr.fnmatch_lines(["*needs --env FILE*"])
+    assert book.log() == []
+
+
+def test_bad_env_file_is_refused_with_file_and_key(pytester, book):
+    (pytester.path / "env.yaml").write_text((pytester.path / "env.yaml").read_text().replace("port: 2881", "port: many"))
+    r = book()
+    assert r.ret != 0
+    r.stderr.fnmatch_lines(["*environment file refused*", "*key 'metadb.port': expected a whole number*"])
+    assert "Traceback" not in r.stderr.str() and book.log() == []

@@ -1,0 +1,86 @@
+"""Version parsing and the documented upgrade paths (docs 000, 001/002, 004)."""
+
+import pytest
+
+from omsup.versions import (
+    KNOWN_VERSIONS,
+    UPGRADE_RULES,
+    Version,
+    VersionError,
+    check_upgrade,
+    rule_for,
+    upgrade_chain,
+)
+
+
+@pytest.mark.parametrize("text", ["4.2.8-CE", "V4.2.8-CE", "4.2.8-ce", "4.2.8", "v4.2.8_CE", " 4.2.8-CE "])
+def test_parse_accepts_the_usual_spellings(text):
+    assert Version.parse(text) == Version(4, 2, 8)
+    assert str(Version.parse(text)) == "4.2.8-CE"
+
+
+@pytest.mark.parametrize("text", ["", "4.2", "4.2.8.1", "4.2.x-CE", "4.2.8-EE", "latest", "4.2.8-CE; drop", None, 428])
+def test_parse_refuses_malformed_versions_with_what_was_seen(text):
+    with pytest.raises(VersionError, match="expected a version such as 4.2.8-CE"):
+        Version.parse(text)
+
+
+def test_image_tag_round_trip():
+    v = Version.parse("4.2.9-CE")
+    assert v.image_tag == "feature_4.2.9-ce"
+    assert Version.from_image_tag("feature_4.2.9-ce") == v
+    assert Version.from_image_tag("4.2.9-CE") == v
+    assert v.short == "429"
+
+
+def test_ordering_is_numeric_not_lexical():
+    assert Version.parse("4.2.10") > Version.parse("4.2.9")
+    assert sorted(KNOWN_VERSIONS) == list(KNOWN_VERSIONS)
+
+
+@pytest.mark.parametrize("source", [f"4.2.{i}-CE" for i in range(9)])
+def test_429_from_every_420_to_428(source):
+    check_upgrade(source, "4.2.9-CE")
+
+
+@pytest.mark.parametrize("source", ["3.2.2", "3.3.0", "3.3.1", "4.0.0", "4.1.0", "4.1.1", "4.2.9"])
+def test_429_refused_from_anything_else_with_the_documents_reason(source):
+    with pytest.raises(VersionError, match="can only be upgraded from V4.2.0-CE to V4.2.8-CE"):
+        check_upgrade(source, "4.2.9-CE")
+
+
+def test_331_only_from_330():
+    check_upgrade("3.3.0", "3.3.1")
+    with pytest.raises(VersionError, match="V3.2.2-CE > V3.3.0-CE > V3.3.1-CE"):
+        check_upgrade("3.2.2", "3.3.1")
+
+
+def test_400_from_322_and_330():
+    check_upgrade("3.2.2", "4.0.0")
+    check_upgrade("3.3.0", "4.0.0")
+    with pytest.raises(VersionError):
+        check_upgrade("3.3.1", "4.0.0")
+
+
+def test_no_rule_for_an_undocumented_target():
+    with pytest.raises(VersionError, match="no documented upgrade to 4.1.0-CE"):
+        rule_for("4.1.0")
+
+
+def test_chain_names_runbooks_in_order():
+    chain = upgrade_chain("3.2.2", "3.3.1")
+    assert [str(r.target) for r in chain] == ["3.3.0-CE", "3.3.1-CE"]
+    assert chain[-1].runbook == "upgrade_331"
+    assert [r.runbook for r in upgrade_chain("4.2.3", "4.2.9")] == ["upgrade_429"]
+    assert upgrade_chain("4.2.9", "4.2.9") == []
+
+
+@pytest.mark.parametrize("pair", [("4.1.0", "4.2.9"), ("4.0.0", "4.2.9"), ("4.2.9", "4.2.8"), ("3.3.1", "4.0.0")])
+def test_chain_says_when_no_documented_path_exists(pair):
+    with pytest.raises(VersionError, match="no documented upgrade path"):
+        upgrade_chain(*pair)
+
+
+def test_every_rule_names_a_document_and_a_restriction():
+    for rule in UPGRADE_RULES:
+        assert rule.doc and rule.restriction and rule.sources
