@@ -81,5 +81,26 @@ def unmount_below(root) -> None:
 
 
 def stop_daemon_only(node: NodePaths) -> None:
-    """Make the engine unreachable, as a host whose Docker daemon is down (containers stop too)."""
+    """Make the engine unreachable, as a host whose Docker daemon is down.
+
+    The containers that ran are remembered, so that ``start_again`` brings the node back as it
+    was (as a restart policy would on a real host).
+    """
+    if pid_alive(node.root / "dockerd.pid") is None:
+        return
+    c = client(node, timeout=10)
+    running = [ctr.id for ctr in c.containers.list()]
+    c.close()
+    (node.root / "running-before-fault.txt").write_text("\n".join(running))
     stop_pid(node.root / "dockerd.pid", timeout=30)
+
+
+def start_again(node: NodePaths) -> None:
+    start(node)
+    marker = node.root / "running-before-fault.txt"
+    if marker.exists():
+        c = client(node)
+        for cid in marker.read_text().split():
+            c.containers.get(cid).start()
+        c.close()
+        marker.unlink()

@@ -92,7 +92,7 @@ def inject(name: str, node: str | None = None, version: str | None = None) -> st
             engines.stop_daemon_only(paths.node_paths(n["name"]))
     elif name == "engine-up":
         for n in _nodes(st, node):
-            engines.start(paths.node_paths(n["name"]))
+            engines.start_again(paths.node_paths(n["name"]))
     elif name == "sshd-down":
         for n in _nodes(st, node):
             sshd.stop_node(n["name"])
@@ -109,7 +109,7 @@ def inject(name: str, node: str | None = None, version: str | None = None) -> st
             metadb.start()
         inject("disk-ok")
         for n in st["nodes"]:
-            engines.start(paths.node_paths(n["name"]))
+            engines.start_again(paths.node_paths(n["name"]))
         if st.get("ssh"):
             inject("sshd-up")
         metadb.set_projects("ok")

@@ -171,11 +171,13 @@ def preflight(run: Run) -> None:
 
 
 def verify_preflight(run: Run) -> None:
-    """On resume: the nodes, engines and MetaDB still answer, and the ledger holds the preflight."""
-    run.each_node(lambda n: _reachable(run, n), what="reachable")
-    run.metadb.ping()
+    """On resume: the ledger holds what the preflight learned (each later step checks what it uses)."""
     for n in run.env.nodes:
         c.node_facts(run, n.name)
+    for key in ("versions", "packages", "ha_before"):
+        if run.ledger.get(key) is None:
+            raise PreconditionRefused(f"the run ledger {run.ledger.path} lacks '{key}' from the preflight",
+                                      "move this ledger aside deliberately and start the runbook anew")
 
 
 PREFLIGHT = Step("preflight", "Preflight (changes nothing)", preflight, None, verify_preflight)

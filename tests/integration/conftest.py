@@ -1,0 +1,140 @@
+"""The sandbox from the tests' side: bring it up, inject faults, run runbooks, look independently.
+
+Nothing here uses the runbooks' own adapters for checking: the MetaDB is read as MariaDB's root
+over the sandbox's socket, the engines through their sockets, so a test sees what is really there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import docker
+import pymysql
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+STATE = Path(os.environ.get("OMSUP_SANDBOX_DIR", "/tmp/omsup-sandbox"))
+
+pytestmark = pytest.mark.integration
+
+
+def _run(args: list[str], timeout: float = 900, check: bool = True) -> subprocess.CompletedProcess:
+    p = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} exited {p.returncode}\nstdout:\n{p.stdout[-3000:]}\nstderr:\n{p.stderr[-3000:]}")
+    return p
+
+
+class Sandbox:
+    def __init__(self, reports: Path) -> None:
+        self.reports = reports
+        self.env_file: str | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def cli(self, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
+        return _run([sys.executable, "-m", "sandbox", *args], timeout=timeout, check=check)
+
+    def fresh(self, *args: str) -> str:
+        """A new sandbox with these arguments (down first, so nothing of an earlier test remains)."""
+        self.cli("down")
+        self.env_file = self.cli("up", *args).stdout.strip().splitlines()[-1]
+        return self.env_file
+
+    def status(self) -> dict:
+        return json.loads(self.cli("status", "--json").stdout)
+
+    def fault(self, name: str, node: str | None = None, version: str | None = None) -> None:
+        args = ["fault", name] + (["--node", node] if node else []) + (["--version", version] if version else [])
+        self.cli(*args)
+
+    # -- running runbooks --------------------------------------------------------------------
+    def runbook(self, name: str, *args: str) -> subprocess.CompletedProcess:
+        assert self.env_file, "no sandbox is up"
+        p = _run([sys.executable, "-m", "pytest", f"runbooks/{name}", "--env", self.env_file, "--report-root",
+                  str(self.reports), "-p", "no:cacheprovider", *args], check=False)
+        p.output = p.stdout + p.stderr  # type: ignore[attr-defined]
+        return p
+
+    def last_report(self, name: str) -> Path:
+        return sorted(self.reports.glob(f"{name}-sandbox-*"), key=lambda p: p.stat().st_mtime)[-1]
+
+    # -- looking independently ---------------------------------------------------------------
+    def sql(self, sql: str, db: str | None = None) -> list[tuple]:
+        conn = pymysql.connect(unix_socket=str(STATE / "metadb" / "mysqld.sock"), user="root", database=db,
+                               autocommit=True)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+                return list(cur.fetchall())
+        finally:
+            conn.close()
+
+    def engine(self, node: str) -> docker.DockerClient:
+        return docker.DockerClient(base_url=f"unix://{STATE}/nodes/{node}/docker.sock", timeout=60)
+
+    def containers(self) -> dict[str, dict]:
+        """Every node's containers: name -> (id, image tag, running, binds)."""
+        out = {}
+        for n in self.status()["nodes"]:
+            c = self.engine(n["name"])
+            out[n["name"]] = {
+                x.name: {"id": x.id, "image": (x.image.tags or [x.image.id])[0], "running": x.status == "running",
+                         "binds": x.attrs["HostConfig"]["Binds"]}
+                for x in c.containers.list(all=True)
+            }
+            c.close()
+        return out
+
+    def databases(self) -> list[str]:
+        m = self.status()["metadb"]
+        return [m["rm"], m["cm"], *m["cm_hb"]]
+
+    def snapshot(self) -> dict:
+        """Every table's DDL and rows, in every database of the deployment."""
+        out: dict = {}
+        for db in self.databases():
+            tables = [r[0] for r in self.sql("SHOW FULL TABLES WHERE Table_type='BASE TABLE'", db)]
+            out[db] = {}
+            for t in sorted(tables):
+                ddl = self.sql(f"SHOW CREATE TABLE `{t}`", db)[0][1]
+                rows = sorted(repr(r) for r in self.sql(f"SELECT * FROM `{t}`", db))
+                out[db][t] = {"ddl": ddl, "rows": rows}
+        return out
+
+    def ha(self) -> dict:
+        rm = self.status()["metadb"]["rm"]
+        return json.loads(self.sql("SELECT cfg_value FROM oms_normal_config WHERE cfg_name='ha.config'", rm)[0][0])
+
+    def wait(self, check, timeout: float = 60, what: str = "") -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if check():
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory) -> Sandbox:
+    if os.geteuid() != 0 or shutil.which("dockerd") is None:
+        pytest.fail("integration tests need root and the Docker engine: run `bash scripts/test.sh`", pytrace=False)
+    sb = Sandbox(tmp_path_factory.mktemp("reports"))
+    yield sb
+    sb.cli("down", check=False)
+
+
+def without_volatile(snap: dict) -> dict:
+    """A snapshot without what a running OMS changes by itself: heartbeats and host heartbeat times."""
+    out = json.loads(json.dumps(snap))
+    for db, tables in out.items():
+        if "heatbeat_sequence" in tables:
+            tables["heatbeat_sequence"]["rows"] = len(tables["heatbeat_sequence"]["rows"]) > 0
+        if "host" in tables:
+            tables["host"]["rows"] = [r.rsplit(", datetime", 1)[0] for r in tables["host"]["rows"]]
+    return out

@@ -1,0 +1,153 @@
+"""Each sandbox fault injected at its step: the run stops there with a clear message, nothing is
+lost, and once the fault is cleared the next run resumes and completes."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .conftest import STATE, without_volatile
+from .test_upgrade_429 import assert_passed, assert_stopped_at, backups_intact
+
+pytestmark = pytest.mark.integration
+
+
+def old_containers_kept(sandbox, old):
+    """The old container of every node still exists (renamed or not): the way back is intact."""
+    ids = {n: {c["id"] for c in ctrs.values()} for n, ctrs in sandbox.containers().items()}
+    for node, ctrs in old.items():
+        assert ctrs["oms_ce"]["id"] in ids[node], f"{node}: the old container is gone"
+
+
+def test_every_fault_at_its_step_along_one_upgrade(sandbox):
+    sandbox.fresh()
+    old = sandbox.containers()
+    snap = without_volatile(sandbox.snapshot())
+
+    # step 0: a synchronization project not real-time -> refused, nothing changed
+    sandbox.fault("project-not-realtime")
+    p = sandbox.runbook("upgrade_429")
+    assert_stopped_at(p, 0, "ob_events_to_kafka", "not real-time")
+    assert sandbox.containers() == old and sandbox.ha()["enable"] is True
+    sandbox.fault("switchover-not-done")
+    assert_stopped_at(sandbox.runbook("upgrade_429"), 0, "forward switchover is not done")
+    sandbox.fault("projects-ok")
+    assert without_volatile(sandbox.snapshot()) == snap
+
+    # step 0: a node's engine unreachable -> refused
+    sandbox.fault("engine-down", node="n2")
+    assert_stopped_at(sandbox.runbook("upgrade_429"), 0, "engine of n2")
+    sandbox.fault("engine-up", node="n2")
+    assert_passed(sandbox.runbook("upgrade_429", "--until", "0"), 1)
+
+    # step 1: the MetaDB stops
+    sandbox.fault("metadb-down")
+    assert_stopped_at(sandbox.runbook("upgrade_429", "--until", "1"), 1, "MetaDB problem", "run the runbook again")
+    sandbox.fault("metadb-up")
+    assert sandbox.ha()["enable"] is True
+    assert_passed(sandbox.runbook("upgrade_429", "--until", "3"), 4)
+
+    # step 4: the backup folder's disk is full
+    sandbox.fault("disk-full")
+    assert_stopped_at(sandbox.runbook("upgrade_429", "--until", "4"), 4, "Backup problem", "mysqldump")
+    sandbox.fault("disk-ok")
+    assert_passed(sandbox.runbook("upgrade_429", "--until", "4"), 5)
+    manifest = backups_intact(sandbox)
+    assert len(manifest) == 3 and all("-a2" in b["path"] for b in manifest)  # a new attempt, nothing overwritten
+
+    # step 5: a node's engine unreachable while loading the image
+    sandbox.fault("engine-down", node="n1")
+    assert_stopped_at(sandbox.runbook("upgrade_429", "--until", "5"), 5, "n1")
+    sandbox.fault("engine-up", node="n1")
+    assert_passed(sandbox.runbook("upgrade_429", "--until", "5"), 6)
+
+    # step 6: the new container of n2 fails to start
+    sandbox.fault("start-fail", node="n2")
+    p = sandbox.runbook("upgrade_429", "--until", "6")
+    assert_stopped_at(p, 6, "Container problem", "node n2", "the container fails to start")
+    old_containers_kept(sandbox, old)
+    backups_intact(sandbox)
+    sandbox.fault("clear")
+    assert_passed(sandbox.runbook("upgrade_429", "--until", "6"), 7)
+
+    # step 7: docker_init.sh fails
+    sandbox.fault("init-fail")
+    assert_stopped_at(sandbox.runbook("upgrade_429", "--until", "7"), 7, "docker_init.sh exited 1", "schema change failed")
+    sandbox.fault("clear")
+    assert_passed(sandbox.runbook("upgrade_429", "--until", "7"), 8)
+
+    # step 8: a node stops heartbeating, so it is not Online
+    sandbox.fault("no-heartbeat", node="n2")
+    cm = sandbox.status()["metadb"]["cm"]
+    offline = "SELECT TIMESTAMPDIFF(SECOND, gmt_heartbeat, NOW(3)) FROM host WHERE ip='127.0.0.12'"
+    sandbox.wait(lambda: sandbox.sql(offline, cm)[0][0] > 11, 40, "n2 Offline")
+    assert_stopped_at(sandbox.runbook("upgrade_429", "--until", "8"), 8, "not every server is Online", "Offline")
+    sandbox.fault("clear")
+
+    # after all of it: the same run completes, once
+    p = sandbox.runbook("upgrade_429")
+    assert_passed(p, 11)
+    assert "resumed run" in p.output
+    ledgers = list((STATE / "ledgers" / "upgrade_429").glob("*/ledger.json"))
+    assert len(ledgers) == 1 and json.loads(ledgers[0].read_text())["status"] == "complete"
+    for ctrs in sandbox.containers().values():
+        assert ctrs["oms_ce"]["image"].endswith(":feature_4.2.9-ce") and ctrs["oms_ce"]["running"]
+    old_containers_kept(sandbox, old)
+
+
+@pytest.mark.parametrize(("fault", "step"), [("start-fail", 6), ("init-fail", 7)])
+def test_rollback_after_an_upgrade_that_stopped(sandbox, fault, step):
+    sandbox.fresh()
+    old = sandbox.containers()
+    assert_passed(sandbox.runbook("upgrade_429", "--until", "4"), 5)
+    at_backup = without_volatile(sandbox.snapshot())
+    sandbox.fault(fault, node="n2" if fault == "start-fail" else None)
+    assert_stopped_at(sandbox.runbook("upgrade_429"), step)
+    sandbox.fault("clear")
+    assert_passed(sandbox.runbook("rollback_429"), 7)
+    for node, ctrs in sandbox.containers().items():
+        assert ctrs["oms_ce"]["id"] == old[node]["oms_ce"]["id"] and ctrs["oms_ce"]["running"]
+        assert ctrs["oms_ce"]["image"].endswith(":feature_4.2.8-ce")
+    restored = without_volatile(sandbox.snapshot())
+    rm = sandbox.status()["metadb"]["rm"]
+    for db in at_backup:
+        for t in at_backup[db]:
+            if t != "oms_normal_config":
+                assert restored[db][t] == at_backup[db][t], f"{db}.{t} differs after the rollback"
+    assert sandbox.sql("SELECT version FROM oms_version", rm) == [("4.2.8-CE",)]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete", "alter"])
+def test_rollback_refuses_a_damaged_backup_before_dropping_anything(sandbox, damage):
+    sandbox.fresh()
+    assert_passed(sandbox.runbook("upgrade_429"), 11)
+    manifest = backups_intact(sandbox)
+    victim = Path(next(b["path"] for b in manifest if b["db"] == "cm_428"))
+    if damage == "truncate":
+        victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+    elif damage == "delete":
+        victim.unlink()
+    else:
+        victim.write_text(victim.read_text().replace("INSERT INTO", "INSERT  INTO", 1))
+    before = sandbox.snapshot()
+    p = sandbox.runbook("rollback_429")
+    assert_stopped_at(p, 0, str(victim), "Backup problem")
+    assert sandbox.snapshot()["rm_428"] == before["rm_428"]  # nothing dropped: the 4.2.9 schema is still there
+    for ctrs in sandbox.containers().values():
+        assert ctrs["oms_ce"]["image"].endswith(":feature_4.2.9-ce") and ctrs["oms_ce"]["running"]
+
+
+def test_rollback_resumes_after_the_metadb_stopped_during_the_restore(sandbox):
+    sandbox.fresh()
+    assert_passed(sandbox.runbook("upgrade_429", "--until", "4"), 5)
+    at_backup = without_volatile(sandbox.snapshot())
+    assert_passed(sandbox.runbook("upgrade_429"), 11)
+    assert_passed(sandbox.runbook("rollback_429", "--until", "2"), 3)
+    sandbox.fault("metadb-down")
+    assert_stopped_at(sandbox.runbook("rollback_429"), 3, "MetaDB problem")
+    sandbox.fault("metadb-up")
+    p = sandbox.runbook("rollback_429")
+    assert_passed(p, 7)
+    restored = without_volatile(sandbox.snapshot())
+    assert restored["cm_428"]["connector_config"] == at_backup["cm_428"]["connector_config"]
+    assert restored["rm_428"]["oms_project"] == at_backup["rm_428"]["oms_project"]

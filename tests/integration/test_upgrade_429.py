@@ -1,0 +1,155 @@
+"""upgrade_429 and rollback_429 end to end on the sandbox, checked independently of the runbooks."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .conftest import STATE, without_volatile
+
+pytestmark = pytest.mark.integration
+
+
+def assert_stopped_at(p, step: int, *texts: str) -> None:
+    out = p.output
+    assert p.returncode == 1, out[-3000:]
+    assert f"STOPPED at step {step}." in out, out[-3000:]
+    for t in texts:
+        assert t in out, f"{t!r} not in output:\n{out[-3000:]}"
+
+
+def assert_passed(p, steps: int) -> None:
+    assert p.returncode == 0 and f"{steps} passed" in p.output, p.output[-4000:]
+
+
+def backups_intact(sandbox, runbook: str = "upgrade_429") -> list[dict]:
+    """Every backup the upgrade's ledger lists still has its recorded SHA-256 (nothing lost)."""
+    import hashlib
+
+    ledgers = sorted((STATE / "ledgers" / runbook).glob("*/ledger.json"))
+    manifest = json.loads(ledgers[-1].read_text())["facts"].get("backups") or []
+    for b in manifest:
+        assert hashlib.sha256(Path(b["path"]).read_bytes()).hexdigest() == b["sha256"], b["path"]
+    return manifest
+
+
+def test_plan_changes_nothing(sandbox):
+    sandbox.fresh()
+    snap, ctrs, ha = without_volatile(sandbox.snapshot()), sandbox.containers(), sandbox.ha()
+    p = sandbox.runbook("upgrade_429", "--plan")
+    assert p.returncode == 0, p.output[-3000:]
+    assert "plan 6. Start the new containers with the old binds:" in p.output and "IS_UPGRADE=true" in p.output
+    assert without_volatile(sandbox.snapshot()) == snap
+    assert sandbox.containers() == ctrs and sandbox.ha() == ha
+    assert not (STATE / "ledgers").exists() and not list((STATE / "backups").iterdir())
+    images = {t for c in sandbox.engine("n1").images.list() for t in c.tags}
+    assert not any("4.2.9" in t for t in images)
+
+
+def test_upgrade_then_rollback_restores_what_was_there(sandbox):
+    sandbox.fresh()
+    old = sandbox.containers()
+    assert_passed(sandbox.runbook("upgrade_429", "--until", "4"), 5)  # up to and with the backup
+    at_backup = sandbox.snapshot()  # what the rollback must give back, seen independently
+    assert_passed(sandbox.runbook("upgrade_429"), 11)
+    st = sandbox.status()
+    rm = st["metadb"]["rm"]
+    now = sandbox.containers()
+    for node, ctrs in now.items():
+        assert ctrs["oms_ce"]["image"].endswith(":feature_4.2.9-ce") and ctrs["oms_ce"]["running"]
+        assert ctrs["oms_ce"]["binds"] == old[node]["oms_ce"]["binds"]
+        kept = [c for name, c in ctrs.items() if name.startswith("oms_ce-pre-4.2.8-CE-")]
+        assert len(kept) == 1 and kept[0]["id"] == old[node]["oms_ce"]["id"] and not kept[0]["running"]
+    assert max(r[0] for r in sandbox.sql("SELECT version FROM oms_version", rm)) == "4.2.9-CE"
+    ha = sandbox.ha()
+    assert ha["enable"] is True and ha["refetchStoreIntervalMin"] >= 30
+    manifest = backups_intact(sandbox)
+    assert {b["db"] for b in manifest} == {"rm_428", "cm_428", "cm_hb_428"}
+    for b in manifest:
+        text = Path(b["path"]).read_text()
+        assert b["size"] > 0 and text.rstrip().splitlines()[-1].startswith("-- Dump completed")
+    report = sandbox.last_report("upgrade_429")
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["outcome"] == "complete" and summary["times"]["T1"] and summary["times"]["T2"]
+    assert (report / "report.html").exists()
+
+    assert_passed(sandbox.runbook("rollback_429"), 7)
+    back = sandbox.containers()
+    for node, ctrs in back.items():
+        assert ctrs["oms_ce"]["id"] == old[node]["oms_ce"]["id"] and ctrs["oms_ce"]["running"]
+        assert ctrs["oms_ce"]["image"].endswith(":feature_4.2.8-ce")
+        assert ctrs["oms_ce"]["binds"] == old[node]["oms_ce"]["binds"]
+        assert any(n.startswith("oms_ce-failed-4.2.9-CE-") and not c["running"] for n, c in ctrs.items())
+    restored = sandbox.snapshot()
+    # equal to the backup, but for what the restarted OMS does by itself (heartbeats) and HA
+    for db, tables in at_backup.items():
+        assert set(restored[db]) == set(tables), db
+        for t, content in tables.items():
+            assert restored[db][t]["ddl"] == content["ddl"], f"{db}.{t} schema differs after the rollback"
+            if t == "heatbeat_sequence":
+                assert set(content["rows"]) <= set(restored[db][t]["rows"]), f"{db}.{t} lost rows"
+            elif t == "host":
+                strip = [r.rsplit(", datetime", 1)[0] for r in content["rows"]]
+                assert [r.rsplit(", datetime", 1)[0] for r in restored[db][t]["rows"]] == strip
+            elif t == "oms_normal_config":
+                others = [r for r in content["rows"] if "ha.config" not in r]
+                assert [r for r in restored[db][t]["rows"] if "ha.config" not in r] == others
+            else:
+                assert restored[db][t]["rows"] == content["rows"], f"{db}.{t} rows differ after the rollback"
+    assert sandbox.sql("SELECT version FROM oms_version", rm) == [("4.2.8-CE",)]
+    ha = sandbox.ha()
+    assert ha["enable"] is True
+
+
+def test_from_420_without_oms_version_takes_the_documented_recovery(sandbox):
+    sandbox.fresh("--version", "4.2.0-CE")
+    rm = sandbox.status()["metadb"]["rm"]
+    assert not sandbox.sql(f"SHOW TABLES FROM {rm} LIKE 'oms_version'")
+    assert_passed(sandbox.runbook("upgrade_429"), 11)
+    rows = sorted(r[0] for r in sandbox.sql("SELECT version FROM oms_version", rm))
+    assert rows == ["4.2.0-CE", "4.2.9-CE"]
+    report = sandbox.last_report("upgrade_429")
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["oms_version_recovery"]["version"] == "4.2.0-CE"
+    assert "Version before 4.1.1 is not allowed to upgrade" in (report / "summary.md").read_text()
+    attachments = " ".join(p.read_text(errors="ignore") for p in (report / "allure-results").glob("*attachment*"))
+    assert "Version before 4.1.1 is not allowed to upgrade" in attachments
+
+
+def test_from_410_preflight_refuses_and_changes_nothing(sandbox):
+    sandbox.fresh("--version", "4.1.0-CE")
+    snap, ctrs, ha = without_volatile(sandbox.snapshot()), sandbox.containers(), sandbox.ha()
+    p = sandbox.runbook("upgrade_429")
+    assert_stopped_at(p, 0, "can only be upgraded from V4.2.0-CE to V4.2.8-CE", "not run: step 0. Preflight")
+    assert without_volatile(sandbox.snapshot()) == snap
+    assert sandbox.containers() == ctrs and ha["enable"] is True and sandbox.ha() == ha
+    summary = json.loads((sandbox.last_report("upgrade_429") / "summary.json").read_text())
+    assert summary["outcome"] == "failed" and summary["steps"][0]["category"] == "Precondition refused"
+    assert all(s["status"] == "skipped" for s in summary["steps"][1:])
+
+
+def test_two_regions_over_ssh(sandbox):
+    sandbox.fresh("--nodes", "3", "--regions", "2", "--ssh")
+    old = sandbox.containers()
+    assert_passed(sandbox.runbook("upgrade_429"), 11)
+    for node, ctrs in sandbox.containers().items():
+        assert ctrs["oms_ce"]["image"].endswith(":feature_4.2.9-ce")
+        assert ctrs["oms_ce"]["binds"] == old[node]["oms_ce"]["binds"]
+    manifest = backups_intact(sandbox)
+    assert {b["db"] for b in manifest} == {"rm_428", "cm_428", "cm_hb_428_1", "cm_hb_428_2"}
+    events = (sandbox.last_report("upgrade_429") / "events.jsonl").read_text()
+    assert "paramiko" not in events and '"target": "n3"' in events
+    # docker_init.sh ran once per region (cm_nodes identical within a region)
+    inits = [json.loads(x) for x in events.splitlines() if "docker_init.sh" in x]
+    assert sorted({e["node"] for e in inits}) == ["n1", "n3"]
+    assert_passed(sandbox.runbook("rollback_429"), 7)
+    for node, ctrs in sandbox.containers().items():
+        assert ctrs["oms_ce"]["id"] == old[node]["oms_ce"]["id"] and ctrs["oms_ce"]["running"]
+
+
+def test_own_cm_nodes_runs_init_on_every_node(sandbox):
+    sandbox.fresh("--own-cm-nodes")
+    assert_passed(sandbox.runbook("upgrade_429"), 11)
+    events = (sandbox.last_report("upgrade_429") / "events.jsonl").read_text()
+    inits = {json.loads(x)["node"] for x in events.splitlines() if "bash /root/docker_init.sh" in x}
+    assert inits == {"n1", "n2"}
