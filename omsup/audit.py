@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .redact import redact
@@ -66,7 +66,7 @@ class Audit:
     def record(self, system: str, target: str, action: str, outcome: str, seconds: float,
                node: str | None = None) -> Event:
         ev = Event(
-            time=datetime.now(timezone.utc).strftime("%H:%M:%S.%f")[:-3],
+            time=datetime.now(UTC).strftime("%H:%M:%S.%f")[:-3],
             system=system, target=redact(target), action=redact(action), outcome=redact(outcome),
             seconds=round(seconds, 3), node=node or getattr(self._local, "node", None), step=self.step,
         )

@@ -55,7 +55,7 @@ class Run:
     # -- adapters (lazy: one per node, created on first use) --------------------------------
     @cached_property
     def hosts(self) -> dict[str, Host]:
-        return {n.name: Host(n.host, n.name) for n in self.env.nodes}
+        return {n.name: Host(n.host, n.name, node=n.name) for n in self.env.nodes}
 
     @cached_property
     def engines(self) -> dict[str, Engine]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ COMPLETE, RUNNING, ABANDONED = "complete", "running", "abandoned"
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_utc(text: str) -> datetime:
@@ -79,7 +79,7 @@ class Ledger:
                 if led.data.get("env") != env_name:
                     continue
                 return led, True
-        run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         path = Path(state_dir) / runbook / run_id / "ledger.json"
         led = cls(path, {"runbook": runbook, "env": env_name, "run_id": run_id, "created": utc_now(),
                          "status": RUNNING, "steps": {}, "facts": dict(facts), "attempts": 0})

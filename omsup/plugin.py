@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +70,7 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"environment file refused:\n  {e}") from None
         config.stash[ENV_KEY] = env
         root = Path(config.getoption("--report-root") or Path(config.rootpath) / "reports")
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         kind = "plan-" if config.getoption("--plan") else ""
         report_dir = root / f"{kind}{_runbook_name(config)}-{env.name}-{stamp}"
         n = 1
@@ -174,7 +174,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     state = config.stash.get(STATE_KEY, None)
-    if state is None or state.runbook is None or state.run is None:
+    if state is None or state.runbook is None or state.run is None or state.env is None:
         return
     tr = terminalreporter
     run = state.run
@@ -197,6 +197,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         tr.write_line(f"  plan {label}:")
         for line in lines:
             tr.write_line(f"      {line}")
+    for note in state.runbook.notes:
+        tr.write_line(f"  operator action the document asks for: {note}", yellow=True)
     if state.report_dir:
         tr.write_line(f"  report folder: {state.report_dir}")
         html = state.report_dir / "report.html"

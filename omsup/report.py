@@ -107,8 +107,11 @@ def markdown(s: dict[str, Any]) -> str:
               f"| {t['T1'] or '-'} | {t['T2'] or '-'} | {t['T3'] or '-'} | "
               f"{'-' if t['downtime_seconds'] is None else str(t['downtime_seconds']) + ' s'} |", "",
               f"Versions: {s['versions']['before'] or '?'} -> {s['versions']['target'] or '?'}; "
-              f"oms_version before {s['oms_version']['before']}, after {s['oms_version']['after']}", "",
-              "## Steps", "", "| # | step | document | status | seconds |", "|---|---|---|---|---|"]
+              f"oms_version before {s['oms_version']['before']}, after {s['oms_version']['after']}", ""]
+    if s.get("oms_version_recovery"):
+        lines += ["docker_init.sh answered 'Version before 4.1.1 is not allowed to upgrade': the doc 004 recovery "
+                  f"created oms_version with {s['oms_version_recovery']['version']} and ran it again.", ""]
+    lines += ["## Steps", "", "| # | step | document | status | seconds |", "|---|---|---|---|---|"]
     for st in s["steps"]:
         lines.append(f"| {st['number']} | {st['title']} | {st['doc']} | {st['status']}"
                      f"{' (' + st['category'] + ')' if st.get('category') else ''} | {st['seconds'] or ''} |")
@@ -185,8 +188,9 @@ def render_html(folder: Path) -> Path | None:
         return None
     with tempfile.TemporaryDirectory() as tmp:
         name = f"OMS CE runbook: {folder.name}"
+        # grouped by step ("story"), so every step shows at the top level, passed or not
         p = subprocess.run([str(ALLURE_BIN), "awesome", str(results), "-o", tmp, "--single-file",
-                            "--report-name", name], capture_output=True, text=True, timeout=300)
+                            "--report-name", name, "--group-by", "story"], capture_output=True, text=True, timeout=300)
         index = Path(tmp) / "index.html"
         if p.returncode != 0 or not index.exists():
             (folder / "RENDER.txt").write_text(f"allure awesome failed (exit {p.returncode}):\n{redact(p.stderr[-3000:])}\n")

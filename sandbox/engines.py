@@ -13,9 +13,9 @@ from pathlib import Path
 import docker
 
 from .paths import NodePaths
+from .procs import SandboxError, pid_alive, start_daemon, stop_pid, wait_for
 
 RUNC_WRAPPER = Path(__file__).resolve().parent / "runc-wrapper"
-from .procs import SandboxError, pid_alive, start_daemon, stop_pid, wait_for
 
 
 def client(node: NodePaths, timeout: int = 120) -> docker.DockerClient:

@@ -85,12 +85,12 @@ def db_names(version: Version, regions: int) -> dict:
 _REALTIME = [("TRANSFER_PRECHECK", "FINISHED"), ("STRUCT_TRANSFER", "FINISHED"), ("FULL_TRANSFER", "FINISHED"),
              ("INCR_TRANSFER", "MONITORING")]
 PROJECTS = [
-    ("np_5c1e0a7f1b", "mysql_orders_to_ob", "MIGRATION", "RUNNING", "3.2.2",
+    ("np_5c1e0a7f1b", "mysql_orders_to_ob", "MIGRATION", "RUNNING", "3.2.2", "MYSQL",
      [*_REALTIME, ("FULL_VERIFIER", "FINISHED"), ("TRANSFER_APP_SWITCH", "FINISHED")]),
-    ("np_6a2d8c3e4f", "ob_events_to_kafka", "SYNC", "RUNNING", "3.2.2", _REALTIME),
-    ("np_7b3e9d4f50", "tidb_users_to_ob", "MIGRATION", "FINISHED", "4.0.0",
+    ("np_6a2d8c3e4f", "ob_events_to_kafka", "SYNC", "RUNNING", "3.2.2", "OB_MYSQL", _REALTIME),
+    ("np_7b3e9d4f50", "tidb_users_to_ob", "MIGRATION", "FINISHED", "3.2.2", "TIDB",
      [*_REALTIME[:3], ("INCR_TRANSFER", "FINISHED"), ("TRANSFER_APP_SWITCH", "FINISHED")]),
-    ("np_8c4fae5061", "pg_archive_to_ob", "MIGRATION", "RELEASED", "4.1.0", _REALTIME[:3]),
+    ("np_8c4fae5061", "pg_archive_to_ob", "MIGRATION", "RELEASED", "3.3.0", "POSTGRESQL", _REALTIME[:3]),
 ]
 # Connector configurations: (id, project, host ip index, source section). Those created on
 # 3.2.2 lack dbType/db_type, as doc 000/001 describe.
@@ -98,7 +98,9 @@ CONNECTORS = [
     ("conn-orders-1", "np_5c1e0a7f1b", 0, {"type": "StoreSource", "dbType": "MYSQL"}),
     ("conn-orders-2", "np_5c1e0a7f1b", 0, {"type": "StoreSource"}),
     ("conn-events-1", "np_6a2d8c3e4f", 1, {"type": "StoreSource"}),
+    ("conn-events-2", "np_6a2d8c3e4f", 1, {"type": "StoreSource"}),
     ("conn-users-1", "np_7b3e9d4f50", 1, {"type": "KafkaSource", "db_type": "TIDB"}),
+    ("conn-archive-1", "np_8c4fae5061", 0, {"type": "StoreSource"}),
 ]
 
 
@@ -124,9 +126,11 @@ def seed(version: Version, regions: list[dict], nodes: list[dict], heartbeat_row
         for r in regions:
             cur.execute("INSERT INTO cluster_info (region, region_cn, cm_url, code, is_default_cm) VALUES (%s,%s,%s,%s,%s)",
                         (r["name"], r["name"], r["cm_url"], r["code"], 1 if r["code"] == 0 else 0))
-        for pid, name, typ, status, created, steps in PROJECTS:
-            cur.execute("INSERT INTO oms_project (id, name, type, status, created_version) VALUES (%s,%s,%s,%s,%s)",
-                        (pid, name, typ, status, f"{created}-CE"))
+        for pid, name, typ, status, created, source, steps in PROJECTS:
+            if Version.parse(created) > version:
+                created = str(version).removesuffix("-CE")
+            cur.execute("INSERT INTO oms_project (id, name, type, status, created_version, source_type) "
+                        "VALUES (%s,%s,%s,%s,%s,%s)", (pid, name, typ, status, f"{created}-CE", source))
             for i, (step, st) in enumerate(steps):
                 cur.execute("INSERT INTO oms_project_step VALUES (%s,%s,%s,%s)", (pid, step, st, i))
             if typ == "SYNC":

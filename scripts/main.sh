@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 args=("$@")
 if ! printf '%s\n' "${args[@]}" | grep -q -- '^--env'; then
+  .venv/bin/python -m sandbox down >/dev/null   # a fresh sandbox at 4.2.8-CE every time
   env_file=$(.venv/bin/python -m sandbox up)
   args=(--env "$env_file" "${args[@]}")
 fi

@@ -25,6 +25,7 @@ class Console:
         self.cfg = cfg
         self.base = f"{cfg.scheme}://{ip}:{cfg.port}"
         self.label = label
+        self.node = label
 
     def _context(self) -> ssl.SSLContext | None:
         if self.cfg.scheme != "https":
@@ -49,15 +50,15 @@ class Console:
         except urllib.error.HTTPError as e:
             status, raw = e.code, e.read()
         except (OSError, ValueError) as e:
-            AUDIT.record("console", self.label, shown, f"no answer: {e}", time.monotonic() - t0)
+            AUDIT.record("console", self.label, shown, f"no answer: {e}", time.monotonic() - t0, node=self.node)
             raise NotReady(f"console of {self.label} ({self.base}) does not answer: {redact(e)}") from e
         try:
             env = json.loads(raw)
         except ValueError as e:
-            AUDIT.record("console", self.label, shown, f"HTTP {status}, not JSON", time.monotonic() - t0)
+            AUDIT.record("console", self.label, shown, f"HTTP {status}, not JSON", time.monotonic() - t0, node=self.node)
             raise NotReady(f"console of {self.label}: {path} answered HTTP {status} with no JSON: {raw[:200]!r}") from e
         AUDIT.record("console", self.label, shown,
-                     f"HTTP {status} success={env.get('success')} code={env.get('code')}", time.monotonic() - t0)
+                     f"HTTP {status} success={env.get('success')} code={env.get('code')}", time.monotonic() - t0, node=self.node)
         if not isinstance(env, dict) or env.get("success") is not True:
             raise NotReady(
                 f"console of {self.label}: {method} {path} answered HTTP {status}, success={env.get('success')}, "
@@ -99,3 +100,10 @@ class Console:
 
     def update_connector(self, connector_id: str, config: dict[str, Any]) -> None:
         self.action("UpdateConnectorConfig", {"id": connector_id, "config": config})
+
+    def batch_update_connectors(self, host_ip: str, source: dict[str, Any]) -> int:
+        """The console's Batch O&M: add ``source`` parameters to every Connector of one host IP."""
+        return int(self.action("BatchUpdateConnectorConfig", {"hostIp": host_ip, "source": source}) or 0)
+
+    def project(self, project_id: str) -> dict[str, Any]:
+        return dict(self.action("DescribeProject", {"id": project_id}) or {})

@@ -26,6 +26,7 @@ class Engine:
     def __init__(self, url: str, label: str) -> None:
         self.url = url
         self.label = label
+        self.node = label
 
     @cached_property
     def client(self) -> docker.DockerClient:
@@ -39,15 +40,15 @@ class Engine:
         try:
             result = fn()
         except docker.errors.NotFound:
-            AUDIT.record("engine", self.label, action, "not found", time.monotonic() - t0)
+            AUDIT.record("engine", self.label, action, "not found", time.monotonic() - t0, node=self.node)
             raise
         except Exception as e:
-            AUDIT.record("engine", self.label, action, f"failed: {e}", time.monotonic() - t0)
+            AUDIT.record("engine", self.label, action, f"failed: {e}", time.monotonic() - t0, node=self.node)
             raise ContainerProblem(
                 f"engine of {self.label} ({self.url}): {action} failed: {type(e).__name__}: {redact(e)}",
                 "check that the node's Docker engine runs and is reachable from here",
             ) from e
-        AUDIT.record("engine", self.label, action, outcome(result), time.monotonic() - t0)
+        AUDIT.record("engine", self.label, action, outcome(result), time.monotonic() - t0, node=self.node)
         return result
 
     def ping(self) -> bool:
@@ -108,7 +109,7 @@ class Engine:
         try:
             c = self.client.containers.get(name)
             return (c.logs(tail=tail) or b"").decode("utf-8", errors="replace")
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - logs are evidence for a message, never the failure itself
             return f"(logs unavailable: {e})"
 
     def close(self) -> None:

@@ -35,9 +35,10 @@ def testinfra_spec(spec: str) -> str:
 class Host:
     """A node or the backup host."""
 
-    def __init__(self, spec: str, label: str) -> None:
+    def __init__(self, spec: str, label: str, node: str | None = None) -> None:
         self.spec = spec
         self.label = label
+        self.node = node
 
     @property
     def is_local(self) -> bool:
@@ -58,7 +59,7 @@ class Host:
         try:
             result = self._host.run(command, *args)
         except Exception as e:  # connection refused, auth failure, host key...
-            AUDIT.record("host", self.label, shown, f"unreachable: {e}", time.monotonic() - t0)
+            AUDIT.record("host", self.label, shown, f"unreachable: {e}", time.monotonic() - t0, node=self.node)
             raise HostProblem(
                 f"host {self.label} ({self.spec}) is unreachable: {type(e).__name__}: {redact(e)}",
                 "check that the host is up, that SSH answers and the key is accepted (ssh from this machine)",
@@ -66,7 +67,7 @@ class Host:
         outcome = f"exit {result.rc}"
         if result.rc != 0 and not quiet:
             outcome += f": {result.stderr.strip()[-300:]}"
-        AUDIT.record("host", self.label, shown, outcome, time.monotonic() - t0)
+        AUDIT.record("host", self.label, shown, outcome, time.monotonic() - t0, node=self.node)
         return result
 
     def check(self, command: str, *args: str, expect: tuple[int, ...] = (0,), what: str = "") -> str:
@@ -101,10 +102,10 @@ class Host:
                     sftp.close()
         except Exception as e:
             AUDIT.record("host", self.label, f"write {path} (0600, {len(data)} bytes)", f"failed: {e}",
-                         time.monotonic() - t0)
+                         time.monotonic() - t0, node=self.node)
             raise HostProblem(f"cannot write {path} on {self.label}: {redact(e)}") from e
         AUDIT.record("host", self.label, f"write {path} (0600, {len(data)} bytes, content not shown)", "ok",
-                     time.monotonic() - t0)
+                     time.monotonic() - t0, node=self.node)
 
     def file_facts(self, path: str) -> dict[str, Any] | None:
         """Size and SHA-256 of a file, computed on the host (streamed there), or None if absent."""

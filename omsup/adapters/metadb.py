@@ -146,6 +146,16 @@ class MetaDB:
             return None
         return [str(r[0]) for r in self.query("SELECT version FROM oms_version ORDER BY gmt_modified, version", db=rm)]
 
+    # Before V4.1.1-CE the console has no ListProjects (doc). Not public: the project tables'
+    # columns; the runbooks read rm's oms_project / oms_project_step here, in this one place.
+    def projects(self, rm: str) -> list[dict[str, Any]]:
+        out = []
+        for pid, name, typ, status in self.query("SELECT id, name, type, status FROM oms_project ORDER BY id", db=rm):
+            steps = self.query("SELECT step_name, status FROM oms_project_step WHERE project_id=%s", (pid,), db=rm)
+            out.append({"id": pid, "name": name, "type": typ, "status": status,
+                        "steps": [{"name": s, "status": st} for s, st in steps]})
+        return out
+
     def prune_heartbeats(self, cm_hb: str) -> int:
         try:
             return self.execute(PRUNE_SQL, db=cm_hb)

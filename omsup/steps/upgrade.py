@@ -97,20 +97,24 @@ def _package(run: Run, node: Node, target: Version) -> dict[str, Any]:
                               "put the installation package of the target version there")
 
 
-def _projects(run: Run) -> list[dict[str, Any]]:
-    console = run.consoles[run.env.nodes[0].name]
-    out = []
-    for p in console.list_projects():
-        steps = console.project_steps(str(p["id"]))
-        out.append({"id": p["id"], "name": p.get("name"), "type": p.get("type"), "status": p.get("status"),
-                    "steps": {s.get("name"): s.get("status") for s in steps},
-                    "forbidden": forbidden_reason(p, steps)})
-    return out
+def _projects(run: Run, source: Version) -> list[dict[str, Any]]:
+    """Every project with its steps: ListProjects from V4.1.1-CE (doc), the MetaDB before that."""
+    if source >= Version.parse("4.1.1"):
+        console = run.consoles[run.env.nodes[0].name]
+        found = [{**p, "steps": console.project_steps(str(p["id"]))} for p in console.list_projects()]
+    else:
+        found = run.metadb.projects(run.env.metadb.rm)
+    return [{"id": p["id"], "name": p.get("name"), "type": p.get("type"), "status": p.get("status"),
+             "steps": {s.get("name"): s.get("status") for s in p["steps"]},
+             "forbidden": forbidden_reason(p, p["steps"])} for p in found]
 
 
 def preflight(run: Run) -> None:
     """Changes nothing: reachability, versions, package, MetaDB, backup room, projects; records the old containers."""
     target = run.runbook.target_version
+    if run.runbook.single_node and len(run.env.nodes) != 1:
+        raise PreconditionRefused(f"{run.runbook.name} is the single-node procedure (doc {run.runbook.doc}); the "
+                                  f"environment has {len(run.env.nodes)} nodes", "use the multi-node runbook")
     run.live("preflight: inspecting nodes")
     old = run.each_node(lambda n: _inspect_old(run, n), what="old container inspected")
     versions = {n: Version.parse(f["version"]) for n, f in old.items() if f["version"]}
@@ -151,7 +155,7 @@ def preflight(run: Run) -> None:
         raise PreconditionRefused(f"backup folder {folder} on {bh.label} has {free} bytes free; the dumps need about "
                                   f"{need} (database sizes {sizes} x {SPACE_MARGIN} + 64 MiB)",
                                   "free space there or point backup.dir elsewhere")
-    projects = _projects(run) if source >= Version.parse("4.1.1") else []
+    projects = _projects(run, source)
     run.evidence("projects", projects)
     bad = [p for p in projects if p["forbidden"]]
     if bad:
@@ -259,7 +263,7 @@ def backup(run: Run) -> None:
     bh = run.backup_host
     bh.check("umask 077; mkdir -p -- %s && test -z \"$(ls -A -- %s)\"", folder, folder,
              what=f"create the empty backup folder {folder}")
-    manifest = []
+    manifest: list[dict[str, Any]] = []
     run.ledger.set("backups", manifest)
     for role, db in run.env.databases():
         run.live(f"backup: dumping {db}")
@@ -538,10 +542,7 @@ ENABLE_HA = Step("enable_ha", "Enable HA, record T2", enable_ha, plan_enable,
 def after_upgrade(run: Run) -> None:
     """doc 004 HA table: every task's status remains unchanged by the upgrade."""
     before = {p["id"]: p for p in run.ledger.get("projects_before") or []}
-    if Version.parse(run.ledger.get("versions")["source"]) < Version.parse("4.1.1"):
-        run.evidence("projects", "ListProjects exists from V4.1.1-CE: the source version had no API to compare with")
-        return
-    after = {p["id"]: p for p in _projects(run)}
+    after = {p["id"]: p for p in _projects(run, run.runbook.target_version)}
     rows = [{"id": pid, "name": p.get("name"), "before": p.get("status"),
              "after": after.get(pid, {}).get("status")} for pid, p in before.items()]
     run.evidence("task status before and after (doc 004 HA table: remains unchanged)", rows)

@@ -28,7 +28,7 @@ RM_TABLES = [
       `code` int NOT NULL, `is_default_cm` tinyint NOT NULL DEFAULT 0, PRIMARY KEY (`code`)) DEFAULT CHARSET = utf8mb4""",
     """CREATE TABLE IF NOT EXISTS `oms_project` (
       `id` varchar(64) NOT NULL, `name` varchar(128) NOT NULL, `type` varchar(16) NOT NULL,
-      `status` varchar(32) NOT NULL, `created_version` varchar(32) NOT NULL,
+      `status` varchar(32) NOT NULL, `created_version` varchar(32) NOT NULL, `source_type` varchar(32) NOT NULL,
       `gmt_create` datetime NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (`id`)) DEFAULT CHARSET = utf8mb4""",
     # Step names and statuses as odc's OMS client sees them (shared/oms-interfaces.md).
     """CREATE TABLE IF NOT EXISTS `oms_project_step` (

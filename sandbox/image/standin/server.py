@@ -31,7 +31,7 @@ from urllib.parse import parse_qs, urlparse
 import pymysql
 
 import common
-from common import LOGS, RUN, STORE, VERSION, log
+from common import RUN, STORE, VERSION, log
 from versions import Version
 
 BOOT_SECONDS = float(os.environ.get("STANDIN_BOOT_SECONDS", "2"))
@@ -120,7 +120,8 @@ def servers() -> list[dict]:
 
 
 def project_row(r) -> dict:
-    return {"id": r[0], "name": r[1], "type": r[2], "status": r[3], "createdVersion": r[4]}
+    return {"id": r[0], "name": r[1], "type": r[2], "status": r[3], "createdVersion": r[4],
+            "sourceEndpointType": r[5]}
 
 
 def action(name: str, body: dict) -> dict:
@@ -143,13 +144,14 @@ def action(name: str, body: dict) -> dict:
         cond = (" WHERE " + " AND ".join(where)) if where else ""
         total = query(f"SELECT COUNT(*) FROM oms_project{cond}", tuple(args), rm)[0][0]
         rows = query(
-            f"SELECT id, name, type, status, created_version FROM oms_project{cond} ORDER BY id LIMIT %s OFFSET %s",
+            f"SELECT id, name, type, status, created_version, source_type FROM oms_project{cond} ORDER BY id LIMIT %s OFFSET %s",
             (*args, size, (page - 1) * size), rm,
         )
         return envelope([project_row(r) for r in rows], pageNumber=page, pageSize=size, totalCount=total)
     if name in ("DescribeProject", "DescribeProjectSteps"):
         pid = body.get("id")
-        rows = query("SELECT id, name, type, status, created_version FROM oms_project WHERE id=%s", (pid,), rm)
+        rows = query("SELECT id, name, type, status, created_version, source_type FROM oms_project WHERE id=%s",
+                     (pid,), rm)
         if not rows:
             return envelope(success=False, code="GHANA-OPERAT0404", message=f"project {pid} not found")
         if name == "DescribeProject":
@@ -173,6 +175,16 @@ def action(name: str, body: dict) -> dict:
             return envelope(success=False, code="PARAM_ERROR", message="config must be an object")
         query("UPDATE connector_config SET config=%s WHERE id=%s", (json.dumps(config), cid), CFG["drc_cm_db"])
         return envelope(True)
+    if name == "BatchUpdateConnectorConfig":  # the console's Batch O&M: every Connector of one host IP
+        ip, source = body.get("hostIp"), body.get("source")
+        if not ip or not isinstance(source, dict):
+            return envelope(success=False, code="PARAM_ERROR", message="hostIp and source are required")
+        rows = query("SELECT id, config FROM connector_config WHERE host_ip=%s", (ip,), CFG["drc_cm_db"])
+        for cid, raw in rows:
+            config = json.loads(raw)
+            config.setdefault("source", {}).update(source)
+            query("UPDATE connector_config SET config=%s WHERE id=%s", (json.dumps(config), cid), CFG["drc_cm_db"])
+        return envelope(len(rows))
     return envelope(success=False, code="PARAM_ERROR", message=f"unknown action {name}")
 
 

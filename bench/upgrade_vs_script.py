@@ -1,0 +1,81 @@
+"""Downtime and total time: upgrade_429 (the runbook) against doc 004's commands as a shell script.
+
+Each repetition starts from a fresh sandbox (2 nodes at 4.2.8-CE unless --nodes/--regions say
+otherwise). Downtime is T1 (the old containers stop) until every node serves again; total is the
+wall time of the whole procedure. Prints a table and writes bench/results/upgrade_429.json.
+
+    python bench/upgrade_vs_script.py --repeat 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STATE = Path("/tmp/omsup-sandbox")
+
+
+def sh(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=True, **kw)
+
+
+def fresh(up_args: list[str]) -> str:
+    sh(sys.executable, "-m", "sandbox", "down")
+    return sh(sys.executable, "-m", "sandbox", "up", *up_args).stdout.strip().splitlines()[-1]
+
+
+def script_run() -> dict:
+    t0 = time.monotonic()
+    out = sh("bash", "bench/doc_upgrade_429.sh").stdout
+    total = time.monotonic() - t0
+    marks = dict(line.split() for line in out.splitlines() if line.split()[0] in ("T1", "SERVING", "T2"))
+    return {"total": total, "downtime": float(marks["SERVING"]) - float(marks["T1"])}
+
+
+def runbook_run(env_file: str) -> dict:
+    with tempfile.TemporaryDirectory() as reports:
+        t0 = time.monotonic()
+        sh(sys.executable, "-m", "pytest", "runbooks/upgrade_429", "--env", env_file, "--report-root", reports,
+           "-q", "-p", "no:cacheprovider")
+        total = time.monotonic() - t0
+    ledger = json.loads(sorted((STATE / "ledgers" / "upgrade_429").glob("*/ledger.json"))[-1].read_text())["facts"]
+    t1 = datetime.fromisoformat(ledger["t1"].replace("Z", "+00:00"))
+    back = datetime.fromisoformat(ledger["serving_again"].replace("Z", "+00:00"))
+    return {"total": total, "downtime": (back - t1).total_seconds()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--nodes", default="2")
+    a = ap.parse_args()
+    up = ["--nodes", a.nodes]
+    rows = {"script": [], "runbook": []}
+    for _ in range(a.repeat):
+        fresh(up)
+        rows["script"].append(script_run())
+        env = fresh(up)
+        rows["runbook"].append(runbook_run(env))
+    sh(sys.executable, "-m", "sandbox", "down")
+    med = {k: {m: statistics.median(r[m] for r in v) for m in ("downtime", "total")} for k, v in rows.items()}
+    ratio = {m: med["runbook"][m] / med["script"][m] for m in ("downtime", "total")}
+    print(f"{'':10}{'downtime s':>12}{'total s':>10}   (median of {a.repeat}, {a.nodes} nodes)")
+    for k in ("script", "runbook"):
+        print(f"{k:10}{med[k]['downtime']:12.2f}{med[k]['total']:10.2f}")
+    print(f"{'ratio':10}{ratio['downtime']:12.2f}{ratio['total']:10.2f}   (goal: downtime <= 0.7, total <= 1.2)")
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "upgrade_429.json").write_text(json.dumps({"runs": rows, "median": med, "ratio": ratio,
+                                                      "nodes": a.nodes}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""The audit report of a sandbox run: the run folder, no secret anywhere, the HTML in a real browser."""
+
+import base64
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT, STATE
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-quic",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def upgraded(sandbox):
+    """One upgrade on a fresh sandbox, with the process list sampled while it runs."""
+    env = sandbox.fresh()
+    secrets = [(STATE / "secrets" / name).read_text() for name in ("metadb_password", "console_password")]
+    seen: list[str] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            seen.append(subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout)
+            time.sleep(0.05)
+
+    t = threading.Thread(target=sample)
+    t.start()
+    p = subprocess.run([sys.executable, "-m", "pytest", "runbooks/upgrade_429", "--env", env, "--report-root",
+                        str(sandbox.reports), "-p", "no:cacheprovider", "-v"], cwd=ROOT, capture_output=True, text=True)
+    stop.set()
+    t.join()
+    assert p.returncode == 0, p.stdout[-3000:]
+    return {"folder": sandbox.last_report("upgrade_429"), "output": p.stdout + p.stderr, "ps": seen,
+            "secrets": secrets}
+
+
+def test_run_folder_holds_everything(upgraded):
+    f = upgraded["folder"]
+    for name in ("allure-results", "junit.xml", "summary.json", "summary.md", "events.jsonl", "ledger.json",
+                 "report.html"):
+        assert (f / name).exists(), name
+    props = (f / "allure-results" / "environment.properties").read_text()
+    for key in ("environment=sandbox", "version.before=4.2.8-CE", "version.target=4.2.9-CE", "nodes=n1(127.0.0.11)",
+                "operator=", "project.commit="):
+        assert key in props
+    cats = {c["name"] for c in json.loads((f / "allure-results" / "categories.json").read_text())}
+    assert {"Precondition refused", "Backup problem", "Container problem", "MetaDB problem", "OMS not ready"} <= cats
+    s = json.loads((f / "summary.json").read_text())
+    assert s["outcome"] == "complete" and s["times"]["T1"] and s["times"]["T2"]
+    assert s["times"]["downtime_seconds"] > 0
+    assert len(s["steps"]) == 11 and all(st["status"] == "passed" and st["seconds"] is not None for st in s["steps"])
+    assert {b["db"] for b in s["backups"]} == {"rm_428", "cm_428", "cm_hb_428"}
+    assert all(len(b["sha256"]) == 64 and b["size"] > 0 for b in s["backups"])
+    assert s["oms_version"] == {"before": ["4.2.8-CE"], "after": ["4.2.8-CE", "4.2.9-CE"]}
+    assert {x["status"] for x in s["servers"]} == {"Online"}
+    assert all(b["before"] and b["after_checked_equal"] for b in s["binds"].values())
+    junit = (f / "junit.xml").read_text()
+    assert junit.count("<testcase") == 11
+
+
+def test_every_step_carries_its_evidence(upgraded):
+    results = upgraded["folder"] / "allure-results"
+    tests = [json.loads(p.read_text()) for p in results.glob("*-result.json")]
+    steps = {t["name"]: t for t in tests if t["name"] != "Run summary"}
+    assert len(steps) == 11
+    names = {a["name"] for t in steps.values() for a in t.get("attachments", [])}
+    nested = {a["name"] for t in steps.values() for s in t.get("steps", []) for a in s.get("attachments", [])}
+    for evidence in ("old containers (binds, environment, image)", "backup manifest", "ha.config read back",
+                     "oms_version rows", "servers", "every command, statement and request"):
+        assert evidence in names, evidence
+    assert any(n.endswith("docker_init.sh output") for n in names)
+    assert "n1: commands" in nested and "n2: commands" in nested  # per-node sub-steps
+    for t in steps.values():
+        assert "Implements: 004" in t.get("description", "")
+
+
+def test_no_secret_in_the_run_folder_the_terminal_or_the_process_list(upgraded):
+    for secret in upgraded["secrets"]:
+        assert secret not in upgraded["output"]
+        for snapshot in upgraded["ps"]:
+            assert secret not in snapshot
+        for p in upgraded["folder"].rglob("*"):
+            if p.is_file():
+                assert secret.encode() not in p.read_bytes(), p
+        for p in (STATE / "ledgers").rglob("*"):
+            if p.is_file():
+                assert secret.encode() not in p.read_bytes(), p
+    assert len(upgraded["ps"]) > 20  # the process list was really sampled during the run
+
+
+def test_the_single_file_report_opens_from_disk_in_chromium(upgraded, tmp_path):
+    html = upgraded["folder"] / "report.html"
+    assert not list(upgraded["folder"].glob("*.js"))  # one file, nothing beside it
+    with tempfile.TemporaryDirectory() as profile:
+        dom = subprocess.run([*CHROMIUM, f"--user-data-dir={profile}", "--virtual-time-budget=15000", "--dump-dom",
+                              html.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    visible = re.sub(r"<(script|style)\b.*?</\1>", "", dom, flags=re.S)
+    for label in ("0. Preflight (changes nothing)", "4. Back up rm, cm and every cm_hb", "7. Initialize metadata",
+                  "10. Task states as the HA table expects", "Run summary", "environment", "sandbox"):
+        assert label in visible, label
+    shot = upgraded["folder"] / "report.png"
+    with tempfile.TemporaryDirectory() as profile:
+        subprocess.run([*CHROMIUM, f"--user-data-dir={profile}", "--virtual-time-budget=15000",
+                        "--window-size=1400,1000", f"--screenshot={shot}", html.as_uri()],
+                       capture_output=True, timeout=120)
+    assert shot.exists() and shot.stat().st_size > 10_000
+    (ROOT / "reports").mkdir(exist_ok=True)
+    (ROOT / "reports" / "last-browser-test.png").write_bytes(shot.read_bytes())
+
+
+def test_regenerating_the_html_gives_the_same_content(upgraded, tmp_path):
+    f = upgraded["folder"]
+    first = (f / "report.html").read_text()
+    p = subprocess.run([sys.executable, "-m", "omsup", "report", str(f)], cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    again = (f / "report.html").read_text()
+
+    def content(h: str) -> list[tuple]:
+        """The test results embedded in the single file: name, status and step titles."""
+        out = []
+        for _, b64 in re.findall(r'd\("(data/test-results/[^"]+)",\s*"([^"]*)"', h):
+            data = json.loads(base64.b64decode(b64))
+            out.append((data["name"], data["status"], tuple(s.get("name") for s in data.get("steps") or [])))
+        return sorted(out)
+
+    assert content(first) == content(again) and len(content(again)) == 12
+    assert abs(len(first) - len(again)) < 0.01 * len(first)
+
+
+def test_a_failed_run_is_categorized_and_later_steps_name_it(sandbox):
+    sandbox.fresh()
+    sandbox.fault("metadb-down")
+    p = sandbox.runbook("upgrade_429")
+    sandbox.fault("metadb-up")
+    assert p.returncode == 1
+    f = sandbox.last_report("upgrade_429")
+    s = json.loads((f / "summary.json").read_text())
+    assert s["outcome"] == "failed" and s["steps"][0]["category"] == "MetaDB problem"
+    results = [json.loads(x.read_text()) for x in (f / "allure-results").glob("*-result.json")]
+    skipped = [r for r in results if r["status"] == "skipped" and r["name"] != "Run summary"]
+    assert len(skipped) == 10
+    assert all("step 0. Preflight (changes nothing) failed" in r["statusDetails"]["message"] for r in skipped)
+    assert (f / "report.html").exists()
+
+
+def test_without_node_the_run_says_how_to_render_later(tmp_path):
+    from omsup import report
+
+    folder = tmp_path / "run"
+    (folder / "allure-results").mkdir(parents=True)
+    old = report.ALLURE_BIN
+    try:
+        report.ALLURE_BIN = Path("/nonexistent/allure")
+        assert report.render_html(folder) is None
+    finally:
+        report.ALLURE_BIN = old
+    text = (folder / "RENDER.txt").read_text()
+    assert "python -m omsup report" in text and "npm ci" in text
