@@ -20,6 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     rp.add_argument("folder", type=Path)
     ce = sub.add_parser("check-env", help="validate an environment file (no connection is made)")
     ce.add_argument("file")
+    ul = sub.add_parser("unlock", help="release the lock a killed run left on an environment (check no run is going on)")
+    ul.add_argument("--env", required=True)
     a = p.parse_args(argv)
     if a.cmd == "path":
         try:
@@ -47,6 +49,20 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from . import envfile
 
+    if a.cmd == "unlock":
+        from . import lock
+        from .context import Host
+
+        try:
+            env = envfile.load(a.env)
+        except ConfigError as e:
+            print(f"environment file refused:\n  {e}", file=sys.stderr)
+            return 1
+        host = next((Host(n.host, n.name) for n in env.nodes if n.host == env.backup.host),
+                    Host(env.backup.host, "backup host"))
+        released = lock.release(host, env)
+        print(f"released the lock held by {released}" if released else f"no lock on {env.name}")
+        return 0
     try:
         env = envfile.load(a.file)
     except ConfigError as e:

@@ -51,6 +51,7 @@ class Run:
         self.outcomes: dict[int, dict[str, Any]] = {}
         self.current: RunbookStep | None = None
         self.live: Callable[[str], None] = lambda msg: None  # the terminal's live view (plugin sets it)
+        self.lock: dict[str, Any] | None = None  # this run's lock on the environment (omsup.lock)
 
     # -- adapters (lazy: one per node, created on first use) --------------------------------
     @cached_property

@@ -167,6 +167,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         r == "passed" for r in state.results.values())
     if all_passed and not planned and session.config.getoption("--until") is None:
         run.ledger.finish()
+    if run.lock is not None:
+        from . import lock
+
+        lock.release(run.backup_host, run.env, run.lock)
     report.write_run_folder(run, state, session.config)
     for eng in list(run.__dict__.get("engines", {}).values()):
         eng.close()

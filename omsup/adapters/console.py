@@ -20,6 +20,17 @@ from ..errors import NotReady
 from ..redact import redact
 
 
+def parse_envelope(raw: bytes) -> dict[str, Any]:
+    """The documented envelope {"success", "code", "message", "data", ...} from an answer body."""
+    try:
+        env = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise NotReady(f"an answer that is not JSON: {raw[:200]!r}") from e
+    if not isinstance(env, dict) or "success" not in env:
+        raise NotReady(f"an answer without the documented envelope: {raw[:200]!r}")
+    return env
+
+
 class Console:
     def __init__(self, cfg: ConsoleConfig, ip: str, label: str) -> None:
         self.cfg = cfg
@@ -53,10 +64,11 @@ class Console:
             AUDIT.record("console", self.label, shown, f"no answer: {e}", time.monotonic() - t0, node=self.node)
             raise NotReady(f"console of {self.label} ({self.base}) does not answer: {redact(e)}") from e
         try:
-            env = json.loads(raw)
-        except ValueError as e:
-            AUDIT.record("console", self.label, shown, f"HTTP {status}, not JSON", time.monotonic() - t0, node=self.node)
-            raise NotReady(f"console of {self.label}: {path} answered HTTP {status} with no JSON: {raw[:200]!r}") from e
+            env = parse_envelope(raw)
+        except NotReady as e:
+            AUDIT.record("console", self.label, shown, f"HTTP {status}, {e.message}", time.monotonic() - t0,
+                         node=self.node)
+            raise NotReady(f"console of {self.label}: {path} answered HTTP {status}: {e.message}") from e
         AUDIT.record("console", self.label, shown,
                      f"HTTP {status} success={env.get('success')} code={env.get('code')}", time.monotonic() - t0, node=self.node)
         if not isinstance(env, dict) or env.get("success") is not True:

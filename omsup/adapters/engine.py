@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import docker
 import docker.errors
+import requests
 
 from ..audit import AUDIT
 from ..container_spec import ContainerSpec
@@ -35,10 +36,21 @@ class Engine:
         return docker.DockerClient(base_url=self.url, timeout=120, use_ssh_client=self.url.startswith("ssh://"),
                                    version="1.41")
 
-    def _call(self, action: str, fn: Callable[[], T], outcome: Callable[[T], str] = lambda _: "ok") -> T:
+    def _call(self, action: str, fn: Callable[[], T], outcome: Callable[[T], str] = lambda _: "ok",
+              retry: bool = True) -> T:
         t0 = time.monotonic()
         try:
-            result = fn()
+            try:
+                result = fn()
+            except (BrokenPipeError, ConnectionError, requests.exceptions.ConnectionError) as e:
+                # The ssh transport drops pooled connections now and then (broken pipe): an
+                # idempotent request is sent once more on a fresh client.
+                if not retry:
+                    raise
+                AUDIT.record("engine", self.label, action, f"connection lost ({e}); retrying once",
+                             time.monotonic() - t0, node=self.node)
+                self.close()
+                result = fn()
         except docker.errors.NotFound:
             AUDIT.record("engine", self.label, action, "not found", time.monotonic() - t0, node=self.node)
             raise
@@ -91,11 +103,11 @@ class Engine:
 
     def rename(self, name: str, new: str) -> None:
         c = self._get(name)
-        self._call(f"docker rename {name} {new}", lambda: c.rename(new))
+        self._call(f"docker rename {name} {new}", lambda: c.rename(new), retry=False)
 
     def run(self, spec: ContainerSpec) -> dict[str, Any]:
         c = self._call(spec.command_line(), lambda: self.client.containers.run(**spec.run_kwargs()),
-                       lambda c: f"created {c.short_id}")
+                       lambda c: f"created {c.short_id}", retry=False)
         c.reload()
         return dict(c.attrs)
 

@@ -32,6 +32,53 @@ def testinfra_spec(spec: str) -> str:
     return spec
 
 
+def known_hosts_files(config: Path) -> list[str]:
+    """~/.ssh/known_hosts and every UserKnownHostsFile named in the ssh config (following Include)."""
+    files = [str(Path.home() / ".ssh" / "known_hosts")]
+    seen: set[Path] = set()
+
+    def walk(path: Path) -> None:
+        if path in seen or not path.exists():
+            return
+        seen.add(path)
+        for line in path.read_text().splitlines():
+            words = line.strip().split()
+            if len(words) >= 2 and words[0].lower() == "include":
+                for w in words[1:]:
+                    walk(Path(os.path.expanduser(w)) if w.startswith(("/", "~")) else path.parent / w)
+            elif len(words) >= 2 and words[0].lower() == "userknownhostsfile":
+                files.extend(os.path.expanduser(w) for w in words[1:])
+
+    walk(config)
+    return files
+
+
+def verified_client(backend: Any, config: Path) -> Any:
+    """A paramiko client for testinfra's backend that verifies host keys.
+
+    testinfra's paramiko backend accepts unknown host keys with a warning; a runbook for
+    production must not. Known hosts come from ~/.ssh/known_hosts and the ssh config's
+    UserKnownHostsFile; an unknown host is refused (StrictHostKeyChecking no in the ssh
+    config still turns that off, as for ssh). The rest is testinfra's own connection setup.
+    """
+    import paramiko
+
+    client = paramiko.SSHClient()
+    for known in known_hosts_files(config):
+        if os.path.exists(known):
+            client.load_host_keys(known)
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    cfg: dict[str, Any] = {"hostname": backend.host.name, "port": int(backend.host.port) if backend.host.port else 22,
+                           "username": backend.host.user, "timeout": backend.timeout}
+    if config.exists():
+        with open(config) as f:
+            parsed = paramiko.SSHConfig()
+            parsed.parse(f)
+        backend._load_ssh_config(client, cfg, parsed, str(config.parent))
+    client.connect(**cfg)
+    return client
+
+
 class Host:
     """A node or the backup host."""
 
@@ -50,7 +97,10 @@ class Host:
         cfg = Path.home() / ".ssh" / "config"
         if not self.is_local and cfg.exists():
             kwargs["ssh_config"] = str(cfg)
-        return testinfra.get_host(testinfra_spec(self.spec), **kwargs)
+        host = testinfra.get_host(testinfra_spec(self.spec), **kwargs)
+        if not self.is_local:
+            host.backend.client = verified_client(host.backend, cfg)
+        return host
 
     def run(self, command: str, *args: str, quiet: bool = False) -> Any:
         """Run a command; never raises for a non-zero exit (see ``check``)."""

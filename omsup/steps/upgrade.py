@@ -84,9 +84,9 @@ def _package(run: Run, node: Node, target: Version) -> dict[str, Any]:
         raise PreconditionRefused(f"node {node.name}: {path} is not a complete gzip archive (damaged download?)")
     manifest = host.check("tar -xzOf %s manifest.json", path, what=f"read the image manifest of {path}")
     try:
-        tags = [t for entry in json.loads(manifest) for t in (entry.get("RepoTags") or [])]
-    except (ValueError, AttributeError, TypeError) as e:
-        raise PreconditionRefused(f"node {node.name}: {path} is not a docker save archive (bad manifest.json)") from e
+        tags = manifest_tags(manifest)
+    except ValueError as e:
+        raise PreconditionRefused(f"node {node.name}: {path} is not a docker save archive ({e})") from e
     for tag in tags:
         try:
             if Version.from_image_tag(tag.rsplit(":", 1)[-1]) == target:
@@ -95,6 +95,20 @@ def _package(run: Run, node: Node, target: Version) -> dict[str, Any]:
             continue
     raise PreconditionRefused(f"node {node.name}: {path} holds {tags or 'no tagged image'}, not {target}",
                               "put the installation package of the target version there")
+
+
+def manifest_tags(text: str) -> list[str]:
+    """RepoTags of a `docker save` manifest.json. Raises ValueError when it is not one."""
+    try:
+        doc = json.loads(text)
+    except ValueError as e:
+        raise ValueError("manifest.json is not JSON") from e
+    if not isinstance(doc, list) or not all(isinstance(e, dict) for e in doc):
+        raise ValueError("manifest.json is not a list of images")
+    tags = [t for e in doc for t in (e.get("RepoTags") or [])]
+    if not all(isinstance(t, str) for t in tags):
+        raise ValueError("manifest.json has RepoTags that are not strings")
+    return tags
 
 
 def _projects(run: Run, source: Version) -> list[dict[str, Any]]:

@@ -1,6 +1,7 @@
 """The runbook plugin from outside (pytester): ordering, skip cascade, resume, --until, --plan."""
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,8 @@ def book(pytester, tmp_path, monkeypatch):
     env["metadb"]["password"] = "meta-secret-1"
     env["console"]["password"] = "console-secret-1"
     env["state_dir"] = str(tmp_path / "state")
+    env["backup"] = {"host": "local://", "dir": str(tmp_path / "backups")}
+    (tmp_path / "backups").mkdir()
     (pytester.path / "env.yaml").write_text(yaml.safe_dump(env))
     (pytester.path / "conftest.py").write_text('pytest_plugins = ["omsup.plugin", "fixtures.runbook"]\n')
     pytester.mkdir("runbooks")
@@ -63,6 +66,7 @@ def book(pytester, tmp_path, monkeypatch):
         return pytester.runpytest_subprocess("runbooks/fake_rb", "--env", "env.yaml", "--report-root",
                                              str(tmp_path / "reports"), "-p", "no:cacheprovider", *args)
 
+    go.backups = tmp_path / "backups"
     go.log = lambda: log.read_text().splitlines() if log.exists() else []
     go.state = tmp_path / "state"
     go.reports = tmp_path / "reports"
@@ -155,3 +159,23 @@ def test_bad_env_file_is_refused_with_file_and_key(pytester, book):
     assert r.ret != 0
     r.stderr.fnmatch_lines(["*environment file refused*", "*key 'metadb.port': expected a whole number*"])
     assert "Traceback" not in r.stderr.str() and book.log() == []
+
+
+def test_a_second_operator_is_refused_naming_who_holds_the_lock(book, pytester):
+    lock = book.backups / "prod-eu" / ".omsup.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text(json.dumps({"runbook": "rollback_429", "operator": "alice", "user": "alice", "machine": "jump1",
+                                "pid": 4242, "since": "2026-11-23T01:00:00Z"}) + "\n")
+    r = book()
+    assert r.ret != 0 and book.log() == []
+    r.stdout.fnmatch_lines(["*another run holds the lock of environment prod-eu: rollback_429 by alice*since 2026-11-23T01:00:00Z*"])
+    u = pytester.run(sys.executable, "-m", "omsup", "unlock", "--env", "env.yaml")
+    assert u.ret == 0 and "alice" in u.stdout.str()
+    book().assert_outcomes(passed=4)
+    assert not lock.exists()  # released at the end of the run
+
+
+def test_the_lock_is_released_after_a_failed_run(book, monkeypatch):
+    monkeypatch.setenv("FAIL_AT", "c")
+    book()
+    assert not (book.backups / "prod-eu" / ".omsup.lock").exists()

@@ -1,0 +1,77 @@
+"""The other documented upgrades on the sandbox: V3.3.1-CE (doc 003) and V4.0.0-CE (doc 001/002),
+with the Connector dbType fix, and their rollbacks."""
+
+import json
+
+import pytest
+
+from .conftest import without_volatile
+from .test_upgrade_429 import assert_passed, assert_stopped_at
+
+pytestmark = pytest.mark.integration
+
+
+def connector_sources(sandbox) -> dict[str, dict]:
+    cm = sandbox.status()["metadb"]["cm"]
+    return {r[0]: json.loads(r[1])["source"] for r in sandbox.sql("SELECT id, config FROM connector_config", cm)}
+
+
+def has_type(source: dict) -> bool:
+    return "dbType" in source or "db_type" in source
+
+
+@pytest.mark.parametrize(("start", "runbook", "target", "rollback", "steps"), [
+    ("3.3.0-CE", "upgrade_331", "3.3.1", "rollback_331", 12),
+    ("3.2.2-CE", "upgrade_400", "4.0.0", "rollback_400", 12),
+])
+def test_upgrade_fixes_dbtype_and_rollback_restores(sandbox, start, runbook, target, rollback, steps):
+    sandbox.fresh("--version", start, "--nodes", "1")
+    before = connector_sources(sandbox)
+    assert any(not has_type(s) for s in before.values())  # Connectors left by projects created on 3.2.2
+    old = sandbox.containers()
+    p = sandbox.runbook(runbook)
+    assert_passed(p, steps)
+    after = connector_sources(sandbox)
+    needing = {"conn-orders-2", "conn-events-1", "conn-events-2"}  # created on 3.2.2, without dbType/db_type
+    for cid in needing:
+        assert after[cid]["dbType"] in ("MYSQL", "OB_MYSQL"), (cid, after[cid])
+    assert after["conn-users-1"] == before["conn-users-1"]  # db_type present: left alone
+    if start == "3.3.0-CE":  # a project created on 3.3.0 does not need it
+        assert not has_type(after["conn-archive-1"])
+    (ctr,) = [c for name, c in sandbox.containers()["n1"].items() if name == "oms_ce"]
+    assert ctr["image"].endswith(f":feature_{target}-ce") and ctr["binds"] == old["n1"]["oms_ce"]["binds"]
+    if target == "4.0.0":
+        assert "clear the browser cache" in p.output.lower()
+        summary = json.loads((sandbox.last_report(runbook) / "summary.json").read_text())
+        assert any("browser cache" in a for a in summary["operator_actions"])
+    assert_passed(sandbox.runbook(rollback), 7)
+    (ctr,) = [c for name, c in sandbox.containers()["n1"].items() if name == "oms_ce"]
+    assert ctr["id"] == old["n1"]["oms_ce"]["id"] and ctr["running"]
+    assert ctr["image"].endswith(f":feature_{start.removesuffix('-CE')}-ce")
+
+
+def test_upgrade_331_from_322_is_refused_with_the_documented_path(sandbox):
+    sandbox.fresh("--version", "3.2.2-CE", "--nodes", "1")
+    snap, ctrs = without_volatile(sandbox.snapshot()), sandbox.containers()
+    p = sandbox.runbook("upgrade_331")
+    assert_stopped_at(p, 0, "V3.2.2-CE > V3.3.0-CE > V3.3.1-CE")
+    assert without_volatile(sandbox.snapshot()) == snap and sandbox.containers() == ctrs
+
+
+def test_single_node_runbook_refuses_several_nodes(sandbox):
+    sandbox.fresh("--version", "3.3.0-CE", "--nodes", "2")
+    assert_stopped_at(sandbox.runbook("upgrade_331"), 0, "single-node procedure")
+
+
+def test_connector_dbtype_alone_uses_batch_om_where_a_host_has_one_source_type(sandbox):
+    sandbox.fresh("--version", "3.3.0-CE", "--nodes", "2")
+    p = sandbox.runbook("connector_dbtype")
+    assert_passed(p, 2)
+    ledger = json.loads((sandbox.last_report("connector_dbtype") / "ledger.json").read_text())
+    plan = ledger["facts"]["connector_fixes"]
+    # n2 (127.0.0.12) carries OB_MYSQL and TIDB sources: one by one; n1 only MYSQL and POSTGRESQL
+    hows = {(x["host"], x["how"]) for x in plan}
+    assert ("127.0.0.12", "one") in hows
+    after = connector_sources(sandbox)
+    assert after["conn-events-1"]["dbType"] == "OB_MYSQL" and after["conn-orders-2"]["dbType"] == "MYSQL"
+    assert_passed(sandbox.runbook("connector_dbtype"), 2)  # idempotent: nothing left to fix

@@ -1,0 +1,100 @@
+"""Property-based: hostile and malformed input gives the project's own clear errors, never a traceback."""
+
+import copy
+import json
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from omsup import envfile
+from omsup.adapters.console import parse_envelope
+from omsup.errors import ConfigError, NotReady
+from omsup.steps.upgrade import manifest_tags
+from omsup.versions import Version, VersionError
+
+from .envfiles import BASE
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=20,
+)
+PATHS = [
+    ("name",), ("container",), ("version",), ("packages",), ("metadb",), ("metadb", "host"), ("metadb", "port"),
+    ("metadb", "user"), ("metadb", "password"), ("metadb", "rm"), ("regions",), ("regions", 0, "cm_hb"),
+    ("regions", 0, "nodes"), ("regions", 0, "nodes", 0, "ip"), ("regions", 0, "nodes", 0, "host"),
+    ("regions", 0, "nodes", 0, "docker"), ("backup", "dir"), ("backup", "host"), ("ha",), ("ha", "refetch_margin_min"),
+    ("console", "port"), ("console", "password"), ("state_dir",),
+]
+
+
+@given(st.text(max_size=40))
+def test_version_parse_is_total(text):
+    try:
+        v = Version.parse(text)
+    except VersionError as e:
+        assert "expected a version" in str(e)
+    else:
+        assert Version.parse(str(v)) == v
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=st.sampled_from(PATHS), value=json_values)
+def test_env_loader_only_raises_config_errors(tmp_path, monkeypatch, path, value):
+    monkeypatch.setenv("OMSUP_TEST_PW", "pw-123")
+    monkeypatch.setenv("OMSUP_TEST_CONSOLE_PW", "cpw-123")
+    doc = copy.deepcopy(BASE)
+    node = doc
+    for k in path[:-1]:
+        node = node[k]
+    node[path[-1]] = value
+    p = tmp_path / "env.yaml"
+    p.write_text(yaml.safe_dump(doc))
+    try:
+        env = envfile.load(p)
+    except ConfigError as e:
+        assert str(p) in str(e) and "key '" in str(e)
+    else:  # whatever got through is within the strict patterns
+        for _, db in env.databases():
+            assert db.replace("_", "").isalnum()
+        assert " " not in env.container and "`" not in env.container
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
+def test_env_loader_survives_any_bytes(tmp_path, blob):
+    p = tmp_path / "env.yaml"
+    p.write_bytes(blob)
+    try:
+        envfile.load(p)
+    except ConfigError:
+        pass
+
+
+@given(st.binary(max_size=300) | json_values.map(lambda v: json.dumps(v).encode()))
+def test_console_envelope_parser(raw):
+    try:
+        env = parse_envelope(raw)
+    except NotReady as e:
+        assert "answer" in e.message
+    else:
+        assert isinstance(env, dict) and "success" in env
+
+
+@given(st.text(max_size=200) | json_values.map(json.dumps))
+def test_manifest_parser(text):
+    try:
+        tags = manifest_tags(text)
+    except ValueError as e:
+        assert "manifest.json" in str(e)
+    else:
+        assert all(isinstance(t, str) for t in tags)
+
+
+@given(st.text(max_size=60))
+def test_image_tags(text):
+    try:
+        Version.from_image_tag(text)
+    except VersionError:
+        pass
