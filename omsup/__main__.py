@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if a.cmd == "unlock":
         from . import lock
-        from .context import Host
+        from .adapters.hosts import Host
 
         try:
             env = envfile.load(a.env)

@@ -8,6 +8,7 @@ cleanup() { .venv/bin/python -m sandbox down >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 cleanup
 .venv/bin/ruff check omsup fixtures sandbox runbooks tests bench conftest.py || exit 1
+.venv/bin/mypy || exit 1
 .venv/bin/python -m pytest tests "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then
