@@ -4,18 +4,9 @@
 # `sleep 300` replaced by the same readiness poll the runbook uses (supervisorctl answers).
 # Prints T1 and SERVING (epoch seconds) for the benchmark to read.
 set -euo pipefail
-S=${OMSUP_SANDBOX_DIR:-/tmp/omsup-sandbox}
-CNF=$(mktemp); trap 'rm -f "$CNF"' EXIT
-python3 - "$CNF" "$S" <<'PY'
-import sys, pathlib
-pw = (pathlib.Path(sys.argv[2]) / "secrets/metadb_password").read_text()
-q = '"' + pw.replace("\\", "\\\\").replace('"', '\\"') + '"'
-pathlib.Path(sys.argv[1]).write_text(f"[client]\nhost=127.0.0.1\nport=3310\nuser=oms_meta\npassword={q}\n")
-PY
-NODES=$(ls "$S/nodes")
+. "$(dirname "$0")/sandbox_client.sh"
 PKG="$S/packages/oms-4.2.9-CE.tar.gz"
 OUT="$S/backups/script-$(date +%s%N)"; mkdir -p "$OUT"
-sql() { mysql --defaults-extra-file="$CNF" "$@"; }
 # 1. disable HA
 sql -D rm_428 -e "UPDATE oms_normal_config SET cfg_value=JSON_SET(cfg_value,'$.enable',false) WHERE cfg_name='ha.config'"
 # 2. stop the old container on IP1 and IP2; T1

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -123,6 +125,26 @@ class Run:
                     err.args = (str(err.message) + (f"\n  next: {err.hint}" if err.hint else ""),)
             raise err
         return results
+
+    @contextmanager
+    def watch(self, label: str, probe: Callable[[], str], every: float = 2.0) -> Iterator[None]:
+        """Show ``label: probe()`` on the terminal every ``every`` seconds while the block runs."""
+        done = threading.Event()
+
+        def loop() -> None:
+            while not done.wait(every):
+                try:
+                    self.live(f"{label}: {probe()}")
+                except Exception:  # noqa: BLE001 - a live view never breaks the step
+                    pass
+
+        t = threading.Thread(target=loop, daemon=True)
+        t.start()
+        try:
+            yield
+        finally:
+            done.set()
+            t.join()
 
     # -- evidence and plans --------------------------------------------------------------------
     def evidence(self, name: str, obj: Any) -> None:

@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     u.add_argument("--https", action="store_true", help="mount an HTTPS certificate (console serves HTTPS only)")
     u.add_argument("--own-cm-nodes", action="store_true",
                    help="give each node of a region its own cm_nodes (docker_init.sh must run on every node)")
+    u.add_argument("--bulk-mb", type=int, default=0, help="add this many MiB of configuration history to cm")
     u.add_argument("--env-file", help="where to write the environment file")
     s = sub.add_parser("status", help="what runs")
     s.add_argument("--json", action="store_true")
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.cmd == "up":
             t0 = time.monotonic()
             path = deploy.up(a.nodes, a.regions, a.version, a.heartbeat_rows, a.ssh, a.env_file,
-                             own_cm_nodes=a.own_cm_nodes, https=a.https)
+                             own_cm_nodes=a.own_cm_nodes, https=a.https, bulk_mb=a.bulk_mb)
             print(f"sandbox up in {time.monotonic() - t0:.1f}s", file=sys.stderr)
             print(path)
         elif a.cmd == "status":

@@ -142,10 +142,10 @@ def _start_node(node: dict, version: Version, package: Path, https: bool) -> Non
 
 
 def up(nodes: int, regions: int, version: str, heartbeat_rows: int, ssh: bool, env_file: str | None,
-       own_cm_nodes: bool = False, https: bool = False) -> Path:
+       own_cm_nodes: bool = False, https: bool = False, bulk_mb: int = 0) -> Path:
     v = Version.parse(version)
     args = {"nodes": nodes, "regions": regions, "version": str(v), "heartbeat_rows": heartbeat_rows,
-            "ssh": ssh, "own_cm_nodes": own_cm_nodes, "https": https}
+            "ssh": ssh, "own_cm_nodes": own_cm_nodes, "https": https, "bulk_mb": bulk_mb}
     current = paths.load_state()
     if current and current.get("args") != args:
         raise SandboxError(
@@ -159,7 +159,7 @@ def up(nodes: int, regions: int, version: str, heartbeat_rows: int, ssh: bool, e
         fut_pk = pool.submit(images.ensure_packages, wanted)
         metadb.start()
         console_password = paths.secret("console_password").read_text()
-        names = metadb.seed(v, region_list, node_list, heartbeat_rows, console_password)
+        names = metadb.seed(v, region_list, node_list, heartbeat_rows, console_password, bulk_mb)
         pkgs = fut_pk.result()
     placed = {ver: images.place_package(p, Version.parse(ver)) for ver, p in pkgs.items()}
     for n in node_list:

@@ -104,7 +104,8 @@ CONNECTORS = [
 ]
 
 
-def seed(version: Version, regions: list[dict], nodes: list[dict], heartbeat_rows: int, console_password: str) -> dict:
+def seed(version: Version, regions: list[dict], nodes: list[dict], heartbeat_rows: int, console_password: str,
+         bulk_mb: int = 0) -> dict:
     """Create and fill the deployment's databases as of ``version`` (idempotent: skips if present)."""
     names = db_names(version, len(regions))
     with root_conn() as c, c.cursor() as cur:
@@ -148,6 +149,12 @@ def seed(version: Version, regions: list[dict], nodes: list[dict], heartbeat_row
             ip = nodes[host_i % len(nodes)]["ip"]
             cfg = {"source": source, "sink": {"type": "DatahubSink"}, "coordinator": {"bridgeQueueSize": 256}}
             cur.execute("INSERT INTO connector_config VALUES (%s,%s,%s,%s)", (cid, pid, ip, json.dumps(cfg)))
+        if bulk_mb:
+            # Bulk for benchmarks and the big-MetaDB tests: 1 KiB configuration history rows in cm.
+            cur.execute(
+                f"INSERT INTO `{names['cm']}`.config_job (`key`, `value`) SELECT CONCAT('history.', seq), "
+                f"REPEAT(SHA2(seq, 256), 16) FROM seq_1_to_{int(bulk_mb) * 1024}"
+            )
         for hb in names["cm_hb"]:
             # A heartbeat table of realistic size: one row a second for heartbeat_rows seconds.
             cur.execute(

@@ -86,6 +86,31 @@ def read_node_config(run: Run, node: Node, binds: list[str]) -> dict[str, Any]:
     return cfg
 
 
+def stop_containers(run: Run, time_key: str, container_id_of: Any, what: str, gone_ok: bool) -> None:
+    """doc: sudo docker stop ${CONTAINER_NAME} on every node, recording the time first (T1 or T3).
+
+    ``container_id_of(node)`` names the container by id (whatever its name now), or None when
+    the node has none to stop.
+    """
+    if not run.ledger.get(time_key):
+        run.ledger.set(time_key, utc_now())  # recorded before the stops: the gap it measures is never short
+
+    def stop(n: Node) -> str:
+        cid = container_id_of(n)
+        if cid is None:
+            return "no container to stop on this node"
+        attrs = container_by_id(run, n, cid)
+        if attrs is None:
+            if gone_ok:
+                return "the container is gone"
+            raise ContainerProblem(f"node {n.name}: the {what} container {cid[:12]} is gone")
+        if attrs["State"].get("Running"):
+            run.engines[n.name].stop(cid)
+        return "stopped"
+
+    run.each_node(stop, what=f"docker stop ({what} container)")
+
+
 # -- HA (doc: System Parameters > ha.config) ------------------------------------------------
 def set_ha_disabled(run: Run) -> None:
     rm = run.env.metadb.rm
@@ -156,13 +181,19 @@ def verify_ha_enabled(run: Run, start_key: str, end_key: str) -> None:
 
 
 # -- waiting for OMS -------------------------------------------------------------------------
-def wait_until(check: Any, timeout: float, describe: Any, interval: float = 0.5) -> Any:
+def wait_until(check: Any, timeout: float, describe: Any, interval: float = 0.5,
+               live: Any = None) -> Any:
     """Poll ``check()`` until it returns a truthy value; on timeout raise NotReady with ``describe()``."""
-    deadline = time.monotonic() + timeout
+    t0 = time.monotonic()
+    deadline = t0 + timeout
+    shown = t0
     while True:
         value = check()
         if value:
             return value
+        if live is not None and time.monotonic() - shown >= 5:
+            shown = time.monotonic()
+            live(f"still polling after {shown - t0:.0f}s (gives up after {timeout:.0f}s)")
         if time.monotonic() > deadline:
             raise NotReady(f"timed out after {timeout:.0f}s: {describe()}",
                            "look at the container's log (below); run the runbook again to resume once it is fixed")
@@ -210,7 +241,8 @@ def serving(run: Run, node: Node) -> bool:
 def wait_serving(run: Run, node: Node, timeout: float = READY_TIMEOUT) -> None:
     run.live(f"{node.name}: waiting for the console to serve")
     wait_until(lambda: serving(run, node), timeout,
-               lambda: f"node {node.name}: the console does not serve (health or '{SERVING_LINE}' missing); "
+               live=lambda m: run.live(f"{node.name}: console: {m}"),
+               describe=lambda: f"node {node.name}: the console does not serve (health or '{SERVING_LINE}' missing); "
                        f"last log lines:\n{run.engines[node.name].logs(run.env.container, 15)}")
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from ..context import Run
 from ..envfile import Node
 from ..errors import ContainerProblem, PreconditionRefused
-from ..ledger import Ledger, utc_now
+from ..ledger import Ledger
 from ..runbook import Step
 from . import common as c
 from .upgrade import verify_backups
@@ -96,21 +96,7 @@ def _new_id(run: Run, n: Node) -> str | None:
 
 
 def stop_new(run: Run) -> None:
-    if not run.ledger.get("t3"):
-        run.ledger.set("t3", utc_now())
-
-    def stop(n: Node) -> str:
-        new_id = _new_id(run, n)
-        if new_id is None:
-            return "no new container was created on this node"
-        attrs = run.engines[n.name].inspect(new_id)
-        if attrs is None:
-            return "the new container is gone"
-        if attrs["State"].get("Running"):
-            run.engines[n.name].stop(new_id)
-        return "stopped"
-
-    run.each_node(stop, what="docker stop (new container)")
+    c.stop_containers(run, "t3", lambda n: _new_id(run, n), "new", gone_ok=True)
     verify_new_stopped(run)
     run.evidence("T3", run.ledger.get("t3"))
 

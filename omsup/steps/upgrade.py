@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import posixpath
 import time
 from typing import Any
 
+from ..adapters.hosts import Host
 from ..container_spec import REQUIRED_TARGETS, ContainerSpec, bind_target
 from ..context import Run
 from ..envfile import Node
@@ -203,19 +205,7 @@ PREFLIGHT = Step("preflight", "Preflight (changes nothing)", preflight, None, ve
 
 # == 2. Stop the old containers ================================================================
 def stop_old(run: Run) -> None:
-    if not run.ledger.get("t1"):
-        run.ledger.set("t1", utc_now())  # T1: the service stops now (recorded before the stops, to be safe)
-
-    def stop(n: Node) -> str:
-        facts = c.node_facts(run, n.name)
-        attrs = c.container_by_id(run, n, facts["container_id"])
-        if attrs is None:
-            raise ContainerProblem(f"node {n.name}: the old container {facts['container_id'][:12]} is gone")
-        if attrs["State"].get("Running"):
-            run.engines[n.name].stop(facts["container_id"])
-        return "stopped"
-
-    run.each_node(stop, what="docker stop")
+    c.stop_containers(run, "t1", lambda n: c.node_facts(run, n.name)["container_id"], "old", gone_ok=False)
     verify_stopped(run)
     run.evidence("T1", run.ledger.get("t1"))
 
@@ -284,7 +274,8 @@ def backup(run: Run) -> None:
         stats = run.metadb.table_stats(db)
         charset, collation = run.metadb.charset(db)
         dest = posixpath.join(folder, f"{db}.sql")
-        run.metadb.dump(bh, folder, db, dest)
+        with run.watch(f"backup: {dest}", functools.partial(_size_of, bh, dest + ".partial")):
+            run.metadb.dump(bh, folder, db, dest)
         facts = bh.file_facts(dest)
         if facts is None or facts["size"] == 0:
             raise BackupProblem(f"the dump of {db} at {dest} on {bh.label} is empty or missing",
@@ -299,6 +290,11 @@ def backup(run: Run) -> None:
         manifest.append(entry)
         run.ledger.set("backups", manifest)  # on disk as soon as each file is verified
     verify_backups(run)
+
+
+def _size_of(host: Host, path: str) -> str:
+    r = host.run("stat -c %%s -- %s", path, quiet=True)
+    return f"{int(r.stdout.strip()) / 1e6:.1f} MB so far" if r.rc == 0 else "starting"
 
 
 def verify_backups(run: Run) -> None:
@@ -471,7 +467,8 @@ def init_metadata(run: Run) -> None:
         run.live(f"{n.name}: waiting until the container is ready for docker_init.sh")
         c.wait_until(lambda: c.init_ready(run, n), c.READY_TIMEOUT,
                      lambda: f"node {n.name}: `supervisorctl status` does not answer in the new container; "
-                             f"last log lines:\n{run.engines[n.name].logs(run.env.container, 15)}")
+                             f"last log lines:\n{run.engines[n.name].logs(run.env.container, 15)}",
+                     live=lambda m: run.live(f"{n.name}: readiness for docker_init.sh: {m}"))
         return "ready"
 
     targets = init_targets(run)
