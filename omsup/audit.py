@@ -63,12 +63,23 @@ class Audit:
         finally:
             self._local.node = prev
 
+    @contextmanager
+    def in_step(self, step: str) -> Iterator[None]:
+        """Attribute the events of this thread to ``step`` (work started early, in the background)."""
+        prev = getattr(self._local, "step", None)
+        self._local.step = step
+        try:
+            yield
+        finally:
+            self._local.step = prev
+
     def record(self, system: str, target: str, action: str, outcome: str, seconds: float,
                node: str | None = None) -> Event:
         ev = Event(
             time=datetime.now(UTC).strftime("%H:%M:%S.%f")[:-3],
             system=system, target=redact(target), action=redact(action), outcome=redact(outcome),
-            seconds=round(seconds, 3), node=node or getattr(self._local, "node", None), step=self.step,
+            seconds=round(seconds, 3), node=node or getattr(self._local, "node", None),
+            step=getattr(self._local, "step", None) or self.step,
         )
         with self._lock:
             self.events.append(ev)

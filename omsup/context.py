@@ -7,7 +7,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
@@ -54,6 +54,7 @@ class Run:
         self.current: RunbookStep | None = None
         self.live: Callable[[str], None] = lambda msg: None  # the terminal's live view (plugin sets it)
         self.lock: dict[str, Any] | None = None  # this run's lock on the environment (omsup.lock)
+        self.background: dict[str, Future[Any]] = {}  # work started early (e.g. loading the image)
 
     # -- adapters (lazy: one per node, created on first use) --------------------------------
     @cached_property
@@ -191,6 +192,8 @@ class Run:
             rs.step.do(self)
             self.ledger.mark(key, "done", seconds=round(time.monotonic() - t0, 2))
             outcome["status"] = "passed"
+            if rs.number == 0 and self.runbook.after_preflight is not None:
+                self.runbook.after_preflight(self)
         except pytest.skip.Exception:
             raise
         except BaseException as e:

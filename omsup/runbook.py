@@ -64,6 +64,7 @@ class Runbook:
     single_node: bool = False
     upgrade_runbook: str | None = None  # for a rollback: the runbook whose run it undoes
     notes: tuple[str, ...] = ()  # operator actions the document asks for, shown in the report
+    after_preflight: Callable[[Run], None] | None = None  # work to start once the preflight passed
     steps: list[RunbookStep] = field(default_factory=list)
 
     @property

@@ -223,11 +223,20 @@ def write_env_file(path: Path, state: dict) -> None:
         "ha": {"perceive_store_client_checkpoint": False, "refetch_margin_min": 5},
         "console": {"port": 8089, "scheme": "https" if https else "http", "user": paths.CONSOLE_USER,
                     "password": {"file": str(paths.secret("console_password"))}},
+        **({"console_ca": str(ca_bundle(state))} if https else {}),
         "state_dir": str(paths.STATE_DIR / "ledgers"),
     }
+    if "console_ca" in doc:  # the nodes' self-signed certificates are the private CA to trust
+        doc["console"]["ca_file"] = doc.pop("console_ca")
     path.parent.mkdir(parents=True, exist_ok=True)
     header = "# OMS CE deployment: the local sandbox (written by `python -m sandbox up`).\n"
     path.write_text(header + yaml.safe_dump(doc, sort_keys=False))
+
+
+def ca_bundle(state: dict) -> Path:
+    bundle = paths.STATE_DIR / "https-ca.pem"
+    bundle.write_text("".join(make_cert(n)[0].read_text() for n in state["nodes"]))
+    return bundle
 
 
 def status() -> dict:

@@ -16,7 +16,7 @@ FAULTS = {
     "no-heartbeat": "a node stops heartbeating, so it turns Offline (--node)",
     "metadb-down": "the MetaDB stops",
     "metadb-up": "the MetaDB comes back",
-    "disk-full": "the backup folder becomes a 64 KiB filesystem",
+    "disk-full": "the backup folder becomes a small filesystem with 12 KiB free",
     "disk-ok": "the backup folder is the real one again",
     "engine-down": "a node's Docker engine becomes unreachable (--node)",
     "engine-up": "a node's Docker engine is reachable again (--node)",
@@ -83,7 +83,11 @@ def inject(name: str, node: str | None = None, version: str | None = None) -> st
         metadb.start()
     elif name == "disk-full":
         if not _backup_mounted(st):
-            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "omsup-full", st["backups"]], check=True)
+            # a small filesystem over the backup folder, filled but for 12 KiB: room for the lock and
+            # the client option file, not for a dump
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "omsup-full", st["backups"]], check=True)
+            subprocess.run(["dd", "if=/dev/zero", f"of={st['backups']}/.sandbox-filler", "bs=4k",
+                            f"count={(1024 - 12) // 4}"], check=True, capture_output=True)
     elif name == "disk-ok":
         if _backup_mounted(st):
             subprocess.run(["umount", st["backups"]], check=True)

@@ -64,7 +64,7 @@ class Engine:
         return result
 
     def ping(self) -> bool:
-        return bool(self._call("ping", self.client.ping))
+        return bool(self._call("ping", lambda: self.client.ping()))
 
     def inspect(self, name: str) -> dict[str, Any] | None:
         """The container's inspect data, or None if there is none of that name."""
@@ -89,32 +89,29 @@ class Engine:
         except docker.errors.NotFound:
             return False
 
-    def _get(self, name: str) -> Any:
-        return self._call(f"inspect container {name}", lambda: self.client.containers.get(name),
-                          lambda c: str(c.status))
+    def _on(self, name: str, action: str, op: Callable[[Any], T], outcome: Callable[[T], str] = lambda _: "ok",
+            retry: bool = True) -> T:
+        """``op(container)`` as one request; the container is looked up on the current client, so a
+        retry after a dropped connection runs on a fresh one."""
+        return self._call(action, lambda: op(self.client.containers.get(name)), outcome, retry)
 
     def stop(self, name: str, timeout: int = 60) -> None:
-        c = self._get(name)
-        self._call(f"docker stop {name}", lambda: c.stop(timeout=timeout))
+        self._on(name, f"docker stop {name}", lambda c: c.stop(timeout=timeout))
 
     def start(self, name: str) -> None:
-        c = self._get(name)
-        self._call(f"docker start {name}", lambda: c.start())
+        self._on(name, f"docker start {name}", lambda c: c.start())
 
     def rename(self, name: str, new: str) -> None:
-        c = self._get(name)
-        self._call(f"docker rename {name} {new}", lambda: c.rename(new), retry=False)
+        self._on(name, f"docker rename {name} {new}", lambda c: c.rename(new), retry=False)
 
     def run(self, spec: ContainerSpec) -> dict[str, Any]:
         c = self._call(spec.command_line(), lambda: self.client.containers.run(**spec.run_kwargs()),
                        lambda c: f"created {c.short_id}", retry=False)
-        c.reload()
-        return dict(c.attrs)
+        return self.inspect(c.id) or {}
 
     def exec(self, name: str, cmd: list[str]) -> tuple[int, str]:
-        c = self._get(name)
-        res = self._call(f"docker exec {name} {' '.join(cmd)}", lambda: c.exec_run(cmd, demux=False),
-                         lambda r: f"exit {r.exit_code}")
+        res = self._on(name, f"docker exec {name} {' '.join(cmd)}", lambda c: c.exec_run(cmd, demux=False),
+                       lambda r: f"exit {r.exit_code}")
         return int(res.exit_code), (res.output or b"").decode("utf-8", errors="replace")
 
     def logs(self, name: str, tail: int = 20) -> str:

@@ -153,3 +153,19 @@ def test_own_cm_nodes_runs_init_on_every_node(sandbox):
     events = (sandbox.last_report("upgrade_429") / "events.jsonl").read_text()
     inits = {json.loads(x)["node"] for x in events.splitlines() if "bash /root/docker_init.sh" in x}
     assert inits == {"n1", "n2"}
+
+
+def test_https_console_is_verified_against_the_private_ca(sandbox):
+    import http.client
+    import urllib.error
+    import urllib.request
+
+    env = sandbox.fresh("--https")
+    assert "ca_file:" in open(env).read() and "scheme: https" in open(env).read()
+    with pytest.raises((OSError, http.client.HTTPException)):  # HTTPS only: plain HTTP gets no answer
+        urllib.request.urlopen("http://127.0.0.11:8089/oms/health", timeout=3)
+    with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):  # not trusted without the CA
+        urllib.request.urlopen("https://127.0.0.11:8089/oms/health", timeout=3)
+    assert_passed(sandbox.runbook("upgrade_429"), 11)
+    events = (sandbox.last_report("upgrade_429") / "events.jsonl").read_text()
+    assert "GET https://127.0.0.11:8089/oms/health" in events
