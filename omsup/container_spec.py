@@ -35,6 +35,9 @@ class ContainerSpec:
     host_ip: str
     upgrade: bool = False
     extra_env: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    # Not a documented flag: a label naming the run that created the container, so that a run
+    # interrupted between `docker run` and writing its ledger recognizes its own container.
+    labels: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
     def environment(self) -> dict[str, str]:
         env = dict(self.extra_env)
@@ -61,6 +64,7 @@ class ContainerSpec:
             "privileged": True,
             "pids_limit": -1,
             "ulimits": [docker.types.Ulimit(name="nproc", soft=65535, hard=65535)],
+            "labels": dict(self.labels),
         }
 
     def command_line(self) -> str:
@@ -70,6 +74,8 @@ class ContainerSpec:
             parts += ["-v", b]
         for k, v in self.environment().items():
             parts += ["-e", f"{k}={v}"]
+        for k, v in self.labels:
+            parts += ["--label", f"{k}={v}"]
         parts += ["--privileged=true", "--pids-limit", "-1", "--ulimit", "nproc=65535:65535",
                   "--name", self.name, self.image]
         return shlex.join(parts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import traceback
@@ -189,6 +190,8 @@ class Run:
                 outcome["status"] = "verified"
                 return
             self.ledger.mark(key, "running")
+            if os.environ.get("OMSUP_PAUSE_AT_STEP") == key:  # tests only: a known point to interrupt the run
+                time.sleep(float(os.environ.get("OMSUP_PAUSE_SECONDS", "60")))
             rs.step.do(self)
             self.ledger.mark(key, "done", seconds=round(time.monotonic() - t0, 2))
             outcome["status"] = "passed"

@@ -180,6 +180,13 @@ def preflight(run: Run) -> None:
         lines = "; ".join(f"{p['name']} ({p['id']}): {p['forbidden']}" for p in bad)
         raise PreconditionRefused(f"projects in a state the documents forbid for an upgrade: {lines}",
                                   "wait until they are real-time and their forward switchover is done (doc 000/001)")
+    if any(s.step.key == "connector_dbtype" for s in run.runbook.steps):  # docs 000/001: check dbType first
+        from .connectors import survey
+
+        found = survey(run)
+        run.evidence("Connectors lacking dbType/db_type that need it (fixed in the next step)",
+                     [r for r in found["connectors"] if r["needs_fix"]])
+        run.ledger.set("connectors_before", found)
     ha = run.metadb.ha_config(rm)
     run.ledger.set("versions", {"source": str(source), "target": str(target), "oms_version_before": oms_version_rows})
     run.ledger.set("nodes", old)
@@ -397,7 +404,11 @@ def new_spec(run: Run, n: Node) -> ContainerSpec:
     facts = c.node_facts(run, n.name)
     image = (run.ledger.get("packages") or {})[n.name]["image"]
     return ContainerSpec(run.env.container, image, tuple(facts["binds"]), n.ip, upgrade=True,
-                         extra_env=tuple(sorted((facts.get("user_env") or {}).items())))
+                         extra_env=tuple(sorted((facts.get("user_env") or {}).items())),
+                         labels=((RUN_LABEL, run.ledger.run_id),))
+
+
+RUN_LABEL = "omsup.run"
 
 
 def kept_name(run: Run) -> str:
@@ -419,9 +430,12 @@ def start_new(run: Run) -> None:
             run.evidence(f"{n.name}: docker run", spec.command_line())
             attrs = eng.run(spec)
             c.set_node_fact(run, n.name, "new_container_id", attrs["Id"])
-        elif current["Id"] == facts.get("new_container_id"):
+        elif current["Id"] == facts.get("new_container_id") or (
+                (current["Config"].get("Labels") or {}).get(RUN_LABEL) == run.ledger.run_id):
+            # resume: this run created it (perhaps interrupted before it wrote the ledger)
+            c.set_node_fact(run, n.name, "new_container_id", current["Id"])
             if not current["State"].get("Running"):
-                eng.start(current["Id"])  # resume: the new container exists but stopped
+                eng.start(current["Id"])
         else:
             raise ContainerProblem(f"node {n.name}: a container named {run.env.container} exists that is neither the "
                                    f"old one nor the one this run created ({current['Id'][:12]})",

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from .conftest import without_volatile
+from .conftest import assert_restored, without_volatile
 from .test_upgrade_429 import assert_passed, assert_stopped_at
 
 pytestmark = pytest.mark.integration
@@ -29,6 +29,8 @@ def test_upgrade_fixes_dbtype_and_rollback_restores(sandbox, start, runbook, tar
     before = connector_sources(sandbox)
     assert any(not has_type(s) for s in before.values())  # Connectors left by projects created on 3.2.2
     old = sandbox.containers()
+    assert_passed(sandbox.runbook(runbook, "--until", "5"), 6)  # up to and with the backup
+    at_backup = sandbox.snapshot()
     p = sandbox.runbook(runbook)
     assert_passed(p, steps)
     after = connector_sources(sandbox)
@@ -48,6 +50,7 @@ def test_upgrade_fixes_dbtype_and_rollback_restores(sandbox, start, runbook, tar
     (ctr,) = [c for name, c in sandbox.containers()["n1"].items() if name == "oms_ce"]
     assert ctr["id"] == old["n1"]["oms_ce"]["id"] and ctr["running"]
     assert ctr["image"].endswith(f":feature_{start.removesuffix('-CE')}-ce")
+    assert_restored(at_backup, sandbox.snapshot())  # equal tables, seen independently
 
 
 def test_upgrade_331_from_322_is_refused_with_the_documented_path(sandbox):

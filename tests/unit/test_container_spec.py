@@ -7,7 +7,8 @@ from omsup.container_spec import ContainerSpec, bind_target, standard_binds
 
 def spec(upgrade=True):
     binds = standard_binds("/data/config.yaml", "/data/oms/oms_logs", "/data/oms/oms_store", "/data/oms/oms_run")
-    return ContainerSpec("oms_xxx", "oms:feature_4.2.9-ce", binds, "10.0.0.2", upgrade, (("TZ", "UTC"),))
+    return ContainerSpec("oms_xxx", "oms:feature_4.2.9-ce", binds, "10.0.0.2", upgrade, (("TZ", "UTC"),),
+                         (("omsup.run", "r1"),))
 
 
 def test_sdk_arguments_match_the_documented_flags():
@@ -17,6 +18,7 @@ def test_sdk_arguments_match_the_documented_flags():
     assert [(u["Name"], u["Soft"], u["Hard"]) for u in kw["ulimits"]] == [("nproc", 65535, 65535)]
     assert kw["environment"] == {"TZ": "UTC", "OMS_HOST_IP": "10.0.0.2", "IS_UPGRADE": "true"}
     assert kw["volumes"] == list(spec().binds)
+    assert kw["labels"] == {"omsup.run": "r1"}
 
 
 def test_is_upgrade_only_when_upgrading():
