@@ -36,6 +36,9 @@ class Step:
     do: Callable[[Run], None]
     plan: Callable[[Run], list[str]] | None = None  # None: the step changes nothing (runs in plan mode)
     verify: Callable[[Run], None] | None = None  # on resume; None: the ledger's record suffices
+    # Steps whose effect legitimately replaces this one's (enabling HA after disabling it): once
+    # one of them is done, a resumed run does not check this step's effect any more.
+    superseded_by: tuple[str, ...] = ()
 
 
 @dataclass

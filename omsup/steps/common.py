@@ -134,7 +134,8 @@ def plan_disable_ha(run: Run) -> list[str]:
             "WHERE cfg_name='ha.config'; then read it back"]
 
 
-DISABLE_HA = Step("disable_ha", "Disable HA", set_ha_disabled, plan_disable_ha, verify_ha_disabled)
+DISABLE_HA = Step("disable_ha", "Disable HA", set_ha_disabled, plan_disable_ha, verify_ha_disabled,
+                  superseded_by=("enable_ha", "rollback_enable_ha"))
 
 
 def refetch_minutes(start: str, end: str, margin: int) -> int:

@@ -116,7 +116,8 @@ def plan_stop_new(run: Run) -> list[str]:
     return [f"{n.name}: docker stop {run.env.container}  (the new container; record T3 before)" for n in run.env.nodes]
 
 
-STOP_NEW = Step("stop_new", "Stop the new containers, record T3", stop_new, plan_stop_new, verify_new_stopped)
+STOP_NEW = Step("stop_new", "Stop the new containers, record T3", stop_new, plan_stop_new, verify_new_stopped,
+                superseded_by=("restart_old",))
 
 
 # == 3. Drop, create, restore ====================================================================
@@ -173,7 +174,7 @@ def plan_restore(run: Run) -> list[str]:
 
 RESTORE = Step("restore", "Drop, recreate and restore rm, cm and every cm_hb", restore, plan_restore)
 VERIFY_RESTORE = Step("verify_restore", "Verify the restore (row counts, checksums, oms_version)", verify_restore,
-                      None, verify_restore)
+                      None, verify_restore, superseded_by=("restart_old",))
 
 
 # == 5. Restart the old containers ===============================================================

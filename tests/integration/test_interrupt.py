@@ -44,7 +44,7 @@ def interrupt_at(sandbox, runbook: str, step: str, sig: int) -> str:
             except ValueError:
                 pass
         if proc.poll() is not None:
-            raise AssertionError(f"{runbook} ended before step {step}: {proc.stdout.read()[-3000:]}")
+            raise AssertionError(f"{runbook} ended before step {step}: {proc.communicate()[0][-3000:]}")
         time.sleep(0.05)
     else:
         proc.kill()

@@ -38,7 +38,7 @@ def verify(name):
 
 rb = Runbook("fake_rb", kind="upgrade", target="4.2.9-CE", doc="T", title="fake")
 test_00_a = rb.step(0, Step("a", "Look around", act("a"), None, verify("a")), "T step 0")
-test_01_b = rb.step(1, Step("b", "Change b", act("b"), plan("b"), verify("b")), "T step 1")
+test_01_b = rb.step(1, Step("b", "Change b", act("b"), plan("b"), verify("b"), superseded_by=("c",)), "T step 1")
 test_02_c = rb.step(2, Step("c", "Change c", act("c"), plan("c"), verify("c")), "T step 2")
 test_03_d = rb.step(3, Step("d", "Change d", act("d"), plan("d"), verify("d")), "T step 3")
 '''
@@ -179,3 +179,11 @@ def test_the_lock_is_released_after_a_failed_run(book, monkeypatch):
     monkeypatch.setenv("FAIL_AT", "c")
     book()
     assert not (book.backups / "prod-eu" / ".omsup.lock").exists()
+
+
+def test_a_step_replaced_by_a_later_one_is_not_checked_again(book, monkeypatch):
+    monkeypatch.setenv("FAIL_AT", "d")
+    book()
+    monkeypatch.delenv("FAIL_AT")
+    book().assert_outcomes(passed=4)
+    assert book.log() == ["a", "b", "c", "d", "verify a", "verify c", "d"]
