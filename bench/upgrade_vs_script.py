@@ -46,10 +46,16 @@ def runbook_run(env_file: str) -> dict:
         sh(sys.executable, "-m", "pytest", "runbooks/upgrade_429", "--env", env_file, "--report-root", reports,
            "-q", "-p", "no:cacheprovider")
         total = time.monotonic() - t0
-    ledger = json.loads(sorted((STATE / "ledgers" / "upgrade_429").glob("*/ledger.json"))[-1].read_text())["facts"]
-    t1 = datetime.fromisoformat(ledger["t1"].replace("Z", "+00:00"))
-    back = datetime.fromisoformat(ledger["serving_again"].replace("Z", "+00:00"))
-    return {"total": total, "downtime": (back - t1).total_seconds()}
+    led = json.loads(sorted((STATE / "ledgers" / "upgrade_429").glob("*/ledger.json"))[-1].read_text())
+
+    def at(text: str) -> datetime:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    t1, back = at(led["facts"]["t1"]), at(led["facts"]["serving_again"])
+    # the procedure alone: from the ledger's creation to the last step's end (no interpreter start-up,
+    # no report rendering)
+    procedure = (at(led["finished"]) - at(led["created"])).total_seconds()
+    return {"total": total, "downtime": (back - t1).total_seconds(), "procedure": procedure}
 
 
 def main() -> None:
@@ -65,12 +71,16 @@ def main() -> None:
         env = fresh(up)
         rows["runbook"].append(runbook_run(env))
     sh(sys.executable, "-m", "sandbox", "down")
-    med = {k: {m: statistics.median(r[m] for r in v) for m in ("downtime", "total")} for k, v in rows.items()}
-    ratio = {m: med["runbook"][m] / med["script"][m] for m in ("downtime", "total")}
-    print(f"{'':10}{'downtime s':>12}{'total s':>10}   (median of {a.repeat}, {a.nodes} nodes)")
+    for r in rows["script"]:
+        r["procedure"] = r["total"]
+    med = {k: {m: statistics.median(r[m] for r in v) for m in ("downtime", "total", "procedure")}
+           for k, v in rows.items()}
+    ratio = {m: med["runbook"][m] / med["script"][m] for m in ("downtime", "total", "procedure")}
+    print(f"{'':10}{'downtime s':>12}{'total s':>10}{'procedure s':>13}   (median of {a.repeat}, {a.nodes} nodes)")
     for k in ("script", "runbook"):
-        print(f"{k:10}{med[k]['downtime']:12.2f}{med[k]['total']:10.2f}")
-    print(f"{'ratio':10}{ratio['downtime']:12.2f}{ratio['total']:10.2f}   (goal: downtime <= 0.7, total <= 1.2)")
+        print(f"{k:10}{med[k]['downtime']:12.2f}{med[k]['total']:10.2f}{med[k]['procedure']:13.2f}")
+    print(f"{'ratio':10}{ratio['downtime']:12.2f}{ratio['total']:10.2f}{ratio['procedure']:13.2f}"
+          "   (goal: downtime <= 0.7, total <= 1.2)")
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "upgrade_429.json").write_text(json.dumps({"runs": rows, "median": med, "ratio": ratio,

@@ -241,7 +241,7 @@ def serving(run: Run, node: Node) -> bool:
 
 def wait_serving(run: Run, node: Node, timeout: float = READY_TIMEOUT) -> None:
     run.live(f"{node.name}: waiting for the console to serve")
-    wait_until(lambda: serving(run, node), timeout,
+    wait_until(lambda: serving(run, node), timeout, interval=0.2,
                live=lambda m: run.live(f"{node.name}: console: {m}"),
                describe=lambda: f"node {node.name}: the console does not serve (health or '{SERVING_LINE}' missing); "
                        f"last log lines:\n{run.engines[node.name].logs(run.env.container, 15)}")

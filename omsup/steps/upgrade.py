@@ -7,6 +7,7 @@ import json
 import posixpath
 import time
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from typing import Any
 
 from ..adapters.hosts import Host
@@ -21,6 +22,7 @@ from ..runbook import Step
 from ..versions import MIN_VERSION_FOR_4X_INIT, OMS_VERSION_DDL, Version, VersionError, check_upgrade
 from . import common as c
 
+LOAD_IMAGE_KEY = "load_image"
 SPACE_MARGIN = 1.5  # dumps are estimated at 1.5 x the data and index size, plus 64 MiB
 SPACE_EXTRA = 64 * 1024 * 1024
 INIT_TOO_OLD = "Version before 4.1.1 is not allowed to upgrade"
@@ -84,9 +86,12 @@ def _package(run: Run, node: Node, target: Version) -> dict[str, Any]:
     if host.run("test -r %s", path).rc != 0:
         raise PreconditionRefused(f"node {node.name}: installation package {path} is missing or unreadable",
                                   f"copy the {target} installation package to {path} on {node.name}")
-    if host.run("gzip -t -- %s", path, quiet=True).rc != 0:
-        raise PreconditionRefused(f"node {node.name}: {path} is not a complete gzip archive (damaged download?)")
-    manifest = host.check("tar -xzOf %s manifest.json", path, what=f"read the image manifest of {path}")
+    # tar reads the whole archive (the manifest is written last), so gzip's CRC check covers it all
+    listing = host.run("tar -xzOf %s manifest.json", path, quiet=True)
+    if listing.rc != 0:
+        raise PreconditionRefused(f"node {node.name}: {path} is not a complete image archive (damaged download?): "
+                                  f"tar says {listing.stderr.strip()[-300:]!r}")
+    manifest = listing.stdout
     try:
         tags = manifest_tags(manifest)
     except ValueError as e:
@@ -214,6 +219,10 @@ PREFLIGHT = Step("preflight", "Preflight (changes nothing)", preflight, None, ve
 
 # == 2. Stop the old containers ================================================================
 def stop_old(run: Run) -> None:
+    early = run.background.get(LOAD_IMAGE_KEY)
+    if early is not None:  # let the early image load finish first: it is not downtime then (step 5 reports it)
+        run.live("waiting for the image load started after the preflight")
+        futures_wait([early])
     c.stop_containers(run, "t1", lambda n: c.node_facts(run, n.name)["container_id"], "old", gone_ok=False)
     verify_stopped(run)
     run.evidence("T1", run.ledger.get("t1"))
@@ -361,23 +370,23 @@ def preload_images(run: Run) -> None:
     the downtime and changes nothing the procedure depends on. Step 5 waits for it, and the
     report says so.
     """
-    if run.plan or run.ledger.step_done("load_image"):
+    if run.plan or run.ledger.step_done(LOAD_IMAGE_KEY):
         return
 
     def work() -> dict[str, Any]:
-        with AUDIT.in_step(LOAD_IMAGE.key):
+        with AUDIT.in_step(LOAD_IMAGE_KEY):
             def one(n: Node) -> dict[str, Any]:
-                with AUDIT.node(n.name), AUDIT.in_step(LOAD_IMAGE.key):
+                with AUDIT.node(n.name), AUDIT.in_step(LOAD_IMAGE_KEY):
                     return _load_on(run, n)
 
             with ThreadPoolExecutor(max_workers=max(1, len(run.env.nodes))) as pool:
                 return dict(zip([n.name for n in run.env.nodes], pool.map(one, run.env.nodes), strict=True))
 
-    run.background[LOAD_IMAGE.key] = ThreadPoolExecutor(max_workers=1).submit(work)
+    run.background[LOAD_IMAGE_KEY] = ThreadPoolExecutor(max_workers=1).submit(work)
 
 
 def load_image(run: Run) -> None:
-    early = run.background.pop("load_image", None)
+    early = run.background.pop(LOAD_IMAGE_KEY, None)
     if early is not None:
         results = early.result()  # a failure of the early load fails this step, with its message
         run.evidence("loaded in advance, before the old containers stopped, to shorten the downtime", results)
@@ -396,7 +405,7 @@ def plan_load(run: Run) -> list[str]:
             for n in run.env.nodes]
 
 
-LOAD_IMAGE = Step("load_image", "Load the new image", load_image, plan_load, verify_loaded)
+LOAD_IMAGE = Step(LOAD_IMAGE_KEY, "Load the new image", load_image, plan_load, verify_loaded)
 
 
 # == 6. Start the new containers =================================================================
@@ -509,7 +518,7 @@ def init_metadata(run: Run) -> None:
         c.wait_until(lambda: c.init_ready(run, n), c.READY_TIMEOUT,
                      lambda: f"node {n.name}: `supervisorctl status` does not answer in the new container; "
                              f"last log lines:\n{run.engines[n.name].logs(run.env.container, 15)}",
-                     live=lambda m: run.live(f"{n.name}: readiness for docker_init.sh: {m}"))
+                     interval=0.2, live=lambda m: run.live(f"{n.name}: readiness for docker_init.sh: {m}"))
         return "ready"
 
     targets = init_targets(run)
