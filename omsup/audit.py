@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,24 +54,21 @@ class Audit:
         self.sink = path
 
     @contextmanager
-    def node(self, name: str) -> Iterator[None]:
-        """Attribute the events of this thread to node ``name``."""
-        prev = getattr(self._local, "node", None)
-        self._local.node = name
+    def _override(self, attr: str, value: str) -> Iterator[None]:
+        prev = getattr(self._local, attr, None)
+        setattr(self._local, attr, value)
         try:
             yield
         finally:
-            self._local.node = prev
+            setattr(self._local, attr, prev)
 
-    @contextmanager
-    def in_step(self, step: str) -> Iterator[None]:
+    def node(self, name: str) -> AbstractContextManager[None]:
+        """Attribute the events of this thread to node ``name``."""
+        return self._override("node", name)
+
+    def in_step(self, step: str) -> AbstractContextManager[None]:
         """Attribute the events of this thread to ``step`` (work started early, in the background)."""
-        prev = getattr(self._local, "step", None)
-        self._local.step = step
-        try:
-            yield
-        finally:
-            self._local.step = prev
+        return self._override("step", step)
 
     def record(self, system: str, target: str, action: str, outcome: str, seconds: float,
                node: str | None = None) -> Event:
