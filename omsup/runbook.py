@@ -36,8 +36,8 @@ class Step:
     do: Callable[[Run], None]
     plan: Callable[[Run], list[str]] | None = None  # None: the step changes nothing (runs in plan mode)
     verify: Callable[[Run], None] | None = None  # on resume; None: the ledger's record suffices
-    # Steps whose effect legitimately replaces this one's (enabling HA after disabling it): once
-    # one of them is done, a resumed run does not check this step's effect any more.
+    # Steps after which a resumed run no longer checks this step's effect: a later step replaced it
+    # (HA enabled after it was disabled), or took away what checks it (the console, once stopped).
     superseded_by: tuple[str, ...] = ()
 
 

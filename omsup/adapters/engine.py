@@ -109,11 +109,6 @@ class Engine:
                        lambda c: f"created {c.short_id}", retry=False)
         return self.inspect(c.id) or {}
 
-    def exec(self, name: str, cmd: list[str]) -> tuple[int, str]:
-        res = self._on(name, f"docker exec {name} {' '.join(cmd)}", lambda c: c.exec_run(cmd, demux=False),
-                       lambda r: f"exit {r.exit_code}")
-        return int(res.exit_code), (res.output or b"").decode("utf-8", errors="replace")
-
     def logs(self, name: str, tail: int = 20) -> str:
         try:
             c = self.client.containers.get(name)

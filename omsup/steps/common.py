@@ -36,6 +36,21 @@ def set_node_fact(run: Run, node: str, key: str, value: Any) -> None:
     run.ledger.set("nodes", nodes)
 
 
+def docker_cli(node: Node) -> str:
+    """`docker` on the node, talking to the node's engine (a unix socket URL names a socket on the node)."""
+    return f"DOCKER_HOST={node.docker} docker" if node.docker.startswith("unix://") else "docker"
+
+
+def container_exec(run: Run, node: Node, *cmd: str) -> tuple[int, str]:
+    """doc 004: `docker exec ${CONTAINER_NAME} ...` run on the node itself, through the host adapter.
+
+    On the node rather than through the docker SDK: the SDK's ssh transport breaks exec streams
+    now and then (broken pipe), and this is what the document has the operator type.
+    """
+    r = run.hosts[node.name].run(docker_cli(node) + " exec %s" + " %s" * len(cmd), run.env.container, *cmd)
+    return int(r.rc), str(r.stdout) + str(r.stderr)
+
+
 def container_by_id(run: Run, node: Node, container_id: str) -> dict[str, Any] | None:
     """The container with this id on the node (whatever its name now)."""
     return run.engines[node.name].inspect(container_id)
@@ -225,7 +240,7 @@ def init_ready(run: Run, node: Node) -> bool:
     supervisord, obd).
     """
     require_running(run, node)
-    rc, _ = run.engines[node.name].exec(run.env.container, ["supervisorctl", "status"])
+    rc, _ = container_exec(run, node, "supervisorctl", "status")
     return rc == 0
 
 

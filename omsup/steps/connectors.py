@@ -101,8 +101,10 @@ def plan_db_type(run: Run) -> list[str]:
             f"source.dbType = {p['dbType']}  ({', '.join(p['connectors'])})" for p in found["plan"]]
 
 
+# Checked through the console, which is down from the stop of the old containers on: a resumed
+# upgrade past that point does not check it again (the fix is in the backup and the MetaDB).
 CONNECTOR_DBTYPE = Step("connector_dbtype", "Add dbType to the Connectors that need it", fix_db_type, plan_db_type,
-                        verify_db_type)
+                        verify_db_type, superseded_by=("stop_old",))
 
 
 def survey_step(run: Run) -> None:

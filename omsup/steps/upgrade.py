@@ -348,17 +348,12 @@ BACKUP = Step("backup", "Back up rm, cm and every cm_hb", backup, plan_backup, v
 
 
 # == 5. Load the image ===========================================================================
-def _docker_env(node: Node) -> str:
-    """`docker` on the node talks to the node's engine: a unix socket URL names a socket on the node."""
-    return f"DOCKER_HOST={node.docker} " if node.docker.startswith("unix://") else ""
-
-
 def _load_on(run: Run, n: Node) -> dict[str, Any]:
     pk = (run.ledger.get("packages") or {})[n.name]
     out = "already present"
     if not run.engines[n.name].has_image(pk["image"]):
         run.live(f"{n.name}: docker load -i {pk['path']}")
-        out = run.hosts[n.name].check(_docker_env(n) + "docker load -i %s", pk["path"], what="docker load")
+        out = run.hosts[n.name].check(c.docker_cli(n) + " load -i %s", pk["path"], what="docker load")
     assert run.engines[n.name].has_image(pk["image"]), f"node {n.name}: image {pk['image']} absent after load"
     return {"image": pk["image"], "docker load": out.strip()}
 
@@ -525,11 +520,11 @@ def init_metadata(run: Run) -> None:
     run.each_node(ready, targets, what="ready for docker_init.sh")
     outputs: dict[str, Any] = run.ledger.get("init_outputs") or {}
     for n in targets:  # sequential: every run changes the shared rm and cm schemas
-        rc, out = run.engines[n.name].exec(run.env.container, ["bash", "/root/docker_init.sh"])
+        rc, out = c.container_exec(run, n, "bash", "/root/docker_init.sh")
         record = [{"rc": rc, "output": out[-4000:]}]
         if rc != 0 and INIT_TOO_OLD in out:
             _recover_oms_version(run)
-            rc, out = run.engines[n.name].exec(run.env.container, ["bash", "/root/docker_init.sh"])
+            rc, out = c.container_exec(run, n, "bash", "/root/docker_init.sh")
             record.append({"rc": rc, "output": out[-4000:], "after": "oms_version recovery (doc 004)"})
         outputs[n.name] = record
         run.ledger.set("init_outputs", outputs)
