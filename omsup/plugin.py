@@ -213,4 +213,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 def operator(config: pytest.Config) -> str:
-    return str(config.getoption("--operator") or os.environ.get("SUDO_USER") or os.environ.get("USER") or "unknown")
+    import getpass
+
+    try:
+        fallback = getpass.getuser()
+    except (KeyError, OSError):
+        fallback = "unknown"
+    return str(config.getoption("--operator") or os.environ.get("SUDO_USER") or os.environ.get("USER") or fallback)
