@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,9 @@ class Ledger:
     def __init__(self, path: Path, data: dict[str, Any]) -> None:
         self.path = path
         self.data = data
+        # nodes are handled concurrently: every change and every write holds this lock, so no
+        # write ever serializes a dict another thread is changing
+        self.lock = threading.RLock()
 
     # -- finding and creating --------------------------------------------------------------
     @staticmethod
@@ -103,28 +107,32 @@ class Ledger:
         return self.data["facts"]
 
     def save(self) -> None:
-        write_json_atomic(self.path, redact_obj(self.data))
+        with self.lock:
+            write_json_atomic(self.path, redact_obj(self.data))
 
     def set(self, key: str, value: Any) -> None:
         """Record a fact and write the ledger at once."""
-        self.data["facts"][key] = value
-        self.save()
+        with self.lock:
+            self.data["facts"][key] = value
+            self.save()
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.data["facts"].get(key, default)
 
-    def update(self, key: str, sub: str, value: Any) -> None:
-        """Record ``facts[key][sub] = value`` (per-node facts) and write at once."""
-        self.data["facts"].setdefault(key, {})[sub] = value
-        self.save()
+    def set_in(self, key: str, sub: str, field: str, value: Any) -> None:
+        """Record ``facts[key][sub][field] = value`` (a per-node fact) and write at once; thread-safe."""
+        with self.lock:
+            self.data["facts"].setdefault(key, {}).setdefault(sub, {})[field] = value
+            self.save()
 
     def step_done(self, step: str) -> bool:
         return self.data["steps"].get(step, {}).get("status") == "done"
 
     def mark(self, step: str, status: str, **extra: Any) -> None:
-        entry = self.data["steps"].setdefault(step, {})
-        entry.update({"status": status, "at": utc_now(), **extra})
-        self.save()
+        with self.lock:
+            entry = self.data["steps"].setdefault(step, {})
+            entry.update({"status": status, "at": utc_now(), **extra})
+            self.save()
 
     def finish(self, status: str = COMPLETE) -> None:
         self.data["status"] = status

@@ -31,9 +31,7 @@ def node_facts(run: Run, node: str) -> dict[str, Any]:
 
 
 def set_node_fact(run: Run, node: str, key: str, value: Any) -> None:
-    nodes = run.ledger.get("nodes", {})
-    nodes.setdefault(node, {})[key] = value
-    run.ledger.set("nodes", nodes)
+    run.ledger.set_in("nodes", node, key, value)
 
 
 def docker_cli(node: Node) -> str:

@@ -53,3 +53,18 @@ def test_refetch_is_strictly_above_the_gap_plus_margin():
     assert refetch_minutes("2026-11-23T01:00:00Z", "2026-11-23T01:00:59Z", 0) == 1
     assert refetch_minutes("2026-11-23T01:00:00Z", "2026-11-23T01:01:00Z", 0) == 2
     assert refetch_minutes("2026-11-23T01:00:00Z", "2026-11-23T03:30:10Z", 5) == 151 + 5
+
+
+def test_per_node_facts_from_concurrent_threads_are_all_kept(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    led, _ = Ledger.open(tmp_path, "upgrade_429", "prod", {})
+
+    def work(i: int) -> None:
+        for k in range(20):
+            led.set_in("nodes", f"n{i}", f"k{k}", k)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(work, range(8)))
+    on_disk = json.loads(led.path.read_text())["facts"]["nodes"]
+    assert {n: len(v) for n, v in on_disk.items()} == {f"n{i}": 20 for i in range(8)}
