@@ -121,7 +121,8 @@ class Run:
             first = next(n.name for n in nodes if n.name in errors)
             err = errors[first]
             if len(errors) > 1:
-                others = "; ".join(f"{k}: {str(v).splitlines()[0]}" for k, v in errors.items() if k != first)
+                others = "; ".join(f"{k}: {(str(v).splitlines() or [type(v).__name__])[0]}"
+                               for k, v in errors.items() if k != first)
                 if isinstance(err, OmsupError):
                     err.message += f"\n  other nodes failed too: {others}"
                     err.args = (str(err.message) + (f"\n  next: {err.hint}" if err.hint else ""),)
