@@ -54,6 +54,9 @@ def _runbook_name(config: pytest.Config) -> str:
     return "run"
 
 
+TEST_ONLY_PLUGINS = ("hypothesispytest",)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "runbook_step(step): a step of a runbook (set by omsup.runbook.Runbook.step)")
@@ -64,6 +67,11 @@ def pytest_configure(config: pytest.Config) -> None:
         # a library's deprecation must never stop an upgrade half way: warnings stay warnings
         config.addinivalue_line("filterwarnings", "default")
         config.addinivalue_line("filterwarnings", "ignore::ResourceWarning")  # the docker SDK's ssh subprocesses
+        # A runbook run is not a test session: the project's own test-only plugins (present where the
+        # dev extras are installed, absent on a production install) stay out of it. Hypothesis' plugin
+        # alone imports its whole engine (~0.5 s) to write its terminal summary.
+        for name in TEST_ONLY_PLUGINS:
+            config.pluginmanager.set_blocked(name)
         try:
             env = envfile.load(env_path)
         except ConfigError as e:

@@ -187,3 +187,16 @@ def test_a_step_replaced_by_a_later_one_is_not_checked_again(book, monkeypatch):
     monkeypatch.delenv("FAIL_AT")
     book().assert_outcomes(passed=4)
     assert book.log() == ["a", "b", "c", "d", "verify a", "verify c", "d"]
+
+
+def test_a_runbook_run_leaves_test_only_plugins_out(book, pytester, tmp_path):
+    """Hypothesis' plugin (dev extras only) would import its engine to write a terminal summary."""
+    seen = tmp_path / "modules.txt"
+    (pytester.path / "conftest.py").write_text(
+        'pytest_plugins = ["omsup.plugin", "fixtures.runbook"]\n'
+        "import sys\n"
+        "def pytest_unconfigure(config):\n"
+        f"    open({str(seen)!r}, 'w').write(str('hypothesis' in sys.modules) + ' '\n"
+        "        + str(config.pluginmanager.is_blocked('hypothesispytest')))\n")
+    book().assert_outcomes(passed=4)
+    assert seen.read_text() == "False True"
