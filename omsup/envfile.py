@@ -221,9 +221,12 @@ class _Reader:
             if kind == "file" and isinstance(ref, str):
                 p = (self.base / ref) if not ref.startswith("/") else Path(ref)
                 try:
-                    value = p.read_text().rstrip("\n")
+                    value = p.read_text(encoding="utf-8").rstrip("\n")
                 except OSError as e:
                     raise self.err(key, "a readable secret file", ref, f"create {p} (mode 0600) or fix the path") from e
+                except UnicodeDecodeError as e:
+                    raise self.err(key, "a secret file in UTF-8", f"{ref} (byte {e.start} is not UTF-8)",
+                                   "write the secret in UTF-8, as the MetaDB and the console expect it") from None
                 if not value:
                     raise self.err(key, "a non-empty secret file", ref)
                 redact.register(value)

@@ -8,7 +8,9 @@ credentials, any value read from a secret reference). Everything that leaves the
 from __future__ import annotations
 
 import base64
+import json
 import threading
+import urllib.parse
 from typing import Any
 
 MASK = "******"
@@ -21,10 +23,15 @@ def register(value: str | None) -> None:
     if not value or len(value) < 3:
         return
     forms = {value}
-    # forms in which a secret can show up in output: URL-ish quoting, JSON escaping, SQL quoting
+    # forms in which a secret can show up in output: JSON escaping (with and without \\uXXXX for
+    # non-ASCII), Python's repr, SQL quoting, URL quoting
     forms.add(value.replace("\\", "\\\\").replace('"', '\\"'))
+    forms.add(json.dumps(value)[1:-1])
+    forms.add(repr(value)[1:-1])
     forms.add(value.replace("'", "''"))
     forms.add(value.replace("\\", "\\\\").replace("'", "\\'"))
+    forms.add(urllib.parse.quote(value, safe=""))
+    forms.add(urllib.parse.quote_plus(value))
     with _lock:
         _secrets.update(f for f in forms if f)
 

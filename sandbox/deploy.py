@@ -158,7 +158,7 @@ def up(nodes: int, regions: int, version: str, heartbeat_rows: int, ssh: bool, e
     with ThreadPoolExecutor(max_workers=2) as pool:
         fut_pk = pool.submit(images.ensure_packages, wanted)
         metadb.start()
-        console_password = paths.secret("console_password").read_text()
+        console_password = paths.secret("console_password").read_text(encoding="utf-8")
         names = metadb.seed(v, region_list, node_list, heartbeat_rows, console_password, bulk_mb)
         pkgs = fut_pk.result()
     placed = {ver: images.place_package(p, Version.parse(ver)) for ver, p in pkgs.items()}

@@ -35,7 +35,7 @@ HA_CONFIG = {
 
 
 def password() -> str:
-    return paths.secret("metadb_password").read_text()
+    return paths.secret("metadb_password").read_text(encoding="utf-8")
 
 
 def root_conn(db: str | None = None) -> pymysql.connections.Connection:

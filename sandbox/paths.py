@@ -82,15 +82,16 @@ def save_state(state: dict) -> None:
 def secret(name: str) -> Path:
     """A generated secret in the state folder (0600), created once.
 
-    The MetaDB password is deliberately hostile (quotes, space, $, #, ;, backslash) so that
-    every run against the sandbox proves the quoting of the whole chain.
+    The MetaDB password is deliberately hostile (quotes, space, $, #, ;, backslash and
+    non-ASCII letters) and the console password non-ASCII, so that every run against the
+    sandbox proves the quoting and the encoding of the whole chain.
     """
     path = STATE_DIR / "secrets" / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         body = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(12))
-        value = f"Sx{body}'q\"d $h#s;b\\k" if name == "metadb_password" else f"Cs{body}"
+        value = f"Sx{body}'q\"d $h#s;b\\k-äß€密" if name == "metadb_password" else f"Cs{body}-ñé€"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(value)
     return path

@@ -52,7 +52,9 @@ class MetaDB:
             except pymysql.err.MySQLError:
                 self._local.conn = None
         self._local.conn = pymysql.connect(
-            host=self.cfg.host, port=self.cfg.port, user=self.cfg.user, password=self.cfg.password.value,
+            # PyMySQL would encode a str password as latin-1; the server hashes the bytes it is sent,
+            # and the mysql/mysqldump clients (and OMS's JDBC driver) send UTF-8. So bytes, UTF-8.
+            host=self.cfg.host, port=self.cfg.port, user=self.cfg.user, password=self.cfg.password.value.encode(),
             autocommit=True, connect_timeout=10, read_timeout=3600, write_timeout=3600, charset="utf8mb4",
         )
         return self._local.conn

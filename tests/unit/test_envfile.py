@@ -108,6 +108,16 @@ def test_secret_from_file(tmp_path):
     assert env.metadb.password.value == "from-file-secret"
 
 
+def test_secret_file_in_utf8_and_not(tmp_path):
+    (tmp_path / "pw").write_text("pässwörd-€密\n", encoding="utf-8")
+    d = copy.deepcopy(BASE)
+    d["metadb"]["password"] = {"file": "pw"}
+    assert envfile.load(write(tmp_path, d)).metadb.password.value == "pässwörd-€密"
+    (tmp_path / "pw").write_bytes("pässwörd".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"metadb\.password.*a secret file in UTF-8.*byte 1 is not UTF-8"):
+        envfile.load(write(tmp_path, d))
+
+
 def test_missing_file_and_bad_yaml(tmp_path):
     with pytest.raises(ConfigError, match="an existing environment file"):
         envfile.load(tmp_path / "nope.yaml")

@@ -36,3 +36,15 @@ def test_nested_objects():
 def test_short_values_are_not_registered():
     redact.register("ab")
     assert redact.redact("ab") == "ab"
+
+
+def test_non_ascii_secret_is_masked_in_every_encoding_it_takes_in_output():
+    import json
+    import urllib.parse
+
+    secret = "Sx'q\"d $h#s;b\\k-äß€密"
+    redact.register(secret)
+    for shown in (secret, json.dumps(secret), json.dumps(secret, ensure_ascii=False), repr(secret),
+                  urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)):
+        out = redact.redact(f"before {shown} after")
+        assert redact.MASK in out and "äß" not in out and "\\u00e4" not in out and "%C3%A4" not in out, shown
