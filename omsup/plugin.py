@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,11 @@ def pytest_configure(config: pytest.Config) -> None:
         # a library's deprecation must never stop an upgrade half way: warnings stay warnings
         config.addinivalue_line("filterwarnings", "default")
         config.addinivalue_line("filterwarnings", "ignore::ResourceWarning")  # the docker SDK's ssh subprocesses
+        # The same for the whole session, not only while a step runs: pytest collects objects freed at
+        # exit (the docker SDK's ssh sockets and subprocesses) after the steps, under the session filters.
+        warnings.simplefilter("default")
+        warnings.simplefilter("ignore", ResourceWarning)
+        warnings.filterwarnings("ignore", r".*(SSHSocket|Popen\.__del__)", pytest.PytestUnraisableExceptionWarning)
         # A runbook run is not a test session: the project's own test-only plugins (present where the
         # dev extras are installed, absent on a production install) stay out of it. Hypothesis' plugin
         # alone imports its whole engine (~0.5 s) to write its terminal summary.
