@@ -196,8 +196,8 @@ class Run:
                 outcome["status"] = "verified"
                 return
             self.ledger.mark(key, "running")
-            if os.environ.get("OMSUP_PAUSE_AT_STEP") == key:  # tests only: a known point to interrupt the run
-                time.sleep(float(os.environ.get("OMSUP_PAUSE_SECONDS", "60")))
+            if os.environ.get("OMSUP_PAUSE_AT_STEP") == key:
+                _test_pause()
             rs.step.do(self)
             self.ledger.mark(key, "done", seconds=round(time.monotonic() - t0, 2))
             outcome["status"] = "passed"
@@ -220,3 +220,16 @@ class Run:
                 allure.attach("\n".join(e.line() for e in events), "every command, statement and request",
                               allure.attachment_type.TEXT)
             AUDIT.step = None
+
+
+def _test_pause() -> None:
+    """Tests only: hold the run at the start of a step (OMSUP_PAUSE_AT_STEP), so that a test can
+    interrupt it or inject a fault there. With OMSUP_PAUSE_UNTIL_FILE=F, F.held is written once the run
+    is held, and the run goes on as soon as F exists."""
+    deadline = time.monotonic() + float(os.environ.get("OMSUP_PAUSE_SECONDS", "60"))
+    release = os.environ.get("OMSUP_PAUSE_UNTIL_FILE")
+    if release:
+        with open(release + ".held", "w") as f:
+            f.write(str(os.getpid()))
+    while time.monotonic() < deadline and not (release and os.path.exists(release)):
+        time.sleep(0.05)

@@ -62,6 +62,32 @@ class Sandbox:
         p.output = p.stdout + p.stderr  # type: ignore[attr-defined]
         return p
 
+    def start_paused(self, name: str, step: str, *args: str) -> subprocess.Popen:
+        """Start ``name`` held at the start of ``step`` (the runbooks' test hook) and return once it is
+        held there. ``release(proc)`` lets it go on (after 120 s it goes on by itself)."""
+        assert self.env_file, "no sandbox is up"
+        release = self.reports / f".release-{os.getpid()}-{time.monotonic_ns()}"
+        held = Path(f"{release}.held")
+        env = {**os.environ, "OMSUP_PAUSE_AT_STEP": step, "OMSUP_PAUSE_SECONDS": "120",
+               "OMSUP_PAUSE_UNTIL_FILE": str(release)}
+        proc = subprocess.Popen([sys.executable, "-m", "pytest", f"runbooks/{name}", "--env", self.env_file,
+                                 "--report-root", str(self.reports), "-p", "no:cacheprovider", *args], cwd=ROOT,
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc.release_file = release  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if held.exists():
+                return proc
+            if proc.poll() is not None:
+                raise AssertionError(f"{name} ended before step {step}: {proc.communicate()[0][-3000:]}")
+            time.sleep(0.05)
+        proc.kill()
+        raise AssertionError(f"{name} never reached step {step}: {proc.communicate()[0][-3000:]}")
+
+    @staticmethod
+    def release(proc: subprocess.Popen) -> None:
+        proc.release_file.touch()  # type: ignore[attr-defined]
+
     def last_report(self, name: str) -> Path:
         return sorted(self.reports.glob(f"{name}-sandbox-*"), key=lambda p: p.stat().st_mtime)[-1]
 

@@ -3,11 +3,9 @@ upgrade_429 and rollback_429. After each, a new run resumes or refuses with a cl
 nothing is lost: the pre-upgrade backups stay valid and the deployment can always be completed or
 rolled back."""
 
-import json
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -30,25 +28,7 @@ def steps_of(name: str) -> list[str]:
 
 def interrupt_at(sandbox, runbook: str, step: str, sig: int) -> str:
     """Run ``runbook``, and deliver ``sig`` while ``step`` runs; return the output."""
-    env = {**__import__("os").environ, "OMSUP_PAUSE_AT_STEP": step, "OMSUP_PAUSE_SECONDS": "60"}
-    proc = subprocess.Popen([sys.executable, "-m", "pytest", f"runbooks/{runbook}", "--env", sandbox.env_file,
-                             "--report-root", str(sandbox.reports), "-p", "no:cacheprovider"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        ledgers = sorted((STATE / "ledgers" / runbook).glob("*/ledger.json"))
-        if ledgers:
-            try:
-                if json.loads(ledgers[-1].read_text())["steps"].get(step, {}).get("status") == "running":
-                    break
-            except ValueError:
-                pass
-        if proc.poll() is not None:
-            raise AssertionError(f"{runbook} ended before step {step}: {proc.communicate()[0][-3000:]}")
-        time.sleep(0.05)
-    else:
-        proc.kill()
-        raise AssertionError(f"{runbook} never reached step {step}")
+    proc = sandbox.start_paused(runbook, step)
     proc.send_signal(sig)
     out = proc.communicate(timeout=120)[0]
     assert proc.returncode != 0
