@@ -185,7 +185,8 @@ class Run:
                 outcome["status"] = "planned"
                 return
             if self.ledger.step_done(key):
-                later = [s for s in rs.step.superseded_by if self.ledger.step_done(s)]
+                # a later step that began (even if it failed half way) changed what this step's check looks at
+                later = [s for s in rs.step.superseded_by if self.ledger.step_started(s)]
                 if later:
                     with allure.step(f"already done in this run (resumed); its effect was replaced by {later[0]}"):
                         pass

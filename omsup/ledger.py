@@ -128,9 +128,16 @@ class Ledger:
     def step_done(self, step: str) -> bool:
         return self.data["steps"].get(step, {}).get("status") == "done"
 
+    def step_started(self, step: str) -> bool:
+        """The step began in this run (running, failed or done): it may have changed things."""
+        return step in self.data["steps"]
+
     def mark(self, step: str, status: str, **extra: Any) -> None:
         with self.lock:
             entry = self.data["steps"].setdefault(step, {})
+            if status != "failed" and "error" in entry:  # an earlier attempt's failure stays, as history
+                entry.setdefault("earlier_failures", []).append(
+                    {k: entry.pop(k) for k in ("at", "category", "error") if k in entry})
             entry.update({"status": status, "at": utc_now(), **extra})
             self.save()
 

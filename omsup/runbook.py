@@ -36,8 +36,9 @@ class Step:
     do: Callable[[Run], None]
     plan: Callable[[Run], list[str]] | None = None  # None: the step changes nothing (runs in plan mode)
     verify: Callable[[Run], None] | None = None  # on resume; None: the ledger's record suffices
-    # Steps after which a resumed run no longer checks this step's effect: a later step replaced it
-    # (HA enabled after it was disabled), or took away what checks it (the console, once stopped).
+    # Later steps that, once begun (even if they failed half way), end the checking of this step's
+    # effect on resume: they replace it (HA enabled after it was disabled), or change what its check
+    # looks at (the old containers restarted after the new ones were stopped).
     superseded_by: tuple[str, ...] = ()
 
 

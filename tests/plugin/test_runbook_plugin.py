@@ -97,12 +97,12 @@ def test_failed_step_skips_every_later_one_naming_it(book, monkeypatch):
 
 
 def test_second_run_resumes_verifying_finished_steps(book, monkeypatch):
-    monkeypatch.setenv("FAIL_AT", "c")
-    book().assert_outcomes(passed=2, failed=1, skipped=1)
+    monkeypatch.setenv("FAIL_AT", "b")
+    book().assert_outcomes(passed=1, failed=1, skipped=2)
     monkeypatch.delenv("FAIL_AT")
     r = book()
     r.assert_outcomes(passed=4)
-    assert book.log() == ["a", "b", "c", "verify a", "verify b", "c", "d"]
+    assert book.log() == ["a", "b", "verify a", "b", "c", "d"]
     (led,) = ledgers(book.state)  # the same run, resumed, not a new one
     assert led["status"] == "complete" and led["attempts"] == 2
     r.stdout.fnmatch_lines(["*resumed run *: finished steps were verified, not redone*"])
@@ -187,6 +187,19 @@ def test_a_step_replaced_by_a_later_one_is_not_checked_again(book, monkeypatch):
     monkeypatch.delenv("FAIL_AT")
     book().assert_outcomes(passed=4)
     assert book.log() == ["a", "b", "c", "d", "verify a", "verify c", "d"]
+
+
+def test_a_later_step_that_failed_half_way_also_ends_the_check(book, monkeypatch):
+    """c began and failed: what it changed before failing may contradict b's check, so a resumed run
+    must not stop at b's verification (it would never get to finish c)."""
+    monkeypatch.setenv("FAIL_AT", "c")
+    book().assert_outcomes(passed=2, failed=1, skipped=1)
+    monkeypatch.delenv("FAIL_AT")
+    book().assert_outcomes(passed=4)
+    assert book.log() == ["a", "b", "c", "verify a", "c", "d"]
+    (led,) = ledgers(book.state)
+    assert led["steps"]["c"]["status"] == "done"
+    assert [f["error"] for f in led["steps"]["c"]["earlier_failures"]] == ["c broke"]
 
 
 def test_a_runbook_run_leaves_test_only_plugins_out(book, pytester, tmp_path):

@@ -1,0 +1,168 @@
+"""A big MetaDB: upgrade_429 then rollback_429 on a sandbox MetaDB of several GB, with the runbook's
+peak memory and its dump and restore throughput against plain mysqldump / mysql on the same data.
+
+The sandbox gets years of heartbeats in cm_hb (--heartbeat-rows; doc 004 prunes them before the
+backup) and configuration history in cm (--bulk-mb of 1 KiB rows), on top of the realistic rm/cm
+rows it always has. Memory is sampled every 50 ms from /proc: VmHWM (the high-water mark) of the
+runbook's own process, and the largest resident size of any mysqldump/mysql it started. The same
+run on the default (small) sandbox gives the baseline for "memory stays flat".
+Writes bench/results/big_metadb.json.
+
+    python bench/big_metadb.py --heartbeat-rows 30000000 --bulk-mb 1200
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from upgrade_vs_script import ROOT, STATE, sh  # noqa: E402
+
+CLIENTS = ("mysqldump", "mariadb-dump", "mysql", "mariadb")
+
+
+def _status(pid: int, key: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                kids = Path(f"/proc/{p}/task/{task}/children").read_text().split()
+                out.extend(int(k) for k in kids)
+                todo.extend(int(k) for k in kids)
+        except OSError:
+            pass
+    return out
+
+
+def measured(args: list[str]) -> dict:
+    """Run ``args``; return wall time, the process's peak RSS and the biggest MySQL client's."""
+    peak = {"self_kb": 0, "clients_kb": 0}
+    t0 = time.monotonic()
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak["self_kb"] = max(peak["self_kb"], _status(proc.pid, "VmHWM"))
+            for kid in _descendants(proc.pid):
+                try:
+                    comm = Path(f"/proc/{kid}/comm").read_text().strip()
+                except OSError:
+                    continue
+                if comm in CLIENTS:
+                    peak["clients_kb"] = max(peak["clients_kb"], _status(kid, "VmHWM"))
+            time.sleep(0.05)
+
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    out = proc.communicate()[0]
+    done.set()
+    t.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} exited {proc.returncode}:\n{out[-4000:]}")
+    return {"seconds": time.monotonic() - t0, "peak_rss_mb": peak["self_kb"] / 1024,
+            "client_peak_rss_mb": peak["clients_kb"] / 1024}
+
+
+def sizes() -> dict[str, int]:
+    st = json.loads(sh(sys.executable, "-m", "sandbox", "status", "--json").stdout)["metadb"]
+    dbs = [st["rm"], st["cm"], *st["cm_hb"]]
+    q = ("SELECT table_schema, SUM(data_length + index_length) FROM information_schema.tables "
+         f"WHERE table_schema IN ({','.join(repr(d) for d in dbs)}) GROUP BY table_schema")
+    out = subprocess.run(["mariadb", "-S", str(STATE / "metadb" / "mysqld.sock"), "-uroot", "-N", "-e", q],
+                         capture_output=True, text=True, check=True).stdout
+    return {line.split("\t")[0]: int(line.split("\t")[1]) for line in out.splitlines()}
+
+
+def ledger(name: str) -> dict:
+    return json.loads(sorted((STATE / "ledgers" / name).glob("*/ledger.json"))[-1].read_text())
+
+
+def runbook(name: str, env: str, reports: str) -> dict:
+    return measured([sys.executable, "-m", "pytest", f"runbooks/{name}", "--env", env, "--report-root", reports,
+                     "-q", "-p", "no:cacheprovider"])
+
+
+def plain(backups: list[dict], folder: Path) -> dict:
+    """mysqldump and mysql by hand on the same databases (as restored by the rollback)."""
+    cnf = folder / "client.cnf"
+    sh("bash", "-c", f". bench/sandbox_client.sh && cp \"$CNF\" {cnf}")
+    dump = {"seconds": 0.0, "client_peak_rss_mb": 0.0, "bytes": 0}
+    restore = {"seconds": 0.0, "client_peak_rss_mb": 0.0}
+    for b in backups:
+        f = folder / f"{b['db']}.sql"
+        m = measured(["bash", "-c",
+                      f"mysqldump --defaults-extra-file={cnf} --single-transaction --triggers=false {b['db']} > {f}"])
+        dump["seconds"] += m["seconds"]
+        dump["bytes"] += f.stat().st_size
+        dump["client_peak_rss_mb"] = max(dump["client_peak_rss_mb"], m["client_peak_rss_mb"])
+    for b in backups:
+        f = folder / f"{b['db']}.sql"
+        m = measured(["bash", "-c", f"mysql --defaults-extra-file={cnf} -e 'DROP DATABASE `{b['db']}`; CREATE DATABASE "
+                      f"`{b['db']}` DEFAULT CHARACTER SET utf8mb4' && mysql --defaults-extra-file={cnf} {b['db']} < {f}"])
+        restore["seconds"] += m["seconds"]
+        restore["client_peak_rss_mb"] = max(restore["client_peak_rss_mb"], m["client_peak_rss_mb"])
+    dump["mb_per_s"] = dump["bytes"] / 1e6 / dump["seconds"]
+    restore["mb_per_s"] = dump["bytes"] / 1e6 / restore["seconds"]
+    return {"dump": dump, "restore": restore}
+
+
+def one(up_args: list[str], with_plain: bool) -> dict:
+    sh(sys.executable, "-m", "sandbox", "down")
+    t0 = time.monotonic()
+    env = sh(sys.executable, "-m", "sandbox", "up", *up_args, timeout=7200).stdout.strip().splitlines()[-1]
+    row: dict = {"sandbox_up_s": time.monotonic() - t0, "metadb_bytes": sizes()}
+    row["metadb_total_gb"] = sum(row["metadb_bytes"].values()) / 1e9
+    with tempfile.TemporaryDirectory() as reports:
+        row["upgrade"] = runbook("upgrade_429", env, reports)
+        up = ledger("upgrade_429")
+        backups = up["facts"]["backups"]
+        dumped = sum(b["size"] for b in backups)
+        row["upgrade"].update(prune_s=up["steps"]["prune_heartbeats"]["seconds"],
+                              backup_s=up["steps"]["backup"]["seconds"], dump_bytes=dumped,
+                              dump_mb_per_s=dumped / 1e6 / up["steps"]["backup"]["seconds"])
+        row["rollback"] = runbook("rollback_429", env, reports)
+        rb = ledger("rollback_429")
+        row["rollback"].update(restore_s=rb["steps"]["restore"]["seconds"],
+                               restore_mb_per_s=dumped / 1e6 / rb["steps"]["restore"]["seconds"])
+    if with_plain:
+        with tempfile.TemporaryDirectory(dir=str(STATE)) as folder:
+            row["plain"] = plain(backups, Path(folder))
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--heartbeat-rows", default="30000000")
+    ap.add_argument("--bulk-mb", default="1200")
+    a = ap.parse_args()
+    result = {"small": one([], with_plain=False),
+              "big": one(["--heartbeat-rows", a.heartbeat_rows, "--bulk-mb", a.bulk_mb], with_plain=True)}
+    sh(sys.executable, "-m", "sandbox", "down")
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "big_metadb.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
