@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+from pathlib import Path
 
 from omsup.versions import KNOWN_VERSIONS, Version
 
@@ -16,7 +18,7 @@ FAULTS = {
     "no-heartbeat": "a node stops heartbeating, so it turns Offline (--node)",
     "metadb-down": "the MetaDB stops",
     "metadb-up": "the MetaDB comes back",
-    "disk-full": "the backup folder becomes a small filesystem with 12 KiB free",
+    "disk-full": "the backup folder's filesystem fills up: its files stay, 12 KiB free",
     "disk-ok": "the backup folder is the real one again",
     "engine-down": "a node's Docker engine becomes unreachable (--node)",
     "engine-up": "a node's Docker engine is reachable again (--node)",
@@ -64,6 +66,40 @@ def _backup_mounted(st: dict) -> bool:
         return any(line.split()[4] == st["backups"] for line in f)
 
 
+FILLER = ".sandbox-filler"
+
+
+def _disk_full(folder: str) -> None:
+    """The backup folder's filesystem is full: what is there stays (backups, a lock), nothing more fits.
+
+    A small tmpfs over the folder, holding a copy of its content and filled but for 12 KiB: room
+    for a lock and a client option file, not for a dump.
+    """
+    stash = paths.STATE_DIR / ".disk-full-stash"
+    shutil.rmtree(stash, ignore_errors=True)
+    shutil.copytree(folder, stash, symlinks=True)
+    used = sum(p.stat().st_size for p in stash.rglob("*") if p.is_file())
+    size_k = used // 1024 + 1024
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_k}k,mode=0700", "omsup-full", folder], check=True)
+    shutil.copytree(stash, folder, symlinks=True, dirs_exist_ok=True)
+    shutil.rmtree(stash)
+    free = shutil.disk_usage(folder).free
+    subprocess.run(["dd", "if=/dev/zero", f"of={folder}/{FILLER}", "bs=4k", f"count={max(0, free - 12 * 1024) // 4096}"],
+                   check=False, capture_output=True)
+
+
+def _disk_ok(folder: str) -> None:
+    """Room again: the folder's content as it is now (what was written, what was removed) goes back."""
+    stash = paths.STATE_DIR / ".disk-full-stash"
+    shutil.rmtree(stash, ignore_errors=True)
+    shutil.copytree(folder, stash, symlinks=True, ignore=shutil.ignore_patterns(FILLER))
+    subprocess.run(["umount", folder], check=True)
+    for p in Path(folder).iterdir():
+        shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+    shutil.copytree(stash, folder, symlinks=True, dirs_exist_ok=True)
+    shutil.rmtree(stash)
+
+
 def inject(name: str, node: str | None = None, version: str | None = None) -> str:
     st = _state()
     if name == "start-fail":
@@ -83,14 +119,10 @@ def inject(name: str, node: str | None = None, version: str | None = None) -> st
         metadb.start()
     elif name == "disk-full":
         if not _backup_mounted(st):
-            # a small filesystem over the backup folder, filled but for 12 KiB: room for the lock and
-            # the client option file, not for a dump
-            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "omsup-full", st["backups"]], check=True)
-            subprocess.run(["dd", "if=/dev/zero", f"of={st['backups']}/.sandbox-filler", "bs=4k",
-                            f"count={(1024 - 12) // 4}"], check=True, capture_output=True)
+            _disk_full(st["backups"])
     elif name == "disk-ok":
         if _backup_mounted(st):
-            subprocess.run(["umount", st["backups"]], check=True)
+            _disk_ok(st["backups"])
     elif name == "engine-down":
         for n in _nodes(st, node):
             engines.stop_daemon_only(paths.node_paths(n["name"]))

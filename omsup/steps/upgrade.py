@@ -530,7 +530,10 @@ def init_metadata(run: Run) -> None:
         run.ledger.set("init_outputs", outputs)
         run.evidence(f"{n.name}: docker_init.sh output", "\n---\n".join(f"exit {r['rc']}\n{r['output']}" for r in record))
         if rc != 0:
-            raise ContainerProblem(f"node {n.name}: /root/docker_init.sh exited {rc}: {out.strip()[-800:]}",
+            lines = [x for x in out.strip().splitlines() if x.strip()]
+            last = lines[-1].strip() if lines else "(no output)"  # a script's error is its last line
+            shown = "\n".join("    " + x for x in lines[-12:])
+            raise ContainerProblem(f"node {n.name}: /root/docker_init.sh exited {rc}: {last}\n  its last lines:\n{shown}",
                                    "fix the cause; running the runbook again resumes here (docker_init.sh is idempotent)")
     if run.ledger.get("oms_version_recovery"):
         run.evidence("oms_version recovery applied (doc 004)", run.ledger.get("oms_version_recovery"))
