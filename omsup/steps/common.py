@@ -252,9 +252,24 @@ def serving(run: Run, node: Node) -> bool:
     return healthy and SERVING_LINE in run.engines[node.name].logs(run.env.container, 200)
 
 
+METADB_CHECK_EVERY = 5.0  # seconds, while waiting for a console
+
+
 def wait_serving(run: Run, node: Node, timeout: float = READY_TIMEOUT) -> None:
     run.live(f"{node.name}: waiting for the console to serve")
-    wait_until(lambda: serving(run, node), timeout, interval=0.2,
+    last_ping = [time.monotonic()]
+
+    def check() -> bool:
+        if serving(run, node):
+            return True
+        # OMS does not start without its MetaDB: a MetaDB that does not answer is said at once (as a
+        # MetaDB problem) instead of after the whole readiness timeout
+        if time.monotonic() - last_ping[0] >= METADB_CHECK_EVERY:
+            last_ping[0] = time.monotonic()
+            run.metadb.ping()
+        return False
+
+    wait_until(check, timeout, interval=0.2,
                live=lambda m: run.live(f"{node.name}: console: {m}"),
                describe=lambda: f"node {node.name}: the console does not serve (health or '{SERVING_LINE}' missing); "
                        f"last log lines:\n{run.engines[node.name].logs(run.env.container, 15)}")

@@ -15,7 +15,7 @@ from ..audit import AUDIT
 from ..container_spec import REQUIRED_TARGETS, ContainerSpec, bind_target
 from ..context import Run
 from ..envfile import Node
-from ..errors import BackupProblem, ContainerProblem, PreconditionRefused
+from ..errors import BackupProblem, ContainerProblem, MetaDBProblem, PreconditionRefused
 from ..ledger import utc_now
 from ..projects import forbidden_reason
 from ..runbook import Step
@@ -533,6 +533,12 @@ def init_metadata(run: Run) -> None:
             lines = [x for x in out.strip().splitlines() if x.strip()]
             last = lines[-1].strip() if lines else "(no output)"  # a script's error is its last line
             shown = "\n".join("    " + x for x in lines[-12:])
+            try:  # docker_init.sh changes the MetaDB: when that does not answer, that is the cause to name
+                run.metadb.ping()
+            except MetaDBProblem as e:
+                raise MetaDBProblem(f"node {n.name}: /root/docker_init.sh exited {rc} ({last}) and the MetaDB does not "
+                                    f"answer: {e}", "bring the MetaDB back; running the runbook again resumes here "
+                                    "(docker_init.sh is idempotent)") from None
             raise ContainerProblem(f"node {n.name}: /root/docker_init.sh exited {rc}: {last}\n  its last lines:\n{shown}",
                                    "fix the cause; running the runbook again resumes here (docker_init.sh is idempotent)")
     if run.ledger.get("oms_version_recovery"):
@@ -608,6 +614,9 @@ def after_upgrade(run: Run) -> None:
     changed = [r for r in rows if r["before"] != r["after"]]
     assert not changed, f"task status changed across the upgrade: {changed}"
     run.ledger.set("projects_after", list(after.values()))
+    # the run ends on a deployment that works: every node still serves
+    gone = [n.name for n in run.env.nodes if not c.serving(run, n)]
+    assert not gone, f"at the end of the upgrade, node(s) {', '.join(gone)} no longer serve (health or log line missing)"
 
 
 AFTER = Step("after_upgrade", "Task states as the HA table expects", after_upgrade)

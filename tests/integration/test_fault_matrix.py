@@ -66,6 +66,7 @@ STOPS = {
                     "rollback_429": {"rollback_preflight", "disable_ha", "restore", "verify_restore", "restart_old",
                                      "rollback_enable_ha"}},
     # every step that talks to the nodes' engines
+    # (and the upgrade's last step, which checks every node still serves)
     "engine-down": {"upgrade_429": {"preflight", "stop_old", "load_image", "start_new", "init_metadata",
                                     "verify", "after_upgrade"},
                     "rollback_429": {"rollback_preflight", "stop_new", "restart_old"}},
