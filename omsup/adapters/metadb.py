@@ -91,6 +91,15 @@ class MetaDB:
     def ping(self) -> str:
         return str(self.query("SELECT VERSION()")[0][0])
 
+    def blame_if_down(self, what_failed: str, then: str) -> None:
+        """After ``what_failed`` (a client tool, docker_init.sh): when the MetaDB does not answer,
+        that is the cause to name, as a MetaDB problem."""
+        try:
+            self.ping()
+        except MetaDBProblem as e:
+            raise MetaDBProblem(f"{what_failed}, and the MetaDB does not answer: {e}",
+                                f"bring the MetaDB back; {then}") from None
+
     def existing_databases(self) -> set[str]:
         return {r[0] for r in self.query("SELECT schema_name FROM information_schema.schemata")}
 
@@ -198,6 +207,8 @@ class MetaDB:
                 cnf, db, partial,
             )
             if result.rc != 0:
+                self.blame_if_down(f"mysqldump of {db} on {host.label} exited {result.rc}",
+                                   "run again to take a new backup (the partial file is kept for inspection)")
                 raise BackupProblem(
                     f"mysqldump of {db} on {host.label} into {partial} exited {result.rc}: "
                     f"{redact(result.stderr.strip()[-1000:])}",

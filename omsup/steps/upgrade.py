@@ -15,7 +15,7 @@ from ..audit import AUDIT
 from ..container_spec import REQUIRED_TARGETS, ContainerSpec, bind_target
 from ..context import Run
 from ..envfile import Node
-from ..errors import BackupProblem, ContainerProblem, MetaDBProblem, PreconditionRefused
+from ..errors import BackupProblem, ContainerProblem, PreconditionRefused
 from ..ledger import utc_now
 from ..projects import forbidden_reason
 from ..runbook import Step
@@ -23,6 +23,7 @@ from ..versions import MIN_VERSION_FOR_4X_INIT, OMS_VERSION_DDL, Version, Versio
 from . import common as c
 
 LOAD_IMAGE_KEY = "load_image"
+BACKUP_KEY = "backup"
 SPACE_MARGIN = 1.5  # dumps are estimated at 1.5 x the data and index size, plus 64 MiB
 SPACE_EXTRA = 64 * 1024 * 1024
 INIT_TOO_OLD = "Version before 4.1.1 is not allowed to upgrade"
@@ -287,27 +288,39 @@ def backup(run: Run) -> None:
              what=f"create the empty backup folder {folder}")
     manifest: list[dict[str, Any]] = []
     run.ledger.set("backups", manifest)
-    for role, db in run.env.databases():
-        run.live(f"backup: dumping {db}")
-        stats = run.metadb.table_stats(db)
-        charset, collation = run.metadb.charset(db)
-        dest = posixpath.join(folder, f"{db}.sql")
-        with run.watch(f"backup: {dest}", functools.partial(_size_of, bh, dest + ".partial")):
-            run.metadb.dump(bh, folder, db, dest)
-        facts = bh.file_facts(dest)
-        if facts is None or facts["size"] == 0:
-            raise BackupProblem(f"the dump of {db} at {dest} on {bh.label} is empty or missing",
-                                "check the mysqldump output above and the disk; run again to take a new backup")
-        tail = bh.tail(dest, 200)
-        if "-- Dump completed" not in tail:
-            raise BackupProblem(f"the dump of {db} at {dest} has no completion marker ('-- Dump completed'); "
-                                f"it is incomplete. Last bytes: {tail[-120:]!r}")
-        entry = {"role": role, "db": db, "host": bh.spec, "path": dest, "size": facts["size"],
-                 "sha256": facts["sha256"], "tables": stats, "charset": charset, "collation": collation,
-                 "taken": utc_now()}
-        manifest.append(entry)
-        run.ledger.set("backups", manifest)  # on disk as soon as each file is verified
+
+    def stats_of(db: str) -> dict[str, Any]:
+        with AUDIT.in_step(BACKUP_KEY):
+            return run.metadb.table_stats(db)
+
+    # Row counts and CHECKSUM TABLE read every table once more: they run beside the dumps (OMS is
+    # stopped, nothing writes), in their own MetaDB connection, instead of before each one.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        stats = {db: pool.submit(stats_of, db) for _, db in run.env.databases()}
+        for role, db in run.env.databases():
+            _backup_one(run, bh, folder, role, db, stats[db], manifest)
     verify_backups(run)
+
+
+def _backup_one(run: Run, bh: Host, folder: str, role: str, db: str, stats: Any, manifest: list[dict[str, Any]]) -> None:
+    run.live(f"backup: dumping {db}")
+    charset, collation = run.metadb.charset(db)
+    dest = posixpath.join(folder, f"{db}.sql")
+    with run.watch(f"backup: {dest}", functools.partial(_size_of, bh, dest + ".partial")):
+        run.metadb.dump(bh, folder, db, dest)
+    facts = bh.file_facts(dest)
+    if facts is None or facts["size"] == 0:
+        raise BackupProblem(f"the dump of {db} at {dest} on {bh.label} is empty or missing",
+                            "check the mysqldump output above and the disk; run again to take a new backup")
+    tail = bh.tail(dest, 200)
+    if "-- Dump completed" not in tail:
+        raise BackupProblem(f"the dump of {db} at {dest} has no completion marker ('-- Dump completed'); "
+                            f"it is incomplete. Last bytes: {tail[-120:]!r}")
+    entry = {"role": role, "db": db, "host": bh.spec, "path": dest, "size": facts["size"],
+             "sha256": facts["sha256"], "tables": stats.result(), "charset": charset, "collation": collation,
+             "taken": utc_now()}
+    manifest.append(entry)
+    run.ledger.set("backups", manifest)  # on disk as soon as each file is verified
 
 
 def _size_of(host: Host, path: str) -> str:
@@ -344,7 +357,7 @@ def plan_backup(run: Run) -> list[str]:
             for _, db in run.env.databases()]
 
 
-BACKUP = Step("backup", "Back up rm, cm and every cm_hb", backup, plan_backup, verify_backups)
+BACKUP = Step(BACKUP_KEY, "Back up rm, cm and every cm_hb", backup, plan_backup, verify_backups)
 
 
 # == 5. Load the image ===========================================================================
@@ -533,12 +546,9 @@ def init_metadata(run: Run) -> None:
             lines = [x for x in out.strip().splitlines() if x.strip()]
             last = lines[-1].strip() if lines else "(no output)"  # a script's error is its last line
             shown = "\n".join("    " + x for x in lines[-12:])
-            try:  # docker_init.sh changes the MetaDB: when that does not answer, that is the cause to name
-                run.metadb.ping()
-            except MetaDBProblem as e:
-                raise MetaDBProblem(f"node {n.name}: /root/docker_init.sh exited {rc} ({last}) and the MetaDB does not "
-                                    f"answer: {e}", "bring the MetaDB back; running the runbook again resumes here "
-                                    "(docker_init.sh is idempotent)") from None
+            # docker_init.sh changes the MetaDB: when that does not answer, that is the cause to name
+            run.metadb.blame_if_down(f"node {n.name}: /root/docker_init.sh exited {rc} ({last})",
+                                     "running the runbook again resumes here (docker_init.sh is idempotent)")
             raise ContainerProblem(f"node {n.name}: /root/docker_init.sh exited {rc}: {last}\n  its last lines:\n{shown}",
                                    "fix the cause; running the runbook again resumes here (docker_init.sh is idempotent)")
     if run.ledger.get("oms_version_recovery"):
