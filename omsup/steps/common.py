@@ -54,16 +54,34 @@ def container_by_id(run: Run, node: Node, container_id: str) -> dict[str, Any] |
     return run.engines[node.name].inspect(container_id)
 
 
+def _strings_at(attrs: Any, section: str, key: str) -> list[str]:
+    """A list of strings from `docker inspect` (HostConfig.Binds, Config.Env); anything else is refused."""
+    part = attrs.get(section) if isinstance(attrs, dict) else None
+    value = (part.get(key) if isinstance(part, dict) else None) or []
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise ContainerProblem(f"docker inspect answered {section}.{key} = {str(value)[:200]!r}, not a list of strings",
+                               "check the Docker engine's version and the container; nothing was changed")
+    return list(value)
+
+
 def binds_of(attrs: dict[str, Any]) -> list[str]:
-    return list(attrs.get("HostConfig", {}).get("Binds") or [])
+    return _strings_at(attrs, "HostConfig", "Binds")
 
 
 def env_of(attrs: dict[str, Any]) -> dict[str, str]:
     out = {}
-    for item in attrs.get("Config", {}).get("Env") or []:
+    for item in _strings_at(attrs, "Config", "Env"):
         k, _, v = item.partition("=")
         out[k] = v
     return out
+
+
+def output_summary(out: str, lines: int = 12) -> tuple[str, str]:
+    """A failed tool's output for a message: its last non-empty line (where scripts say what went
+    wrong) and its last ``lines`` lines, indented."""
+    kept = [x for x in str(out).strip().splitlines() if x.strip()]
+    last = kept[-1].strip() if kept else "(no output)"
+    return last, "\n".join("    " + x for x in kept[-lines:])
 
 
 def image_version(run: Run, node: Node, attrs: dict[str, Any]) -> Version | None:

@@ -543,9 +543,7 @@ def init_metadata(run: Run) -> None:
         run.ledger.set("init_outputs", outputs)
         run.evidence(f"{n.name}: docker_init.sh output", "\n---\n".join(f"exit {r['rc']}\n{r['output']}" for r in record))
         if rc != 0:
-            lines = [x for x in out.strip().splitlines() if x.strip()]
-            last = lines[-1].strip() if lines else "(no output)"  # a script's error is its last line
-            shown = "\n".join("    " + x for x in lines[-12:])
+            last, shown = c.output_summary(out)
             # docker_init.sh changes the MetaDB: when that does not answer, that is the cause to name
             run.metadb.blame_if_down(f"node {n.name}: /root/docker_init.sh exited {rc} ({last})",
                                      "running the runbook again resumes here (docker_init.sh is idempotent)")

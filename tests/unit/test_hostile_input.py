@@ -98,3 +98,37 @@ def test_image_tags(text):
         Version.from_image_tag(text)
     except VersionError:
         pass
+
+
+@given(json_values)
+def test_docker_inspect_binds_and_env_readers(attrs):
+    from omsup.errors import ContainerProblem
+    from omsup.steps.common import binds_of, env_of
+
+    for section, key, reader in (("HostConfig", "Binds", binds_of), ("Config", "Env", env_of)):
+        for shaped in (attrs, {section: attrs}, {section: {key: attrs}}):
+            try:
+                got = reader(shaped)
+            except ContainerProblem as e:
+                assert f"{section}.{key}" in str(e)
+                continue
+            assert isinstance(got, (list, dict))
+            assert all(isinstance(x, str) for x in (got if isinstance(got, list) else [*got, *got.values()]))
+
+
+@given(st.text(max_size=400))
+def test_tool_output_summary_is_total(out):
+    from omsup.steps.common import output_summary
+
+    last, shown = output_summary(out)
+    assert last and "\n" not in last
+    assert len(shown.splitlines()) <= 12
+    if out.strip():
+        assert last in out
+
+
+def test_tool_output_summary_names_the_last_line():
+    from omsup.steps.common import output_summary
+
+    out = "Traceback (most recent call last):\n  File x\n\npymysql.err.OperationalError: (2003, 'refused')\n\n"
+    assert output_summary(out)[0] == "pymysql.err.OperationalError: (2003, 'refused')"
