@@ -275,16 +275,18 @@ METADB_CHECK_EVERY = 5.0  # seconds, while waiting for a console
 
 def wait_serving(run: Run, node: Node, timeout: float = READY_TIMEOUT) -> None:
     run.live(f"{node.name}: waiting for the console to serve")
-    last_ping = [time.monotonic()]
+    last_ping = time.monotonic()
 
     def check() -> bool:
+        nonlocal last_ping
         if serving(run, node):
             return True
         # OMS does not start without its MetaDB: a MetaDB that does not answer is said at once (as a
         # MetaDB problem) instead of after the whole readiness timeout
-        if time.monotonic() - last_ping[0] >= METADB_CHECK_EVERY:
-            last_ping[0] = time.monotonic()
-            run.metadb.ping()
+        if time.monotonic() - last_ping >= METADB_CHECK_EVERY:
+            last_ping = time.monotonic()
+            run.metadb.blame_if_down(f"node {node.name}: the console does not serve yet",
+                                     "running the runbook again resumes here")
         return False
 
     wait_until(check, timeout, interval=0.2,

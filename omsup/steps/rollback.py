@@ -15,7 +15,7 @@ from ..errors import ContainerProblem, PreconditionRefused
 from ..ledger import Ledger
 from ..runbook import Step
 from . import common as c
-from .upgrade import verify_backups
+from .upgrade import recheck_backup, verify_backups
 
 
 def upgrade_ledger(run: Run) -> Ledger:
@@ -128,10 +128,7 @@ def restore(run: Run) -> None:
         db = b["db"]
         if done.get(db) == "restored":
             continue
-        facts = bh.file_facts(b["path"])  # verified again right before anything is dropped
-        if facts is None or facts["sha256"] != b["sha256"] or facts["size"] != b["size"]:
-            raise PreconditionRefused(f"backup {b['path']} changed or vanished since the preflight; nothing of {db} "
-                                      "was dropped", "investigate the backup folder")
+        recheck_backup(bh, b, f"; nothing of {db} was dropped")  # verified again right before anything is dropped
         run.live(f"restore: {db} from {b['path']}")
         done[db] = "dropping"
         run.ledger.set("restored", done)

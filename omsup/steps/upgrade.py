@@ -328,6 +328,20 @@ def _size_of(host: Host, path: str) -> str:
     return f"{int(r.stdout.strip()) / 1e6:.1f} MB so far" if r.rc == 0 else "starting"
 
 
+def recheck_backup(bh: Host, b: dict[str, Any], then: str = "") -> None:
+    """The file is there with its recorded size and SHA-256 (hashed again, on its host) and complete;
+    ``then`` adds what that means where it is checked."""
+    facts = bh.file_facts(b["path"])
+    if facts is None:
+        raise BackupProblem(f"backup {b['path']} on {bh.label} is missing{then}")
+    if facts["size"] != b["size"] or facts["sha256"] != b["sha256"]:
+        raise BackupProblem(f"backup {b['path']} on {bh.label} changed since it was taken: size {facts['size']} "
+                            f"(recorded {b['size']}), sha256 {facts['sha256']} (recorded {b['sha256']}){then}",
+                            "do not roll back from it; investigate who changed it")
+    if "-- Dump completed" not in bh.tail(b["path"], 200):
+        raise BackupProblem(f"backup {b['path']} on {bh.label} has no completion marker{then}")
+
+
 def verify_backups(run: Run, rehash: bool = True) -> None:
     """Every backup in the ledger exists with its recorded size and SHA-256 and is complete."""
     manifest = run.ledger.get("backups") or []
@@ -335,17 +349,9 @@ def verify_backups(run: Run, rehash: bool = True) -> None:
     have = {b["db"] for b in manifest}
     if have != expected:
         raise BackupProblem(f"the backup manifest covers {sorted(have)}, expected {sorted(expected)}")
-    bh = run.backup_host
-    for b in manifest if rehash else []:
-        facts = bh.file_facts(b["path"])
-        if facts is None:
-            raise BackupProblem(f"backup {b['path']} on {bh.label} is missing")
-        if facts["size"] != b["size"] or facts["sha256"] != b["sha256"]:
-            raise BackupProblem(f"backup {b['path']} on {bh.label} changed since it was taken: size {facts['size']} "
-                                f"(recorded {b['size']}), sha256 {facts['sha256']} (recorded {b['sha256']})",
-                                "do not roll back from it; investigate who changed it")
-        if "-- Dump completed" not in bh.tail(b["path"], 200):
-            raise BackupProblem(f"backup {b['path']} on {bh.label} has no completion marker")
+    if rehash:
+        for b in manifest:
+            recheck_backup(run.backup_host, b)
     run.evidence("backup manifest", [{k: v for k, v in b.items() if k != "tables"} for b in manifest])
     run.evidence("table row counts and checksums at backup time", {b["db"]: b["tables"] for b in manifest})
 

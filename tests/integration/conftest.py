@@ -143,6 +143,13 @@ class Sandbox:
         rm = self.status()["metadb"]["rm"]
         return json.loads(self.sql("SELECT cfg_value FROM oms_normal_config WHERE cfg_name='ha.config'", rm)[0][0])
 
+    def wait_offline(self, node: str) -> None:
+        """Until ``node`` counts as Offline: no heartbeat for more than 10 s (oms-interfaces.md)."""
+        ip = next(n["ip"] for n in self.status()["nodes"] if n["name"] == node)
+        cm = self.status()["metadb"]["cm"]
+        late = f"SELECT TIMESTAMPDIFF(SECOND, gmt_heartbeat, NOW(3)) FROM host WHERE ip='{ip}'"
+        self.wait(lambda: self.sql(late, cm)[0][0] > 11, 40, f"{node} Offline")
+
     def wait(self, check, timeout: float = 60, what: str = "") -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -80,9 +80,7 @@ def test_every_fault_at_its_step_along_one_upgrade(sandbox):
 
     # step 8: a node stops heartbeating, so it is not Online
     sandbox.fault("no-heartbeat", node="n2")
-    cm = sandbox.status()["metadb"]["cm"]
-    offline = "SELECT TIMESTAMPDIFF(SECOND, gmt_heartbeat, NOW(3)) FROM host WHERE ip='127.0.0.12'"
-    sandbox.wait(lambda: sandbox.sql(offline, cm)[0][0] > 11, 40, "n2 Offline")
+    sandbox.wait_offline("n2")
     assert_stopped_at(sandbox.runbook("upgrade_429", "--until", "8"), 8, "not every server is Online", "Offline")
     sandbox.fault("clear")
 
