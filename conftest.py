@@ -1,3 +1,6 @@
-"""Root conftest: the runbook plugin and its fixtures."""
+"""Root conftest of the checkout.
 
-pytest_plugins = ["omsup.plugin", "fixtures.runbook"]
+The runbook plugin and its fixtures come from the installed package (the ``pytest11`` entry
+point ``omsup = omsup.plugin``, see pyproject.toml), in this checkout as anywhere else; nothing is
+registered here, so nothing is registered twice. `bash scripts/setup.sh` installs the package.
+"""

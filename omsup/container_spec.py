@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
+from typing import Any
 
 CONFIG_TARGET = "/home/admin/conf/config.yaml"
 DATA_TARGETS = ("/home/admin/logs", "/home/ds/store", "/home/ds/run")
@@ -48,7 +49,7 @@ class ContainerSpec:
             env.pop("IS_UPGRADE", None)
         return env
 
-    def run_kwargs(self) -> dict:
+    def run_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of docker SDK ``containers.run`` equal to the documented flags."""
         import docker.types
 

@@ -1,21 +1,19 @@
-"""The run context a step receives: the environment, the adapters, the ledger, the report hooks."""
+"""What a step receives: the environment, the adapters, the run record, and where evidence goes.
+
+No pytest and no allure here: evidence and sub-steps go to a ``Reporter`` (the pytest plugin
+gives one that writes the Allure report), the live view to a callback.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import cached_property
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
-
-import allure
-import pytest
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .adapters.console import Console
 from .adapters.engine import Engine
@@ -24,7 +22,7 @@ from .adapters.metadb import MetaDB
 from .audit import AUDIT
 from .envfile import Environment, Node
 from .errors import OmsupError
-from .ledger import Ledger
+from .record import Facts, NodeFacts, Record
 from .redact import redact, redact_obj
 
 if TYPE_CHECKING:
@@ -33,29 +31,51 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class MemoryLedger(Ledger):
-    """A ledger that is never written: plan mode changes nothing, not even the state folder."""
+class Reporter(Protocol):
+    """Where a run's evidence goes (the pytest plugin writes it into the Allure report)."""
 
-    def save(self) -> None:
+    def attach(self, name: str, body: str, is_json: bool) -> None: ...
+
+    def part(self, title: str) -> AbstractContextManager[None]: ...
+
+
+class NullReporter:
+    def attach(self, name: str, body: str, is_json: bool) -> None:
         pass
+
+    def part(self, title: str) -> AbstractContextManager[None]:
+        return nullcontext()
 
 
 class Run:
-    def __init__(self, env: Environment, runbook: Runbook, ledger: Ledger, resumed: bool, plan: bool,
-                 until: int | None, report_dir: Path | None) -> None:
+    def __init__(self, env: Environment, runbook: Runbook, record: Record, resumed: bool, plan: bool,
+                 until: int | None, reporter: Reporter | None = None,
+                 live: Callable[[str], None] | None = None) -> None:
         self.env = env
         self.runbook = runbook
-        self.ledger = ledger
+        self.record = record
         self.resumed = resumed
         self.plan = plan
         self.until = until
-        self.report_dir = report_dir
+        self.reporter: Reporter = reporter or NullReporter()
+        self.live: Callable[[str], None] = live or (lambda msg: None)  # the terminal's live view
         self.plans: dict[str, list[str]] = {}
-        self.outcomes: dict[int, dict[str, Any]] = {}
         self.current: RunbookStep | None = None
-        self.live: Callable[[str], None] = lambda msg: None  # the terminal's live view (plugin sets it)
-        self.lock: dict[str, Any] | None = None  # this run's lock on the environment (omsup.lock)
         self.background: dict[str, Future[Any]] = {}  # work started early (e.g. loading the image)
+
+    @property
+    def facts(self) -> Facts:
+        return self.record.facts
+
+    def node_facts(self, node: str) -> NodeFacts:
+        """What the preflight recorded of ``node``'s old container."""
+        from .errors import PreconditionRefused
+
+        nf = self.facts.nodes.get(node)
+        if nf is None:
+            raise PreconditionRefused(f"the run ledger {self.record.path} has no record of node {node}'s old container",
+                                      "the preflight of this run did not finish; run the runbook from the start")
+        return nf
 
     # -- adapters (lazy: one per node, created on first use) --------------------------------
     @cached_property
@@ -64,7 +84,7 @@ class Run:
 
     @cached_property
     def engines(self) -> dict[str, Engine]:
-        return {n.name: Engine(n.docker, n.name) for n in self.env.nodes}
+        return {n.name: Engine(n.docker, n.name, self.hosts[n.name]) for n in self.env.nodes}
 
     @cached_property
     def consoles(self) -> dict[str, Console]:
@@ -72,14 +92,15 @@ class Run:
 
     @cached_property
     def backup_host(self) -> Host:
-        for n in self.env.nodes:
-            if n.host == self.env.backup.host:
-                return self.hosts[n.name]
-        return Host(self.env.backup.host, f"backup host {self.env.backup.host}")
+        return backup_host_of(self.env, self.hosts)
 
     @cached_property
     def metadb(self) -> MetaDB:
         return MetaDB(self.env.metadb)
+
+    def close(self) -> None:
+        for eng in self.__dict__.get("engines", {}).values():
+            eng.close()
 
     # -- concurrency across nodes -------------------------------------------------------------
     def each_node(self, fn: Callable[[Node], T], nodes: list[Node] | None = None, what: str = "") -> dict[str, T]:
@@ -88,7 +109,7 @@ class Run:
         Raises the failure of the first failed node (in node order) after every node finished,
         with the other nodes' failures in the message.
         """
-        nodes = list(nodes if nodes is not None else self.env.nodes)
+        chosen = list(nodes if nodes is not None else self.env.nodes)
         results: dict[str, T] = {}
         errors: dict[str, BaseException] = {}
         timings: dict[str, float] = {}
@@ -103,31 +124,48 @@ class Run:
                 finally:
                     timings[n.name] = time.monotonic() - t0
 
-        with ThreadPoolExecutor(max_workers=max(1, min(16, len(nodes)))) as pool:
-            list(pool.map(work, nodes))
-        for n in nodes:  # per-node sub-steps, attached from the main thread
+        with ThreadPoolExecutor(max_workers=max(1, min(16, len(chosen)))) as pool:
+            list(pool.map(work, chosen))
+        for n in chosen:  # per-node sub-steps, reported from this thread
             status = "failed" if n.name in errors else "ok"
-            with allure.step(f"node {n.name} ({n.ip}): {what or 'done'} — {status} in {timings.get(n.name, 0):.1f}s"):
+            with self.reporter.part(f"node {n.name} ({n.ip}): {what or 'done'} — {status} in "
+                                    f"{timings.get(n.name, 0):.1f}s"):
                 events = AUDIT.of_step(AUDIT.step, n.name)
                 if events:
-                    allure.attach("\n".join(e.line() for e in events), f"{n.name}: commands",
-                                  allure.attachment_type.TEXT)
-                if n.name in results and results[n.name] is not None:
+                    self.evidence(f"{n.name}: commands", "\n".join(e.line() for e in events))
+                if results.get(n.name) is not None:
                     self.evidence(f"{n.name}: result", results[n.name])
                 if n.name in errors:
-                    allure.attach(redact("".join(traceback.format_exception_only(errors[n.name]))),
-                                  f"{n.name}: error", allure.attachment_type.TEXT)
+                    err = errors[n.name]
+                    self.evidence(f"{n.name}: error", f"{type(err).__name__}: {err}")
         if errors:
-            first = next(n.name for n in nodes if n.name in errors)
+            first = next(n.name for n in chosen if n.name in errors)
             err = errors[first]
-            if len(errors) > 1:
+            if len(errors) > 1 and isinstance(err, OmsupError):
                 others = "; ".join(f"{k}: {(str(v).splitlines() or [type(v).__name__])[0]}"
-                               for k, v in errors.items() if k != first)
-                if isinstance(err, OmsupError):
-                    err.message += f"\n  other nodes failed too: {others}"
-                    err.args = (str(err.message) + (f"\n  next: {err.hint}" if err.hint else ""),)
+                                   for k, v in errors.items() if k != first)
+                err.add_note_to_message(f"other nodes failed too: {others}")
             raise err
         return results
+
+    def in_background(self, key: str, fn: Callable[[], T]) -> Future[T]:
+        """Start ``fn`` now, in its own thread, its events attributed to step ``key``."""
+        def work() -> T:
+            with AUDIT.in_step(key):
+                return fn()
+
+        fut: Future[T] = ThreadPoolExecutor(max_workers=1).submit(work)
+        self.background[key] = fut
+        return fut
+
+    def each_node_in_step(self, key: str, fn: Callable[[Node], T]) -> dict[str, T]:
+        """``fn`` on every node concurrently, in threads whose events belong to step ``key``."""
+        def one(n: Node) -> T:
+            with AUDIT.node(n.name), AUDIT.in_step(key):
+                return fn(n)
+
+        with ThreadPoolExecutor(max_workers=max(1, len(self.env.nodes))) as pool:
+            return dict(zip([n.name for n in self.env.nodes], pool.map(one, self.env.nodes), strict=True))
 
     @contextmanager
     def watch(self, label: str, probe: Callable[[], str], every: float = 2.0) -> Iterator[None]:
@@ -151,86 +189,26 @@ class Run:
 
     # -- evidence and plans --------------------------------------------------------------------
     def evidence(self, name: str, obj: Any) -> None:
-        """Attach ``obj`` (JSON-able or text) to the current step, redacted."""
+        """Attach ``obj`` (text, or anything JSON can show) to the current step, redacted."""
         if isinstance(obj, str):
-            allure.attach(redact(obj), name, allure.attachment_type.TEXT)
+            self.reporter.attach(redact(name), redact(obj), False)
         else:
-            allure.attach(json.dumps(redact_obj(obj), indent=2, sort_keys=True, default=str), name,
-                          allure.attachment_type.JSON)
+            if hasattr(obj, "model_dump"):
+                obj = obj.model_dump(mode="json", by_alias=True)
+            elif isinstance(obj, list) and obj and hasattr(obj[0], "model_dump"):
+                obj = [x.model_dump(mode="json", by_alias=True) for x in obj]
+            text = json.dumps(redact_obj(obj), indent=2, sort_keys=True, default=str, ensure_ascii=False)
+            self.reporter.attach(redact(name), text, True)
 
     def would(self, lines: list[str]) -> None:
         """In plan mode: what the current step would do."""
         assert self.current is not None
         self.plans[self.current.label] = [redact(x) for x in lines]
 
-    # -- executing a step ----------------------------------------------------------------------
-    def execute(self, rs: RunbookStep) -> None:
-        __tracebackhide__ = True
-        self.current = rs
-        AUDIT.step = rs.step.key
-        key = rs.step.key
-        t0 = time.monotonic()
-        outcome: dict[str, Any] = {"step": rs.label, "doc": rs.doc, "started": time.time()}
-        self.outcomes[rs.number] = outcome
-        try:
-            if self.until is not None and rs.number > self.until:
-                outcome["status"] = "not run"
-                pytest.skip(f"stopped before step {rs.number} as asked (--until {self.until}); "
-                            "run again without --until to resume")
-            if self.plan and rs.number > 0:  # plan mode: only the preflight runs
-                lines = rs.step.plan(self) if rs.step.plan else [f"check (reads only): {rs.step.title} -- {rs.doc}"]
-                self.would(lines)
-                allure.attach("\n".join(self.plans[rs.label]), "plan: what this step would do",
-                              allure.attachment_type.TEXT)
-                outcome["status"] = "planned"
-                return
-            if self.ledger.step_done(key):
-                # a later step that began (even if it failed half way) changed what this step's check looks at
-                later = [s for s in rs.step.superseded_by if self.ledger.step_started(s)]
-                if later:
-                    with allure.step(f"already done in this run (resumed); its effect was replaced by {later[0]}"):
-                        pass
-                else:
-                    with allure.step("already done in this run (resumed): verifying, not redoing"):
-                        if rs.step.verify is not None:
-                            rs.step.verify(self)
-                outcome["status"] = "verified"
-                return
-            self.ledger.mark(key, "running")
-            if os.environ.get("OMSUP_PAUSE_AT_STEP") == key:
-                _test_pause()
-            rs.step.do(self)
-            self.ledger.mark(key, "done", seconds=round(time.monotonic() - t0, 2))
-            outcome["status"] = "passed"
-            if rs.number == 0 and self.runbook.after_preflight is not None:
-                self.runbook.after_preflight(self)
-        except pytest.skip.Exception:
-            raise
-        except BaseException as e:
-            outcome["status"] = "failed"
-            outcome["error"] = redact(str(e).splitlines()[0] if str(e) else type(e).__name__)
-            outcome["category"] = getattr(e, "category", "Check failed" if isinstance(e, AssertionError) else
-                                          "Runbook error")
-            if not self.plan:
-                self.ledger.mark(key, "failed", error=outcome["error"], category=outcome["category"])
-            raise
-        finally:
-            outcome["seconds"] = round(time.monotonic() - t0, 2)
-            events = AUDIT.of_step(key)
-            if events:
-                allure.attach("\n".join(e.line() for e in events), "every command, statement and request",
-                              allure.attachment_type.TEXT)
-            AUDIT.step = None
 
-
-def _test_pause() -> None:
-    """Tests only: hold the run at the start of a step (OMSUP_PAUSE_AT_STEP), so that a test can
-    interrupt it or inject a fault there. With OMSUP_PAUSE_UNTIL_FILE=F, F.held is written once the run
-    is held, and the run goes on as soon as F exists."""
-    deadline = time.monotonic() + float(os.environ.get("OMSUP_PAUSE_SECONDS", "60"))
-    release = os.environ.get("OMSUP_PAUSE_UNTIL_FILE")
-    if release:
-        with open(release + ".held", "w") as f:
-            f.write(str(os.getpid()))
-    while time.monotonic() < deadline and not (release and os.path.exists(release)):
-        time.sleep(0.05)
+def backup_host_of(env: Environment, hosts: dict[str, Host] | None = None) -> Host:
+    """The backup host: a node's host adapter when it is one of the nodes, else its own."""
+    for n in env.nodes:
+        if n.host == env.backup.host:
+            return hosts[n.name] if hosts is not None else Host(n.host, n.name, node=n.name)
+    return Host(env.backup.host, f"backup host {env.backup.host}")

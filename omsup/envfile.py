@@ -109,19 +109,9 @@ class Environment:
     def nodes(self) -> tuple[Node, ...]:
         return tuple(n for r in self.regions for n in r.nodes)
 
-    @property
-    def cm_hb_dbs(self) -> tuple[str, ...]:
-        return tuple(r.cm_hb for r in self.regions)
-
     def databases(self) -> list[tuple[str, str]]:
         """(role, name) of every database the procedure backs up: rm, cm and each region's cm_hb (doc 004)."""
         return [("rm", self.metadb.rm), ("cm", self.metadb.cm)] + [("cm_hb", r.cm_hb) for r in self.regions]
-
-    def node(self, name: str) -> Node:
-        for n in self.nodes:
-            if n.name == name:
-                return n
-        raise KeyError(name)
 
 
 class _Reader:
@@ -134,7 +124,7 @@ class _Reader:
     def err(self, key: str, expected: str, seen: object, hint: str | None = None) -> ConfigError:
         return ConfigError(self.file, key, expected, seen, hint)
 
-    def mapping(self, obj: Any, key: str, allowed: set[str], required: set[str]) -> dict:
+    def mapping(self, obj: Any, key: str, allowed: set[str], required: set[str]) -> dict[Any, Any]:
         if not isinstance(obj, dict):
             raise self.err(key or "(top level)", "a mapping", obj)
         for k in obj:
@@ -188,7 +178,7 @@ class _Reader:
 
     def host_spec(self, obj: Any, key: str) -> str:
         if obj == "local://":
-            return obj
+            return "local://"
         if isinstance(obj, str) and SSH_RE.match(obj):
             return obj
         raise self.err(key, "a host spec: local:// or ssh://user@host[:port]", obj)

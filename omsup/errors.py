@@ -15,7 +15,15 @@ class OmsupError(Exception):
     def __init__(self, message: str, hint: str | None = None) -> None:
         self.message = message
         self.hint = hint
-        super().__init__(message + (f"\n  next: {hint}" if hint else ""))
+        super().__init__(self._text())
+
+    def _text(self) -> str:
+        return self.message + (f"\n  next: {self.hint}" if self.hint else "")
+
+    def add_note_to_message(self, note: str) -> None:
+        """Add a line to the message (kept before the hint)."""
+        self.message += f"\n  {note}"
+        self.args = (self._text(),)
 
 
 class ConfigError(OmsupError):
@@ -58,3 +66,11 @@ class HostProblem(OmsupError):
 
 class LedgerError(OmsupError):
     category = "Precondition refused"
+
+
+def category_of(exc: BaseException) -> str:
+    """The report's failure category of an exception: the project's own, or a failed check."""
+    cat = getattr(exc, "category", None)
+    if isinstance(cat, str):
+        return cat
+    return "Check failed" if isinstance(exc, AssertionError) else "Runbook error"

@@ -4,7 +4,7 @@ The lock is a file on the backup host (every run of every runbook on a deploymen
 backups there and reads them back): ``<backup.dir>/<env name>/.omsup.lock``, created atomically
 (noclobber) and holding who holds it, from where, since when and for which runbook. A second
 run is refused with that. A lock left by a killed run stays until released deliberately with
-``python -m omsup unlock --env FILE`` (after checking that no run is going on).
+``omsup unlock --env FILE`` (after checking that no run is going on).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 from .adapters.hosts import Host
 from .envfile import Environment
 from .errors import PreconditionRefused
-from .ledger import utc_now
+from .record import utc_now
 
 
 def lock_path(env: Environment) -> str:
@@ -27,32 +27,31 @@ def lock_path(env: Environment) -> str:
 
 
 def holder(host: Host, env: Environment) -> dict[str, Any] | None:
-    r = host.run("cat -- %s", lock_path(env), quiet=True)
-    if r.rc != 0:
+    text = host.read_text_if_present(lock_path(env))
+    if text is None:
         return None
     try:
-        return dict(json.loads(r.stdout))
-    except ValueError:
-        return {"raw": r.stdout[:200]}
+        return dict(json.loads(text))
+    except (ValueError, TypeError):
+        return {"raw": text[:200]}
 
 
 def acquire(host: Host, env: Environment, runbook: str, operator: str) -> dict[str, Any]:
     me = {"runbook": runbook, "operator": operator, "user": getpass.getuser(), "machine": socket.gethostname(),
           "pid": os.getpid(), "since": utc_now()}
     path = lock_path(env)
-    if host.run("test -d %s", env.backup.dir).rc != 0:
+    if not host.is_dir(env.backup.dir):
         raise PreconditionRefused(f"backup folder {env.backup.dir} on {host.label} does not exist",
                                   f"create it (mkdir -p {env.backup.dir}; chmod 700 {env.backup.dir}) on {host.label}")
-    host.check("umask 077; mkdir -p -- %s", posixpath.dirname(path), what="create the lock folder")
-    r = host.run("set -o noclobber; umask 077; printf '%%s\\n' %s > %s", json.dumps(me), path, quiet=True)
-    if r.rc != 0:
+    host.make_private_dir(posixpath.dirname(path))
+    if not host.create_exclusive(path, json.dumps(me)):
         other = holder(host, env) or {}
         raise PreconditionRefused(
             f"another run holds the lock of environment {env.name}: {other.get('runbook')} by {other.get('operator')} "
             f"({other.get('user')}@{other.get('machine')}, pid {other.get('pid')}) since {other.get('since')} "
             f"[{path} on {host.label}]",
             "wait for it to finish; if no run is going on (a killed run), release it deliberately: "
-            f"python -m omsup unlock --env {env.source}")
+            f"omsup unlock --env {env.source}")
     return me
 
 
@@ -63,5 +62,5 @@ def release(host: Host, env: Environment, mine: dict[str, Any] | None = None) ->
         return None
     if mine is not None and (current.get("pid"), current.get("since")) != (mine["pid"], mine["since"]):
         return current
-    host.run("rm -f -- %s", lock_path(env))
+    host.remove(lock_path(env))
     return current

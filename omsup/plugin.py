@@ -1,45 +1,49 @@
-"""The pytest plugin that makes a test module a runbook: options, ordering, skip cascade, report.
+"""The pytest plugin (entry point ``pytest11``): glue between pytest, the executor and the report.
 
-Options and the environment file become one frozen, validated object at configure time;
-steps get it from the ``run`` fixture (fixtures/runbook.py) and never call getoption.
+It registers the options in every pytest session and activates only when ``--env`` is given:
+then the environment file becomes one frozen, validated object at configure time, the runbook's
+steps are ordered and chained, each step's test hands its step to the executor, and the session
+ends with the run folder. Steps and the executor know nothing of pytest.
 """
 
 from __future__ import annotations
 
+import getpass
 import os
-import re
 import warnings
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import allure
 import pytest
 
-from . import envfile, report
+from . import envfile, hookspecs
+from .context import Run
 from .errors import ConfigError, OmsupError
+from .executor import Executor, NotRun, Outcomes, StepOutcome
 from .redact import redact
-from .runbook import Runbook, RunbookStep
+from .runbook import Runbook, RunbookStep, StepRunner, step_of
 
-ENV_KEY = pytest.StashKey[envfile.Environment]()
-STATE_KEY = pytest.StashKey["RunbookSession"]()
+SESSION_KEY = pytest.StashKey["RunbookSession"]()
+
+# allure-python carries no type information: its decorators, typed once here
+_allure_label: Callable[[str, str], pytest.MarkDecorator] = allure.label
+_allure_title: Callable[[str], Callable[[Callable[..., Any]], Any]] = allure.title
+_allure_description: Callable[[str], Callable[[Callable[..., Any]], Any]] = allure.description
+TEST_ONLY_PLUGINS = ("hypothesispytest",)
 
 
-class RunbookSession:
-    """What the plugin knows of this session's runbook."""
-
-    def __init__(self, config: pytest.Config, env: envfile.Environment | None, report_dir: Path | None) -> None:
-        self.config = config
-        self.env = env
-        self.report_dir = report_dir
-        self.runbook: Runbook | None = None
-        self.run: Any = None  # omsup.context.Run, made by the fixture
-        self.first_failure: tuple[RunbookStep, str] | None = None
-        self.results: dict[int, str] = {}
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("omsup", "OMS CE runbooks")
-    g.addoption("--env", metavar="FILE", help="environment file describing the OMS CE deployment (YAML)")
+    g.addoption("--env", metavar="FILE", help="environment file describing the OMS CE deployment (YAML); "
+                "a runbook runs only with it")
     g.addoption("--plan", action="store_true", help="run the preflight, then list what each later step would do; "
                 "change nothing")
     g.addoption("--until", type=int, metavar="N", help="stop after step N (a later run resumes)")
@@ -47,190 +51,233 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--operator", default=None, help="who runs this (default: $SUDO_USER, $USER)")
 
 
-def _runbook_name(config: pytest.Config) -> str:
-    for arg in config.args:
-        m = re.search(r"runbooks/([A-Za-z0-9_]+)", str(arg))
-        if m:
-            return m.group(1)
-    return "run"
-
-
-TEST_ONLY_PLUGINS = ("hypothesispytest",)
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "runbook_step(step): a step of a runbook (set by omsup.runbook.Runbook.step)")
-    env_path = config.getoption("--env")
-    env = None
-    report_dir = None
-    if env_path:
-        # a library's deprecation must never stop an upgrade half way: warnings stay warnings
-        config.addinivalue_line("filterwarnings", "default")
-        config.addinivalue_line("filterwarnings", "ignore::ResourceWarning")  # the docker SDK's ssh subprocesses
-        # The same for the whole session, not only while a step runs: pytest collects objects freed at
-        # exit (the docker SDK's ssh sockets and subprocesses) after the steps, under the session filters.
-        warnings.simplefilter("default")
-        warnings.simplefilter("ignore", ResourceWarning)
-        warnings.filterwarnings("ignore", r".*(SSHSocket|Popen\.__del__)", pytest.PytestUnraisableExceptionWarning)
-        # A runbook run is not a test session: the project's own test-only plugins (present where the
-        # dev extras are installed, absent on a production install) stay out of it. Hypothesis' plugin
-        # alone imports its whole engine (~0.5 s) to write its terminal summary.
-        for name in TEST_ONLY_PLUGINS:
-            config.pluginmanager.set_blocked(name)
-        try:
-            env = envfile.load(env_path)
-        except ConfigError as e:
-            raise pytest.UsageError(f"environment file refused:\n  {e}") from None
-        config.stash[ENV_KEY] = env
-        root = Path(config.getoption("--report-root") or Path(config.rootpath) / "reports")
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        kind = "plan-" if config.getoption("--plan") else ""
-        report_dir = root / f"{kind}{_runbook_name(config)}-{env.name}-{stamp}"
-        n = 1
-        while report_dir.exists():  # never mix two runs in one folder
-            n += 1
-            report_dir = root / f"{kind}{_runbook_name(config)}-{env.name}-{stamp}-{n}"
-        report_dir.mkdir(parents=True, mode=0o700)
-        if not getattr(config.option, "allure_report_dir", None):
-            config.option.allure_report_dir = str(report_dir / "allure-results")
-        if not getattr(config.option, "xmlpath", None):
-            config.option.xmlpath = str(report_dir / "junit.xml")
-        from .audit import AUDIT
-
-        AUDIT.set_sink(report_dir / "events.jsonl")
-    config.stash[STATE_KEY] = RunbookSession(config, env, report_dir)
-
-
-def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    state = config.stash[STATE_KEY]
-    books: dict[str, Runbook] = {}
-    for item in items:
-        m = item.get_closest_marker("runbook_step")
-        if m:
-            rs: RunbookStep = m.args[0]
-            books[rs.runbook.name] = rs.runbook
-    if not books:
+    env_path = config.getoption("--env", default=None)
+    if not env_path:
         return
-    if len(books) > 1:
-        raise pytest.UsageError(f"one runbook per run, saw {', '.join(sorted(books))}: run them one after the other")
-    if state.env is None:
-        raise pytest.UsageError(f"runbook {next(iter(books))} needs --env FILE (the environment file of the deployment)")
-    state.runbook = next(iter(books.values()))
-
-    def key(item: pytest.Item) -> int:
-        m = item.get_closest_marker("runbook_step")
-        return m.args[0].number if m else -1
-
-    items.sort(key=key)
+    try:
+        env = envfile.load(env_path)
+    except ConfigError as e:
+        raise pytest.UsageError(f"environment file refused:\n  {e}") from None
+    config.pluginmanager.register(RunbookSession(config, env), "omsup-runbook")
 
 
-def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
-    state = config.stash[STATE_KEY]
-    if state.runbook is None or state.env is None:
-        return []
-    rb, env = state.runbook, state.env
-    mode = "PLAN (changes nothing)" if config.getoption("--plan") else "EXECUTE"
-    lines = [f"runbook {rb.name}: {rb.title} (doc {rb.doc}) -- {mode}",
-             f"environment {env.name} from {env.source}: {len(env.nodes)} node(s) in {len(env.regions)} region(s)",
-             f"report folder: {state.report_dir}"]
-    if config.getoption("--until") is not None:
-        lines.append(f"stopping after step {config.getoption('--until')} (--until)")
-    return lines
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Skip every step after a failed one, naming the failed step (before pytest-dependency's own skip)."""
-    state = item.config.stash[STATE_KEY]
-    if item.get_closest_marker("runbook_step") and state.first_failure is not None:
-        rs, why = state.first_failure
-        pytest.skip(f"not run: step {rs.label} failed ({why})")
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    rep = yield
-    m = item.get_closest_marker("runbook_step")
-    if m is None:
-        return rep
-    rs: RunbookStep = m.args[0]
-    state = item.config.stash[STATE_KEY]
-    if rep.failed and state.first_failure is None:
-        exc = call.excinfo.value if call.excinfo else None
-        category = getattr(exc, "category", "Check failed" if isinstance(exc, AssertionError) else "Runbook error")
-        first = redact(str(exc).splitlines()[0]) if exc is not None and str(exc) else rep.outcome
-        state.first_failure = (rs, f"{category}: {first}")
-    if rep.failed and call.excinfo is not None and isinstance(call.excinfo.value, OmsupError):
-        exc = call.excinfo.value  # a project error reads as its message, not as a traceback
-        rep.longrepr = redact(f"{type(exc).__name__} [{exc.category}]: {exc}")
-    if rep.when == "call" or rep.skipped or rep.failed:
-        prev = state.results.get(rs.number)
-        if prev is None or rep.when == "call" or rep.failed:
-            state.results[rs.number] = "failed" if rep.failed else ("skipped" if rep.skipped else "passed")
-    return rep
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    state = session.config.stash.get(STATE_KEY, None)
-    if state is None or state.runbook is None or state.run is None:
-        return
-    run = state.run
-    planned = session.config.getoption("--plan")
-    all_passed = len(state.results) == len(state.runbook.steps) and all(
-        r == "passed" for r in state.results.values())
-    if all_passed and not planned and session.config.getoption("--until") is None:
-        run.ledger.finish()
-    if run.lock is not None:
-        from . import lock
-
-        lock.release(run.backup_host, run.env, run.lock)
-    report.write_run_folder(run, state, session.config)
-    for eng in list(run.__dict__.get("engines", {}).values()):
-        eng.close()
-
-
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    state = config.stash.get(STATE_KEY, None)
-    if state is None or state.runbook is None or state.run is None or state.env is None:
-        return
-    tr = terminalreporter
-    run = state.run
-    tr.section(f"runbook {state.runbook.name} on {state.env.name}")
-    if run.resumed:
-        tr.write_line(f"  resumed run {run.ledger.run_id}: finished steps were verified, not redone")
-    for rs in state.runbook.steps:
-        o = run.outcomes.get(rs.number, {})
-        status = o.get("status") or state.results.get(rs.number) or "not run"
-        if state.first_failure and rs.number > state.first_failure[0].number and status in ("not run", "skipped"):
-            status = "skipped"
-        secs = f"{o['seconds']:7.1f}s" if "seconds" in o else " " * 8
-        tr.write_line(f"  {rs.number:>2}. {rs.step.title:<58} {status:<9} {secs}  [{rs.doc.split(':')[0]}]")
-    if state.first_failure:
-        rs, why = state.first_failure
-        tr.write_line(f"  STOPPED at step {rs.label}: {why}", red=True)
-        tr.write_line(f"  nothing later ran; fix the cause and run the same command again to resume "
-                      f"(ledger {run.ledger.path})" if not run.plan else "  (plan mode)")
-    for label, lines in run.plans.items():
-        tr.write_line(f"  plan {label}:")
-        for line in lines:
-            tr.write_line(f"      {line}")
-    for note in state.runbook.notes:
-        tr.write_line(f"  operator action the document asks for: {note}", yellow=True)
-    if state.report_dir:
-        tr.write_line(f"  report folder: {state.report_dir}")
-        html = state.report_dir / "report.html"
-        if html.exists():
-            tr.write_line(f"  HTML report:   {html}")
-        elif (state.report_dir / "RENDER.txt").exists():
-            tr.write_line(f"  HTML report not rendered: see {state.report_dir / 'RENDER.txt'}")
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without --env, a runbook refuses to start (its steps would only fail on a missing fixture)."""
+    if SESSION_KEY not in config.stash:
+        books = sorted({rs.runbook.name for rs in (step_of(getattr(i, "obj", None)) for i in items) if rs})
+        if books:
+            raise pytest.UsageError(f"runbook {books[0]} needs --env FILE (the environment file of the deployment)")
 
 
 def operator(config: pytest.Config) -> str:
-    import getpass
-
     try:
         fallback = getpass.getuser()
     except (KeyError, OSError):
         fallback = "unknown"
     return str(config.getoption("--operator") or os.environ.get("SUDO_USER") or os.environ.get("USER") or fallback)
+
+
+class AllureReporter:
+    """The executor's reporter: evidence and sub-steps into the Allure results."""
+
+    def attach(self, name: str, body: str, is_json: bool) -> None:
+        allure.attach(body, name, allure.attachment_type.JSON if is_json else allure.attachment_type.TEXT)
+
+    @contextmanager
+    def part(self, title: str) -> Iterator[None]:
+        with allure.step(title):
+            yield
+
+
+class RunbookSession(StepRunner):
+    """The runbook of this pytest session: registered as a plugin only when --env is given."""
+
+    def __init__(self, config: pytest.Config, env: envfile.Environment) -> None:
+        self.config = config
+        self.env = env
+        self.runbook: Runbook | None = None
+        self.outcomes: Outcomes | None = None
+        self.report_dir: Path | None = None
+        self.run: Run | None = None
+        self.executor: Executor | None = None
+        self.lock: dict[str, Any] | None = None
+        self.plan = bool(config.getoption("--plan"))
+        self.until: int | None = config.getoption("--until")
+        config.stash[SESSION_KEY] = self
+        # a library's deprecation must never stop an upgrade half way: warnings stay warnings, for the
+        # whole session (pytest collects objects freed at exit, the docker SDK's ssh sockets among them)
+        config.addinivalue_line("filterwarnings", "default")
+        config.addinivalue_line("filterwarnings", "ignore::ResourceWarning")
+        warnings.simplefilter("default")
+        warnings.simplefilter("ignore", ResourceWarning)
+        warnings.filterwarnings("ignore", r".*(SSHSocket|Popen\.__del__)", pytest.PytestUnraisableExceptionWarning)
+        # A runbook run is not a test session: the project's test-only plugins (present where the dev
+        # extras are installed) stay out of it. Hypothesis' plugin alone imports its whole engine.
+        for name in TEST_ONLY_PLUGINS:
+            config.pluginmanager.set_blocked(name)
+        config.pluginmanager.import_plugin("omsup.fixtures.runbook")
+
+    # -- collection ------------------------------------------------------------------------------
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        steps = [(i, step_of(getattr(i, "obj", None))) for i in items]
+        books = {rs.runbook.name: rs.runbook for _, rs in steps if rs}
+        if not books:
+            return
+        if len(books) > 1:
+            raise pytest.UsageError(f"one runbook per run, saw {', '.join(sorted(books))}: run them one after the other")
+        self.runbook = next(iter(books.values()))
+        self.outcomes = Outcomes(self.runbook)
+        items.sort(key=lambda i: (rs.number if (rs := step_of(getattr(i, "obj", None))) else -1))
+        previous: RunbookStep | None = None
+        for item, rs in sorted(((i, r) for i, r in steps if r), key=lambda x: x[1].number):
+            item.add_marker(pytest.mark.dependency(name=rs.dependency_name, scope="session",
+                                                   depends=[previous.dependency_name] if previous else []))
+            for label, value in (("feature", rs.runbook.name), ("story", rs.label), ("runbook", rs.runbook.name)):
+                item.add_marker(_allure_label(label, value))
+            func = getattr(item, "function", None)
+            if func is not None:
+                _allure_title(rs.label)(func)
+                _allure_description(f"Implements: {rs.doc}")(func)
+            previous = rs
+        self._open_report_folder()
+
+    def _open_report_folder(self) -> None:
+        from .audit import AUDIT
+        from .report import attach_result_writers
+
+        assert self.runbook is not None
+        root = Path(self.config.getoption("--report-root") or Path(self.config.rootpath) / "reports")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        base = f"{'plan-' if self.plan else ''}{self.runbook.name}-{self.env.name}-{stamp}"
+        folder, n = root / base, 1
+        while folder.exists():  # never mix two runs in one folder
+            n += 1
+            folder = root / f"{base}-{n}"
+        folder.mkdir(parents=True, mode=0o700)
+        self.report_dir = folder
+        attach_result_writers(self.config, folder)
+        AUDIT.set_sink(folder / "events.jsonl")
+
+    def pytest_report_collectionfinish(self, config: pytest.Config) -> list[str]:
+        if self.runbook is None:
+            return []
+        rb, env = self.runbook, self.env
+        mode = "PLAN (changes nothing)" if self.plan else "EXECUTE"
+        lines = [f"runbook {rb.name}: {rb.title} (doc {rb.doc}) -- {mode}",
+                 f"environment {env.name} from {env.source}: {len(env.nodes)} node(s) in {len(env.regions)} region(s)",
+                 f"report folder: {self.report_dir}"]
+        if self.until is not None:
+            lines.append(f"stopping after step {self.until} (--until)")
+        return lines
+
+    # -- the run -----------------------------------------------------------------------------------
+    def start(self) -> StepRunner:
+        """The run of this session's runbook: the lock, its record (resumed when unfinished), its executor."""
+        from . import lock
+        from .context import backup_host_of
+        from .record import Facts, Record
+
+        assert self.runbook is not None and self.outcomes is not None
+        book, env = self.runbook, self.env
+        facts = Facts(target=str(book.target), environment_file=env.source)
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        if self.plan:  # plan mode changes nothing, so takes no lock and writes no record
+            record, resumed = Record.in_memory(book.name, env.name, facts), False
+        else:  # one operator at a time: the lock before anything is written
+            self.lock = lock.acquire(backup_host_of(env), env, book.name, operator(self.config))
+            record, resumed = Record.open(env.state_dir, book.name, env.name, facts)
+            record.attempt()
+        live = (lambda msg: tr.write_line(f"    ... {msg}")) if tr is not None else None
+        self.run = Run(env, book, record, resumed, self.plan, self.until, AllureReporter(), live)
+        self.executor = Executor(self.run, self.outcomes)
+        self.executor.on_begin.append(lambda rs: self.config.hook.omsup_step_begin(step=rs.step.key))
+        if resumed and tr is not None:
+            tr.write_line(f"resuming run {record.run_id} of {book.name} (ledger {record.path})")
+        return self
+
+    def run_step(self, rs: RunbookStep) -> None:
+        __tracebackhide__ = True
+        assert self.executor is not None
+        try:
+            self.executor.execute(rs)
+        except NotRun as e:
+            pytest.skip(str(e))
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        """Skip every step after a failed one, naming the failed step (before pytest-dependency's own skip)."""
+        rs = step_of(getattr(item, "obj", None))
+        if rs is not None and self.outcomes is not None:
+            reason = self.outcomes.blocked(rs)
+            if reason:
+                pytest.skip(reason)
+
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+        rep = yield
+        rs = step_of(getattr(item, "obj", None))
+        if rs is None or self.outcomes is None or not rep.failed:
+            return rep
+        exc = call.excinfo.value if call.excinfo else None
+        if exc is not None and self.outcomes.get(rs).status.value != "failed":
+            self.outcomes.failed(rs, exc)  # a failure outside the step itself (the run could not start)
+        if isinstance(exc, OmsupError):  # a project error reads as its message, not as a traceback
+            rep.longrepr = redact(f"{type(exc).__name__} [{exc.category}]: {exc}")
+        return rep
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        from . import lock
+        from .context import backup_host_of
+        from .record import RunStatus
+        from .report import write_run_folder
+
+        if self.runbook is None or self.outcomes is None:
+            return
+        run = self.run
+        if run is not None and self.outcomes.all_done and not self.plan and self.until is None:
+            run.record.finish(RunStatus.COMPLETE)
+        if self.lock is not None:
+            lock.release(run.backup_host if run is not None else backup_host_of(self.env), self.env, self.lock)
+        if self.report_dir is not None:
+            write_run_folder(self, operator(self.config))
+        if run is not None:
+            run.close()
+
+    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+        if self.runbook is None or self.outcomes is None:
+            return
+        tr, run = terminalreporter, self.run
+        tr.section(f"runbook {self.runbook.name} on {self.env.name}")
+        if run is not None and run.resumed:
+            tr.write_line(f"  resumed run {run.record.run_id}: finished steps were verified, not redone")
+        for o in self.outcomes:
+            secs = f"{o.seconds:7.1f}s" if o.seconds is not None else " " * 8
+            tr.write_line(f"  {o.rs.number:>2}. {o.rs.step.title:<58} {o.status.value:<9} {secs}  "
+                          f"[{o.rs.doc.split(':')[0]}]")
+        failed = self.outcomes.first_failure
+        if failed:
+            tr.write_line(f"  STOPPED at step {failed.rs.label}: {failed.category}: {failed.error}", red=True)
+            where = f" (ledger {run.record.path})" if run is not None else ""
+            tr.write_line("  (plan mode)" if self.plan else
+                          f"  nothing later ran; fix the cause and run the same command again to resume{where}")
+        if run is not None:
+            for label, lines in run.plans.items():
+                tr.write_line(f"  plan {label}:")
+                for line in lines:
+                    tr.write_line(f"      {line}")
+        for note in self.runbook.notes:
+            tr.write_line(f"  operator action the document asks for: {note}", yellow=True)
+        if self.report_dir:
+            tr.write_line(f"  report folder: {self.report_dir}")
+            html = self.report_dir / "report.html"
+            if html.exists():
+                tr.write_line(f"  HTML report:   {html}")
+            elif (self.report_dir / "RENDER.txt").exists():
+                tr.write_line(f"  HTML report not rendered: see {self.report_dir / 'RENDER.txt'}")
+
+
+def outcome_list(session: RunbookSession) -> list[StepOutcome]:
+    return list(session.outcomes) if session.outcomes is not None else []

@@ -3,7 +3,8 @@
 ``reports/<runbook>-<env>-<UTC start>/`` holds the allure-results, environment.properties,
 categories, junit.xml, events.jsonl (every command, statement and request), a copy of the
 ledger, summary.json and summary.md, and report.html: a single-file Allure Report 3 page
-that opens from disk. Everything written here has passed ``redact``.
+that opens from disk. Everything written here has passed ``redact``. The step outcomes come
+from the executor's ``Outcomes``, the same the terminal shows.
 """
 
 from __future__ import annotations
@@ -15,12 +16,18 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .ledger import parse_utc, write_json_atomic
+from .record import parse_utc, write_json_atomic
 from .redact import redact, redact_obj
+
+if TYPE_CHECKING:
+    import pytest
+
+    from .plugin import RunbookSession
 
 ROOT = Path(__file__).resolve().parent.parent
 ALLURE_BIN = ROOT / "node_modules" / ".bin" / "allure"
@@ -37,6 +44,37 @@ CATEGORIES = [
 ]
 
 
+def attach_result_writers(config: pytest.Config, folder: Path) -> None:
+    """Allure results and junit.xml into the run folder (unless the operator named other places).
+
+    The folder's name is known once the runbook is collected; the writers are registered then, as
+    allure-pytest and pytest's junitxml register their own at configure time.
+    """
+    import allure_commons
+    from _pytest import junitxml
+    from allure_commons.logger import AllureFileLogger
+    from allure_pytest.listener import AllureListener
+
+    if not getattr(config.option, "allure_report_dir", None):
+        config.option.allure_report_dir = str(folder / "allure-results")
+        listener = AllureListener(config)
+        config.pluginmanager.register(listener, "allure_listener")
+        allure_commons.plugin_manager.register(listener)
+        make_logger: Callable[[str, bool], Any] = AllureFileLogger  # allure carries no type information
+        file_logger = make_logger(config.option.allure_report_dir, False)
+        allure_commons.plugin_manager.register(file_logger)
+
+        def cleanup() -> None:
+            for obj in (listener, file_logger):
+                allure_commons.plugin_manager.unregister(obj)
+
+        config.add_cleanup(cleanup)
+    if not getattr(config.option, "xmlpath", None):
+        config.option.xmlpath = str(folder / "junit.xml")
+        junitxml.pytest_configure(config)
+        config.stash[junitxml.xml_key].pytest_sessionstart()  # the session began before the folder was known
+
+
 def _commit() -> str:
     try:
         return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -45,55 +83,50 @@ def _commit() -> str:
         return "unknown"
 
 
-def summary(run: Any, state: Any, operator: str) -> dict[str, Any]:
-    f = run.ledger.facts
-    up = f.get("upgrade") or {}
-    nodes = f.get("nodes") or up.get("nodes") or {}
-    versions = f.get("versions") or up.get("versions") or {}
-    t1, t2, t3 = f.get("t1") or up.get("t1"), f.get("t2"), f.get("t3")
-    downtime = None
-    end = f.get("serving_again") or (f.get("t3") and None)
-    if t1 and end:
-        downtime = round((parse_utc(end) - parse_utc(t1)).total_seconds(), 1)
-    steps = []
-    for rs in run.runbook.steps:
-        o = run.outcomes.get(rs.number, {})
-        status = o.get("status") or state.results.get(rs.number) or "not run"
-        if state.first_failure and rs.number > state.first_failure[0].number:
-            status = "skipped"
-        steps.append({"number": rs.number, "title": rs.step.title, "doc": rs.doc, "status": status,
-                      "seconds": o.get("seconds"), "error": o.get("error"), "category": o.get("category")})
-    failed = state.first_failure
-    outcome = ("planned" if run.plan else "failed" if failed else
-               "complete" if run.ledger.data.get("status") == "complete" else "partial")
-    verified = f.get("verified") or {}
-    return redact_obj({
+def summary(session: RunbookSession, operator: str) -> dict[str, Any]:
+    assert session.runbook is not None and session.outcomes is not None
+    run, book, env, outcomes = session.run, session.runbook, session.env, session.outcomes
+    f = run.facts if run is not None else None
+    up = f.upgrade if f is not None else None
+    nodes = (f.nodes or (up.nodes if up else {})) if f is not None else {}
+    versions = (f.versions or (up.versions if up else None)) if f is not None else None
+    t1 = (f.t1 or (up.t1 if up else None)) if f is not None else None
+    end = f.serving_again if f is not None else None
+    downtime = round((parse_utc(end) - parse_utc(t1)).total_seconds(), 1) if t1 and end else None
+    steps = [{"number": o.rs.number, "title": o.rs.step.title, "doc": o.rs.doc, "status": o.status.value,
+              "seconds": o.seconds, "error": o.error, "category": o.category} for o in outcomes]
+    failed = outcomes.first_failure
+    complete = run is not None and run.record.data.status == "complete"
+    outcome = "planned" if session.plan else "failed" if failed else "complete" if complete else "partial"
+    backups = (f.backups or (up.backups if up else [])) if f is not None else []
+    verified = f.verified if f is not None else None
+    return dict(redact_obj({
         "outcome": outcome,
-        "runbook": run.runbook.name,
-        "title": run.runbook.title,
-        "document": run.runbook.doc,
-        "environment": run.env.name,
-        "environment_file": run.env.source,
+        "runbook": book.name,
+        "title": book.title,
+        "document": book.doc,
+        "environment": env.name,
+        "environment_file": env.source,
         "operator": operator,
         "project_version": __version__,
         "project_commit": _commit(),
-        "run_id": run.ledger.run_id,
-        "resumed": run.resumed,
-        "ledger": str(run.ledger.path),
-        "failed_step": None if not failed else {"step": failed[0].label, "reason": failed[1]},
-        "versions": {"before": versions.get("source"), "target": versions.get("target")},
-        "times": {"T1": t1, "T2": t2, "T3": t3, "serving_again": f.get("serving_again"), "downtime_seconds": downtime},
+        "run_id": run.record.run_id if run is not None else None,
+        "resumed": run.resumed if run is not None else False,
+        "ledger": str(run.record.path) if run is not None else None,
+        "failed_step": None if not failed else {"step": failed.rs.label, "reason": f"{failed.category}: {failed.error}"},
+        "versions": {"before": versions.source if versions else None, "target": versions.target if versions else None},
+        "times": {"T1": t1, "T2": f.t2 if f else None, "T3": f.t3 if f else None, "serving_again": end,
+                  "downtime_seconds": downtime},
         "steps": steps,
-        "backups": [{k: b.get(k) for k in ("db", "host", "path", "size", "sha256")}
-                    for b in (f.get("backups") or up.get("backups") or [])],
-        "binds": {n: {"before": v.get("binds"), "after_checked_equal": bool(v.get("new_container_id"))}
-                  for n, v in nodes.items()},
-        "oms_version": {"before": versions.get("oms_version_before"), "after": verified.get("oms_version")},
-        "servers": verified.get("servers"),
-        "oms_version_recovery": f.get("oms_version_recovery"),
-        "operator_actions": list(run.runbook.notes),
-        "plans": run.plans,
-    })
+        "backups": [{"db": b.db, "host": b.host, "path": b.path, "size": b.size, "sha256": b.sha256} for b in backups],
+        "binds": {n: {"before": v.binds, "after_checked_equal": bool(v.new_container_id)} for n, v in nodes.items()},
+        "oms_version": {"before": versions.oms_version_before if versions else None,
+                        "after": verified.oms_version if verified else None},
+        "servers": verified.servers if verified else None,
+        "oms_version_recovery": f.oms_version_recovery.model_dump() if f and f.oms_version_recovery else None,
+        "operator_actions": list(book.notes),
+        "plans": run.plans if run is not None else {},
+    }))
 
 
 def markdown(s: dict[str, Any]) -> str:
@@ -128,12 +161,14 @@ def markdown(s: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def environment_properties(run: Any, s: dict[str, Any]) -> str:
+def environment_properties(session: RunbookSession, s: dict[str, Any]) -> str:
+    assert session.runbook is not None
+    env = session.env
     props = {
-        "environment": run.env.name, "runbook": run.runbook.name, "document": run.runbook.doc,
+        "environment": env.name, "runbook": session.runbook.name, "document": session.runbook.doc,
         "version.before": s["versions"]["before"], "version.target": s["versions"]["target"],
-        "nodes": ",".join(f"{n.name}({n.ip})" for n in run.env.nodes),
-        "regions": ",".join(r.name for r in run.env.regions), "operator": s["operator"],
+        "nodes": ",".join(f"{n.name}({n.ip})" for n in env.nodes),
+        "regions": ",".join(r.name for r in env.regions), "operator": s["operator"],
         "project.version": s["project_version"], "project.commit": s["project_commit"], "outcome": s["outcome"],
     }
     return "".join(f"{k}={redact(v)}\n" for k, v in props.items())
@@ -156,20 +191,19 @@ def _summary_result(results: Path, s: dict[str, Any], md: str) -> None:
     (results / f"{result['uuid']}-result.json").write_text(json.dumps(result))
 
 
-def write_run_folder(run: Any, state: Any, config: Any) -> None:
-    from .plugin import operator
-
-    folder: Path | None = state.report_dir
+def write_run_folder(session: RunbookSession, operator: str) -> None:
+    folder = session.report_dir
     if folder is None:
         return
-    s = summary(run, state, operator(config))
+    s = summary(session, operator)
     md = markdown(s)
     write_json_atomic(folder / "summary.json", s)
     (folder / "summary.md").write_text(md)
-    write_json_atomic(folder / "ledger.json", redact_obj(run.ledger.data))
+    if session.run is not None:
+        write_json_atomic(folder / "ledger.json", redact_obj(session.run.record.data.model_dump(mode="json", by_alias=True)))
     results = folder / "allure-results"
     results.mkdir(exist_ok=True)
-    (results / "environment.properties").write_text(environment_properties(run, s))
+    (results / "environment.properties").write_text(environment_properties(session, s))
     (results / "categories.json").write_text(json.dumps(CATEGORIES, indent=2))
     _summary_result(results, s, md)
     render_html(folder)
@@ -184,7 +218,7 @@ def render_html(folder: Path) -> Path | None:
         (folder / "RENDER.txt").write_text(
             "The HTML report was not rendered: Node.js or the pinned Allure Report 3 is missing on this machine.\n"
             "Everything else of the run is in this folder. To render it later (on any machine with Node.js):\n"
-            f"  npm ci   # in the project folder, installs allure@3.18.0\n  python -m omsup report {folder}\n")
+            f"  npm ci   # in the project folder, installs allure@3.18.0\n  omsup report {folder}\n")
         return None
     with tempfile.TemporaryDirectory() as tmp:
         name = f"OMS CE runbook: {folder.name}"
@@ -193,7 +227,7 @@ def render_html(folder: Path) -> Path | None:
                             "--report-name", name, "--group-by", "story"], capture_output=True, text=True, timeout=300)
         index = Path(tmp) / "index.html"
         if p.returncode != 0 or not index.exists():
-            (folder / "RENDER.txt").write_text(f"allure awesome failed (exit {p.returncode}):\n{redact(p.stderr[-3000:])}\n")
+            (folder / "RENDER.txt").write_text(f"allure awesome failed (exit {p.returncode}):\n{redact(p.stderr)[-3000:]}\n")
             return None
         out = folder / "report.html"
         shutil.copyfile(index, out)

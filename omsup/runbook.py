@@ -2,13 +2,16 @@
 
 A runbook module declares::
 
-    runbook = Runbook("upgrade_429", kind="upgrade", target="4.2.9-CE", doc="004")
-    test_00_preflight = runbook.step(0, steps.PREFLIGHT_UPGRADE, "004 Notice: only from V4.2.0-CE .. V4.2.8-CE")
+    runbook = Runbook.upgrade("upgrade_429", target="4.2.9-CE", doc="004", title="...")
+    test_00_preflight = runbook.step(0, steps.PREFLIGHT, "004 Notice: only from V4.2.0-CE .. V4.2.8-CE")
     test_01_disable_ha = runbook.step(1, steps.DISABLE_HA, "004 step 1: If the HA feature is enabled, disable it first.")
 
-Each ``step`` call makes one ordered pytest test, chained with pytest-dependency so that a
-failed step skips every later one with a message naming it. Numbering gaps, repeats or
-unknown steps fail at import (collection), never during an upgrade.
+Each ``step`` call makes one ordered test function; the pytest plugin (omsup.plugin) orders them,
+chains them so that a failed step skips every later one, and reports them. Numbering gaps,
+repeats, unknown steps, a step placed before one it supersedes, and a target version without a
+documented upgrade rule fail at import (collection), never during an upgrade.
+
+This module knows nothing of pytest or allure.
 """
 
 from __future__ import annotations
@@ -16,33 +19,54 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-import allure
-import pytest
-
-from .versions import Version
+from .versions import UpgradeRule, Version, VersionError, rule_for
 
 if TYPE_CHECKING:
     from .context import Run
 
 
-@dataclass(frozen=True)
+class Touches(StrEnum):
+    """The outside systems a step talks to."""
+
+    HOSTS = "hosts"
+    ENGINES = "container engines"
+    METADB = "MetaDB"
+    CONSOLE = "OMS console"
+    BACKUP = "backup host"
+
+
+class Kind(StrEnum):
+    UPGRADE = "upgrade"
+    ROLLBACK = "rollback"
+    MAINTENANCE = "maintenance"
+
+
+@dataclass(frozen=True, eq=False)
 class Step:
-    """A shared step: what it does, how to verify it when a run resumes, what it would do."""
+    """A shared step: what it does, what it touches, how to verify it on resume, what it would do.
+
+    ``supersedes``: earlier steps whose effect this one replaces once it has begun (even if it
+    failed half way): HA enabled after it was disabled, the old containers restarted after the
+    new ones were stopped. A resumed run does not check a superseded step's effect again.
+    """
 
     key: str
     title: str
     do: Callable[[Run], None]
-    plan: Callable[[Run], list[str]] | None = None  # None: the step changes nothing (runs in plan mode)
-    verify: Callable[[Run], None] | None = None  # on resume; None: the ledger's record suffices
-    # Later steps that, once begun (even if they failed half way), end the checking of this step's
-    # effect on resume: they replace it (HA enabled after it was disabled), or change what its check
-    # looks at (the old containers restarted after the new ones were stopped).
-    superseded_by: tuple[str, ...] = ()
+    touches: frozenset[Touches]
+    changes: bool  # False: reads only (a failure there means nothing was changed by it)
+    plan: Callable[[Run], list[str]] | None = None  # None: nothing to plan (a check that runs in plan mode)
+    verify: Callable[[Run], None] | None = None  # on resume; None: the record's entry suffices
+    supersedes: tuple[Step, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"Step({self.key})"
 
 
-@dataclass
+@dataclass(eq=False)
 class RunbookStep:
     number: int
     step: Step
@@ -50,59 +74,114 @@ class RunbookStep:
     runbook: Runbook
 
     @property
-    def dep_name(self) -> str:
-        return f"{self.runbook.name} step {self.number}: {self.step.title}"
-
-    @property
     def label(self) -> str:
         return f"{self.number}. {self.step.title}"
 
+    @property
+    def dependency_name(self) -> str:
+        return f"{self.runbook.name} step {self.number}: {self.step.title}"
 
-@dataclass
+
+class StepRunner:
+    """What a runbook's test function calls: implemented by the plugin's fixture ``omsup_run``."""
+
+    def run_step(self, rs: RunbookStep) -> None:  # pragma: no cover - an interface
+        raise NotImplementedError
+
+
+@dataclass(eq=False)
 class Runbook:
     name: str
-    kind: str  # upgrade | rollback
-    target: str
+    kind: Kind
+    target: Version
     doc: str
-    title: str = ""
+    title: str
     single_node: bool = False
-    upgrade_runbook: str | None = None  # for a rollback: the runbook whose run it undoes
     notes: tuple[str, ...] = ()  # operator actions the document asks for, shown in the report
     after_preflight: Callable[[Run], None] | None = None  # work to start once the preflight passed
     steps: list[RunbookStep] = field(default_factory=list)
 
-    @property
-    def target_version(self) -> Version:
-        return Version.parse(self.target)
+    # -- the kinds of runbook ------------------------------------------------------------------
+    @classmethod
+    def upgrade(cls, name: str, target: str, doc: str, title: str, **kw: Any) -> Runbook:
+        """A documented upgrade: its target must have a documented upgrade rule naming this runbook."""
+        v = _target(name, target)
+        rule = _rule(name, v)
+        if rule.runbook != name:
+            raise RuntimeError(f"runbook {name}: the upgrade rule for {v} names runbook {rule.runbook!r}")
+        return cls(name, Kind.UPGRADE, v, doc, title, **kw)
 
-    def step(self, number: int, step: Step, doc: str) -> Callable[..., None]:
-        """Declare step ``number``; returns the pytest test that performs it."""
+    @classmethod
+    def rollback(cls, name: str, target: str, doc: str, title: str, **kw: Any) -> Runbook:
+        """The rollback of the documented upgrade to ``target`` (whose runbook's record it reads)."""
+        v = _target(name, target)
+        if _rule(name, v).runbook is None:
+            raise RuntimeError(f"runbook {name}: no upgrade runbook for {v} to roll back")
+        return cls(name, Kind.ROLLBACK, v, doc, title, **kw)
+
+    @classmethod
+    def maintenance(cls, name: str, doc: str, title: str, **kw: Any) -> Runbook:
+        """A procedure that upgrades nothing (the Connector fix, the probe)."""
+        return cls(name, Kind.MAINTENANCE, Version(0, 0, 0), doc, title, **kw)
+
+    @property
+    def upgrade_runbook(self) -> str:
+        """For a rollback: the runbook whose run it undoes (from the version rules)."""
+        name = rule_for(self.target).runbook
+        assert name is not None
+        return name
+
+    def has(self, step: Step) -> bool:
+        return any(s.step is step for s in self.steps)
+
+    def superseding(self, step: Step) -> list[Step]:
+        """The later steps of this runbook that supersede ``step``."""
+        return [s.step for s in self.steps if step in s.step.supersedes]
+
+    # -- declaring steps -----------------------------------------------------------------------
+    def step(self, number: int, step: Step, doc: str) -> Callable[[StepRunner], None]:
+        """Declare step ``number``; returns the test function that performs it."""
         expected = len(self.steps)
         if number != expected:
-            raise RuntimeError(f"runbook {self.name}: step {step.title!r} is numbered {number}, expected {expected}"
-                               " (steps are numbered 0, 1, 2, ... in order)")
+            raise RuntimeError(f"runbook {self.name}: step {getattr(step, 'title', step)!r} is numbered {number}, "
+                               f"expected {expected} (steps are numbered 0, 1, 2, ... in order)")
         if not isinstance(step, Step):
             raise RuntimeError(f"runbook {self.name}: step {number} is not a known step: {step!r}")
-        if any(s.step.key == step.key for s in self.steps):
+        if self.has(step) or any(s.step.key == step.key for s in self.steps):
             raise RuntimeError(f"runbook {self.name}: step {step.key!r} appears twice")
+        for s in self.steps:
+            if step in s.step.supersedes:
+                raise RuntimeError(f"runbook {self.name}: step {s.step.key!r} supersedes {step.key!r}, which comes "
+                                   "after it; a step can only supersede earlier steps")
         rs = RunbookStep(number, step, doc, self)
-        previous = self.steps[-1] if self.steps else None
         self.steps.append(rs)
 
-        def test(run: Run) -> None:
-            run.execute(rs)
+        def test(omsup_run: StepRunner) -> None:
+            omsup_run.run_step(rs)
 
         test.__name__ = f"test_{number:02d}_{step.key}"
+        test.__qualname__ = test.__name__
         test.__doc__ = f"{step.title} ({doc})"
         test.__module__ = sys._getframe(1).f_globals.get("__name__", __name__)
-        marks = [
-            pytest.mark.dependency(name=rs.dep_name, depends=[previous.dep_name] if previous else [], scope="session"),
-            pytest.mark.runbook_step(rs),
-        ]
-        decorated: Any = test
-        for m in marks:
-            decorated = m(decorated)
-        decorated = allure.title(f"{rs.label}")(decorated)
-        decorated = allure.description(f"Implements: {doc}")(decorated)
-        decorated = allure.label("runbook", self.name)(decorated)
-        return allure.story(rs.label)(allure.feature(self.name)(decorated))
+        test.runbook_step = rs  # type: ignore[attr-defined]  # how the plugin recognizes a step
+        return test
+
+
+def _target(name: str, target: str) -> Version:
+    try:
+        return Version.parse(target)
+    except VersionError as e:
+        raise RuntimeError(f"runbook {name}: target {target!r}: {e}") from None
+
+
+def _rule(name: str, target: Version) -> UpgradeRule:
+    try:
+        return rule_for(target)
+    except VersionError as e:
+        raise RuntimeError(f"runbook {name}: {e}") from None
+
+
+def step_of(obj: object) -> RunbookStep | None:
+    """The runbook step a collected test function performs, or None."""
+    rs = getattr(obj, "runbook_step", None)
+    return rs if isinstance(rs, RunbookStep) else None

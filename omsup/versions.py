@@ -93,8 +93,8 @@ OMS_VERSION_DDL = """CREATE TABLE IF NOT EXISTS `oms_version` (
   PRIMARY KEY (`version`)
 ) DEFAULT CHARSET = utf8mb4 COMMENT = 'Version Table'"""
 
-#: ``IS_UPGRADE=true`` exists from 3.3.1-CE on (doc 004: "In V3.3.1-CE and later ... is added").
-IS_UPGRADE_FROM = V("3.3.1")
+#: doc: ListProjects (and DescribeProjectComponents) exist from V4.1.1-CE.
+LIST_PROJECTS_FROM = V("4.1.1")
 
 
 @dataclass(frozen=True)

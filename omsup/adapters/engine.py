@@ -1,7 +1,9 @@
-"""A node's container engine, through the docker SDK.
+"""A node's container engine: the docker SDK for requests, the docker CLI on the node for exec and load.
 
-One choke point: ``_call`` records every engine request once and turns engine errors into
-``ContainerProblem`` with the node, the request and what the engine said.
+One choke point for SDK requests: ``_call`` records every engine request once and turns engine
+errors into ``ContainerProblem`` with the node, the request and what the engine said. What the
+documents have the operator type on the node (``docker exec``, ``docker load -i``) runs there
+through the node's host adapter, whose choke point records it.
 """
 
 from __future__ import annotations
@@ -19,15 +21,17 @@ from ..audit import AUDIT
 from ..container_spec import ContainerSpec
 from ..errors import ContainerProblem
 from ..redact import redact
+from .hosts import Host
 
 T = TypeVar("T")
 
 
 class Engine:
-    def __init__(self, url: str, label: str) -> None:
+    def __init__(self, url: str, label: str, host: Host) -> None:
         self.url = url
         self.label = label
         self.node = label
+        self.host = host  # where the docker CLI runs
 
     @cached_property
     def client(self) -> docker.DockerClient:
@@ -63,6 +67,7 @@ class Engine:
         AUDIT.record("engine", self.label, action, outcome(result), time.monotonic() - t0, node=self.node)
         return result
 
+    # -- requests ----------------------------------------------------------------------------
     def ping(self) -> bool:
         return bool(self._call("ping", lambda: self.client.ping()))
 
@@ -75,19 +80,24 @@ class Engine:
             return None
         return dict(c.attrs)
 
-    def image_tags(self, image_id: str) -> list[str]:
+    def _image(self, ref: str) -> Any | None:
         try:
-            img = self._call(f"inspect image {image_id[:19]}", lambda: self.client.images.get(image_id))
+            return self._call(f"inspect image {ref[:40]}", lambda: self.client.images.get(ref))
         except docker.errors.NotFound:
-            return []
-        return list(img.tags)
+            return None
+
+    def image_tags(self, image_id: str) -> list[str]:
+        img = self._image(image_id)
+        return list(img.tags) if img is not None else []
+
+    def image_env(self, image_id: str) -> list[str]:
+        """The environment an image sets by default (Config.Env of the image)."""
+        img = self._image(image_id)
+        env = ((img.attrs.get("Config") or {}).get("Env") or []) if img is not None else []
+        return [x for x in env if isinstance(x, str)]
 
     def has_image(self, ref: str) -> bool:
-        try:
-            self._call(f"inspect image {ref}", lambda: self.client.images.get(ref))
-            return True
-        except docker.errors.NotFound:
-            return False
+        return self._image(ref) is not None
 
     def _on(self, name: str, action: str, op: Callable[[Any], T], outcome: Callable[[T], str] = lambda _: "ok",
             retry: bool = True) -> T:
@@ -112,9 +122,27 @@ class Engine:
     def logs(self, name: str, tail: int = 20) -> str:
         try:
             c = self.client.containers.get(name)
-            return (c.logs(tail=tail) or b"").decode("utf-8", errors="replace")
+            return redact((c.logs(tail=tail) or b"").decode("utf-8", errors="replace"))
         except Exception as e:  # noqa: BLE001 - logs are evidence for a message, never the failure itself
-            return f"(logs unavailable: {e})"
+            return f"(logs unavailable: {redact(e)})"
+
+    # -- the docker CLI on the node ------------------------------------------------------------
+    def _cli(self) -> str:
+        """`docker` on the node, talking to the node's engine (a unix socket URL names a socket on the node)."""
+        return f"DOCKER_HOST={self.url} docker" if self.url.startswith("unix://") else "docker"
+
+    def exec(self, container: str, *cmd: str) -> tuple[int, str]:
+        """doc 004: `docker exec ${CONTAINER_NAME} ...`, run on the node: (exit code, output).
+
+        On the node rather than through the SDK: the SDK's ssh transport breaks exec streams
+        now and then (broken pipe), and this is what the document has the operator type.
+        """
+        r = self.host.run(self._cli() + " exec %s" + " %s" * len(cmd), container, *cmd)
+        return r.rc, r.stdout + r.stderr
+
+    def load_archive(self, path: str) -> str:
+        """doc 004: `docker load -i <installation package>` on the node; returns what docker printed."""
+        return self.host.check(self._cli() + " load -i %s", path, what="docker load")
 
     def close(self) -> None:
         if "client" in self.__dict__:

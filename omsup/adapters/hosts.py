@@ -1,7 +1,9 @@
 """Hosts, through testinfra: run commands and move small files on a node or the backup host.
 
 One choke point: ``run`` records every command once (redacted) with its exit code. Arguments
-are quoted in one place (``run("ls -- %s", path)``), never glued into shell strings.
+are quoted in one place (``run("ls -- %s", path)``), never glued into shell strings. Steps do
+not write shell text: they call the verbs below (file facts, free space, an empty private
+folder, an archive's manifest, ...).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import os
 import shlex
 import time
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,13 @@ import testinfra
 from ..audit import AUDIT
 from ..errors import HostProblem
 from ..redact import redact
+
+
+@dataclass(frozen=True)
+class Result:
+    rc: int
+    stdout: str
+    stderr: str
 
 
 def testinfra_spec(spec: str) -> str:
@@ -58,8 +68,7 @@ def verified_client(backend: Any, config: Path) -> Any:
 
     testinfra's paramiko backend accepts unknown host keys with a warning; a runbook for
     production must not. Known hosts come from ~/.ssh/known_hosts and the ssh config's
-    UserKnownHostsFile; an unknown host is refused (StrictHostKeyChecking no in the ssh
-    config still turns that off, as for ssh). The rest is testinfra's own connection setup.
+    UserKnownHostsFile; an unknown host is refused.
     """
     import paramiko
 
@@ -102,21 +111,23 @@ class Host:
             host.backend.client = verified_client(host.backend, cfg)
         return host
 
-    def run(self, command: str, *args: str, quiet: bool = False) -> Any:
+    # -- the choke point ---------------------------------------------------------------------
+    def run(self, command: str, *args: str, quiet: bool = False) -> Result:
         """Run a command; never raises for a non-zero exit (see ``check``)."""
         shown = command % tuple(shlex.quote(str(a)) for a in args) if args else command
         t0 = time.monotonic()
         try:
-            result = self._host.run(command, *args)
+            r = self._host.run(command, *args)
         except Exception as e:  # connection refused, auth failure, host key...
             AUDIT.record("host", self.label, shown, f"unreachable: {e}", time.monotonic() - t0, node=self.node)
             raise HostProblem(
                 f"host {self.label} ({self.spec}) is unreachable: {type(e).__name__}: {redact(e)}",
                 "check that the host is up, that SSH answers and the key is accepted (ssh from this machine)",
             ) from e
+        result = Result(int(r.rc), str(r.stdout), str(r.stderr))
         outcome = f"exit {result.rc}"
         if result.rc != 0 and not quiet:
-            outcome += f": {result.stderr.strip()[-300:]}"
+            outcome += f": {redact(result.stderr.strip())[-300:]}"
         AUDIT.record("host", self.label, shown, outcome, time.monotonic() - t0, node=self.node)
         return result
 
@@ -128,10 +139,78 @@ class Host:
             shown = command % tuple(shlex.quote(str(a)) for a in args) if args else command
             raise HostProblem(
                 f"{what or 'command'} failed on {self.label}: `{redact(shown)}` exited {result.rc} "
-                f"(expected {', '.join(map(str, expect))})\n  stderr: {redact(result.stderr.strip()[-1500:])}"
-                f"\n  stdout: {redact(result.stdout.strip()[-500:])}",
+                f"(expected {', '.join(map(str, expect))})\n  stderr: {redact(result.stderr.strip())[-1500:]}"
+                f"\n  stdout: {redact(result.stdout.strip())[-500:]}",
             )
-        return str(result.stdout)
+        return result.stdout
+
+    # -- verbs -------------------------------------------------------------------------------
+    def ping(self) -> None:
+        """The host answers (over SSH for a remote host)."""
+        self.check("true", what="reach the host")
+
+    def readable(self, path: str) -> bool:
+        return self.run("test -r %s", path).rc == 0
+
+    def is_dir(self, path: str) -> bool:
+        return self.run("test -d %s", path).rc == 0
+
+    def writable_dir(self, path: str) -> bool:
+        return self.run("test -d %s -a -w %s", path, path).rc == 0
+
+    def read_text(self, path: str, what: str = "") -> str:
+        return self.check("cat -- %s", path, what=what or f"read {path}")
+
+    def read_text_if_present(self, path: str) -> str | None:
+        r = self.run("cat -- %s", path, quiet=True)
+        return r.stdout if r.rc == 0 else None
+
+    def make_private_dir(self, path: str) -> None:
+        """mkdir -p with mode 0700 for what it creates."""
+        self.check("umask 077; mkdir -p -- %s", path, what=f"create {path}")
+
+    def make_empty_private_dir(self, path: str) -> None:
+        """A new folder (0700) that must be empty: a folder already holding files is refused."""
+        self.check('umask 077; mkdir -p -- %s && test -z "$(ls -A -- %s)"', path, path,
+                   what=f"create the empty folder {path}")
+
+    def create_exclusive(self, path: str, text: str) -> bool:
+        """Create ``path`` (0600) holding ``text`` (not a secret), only if it does not exist yet."""
+        return self.run("set -o noclobber; umask 077; printf '%%s\\n' %s > %s", text, path, quiet=True).rc == 0
+
+    def remove(self, path: str) -> None:
+        self.run("rm -f -- %s", path)
+
+    def rename_no_clobber(self, src: str, dest: str, what: str) -> None:
+        """``src`` becomes ``dest``; an existing ``dest`` is never replaced."""
+        self.check("test ! -e %s && mv -n -- %s %s", dest, src, dest, what=what)
+
+    def file_size(self, path: str) -> int | None:
+        r = self.run("stat -c %%s -- %s", path, quiet=True)
+        try:
+            return int(r.stdout.strip()) if r.rc == 0 else None
+        except ValueError:
+            return None
+
+    def file_facts(self, path: str) -> dict[str, Any] | None:
+        """Size and SHA-256 of a file, computed on the host (streamed there), or None if absent."""
+        r = self.run("test -f %s && stat -c %%s %s && sha256sum -- %s", path, path, path, quiet=True)
+        if r.rc != 0:
+            return None
+        lines = r.stdout.split("\n")
+        return {"size": int(lines[0].strip()), "sha256": lines[1].split()[0]}
+
+    def tail(self, path: str, nbytes: int = 256) -> str:
+        return self.check("tail -c %s -- %s", str(nbytes), path, what="read the end of a file")
+
+    def free_bytes(self, folder: str) -> int:
+        out = self.check("df -P -B1 -- %s | tail -n 1", folder, what="disk space")
+        return int(out.split()[3])
+
+    def archive_manifest(self, path: str) -> Result:
+        """``manifest.json`` of a gzipped `docker save` archive. tar reads the whole archive (the
+        manifest is written last), so gzip's CRC check covers all of it."""
+        return self.run("tar -xzOf %s manifest.json", path, quiet=True)
 
     def put_secret_file(self, path: str, content: str) -> None:
         """Write ``content`` to ``path`` with mode 0600, never through a command line."""
@@ -156,18 +235,3 @@ class Host:
             raise HostProblem(f"cannot write {path} on {self.label}: {redact(e)}") from e
         AUDIT.record("host", self.label, f"write {path} (0600, {len(data)} bytes, content not shown)", "ok",
                      time.monotonic() - t0, node=self.node)
-
-    def file_facts(self, path: str) -> dict[str, Any] | None:
-        """Size and SHA-256 of a file, computed on the host (streamed there), or None if absent."""
-        r = self.run("test -f %s && stat -c %%s %s && sha256sum -- %s", path, path, path, quiet=True)
-        if r.rc != 0:
-            return None
-        lines = r.stdout.split("\n")
-        return {"size": int(lines[0].strip()), "sha256": lines[1].split()[0]}
-
-    def tail(self, path: str, nbytes: int = 256) -> str:
-        return self.check("tail -c %s -- %s", str(nbytes), path, what="read the end of a file")
-
-    def free_bytes(self, folder: str) -> int:
-        out = self.check("df -P -B1 -- %s | tail -n 1", folder, what="disk space")
-        return int(out.split()[3])

@@ -59,7 +59,7 @@ class MetaDB:
         )
         return self._local.conn
 
-    def _exec(self, sql: str, args: Any = None, db: str | None = None) -> tuple[int, list[tuple]]:
+    def _exec(self, sql: str, args: Any = None, db: str | None = None) -> tuple[int, list[tuple[Any, ...]]]:
         t0 = time.monotonic()
         shown = f"[{db}] {sql}" if db else sql
         try:
@@ -82,7 +82,7 @@ class MetaDB:
         AUDIT.record("metadb", self.label, shown, f"{n} row(s)", time.monotonic() - t0)
         return n, rows
 
-    def query(self, sql: str, args: Any = None, db: str | None = None) -> list[tuple]:
+    def query(self, sql: str, args: Any = None, db: str | None = None) -> list[tuple[Any, ...]]:
         return self._exec(sql, args, db)[1]
 
     def execute(self, sql: str, args: Any = None, db: str | None = None) -> int:

@@ -1,26 +1,19 @@
-"""The shared steps runbooks compose. Each is written once."""
+"""The shared steps runbooks compose, each written once, grouped by operation."""
 
-from .common import DISABLE_HA
+from .backup import BACKUP
 from .connectors import CONNECTOR_DBTYPE, CONNECTOR_SURVEY
-from .rollback import ENABLE_HA as ROLLBACK_ENABLE_HA
-from .rollback import PREFLIGHT as ROLLBACK_PREFLIGHT
-from .rollback import RESTART_OLD, RESTORE, STOP_NEW, VERIFY_RESTORE
-from .upgrade import (
-    AFTER,
-    BACKUP,
-    ENABLE_HA,
-    INIT,
-    LOAD_IMAGE,
-    PREFLIGHT,
-    PRUNE,
-    START_NEW,
-    STOP_OLD,
-    VERIFY,
-    preload_images,
-)
+from .containers import STOP_NEW, STOP_OLD
+from .ha import DISABLE_HA, ENABLE_HA, ROLLBACK_ENABLE_HA
+from .heartbeats import PRUNE
+from .image import LOAD_IMAGE, preload_images
+from .init import INIT
+from .preflight import PREFLIGHT, ROLLBACK_PREFLIGHT
+from .restore import RESTORE, VERIFY_RESTORE
+from .start import RESTART_OLD, START_NEW
+from .verify import AFTER, VERIFY
 
 __all__ = [
-    "AFTER", "BACKUP", "CONNECTOR_DBTYPE", "CONNECTOR_SURVEY", "DISABLE_HA", "ENABLE_HA", "INIT", "LOAD_IMAGE", "PREFLIGHT", "PRUNE", "RESTART_OLD", "RESTORE",
-    "ROLLBACK_ENABLE_HA", "ROLLBACK_PREFLIGHT", "START_NEW", "STOP_NEW", "STOP_OLD", "VERIFY", "VERIFY_RESTORE",
-    "preload_images",
+    "AFTER", "BACKUP", "CONNECTOR_DBTYPE", "CONNECTOR_SURVEY", "DISABLE_HA", "ENABLE_HA", "INIT", "LOAD_IMAGE",
+    "PREFLIGHT", "PRUNE", "RESTART_OLD", "RESTORE", "ROLLBACK_ENABLE_HA", "ROLLBACK_PREFLIGHT", "START_NEW",
+    "STOP_NEW", "STOP_OLD", "VERIFY", "VERIFY_RESTORE", "preload_images",
 ]

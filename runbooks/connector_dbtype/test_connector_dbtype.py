@@ -3,7 +3,7 @@
 from omsup import steps
 from omsup.runbook import Runbook
 
-runbook = Runbook("connector_dbtype", kind="maintenance", target="0.0.0", doc="000",
+runbook = Runbook.maintenance("connector_dbtype", doc="000",
                   title="Connector dbType check and fix (single update, or Batch O&M by host IP)")
 
 test_00_survey = runbook.step(0, steps.CONNECTOR_SURVEY, "000 Restrictions: check dbType or db_type in the Connector's Source")

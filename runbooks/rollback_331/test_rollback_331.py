@@ -3,8 +3,7 @@
 from omsup import steps
 from omsup.runbook import Runbook
 
-runbook = Runbook("rollback_331", kind="rollback", target="3.3.1-CE", doc="003", single_node=True,
-                  upgrade_runbook="upgrade_331", title="Roll back OMS CE V3.3.1-CE to V3.3.0-CE (single node)")
+runbook = Runbook.rollback("rollback_331", target="3.3.1-CE", doc="003", single_node=True, title="Roll back OMS CE V3.3.1-CE to V3.3.0-CE (single node)")
 
 test_00_preflight = runbook.step(0, steps.ROLLBACK_PREFLIGHT, "003 step 6 (before anything): the SQL files of step 2 exist, complete")
 test_01_disable_ha = runbook.step(1, steps.DISABLE_HA, "003 step 6.1: Follow the instructions in Step 1 to disable HA")

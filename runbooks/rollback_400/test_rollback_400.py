@@ -3,8 +3,7 @@
 from omsup import steps
 from omsup.runbook import Runbook
 
-runbook = Runbook("rollback_400", kind="rollback", target="4.0.0-CE", doc="001", single_node=True,
-                  upgrade_runbook="upgrade_400", title="Roll back OMS CE V4.0.0-CE to the version before")
+runbook = Runbook.rollback("rollback_400", target="4.0.0-CE", doc="001", single_node=True, title="Roll back OMS CE V4.0.0-CE to the version before")
 
 test_00_preflight = runbook.step(0, steps.ROLLBACK_PREFLIGHT, "001 Background: the backup file can be used for rollback")
 test_01_disable_ha = runbook.step(1, steps.DISABLE_HA, "003 step 6.1: disable HA")

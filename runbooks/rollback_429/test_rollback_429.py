@@ -3,7 +3,7 @@
 from omsup import steps
 from omsup.runbook import Runbook
 
-runbook = Runbook("rollback_429", kind="rollback", target="4.2.9-CE", doc="004", upgrade_runbook="upgrade_429",
+runbook = Runbook.rollback("rollback_429", target="4.2.9-CE", doc="004",
                   title="Roll back OMS CE V4.2.9-CE to the version before the upgrade")
 
 test_00_preflight = runbook.step(0, steps.ROLLBACK_PREFLIGHT, "004 step 9 (before anything): the backups of step 2 exist, complete")

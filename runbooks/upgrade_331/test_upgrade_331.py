@@ -6,8 +6,8 @@ Path (doc 000): V3.2.2-CE > V3.3.0-CE > V3.3.1-CE, one version at a time.
 from omsup import steps
 from omsup.runbook import Runbook
 
-runbook = Runbook("upgrade_331", kind="upgrade", after_preflight=steps.preload_images,
-                  target="3.3.1-CE", doc="003", single_node=True,
+runbook = Runbook.upgrade("upgrade_331", target="3.3.1-CE", doc="003", single_node=True,
+                          after_preflight=steps.preload_images,
                   title="Upgrade OMS CE V3.3.0-CE to V3.3.1-CE (single node)")
 
 test_00_preflight = runbook.step(0, steps.PREFLIGHT, "000 Restrictions: only from V3.3.0-CE; real-time, switchover done")

@@ -8,8 +8,8 @@ shared steps; doc 001 adds: "After the upgrade is complete, clear the browser ca
 from omsup import steps
 from omsup.runbook import Runbook
 
-runbook = Runbook("upgrade_400", kind="upgrade", after_preflight=steps.preload_images,
-                  target="4.0.0-CE", doc="001", single_node=True,
+runbook = Runbook.upgrade("upgrade_400", target="4.0.0-CE", doc="001", single_node=True,
+                          after_preflight=steps.preload_images,
                   title="Upgrade OMS CE V3.2.2-CE (or V3.3.0-CE) to V4.0.0-CE",
                   notes=("Clear the browser cache before you log on to OMS (doc 001, step 6).",))
 

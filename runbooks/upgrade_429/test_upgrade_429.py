@@ -7,8 +7,8 @@ V4.2.8-CE." Every node of every region; one cm_hb database per region.
 from omsup import steps
 from omsup.runbook import Runbook
 
-runbook = Runbook("upgrade_429", kind="upgrade", after_preflight=steps.preload_images,
-                  target="4.2.9-CE", doc="004",
+runbook = Runbook.upgrade("upgrade_429", target="4.2.9-CE", doc="004",
+                          after_preflight=steps.preload_images,
                   title="Upgrade OMS CE V4.2.0-CE .. V4.2.8-CE to V4.2.9-CE")
 
 test_00_preflight = runbook.step(0, steps.PREFLIGHT, "004 Notice: only from V4.2.0-CE .. V4.2.8-CE; restrictions of 000/001")

@@ -63,7 +63,7 @@ class Sandbox:
         return p
 
     def start_paused(self, name: str, step: str, *args: str) -> subprocess.Popen:
-        """Start ``name`` held at the start of ``step`` (the runbooks' test hook) and return once it is
+        """Start ``name`` held at the start of ``step`` (tests/pause_plugin.py) and return once it is
         held there. ``release(proc)`` lets it go on (after 120 s it goes on by itself)."""
         assert self.env_file, "no sandbox is up"
         release = self.reports / f".release-{os.getpid()}-{time.monotonic_ns()}"
@@ -71,7 +71,8 @@ class Sandbox:
         env = {**os.environ, "OMSUP_PAUSE_AT_STEP": step, "OMSUP_PAUSE_SECONDS": "120",
                "OMSUP_PAUSE_UNTIL_FILE": str(release)}
         proc = subprocess.Popen([sys.executable, "-m", "pytest", f"runbooks/{name}", "--env", self.env_file,
-                                 "--report-root", str(self.reports), "-p", "no:cacheprovider", *args], cwd=ROOT,
+                                 "--report-root", str(self.reports), "-p", "no:cacheprovider", "-p", "tests.pause_plugin",
+                                 *args], cwd=ROOT,
                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         proc.release_file = release  # type: ignore[attr-defined]
         deadline = time.monotonic() + 120

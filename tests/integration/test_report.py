@@ -170,4 +170,4 @@ def test_without_node_the_run_says_how_to_render_later(tmp_path):
     finally:
         report.ALLURE_BIN = old
     text = (folder / "RENDER.txt").read_text()
-    assert "python -m omsup report" in text and "npm ci" in text
+    assert "omsup report" in text and "npm ci" in text

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 RUNBOOK = '''
 import os
-from omsup.runbook import Runbook, Step
+from omsup.runbook import Runbook, Step, Touches
 
 LOG = os.environ["STEPLOG"]
 
@@ -27,7 +27,8 @@ def act(name):
         note(name)
         if os.environ.get("FAIL_AT") == name:
             raise AssertionError(f"{name} broke")
-        run.ledger.set("seen_" + name, True)
+        with run.record.change() as f:
+            f.backup_attempt += 1
     return do
 
 def plan(name):
@@ -36,11 +37,16 @@ def plan(name):
 def verify(name):
     return lambda run: note("verify " + name)
 
-rb = Runbook("fake_rb", kind="upgrade", target="4.2.9-CE", doc="T", title="fake")
-test_00_a = rb.step(0, Step("a", "Look around", act("a"), None, verify("a")), "T step 0")
-test_01_b = rb.step(1, Step("b", "Change b", act("b"), plan("b"), verify("b"), superseded_by=("c",)), "T step 1")
-test_02_c = rb.step(2, Step("c", "Change c", act("c"), plan("c"), verify("c")), "T step 2")
-test_03_d = rb.step(3, Step("d", "Change d", act("d"), plan("d"), verify("d")), "T step 3")
+NONE = frozenset()
+rb = Runbook.maintenance("fake_rb", doc="T", title="fake")
+A = Step("a", "Look around", act("a"), NONE, False, None, verify("a"))
+B = Step("b", "Change b", act("b"), NONE, True, plan("b"), verify("b"))
+C = Step("c", "Change c", act("c"), NONE, True, plan("c"), verify("c"), supersedes=(B,))
+D = Step("d", "Change d", act("d"), NONE, True, plan("d"), verify("d"))
+test_00_a = rb.step(0, A, "T step 0")
+test_01_b = rb.step(1, B, "T step 1")
+test_02_c = rb.step(2, C, "T step 2")
+test_03_d = rb.step(3, D, "T step 3")
 '''
 
 
@@ -53,7 +59,6 @@ def book(pytester, tmp_path, monkeypatch):
     env["backup"] = {"host": "local://", "dir": str(tmp_path / "backups")}
     (tmp_path / "backups").mkdir()
     (pytester.path / "env.yaml").write_text(yaml.safe_dump(env))
-    (pytester.path / "conftest.py").write_text('pytest_plugins = ["omsup.plugin", "fixtures.runbook"]\n')
     pytester.mkdir("runbooks")
     pytester.mkdir("runbooks/fake_rb")
     (pytester.path / "runbooks/fake_rb/test_fake_rb.py").write_text(RUNBOOK)
@@ -206,7 +211,6 @@ def test_a_runbook_run_leaves_test_only_plugins_out(book, pytester, tmp_path):
     """Hypothesis' plugin (dev extras only) would import its engine to write a terminal summary."""
     seen = tmp_path / "modules.txt"
     (pytester.path / "conftest.py").write_text(
-        'pytest_plugins = ["omsup.plugin", "fixtures.runbook"]\n'
         "import sys\n"
         "def pytest_unconfigure(config):\n"
         f"    open({str(seen)!r}, 'w').write(str('hypothesis' in sys.modules) + ' '\n"

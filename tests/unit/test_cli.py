@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from omsup.__main__ import main
+from omsup.cli import main
 from omsup.versions import KNOWN_VERSIONS, VersionError, upgrade_chain
 
 DOC_VERSIONS = ["3.2.2-CE", "3.3.0-CE", "3.3.1-CE", "4.0.0-CE", "4.1.1-CE", "4.2.0-CE", "4.2.8-CE", "4.2.9-CE"]

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from omsup import envfile
 from omsup.adapters.console import parse_envelope
 from omsup.errors import ConfigError, NotReady
-from omsup.steps.upgrade import manifest_tags
+from omsup.steps.image import manifest_tags
 from omsup.versions import Version, VersionError
 
 from .envfiles import BASE
@@ -103,7 +103,7 @@ def test_image_tags(text):
 @given(json_values)
 def test_docker_inspect_binds_and_env_readers(attrs):
     from omsup.errors import ContainerProblem
-    from omsup.steps.common import binds_of, env_of
+    from omsup.steps.containers import binds_of, env_of
 
     for section, key, reader in (("HostConfig", "Binds", binds_of), ("Config", "Env", env_of)):
         for shaped in (attrs, {section: attrs}, {section: {key: attrs}}):
@@ -118,7 +118,7 @@ def test_docker_inspect_binds_and_env_readers(attrs):
 
 @given(st.text(max_size=400))
 def test_tool_output_summary_is_total(out):
-    from omsup.steps.common import output_summary
+    from omsup.steps.init import output_summary
 
     last, shown = output_summary(out)
     assert last and "\n" not in last
@@ -128,7 +128,7 @@ def test_tool_output_summary_is_total(out):
 
 
 def test_tool_output_summary_names_the_last_line():
-    from omsup.steps.common import output_summary
+    from omsup.steps.init import output_summary
 
     out = "Traceback (most recent call last):\n  File x\n\npymysql.err.OperationalError: (2003, 'refused')\n\n"
     assert output_summary(out)[0] == "pymysql.err.OperationalError: (2003, 'refused')"

@@ -1,0 +1,96 @@
+"""The ``omsup`` command: helpers around the runbooks (check-env, path, report, unlock, --version).
+
+The runbooks themselves run under pytest: ``pytest runbooks/upgrade_429 --env prod.yaml``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import ConfigError, OmsupError
+from .versions import VersionError, upgrade_chain
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="omsup", description="OMS CE upgrade runbooks: helpers. The runbooks run "
+                                "under pytest: pytest runbooks/upgrade_429 --env FILE")
+    p.add_argument("--version", action="version", version=f"omsup {__version__}")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    pa = sub.add_parser("path", help="the chain of documented upgrades (and their runbooks) from one version to another")
+    pa.add_argument("source")
+    pa.add_argument("target")
+    rp = sub.add_parser("report", help="render the single-file HTML report of an existing run folder again")
+    rp.add_argument("folder", type=Path)
+    ce = sub.add_parser("check-env", help="validate an environment file (no connection is made)")
+    ce.add_argument("file")
+    ul = sub.add_parser("unlock", help="release the lock a killed run left on an environment (check no run is going on)")
+    ul.add_argument("--env", required=True)
+    return p
+
+
+def _path(source: str, target: str) -> int:
+    try:
+        chain = upgrade_chain(source, target)
+    except VersionError as e:
+        print(f"no documented path: {e}", file=sys.stderr)
+        return 1
+    if not chain:
+        print("already there: nothing to do")
+    for rule in chain:
+        how = f"runbooks/{rule.runbook}" if rule.runbook else "no runbook here (no procedure is documented)"
+        print(f"-> {rule.target}  (doc {rule.doc}): {how}")
+    return 0
+
+
+def _report(folder: Path) -> int:
+    from .report import render_html
+
+    if not (folder / "allure-results").is_dir():
+        print(f"{folder} is not a run folder (no allure-results inside)", file=sys.stderr)
+        return 1
+    out = render_html(folder)
+    if out is None:
+        print((folder / "RENDER.txt").read_text(), file=sys.stderr)
+        return 1
+    print(out)
+    return 0
+
+
+def _unlock(env_file: str) -> int:
+    from . import envfile, lock
+    from .context import backup_host_of
+
+    env = envfile.load(env_file)
+    released = lock.release(backup_host_of(env), env)
+    print(f"released the lock held by {released}" if released else f"no lock on {env.name}")
+    return 0
+
+
+def _check_env(file: str) -> int:
+    from . import envfile
+
+    env = envfile.load(file)
+    print(f"{env.name}: {len(env.nodes)} node(s) in {len(env.regions)} region(s); databases "
+          f"{', '.join(db for _, db in env.databases())}; state in {env.state_dir}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = _parser().parse_args(argv)
+    try:
+        if a.cmd == "path":
+            return _path(a.source, a.target)
+        if a.cmd == "report":
+            return _report(a.folder)
+        if a.cmd == "unlock":
+            return _unlock(a.env)
+        return _check_env(a.file)
+    except ConfigError as e:
+        print(f"environment file refused:\n  {e}", file=sys.stderr)
+        return 1
+    except OmsupError as e:
+        print(f"omsup {a.cmd}: {e}", file=sys.stderr)
+        return 1

@@ -1,0 +1,159 @@
+"""The run lifecycle: execute a step, verify it on resume, plan it, stop where asked; the outcomes.
+
+Knows nothing of pytest or allure: the plugin calls ``Executor.execute`` from each step's test
+and reads ``Outcomes`` for the terminal, the report and the exit code, so both show the same.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .audit import AUDIT
+from .context import Run
+from .errors import category_of
+from .redact import redact
+from .runbook import Runbook, RunbookStep
+
+
+class Status(StrEnum):
+    PASSED = "passed"
+    VERIFIED = "verified"  # done in an earlier attempt of this run; checked, not redone
+    PLANNED = "planned"
+    FAILED = "failed"
+    NOT_RUN = "not run"  # after --until
+    SKIPPED = "skipped"  # after a failed step
+
+
+DONE = (Status.PASSED, Status.VERIFIED)
+
+
+@dataclass
+class StepOutcome:
+    rs: RunbookStep
+    status: Status = Status.NOT_RUN
+    seconds: float | None = None
+    error: str | None = None
+    category: str | None = None
+    reason: str | None = None  # why it did not run
+
+
+class NotRun(Exception):
+    """The step is not run this time (--until); the plugin reports it as skipped."""
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc)
+    return redact(text.splitlines()[0] if text.strip() else type(exc).__name__)
+
+
+class Outcomes:
+    """Every step's outcome in this run, in runbook order: the one source for terminal and report."""
+
+    def __init__(self, runbook: Runbook) -> None:
+        self.runbook = runbook
+        self.by_number = {rs.number: StepOutcome(rs) for rs in runbook.steps}
+        self.first_failure: StepOutcome | None = None
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.by_number[n] for n in sorted(self.by_number))
+
+    def get(self, rs: RunbookStep) -> StepOutcome:
+        return self.by_number[rs.number]
+
+    def failed(self, rs: RunbookStep, exc: BaseException, seconds: float | None = None) -> StepOutcome:
+        o = self.get(rs)
+        o.status, o.error, o.category = Status.FAILED, first_line(exc), category_of(exc)
+        if seconds is not None:
+            o.seconds = seconds
+        if self.first_failure is None:
+            self.first_failure = o
+        return o
+
+    def blocked(self, rs: RunbookStep) -> str | None:
+        """Why ``rs`` must not run (an earlier step failed), recording it as skipped; or None."""
+        f = self.first_failure
+        if f is None or f.rs.number >= rs.number:
+            return None
+        o = self.get(rs)
+        o.status = Status.SKIPPED
+        o.reason = f"not run: step {f.rs.label} failed ({f.category}: {f.error})"
+        return o.reason
+
+    @property
+    def all_done(self) -> bool:
+        return all(o.status in DONE for o in self)
+
+
+class Executor:
+    def __init__(self, run: Run, outcomes: Outcomes) -> None:
+        self.run = run
+        self.outcomes = outcomes
+        self.on_begin: list[Callable[[RunbookStep], None]] = []  # extension point (tests hold a run here)
+
+    def execute(self, rs: RunbookStep) -> StepOutcome:
+        """Do, verify, plan or leave out step ``rs``; record what happened.
+
+        Raises:
+            NotRun: the step is after --until.
+            Exception: the step's failure (recorded first).
+        """
+        run, record, key = self.run, self.run.record, rs.step.key
+        run.current = rs
+        AUDIT.step = key
+        o = self.outcomes.get(rs)
+        t0 = time.monotonic()
+        try:
+            if run.until is not None and rs.number > run.until:
+                o.status = Status.NOT_RUN
+                o.reason = (f"stopped before step {rs.number} as asked (--until {run.until}); "
+                            "run again without --until to resume")
+                raise NotRun(o.reason)
+            if run.plan and rs.number > 0:  # plan mode: only the preflight runs
+                lines = rs.step.plan(run) if rs.step.plan else [f"check (reads only): {rs.step.title} -- {rs.doc}"]
+                run.would(lines)
+                run.reporter.attach("plan: what this step would do", "\n".join(run.plans[rs.label]), False)
+                o.status = Status.PLANNED
+                return o
+            if record.step_done(key):
+                # a later step that began (even if it failed half way) changed what this step's check looks at
+                later = [s for s in run.runbook.superseding(rs.step) if record.step_started(s.key)]
+                if later:
+                    with run.reporter.part(f"already done in this run (resumed); its effect was replaced by "
+                                           f"{later[0].key}"):
+                        pass
+                else:
+                    with run.reporter.part("already done in this run (resumed): verifying, not redoing"):
+                        if rs.step.verify is not None:
+                            rs.step.verify(run)
+                o.status = Status.VERIFIED
+                return o
+            record.mark(key, "running")
+            for hook in self.on_begin:
+                hook(rs)
+            rs.step.do(run)
+            record.mark(key, "done", seconds=round(time.monotonic() - t0, 2))
+            o.status = Status.PASSED
+            if rs.number == 0 and run.runbook.after_preflight is not None:
+                run.runbook.after_preflight(run)
+            return o
+        except NotRun:
+            raise
+        except BaseException as e:
+            self.outcomes.failed(rs, e)
+            if not run.plan:
+                record.mark(key, "failed", error=o.error, category=o.category)
+            raise
+        finally:
+            o.seconds = round(time.monotonic() - t0, 2)
+            events = AUDIT.of_step(key)
+            if events:
+                run.reporter.attach("every command, statement and request", "\n".join(e.line() for e in events), False)
+            AUDIT.step = None
+
+    @property
+    def changes_began(self) -> bool:
+        """Whether any step that changes the deployment began in this run (in any attempt)."""
+        return any(self.run.record.step_started(s.step.key) and s.step.changes for s in self.run.runbook.steps)

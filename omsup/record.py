@@ -1,0 +1,373 @@
+"""The run record: what a run learned (T1/T2/T3, binds, backup manifest, versions), typed, on disk.
+
+Every fact has a declared field; steps, the rollback and the report read fields, never string
+keys, so a typo is an error of the type checker, not a KeyError in the middle of an upgrade.
+The record is written atomically (temporary file, fsync, rename, mode 0600) right after the
+step that learned something, so a crash, Ctrl-C or a lost terminal never loses the way back.
+It is never redacted: a resume and a rollback read it back as it was (the report folder gets a
+redacted copy). A run that did not complete is resumed by the next run of the same runbook on
+the same environment: finished steps are verified, not redone.
+
+Layout: ``<state_dir>/<runbook>/<run_id>/ledger.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import LedgerError
+
+MAX_RECORD_BYTES = 64 * 1024 * 1024  # a record is a few KB; anything near this is not ours
+
+
+def utc_now() -> str:
+    """The current time, UTC, ISO 8601 with milliseconds and a Z."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_utc(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON to ``path``: a 0600 temporary file, fsync, rename, fsync of the folder."""
+    text = data if isinstance(data, str) else json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+class Model(BaseModel):
+    """Closed records: an unknown field is an error, on load and on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# -- what the preflight learns ---------------------------------------------------------------
+class NodeFacts(Model):
+    """A node's old container as the preflight found it, and what the run did to it."""
+
+    container_id: str
+    name: str
+    image: str
+    image_id: str
+    binds: list[str]
+    env: list[str]
+    user_env: dict[str, str]
+    version: str | None
+    cm_nodes: list[str]
+    kept_as: str | None = None  # the old container's name while the new one runs
+    new_container_id: str | None = None
+    new_kept_as: str | None = None  # the new container's name after a rollback
+
+
+class Versions(Model):
+    source: str
+    target: str
+    oms_version_before: list[str] | None
+
+
+class Package(Model):
+    path: str
+    image: str
+
+
+class Project(Model):
+    id: str
+    name: str | None
+    type: str | None
+    status: str | None
+    steps: dict[str, str | None]
+    forbidden: str | None
+
+
+# -- what later steps learn ------------------------------------------------------------------
+class PruneResult(Model):
+    rows_before: int
+    max_id: int | None
+    deleted: int
+    rows_after: int
+
+
+class TableStat(Model):
+    rows: int
+    checksum: int | None
+
+
+class BackupFile(Model):
+    role: str
+    db: str
+    host: str
+    path: str
+    size: int
+    sha256: str
+    tables: dict[str, TableStat]
+    charset: str
+    collation: str
+    taken: str
+
+
+class InitAttempt(Model):
+    rc: int
+    output: str
+    after: str | None = None
+
+
+class Recovery(Model):
+    version: str
+    at: str
+
+
+class Verified(Model):
+    oms_version: list[str] | None
+    servers: list[dict[str, Any]]
+    images: dict[str, str]
+
+
+class Refetch(Model):
+    """How refetchStoreIntervalMin was set: the interval it must exceed, and the value set."""
+
+    since: str  # which time the interval starts at (T1)
+    until: str  # which time it ends at (T2, or when HA was enabled again)
+    start: str
+    end: str
+    minutes_needed: int
+    set: int
+
+
+class ConnectorRow(Model):
+    id: str
+    host: str | None
+    project: str | None
+    created_on: str
+    source_type: str
+    has_db_type: bool
+    needs_fix: bool
+    db_type: str | None
+
+
+class ConnectorFix(Model):
+    how: str  # batch | one
+    host: str
+    db_type: str = Field(alias="dbType")
+    connectors: list[str]
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+
+class ConnectorSurvey(Model):
+    connectors: list[ConnectorRow]
+    plan: list[ConnectorFix]
+
+
+class UpgradeRef(Model):
+    """The rollback's copy of what the upgrade it undoes recorded."""
+
+    run_id: str
+    ledger: str
+    t1: str | None
+    versions: Versions | None
+    backups: list[BackupFile]
+    nodes: dict[str, NodeFacts]
+    ha_before: dict[str, Any] | None
+
+
+class Facts(Model):
+    target: str
+    environment_file: str
+    versions: Versions | None = None
+    nodes: dict[str, NodeFacts] = Field(default_factory=dict)
+    packages: dict[str, Package] = Field(default_factory=dict)
+    projects_before: list[Project] | None = None
+    projects_after: list[Project] | None = None
+    ha_before: dict[str, Any] | None = None
+    sizes: dict[str, int] | None = None
+    connectors_before: ConnectorSurvey | None = None
+    connector_survey: ConnectorSurvey | None = None
+    connector_fixes: list[ConnectorFix] | None = None
+    t1: str | None = None
+    t2: str | None = None
+    t3: str | None = None
+    prune: dict[str, PruneResult] | None = None
+    backup_attempt: int = 0
+    backups: list[BackupFile] = Field(default_factory=list)
+    init_outputs: dict[str, list[InitAttempt]] = Field(default_factory=dict)
+    oms_version_recovery: Recovery | None = None
+    serving_again: str | None = None
+    verified: Verified | None = None
+    refetch: Refetch | None = None
+    upgrade: UpgradeRef | None = None
+    restored: dict[str, str] = Field(default_factory=dict)
+
+
+# -- the run and its steps -------------------------------------------------------------------
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    COMPLETE = "complete"
+    ABANDONED = "abandoned"
+
+
+class EarlierFailure(Model):
+    at: str | None = None
+    category: str | None = None
+    error: str | None = None
+
+
+class StepEntry(Model):
+    status: str  # running | done | failed
+    at: str
+    seconds: float | None = None
+    error: str | None = None
+    category: str | None = None
+    earlier_failures: list[EarlierFailure] = Field(default_factory=list)
+
+
+class RunData(Model):
+    runbook: str
+    env: str
+    run_id: str
+    created: str
+    status: RunStatus = RunStatus.RUNNING
+    finished: str | None = None
+    attempts: int = 0
+    steps: dict[str, StepEntry] = Field(default_factory=dict)
+    facts: Facts
+
+
+class Record:
+    """One run's record and where it lives; every change holds the lock and is written at once."""
+
+    def __init__(self, path: Path | None, data: RunData) -> None:
+        self.path = path  # None: a plan run, never written
+        self.data = data
+        # nodes are handled concurrently: every change and every write holds this lock, so no
+        # write ever serializes a model another thread is changing
+        self.lock = threading.RLock()
+
+    # -- finding and creating --------------------------------------------------------------
+    @staticmethod
+    def load(path: Path) -> Record:
+        """Read a record; anything that is not a record of this project is a LedgerError."""
+        try:
+            size = path.stat().st_size
+            if size > MAX_RECORD_BYTES:
+                raise LedgerError(f"run ledger {path} is {size} bytes, not a run record",
+                                  "move it aside deliberately; it was not written by omsup")
+            return Record(path, RunData.model_validate_json(path.read_bytes()))
+        except (OSError, ValueError, ValidationError) as e:
+            first = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+            raise LedgerError(f"run ledger {path} is unreadable: {first}",
+                              "restore it from the report folder's copy, or move it aside deliberately") from None
+
+    @staticmethod
+    def runs(state_dir: str | Path, runbook: str) -> list[Record]:
+        """Every record of ``runbook`` under ``state_dir``, oldest first."""
+        root = Path(state_dir) / runbook
+        return [Record.load(p) for p in sorted(root.glob("*/ledger.json"))] if root.is_dir() else []
+
+    @classmethod
+    def open(cls, state_dir: str | Path, runbook: str, env_name: str, facts: Facts) -> tuple[Record, bool]:
+        """The unfinished run of ``runbook`` on ``env_name`` to resume, or a new one. Returns (record, resumed)."""
+        for rec in reversed(cls.runs(state_dir, runbook)):
+            if rec.data.status == RunStatus.RUNNING and rec.data.env == env_name:
+                return rec, True
+        run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        path = Path(state_dir) / runbook / run_id / "ledger.json"
+        rec = cls(path, RunData(runbook=runbook, env=env_name, run_id=run_id, created=utc_now(), facts=facts))
+        rec.save()
+        return rec, False
+
+    @classmethod
+    def in_memory(cls, runbook: str, env_name: str, facts: Facts) -> Record:
+        """A record that is never written: plan mode changes nothing, not even the state folder."""
+        return cls(None, RunData(runbook=runbook, env=env_name, run_id="plan", created=utc_now(), facts=facts))
+
+    @classmethod
+    def latest(cls, state_dir: str | Path, runbook: str, env_name: str) -> Record | None:
+        for rec in reversed(cls.runs(state_dir, runbook)):
+            if rec.data.env == env_name and rec.data.status != RunStatus.ABANDONED:
+                return rec
+        return None
+
+    # -- reading ---------------------------------------------------------------------------
+    @property
+    def run_id(self) -> str:
+        return self.data.run_id
+
+    @property
+    def facts(self) -> Facts:
+        return self.data.facts
+
+    def step_done(self, key: str) -> bool:
+        entry = self.data.steps.get(key)
+        return entry is not None and entry.status == "done"
+
+    def step_started(self, key: str) -> bool:
+        """The step began in this run (running, failed or done): it may have changed things."""
+        return key in self.data.steps
+
+    # -- recording -------------------------------------------------------------------------
+    def save(self) -> None:
+        with self.lock:
+            if self.path is not None:
+                write_json_atomic(self.path, self.data.model_dump_json(indent=2, by_alias=True))
+
+    @contextmanager
+    def change(self) -> Iterator[Facts]:
+        """``with record.change() as f: f.t1 = ...``: the change is written when the block ends."""
+        with self.lock:
+            yield self.data.facts
+            self.save()
+
+    def mark(self, key: str, status: str, seconds: float | None = None, error: str | None = None,
+             category: str | None = None) -> None:
+        with self.lock:
+            entry = self.data.steps.get(key)
+            if entry is None:
+                entry = StepEntry(status=status, at=utc_now())
+                self.data.steps[key] = entry
+            elif status != "failed" and entry.error is not None:  # an earlier attempt's failure stays, as history
+                entry.earlier_failures.append(EarlierFailure(at=entry.at, category=entry.category, error=entry.error))
+                entry.error = entry.category = None
+            entry.status, entry.at = status, utc_now()
+            if seconds is not None:
+                entry.seconds = seconds
+            if error is not None:
+                entry.error, entry.category = error, category
+            self.save()
+
+    def attempt(self) -> None:
+        with self.lock:
+            self.data.attempts += 1
+            self.save()
+
+    def finish(self, status: RunStatus = RunStatus.COMPLETE) -> None:
+        with self.lock:
+            self.data.status = status
+            self.data.finished = utc_now()
+            self.save()

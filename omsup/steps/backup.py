@@ -1,0 +1,113 @@
+"""The backup of rm, cm and every region's cm_hb (doc 003 step 2.3, doc 004 step 3.1).
+
+`mysqldump --triggers=false <db> > <db>.sql` for each database, "make sure that the sizes of the
+files are not 0". Here also: the completion marker, size and SHA-256 in the record, per-table
+row counts and checksums beside each dump. Every attempt writes a new folder: nothing is ever
+overwritten, and a backup once verified is checked again before anything depends on it.
+"""
+
+from __future__ import annotations
+
+import functools
+import posixpath
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from ..adapters.hosts import Host
+from ..adapters.metadb import DUMP_MARKER
+from ..audit import AUDIT
+from ..context import Run
+from ..errors import BackupProblem
+from ..record import BackupFile, TableStat, utc_now
+from ..runbook import Step, Touches
+
+
+def backup_folder(run: Run, attempt: int) -> str:
+    return posixpath.join(run.env.backup.dir, run.env.name, f"{run.runbook.name}-{run.record.run_id}-a{attempt}")
+
+
+def backup(run: Run) -> None:
+    """mysqldump rm, cm and every cm_hb; non-empty, complete, size and SHA-256, table checksums."""
+    with run.record.change() as f:
+        f.backup_attempt += 1  # never reuse a folder
+        f.backups = []
+        folder = backup_folder(run, f.backup_attempt)
+    bh = run.backup_host
+    bh.make_empty_private_dir(folder)
+
+    def stats_of(db: str) -> dict[str, TableStat]:
+        with AUDIT.in_step(BACKUP.key):
+            return {t: TableStat(**s) for t, s in run.metadb.table_stats(db).items()}
+
+    # Row counts and checksums read every table once more: they run beside the dumps (OMS is
+    # stopped, nothing writes), in their own MetaDB connection, instead of before each one.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        stats = {db: pool.submit(stats_of, db) for _, db in run.env.databases()}
+        for role, db in run.env.databases():
+            _backup_one(run, bh, folder, role, db, stats[db])
+    verify_backups(run, rehash=False)  # each file was hashed from disk a moment ago
+
+
+def _backup_one(run: Run, bh: Host, folder: str, role: str, db: str, stats: Future[dict[str, TableStat]]) -> None:
+    run.live(f"backup: dumping {db}")
+    charset, collation = run.metadb.charset(db)
+    dest = posixpath.join(folder, f"{db}.sql")
+    with run.watch(f"backup: {dest}", functools.partial(_size_of, bh, dest + ".partial")):
+        run.metadb.dump(bh, folder, db, dest)
+    facts = bh.file_facts(dest)
+    if facts is None or facts["size"] == 0:
+        raise BackupProblem(f"the dump of {db} at {dest} on {bh.label} is empty or missing",
+                            "check the mysqldump output above and the disk; run again to take a new backup")
+    tail = bh.tail(dest, 200)
+    if DUMP_MARKER not in tail:
+        raise BackupProblem(f"the dump of {db} at {dest} has no completion marker ({DUMP_MARKER!r}); "
+                            f"it is incomplete. Last bytes: {tail[-120:]!r}")
+    entry = BackupFile(role=role, db=db, host=bh.spec, path=dest, size=facts["size"], sha256=facts["sha256"],
+                       tables=stats.result(), charset=charset, collation=collation, taken=utc_now())
+    with run.record.change() as f:
+        f.backups = [*f.backups, entry]  # on disk as soon as each file is verified
+
+
+def _size_of(host: Host, path: str) -> str:
+    size = host.file_size(path)
+    return f"{size / 1e6:.1f} MB so far" if size is not None else "starting"
+
+
+def recheck_backup(bh: Host, b: BackupFile, then: str = "") -> None:
+    """The file is there with its recorded size and SHA-256 (hashed again, on its host) and complete;
+    ``then`` adds what that means where it is checked."""
+    facts = bh.file_facts(b.path)
+    if facts is None:
+        raise BackupProblem(f"backup {b.path} on {bh.label} is missing{then}")
+    if facts["size"] != b.size or facts["sha256"] != b.sha256:
+        raise BackupProblem(f"backup {b.path} on {bh.label} changed since it was taken: size {facts['size']} "
+                            f"(recorded {b.size}), sha256 {facts['sha256']} (recorded {b.sha256}){then}",
+                            "do not roll back from it; investigate who changed it")
+    if DUMP_MARKER not in bh.tail(b.path, 200):
+        raise BackupProblem(f"backup {b.path} on {bh.label} has no completion marker{then}")
+
+
+def verify_backups(run: Run, rehash: bool = True, manifest: list[BackupFile] | None = None) -> None:
+    """Every backup of the manifest (this run's, unless given) exists with its recorded size and
+    SHA-256 and is complete."""
+    manifest = run.facts.backups if manifest is None else manifest
+    expected = {db for _, db in run.env.databases()}
+    have = {b.db for b in manifest}
+    if have != expected:
+        raise BackupProblem(f"the backup manifest covers {sorted(have)}, expected {sorted(expected)}")
+    if rehash:
+        for b in manifest:
+            recheck_backup(run.backup_host, b)
+    run.evidence("backup manifest", [b.model_dump(exclude={"tables"}) for b in manifest])
+    run.evidence("table row counts and checksums at backup time",
+                 {b.db: {t: s.model_dump() for t, s in b.tables.items()} for b in manifest})
+
+
+def plan_backup(run: Run) -> list[str]:
+    folder = posixpath.join(run.env.backup.dir, run.env.name, f"{run.runbook.name}-<run id>-a1")
+    return [f"on {run.env.backup.host}: mysqldump --defaults-extra-file=<0600 file> --single-transaction "
+            f"--triggers=false {db} > {folder}/{db}.sql  (then: not empty, {DUMP_MARKER!r}, size, SHA-256)"
+            for _, db in run.env.databases()]
+
+
+BACKUP = Step("backup", "Back up rm, cm and every cm_hb", backup, frozenset({Touches.METADB, Touches.BACKUP}), True,
+              plan_backup, verify_backups)

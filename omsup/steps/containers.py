@@ -1,0 +1,181 @@
+"""The OMS containers: reading `docker inspect`, and stopping them.
+
+doc 003/004: `sudo docker stop ${CONTAINER_NAME}` on every node, recording T1 (or T3 in a
+rollback) first. Starting is in start.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..context import Run
+from ..envfile import Node
+from ..errors import ContainerProblem, PreconditionRefused
+from ..record import UpgradeRef, utc_now
+from ..runbook import Step, Touches
+from ..versions import Version
+from .connectors import CONNECTOR_DBTYPE
+from .image import LOAD_IMAGE
+
+
+# -- reading docker inspect --------------------------------------------------------------------
+def _strings_at(attrs: Any, section: str, key: str) -> list[str]:
+    """A list of strings from `docker inspect` (HostConfig.Binds, Config.Env); anything else is refused."""
+    part = attrs.get(section) if isinstance(attrs, dict) else None
+    value = (part.get(key) if isinstance(part, dict) else None) or []
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise ContainerProblem(f"docker inspect answered {section}.{key} = {str(value)[:200]!r}, not a list of strings",
+                               "check the Docker engine's version and the container; nothing was changed")
+    return list(value)
+
+
+def binds_of(attrs: dict[str, Any]) -> list[str]:
+    return _strings_at(attrs, "HostConfig", "Binds")
+
+
+def env_of(attrs: dict[str, Any]) -> dict[str, str]:
+    out = {}
+    for item in _strings_at(attrs, "Config", "Env"):
+        k, _, v = item.partition("=")
+        out[k] = v
+    return out
+
+
+def image_version(run: Run, node: Node, attrs: dict[str, Any]) -> Version | None:
+    """The OMS version an image names: its tag (feature_x.y.z-ce), else its label."""
+    candidates = [attrs.get("Config", {}).get("Image", "")]
+    candidates += run.engines[node.name].image_tags(attrs.get("Image", ""))
+    for ref in candidates:
+        tag = ref.rsplit(":", 1)[-1] if ":" in ref.rsplit("/", 1)[-1] else ""
+        try:
+            return Version.from_image_tag(tag)
+        except ValueError:
+            continue
+    label = (attrs.get("Config", {}).get("Labels") or {}).get("com.oceanbase.oms.version")
+    try:
+        return Version.parse(label) if label else None
+    except ValueError:
+        return None
+
+
+def container_state(run: Run, node: Node) -> dict[str, Any]:
+    attrs = run.engines[node.name].inspect(run.env.container) or {}
+    return dict(attrs.get("State") or {})
+
+
+def require_running(run: Run, node: Node) -> None:
+    state = container_state(run, node)
+    if not state.get("Running"):
+        logs = run.engines[node.name].logs(run.env.container, 15)
+        raise ContainerProblem(
+            f"node {node.name}: container {run.env.container} is not running (status {state.get('Status')}, "
+            f"exit code {state.get('ExitCode')})\n  last log lines:\n{logs}",
+            "fix the cause shown in the log, then run the runbook again: it resumes and starts the container",
+        )
+
+
+def stop_containers(run: Run, record_time: Callable[[str], None], container_id_of: Callable[[Node], str | None],
+                    what: str, gone_ok: bool) -> None:
+    """doc: sudo docker stop ${CONTAINER_NAME} on every node, recording the time first (T1 or T3).
+
+    ``container_id_of(node)`` names the container by id (whatever its name now), or None when
+    the node has none to stop.
+    """
+    record_time(utc_now())  # recorded before the stops: the gap it measures is never short
+
+    def stop(n: Node) -> str:
+        cid = container_id_of(n)
+        if cid is None:
+            return "no container to stop on this node"
+        attrs = run.engines[n.name].inspect(cid)
+        if attrs is None:
+            if gone_ok:
+                return "the container is gone"
+            raise ContainerProblem(f"node {n.name}: the {what} container {cid[:12]} is gone")
+        if attrs["State"].get("Running"):
+            run.engines[n.name].stop(cid)
+        return "stopped"
+
+    run.each_node(stop, what=f"docker stop ({what} container)")
+
+
+# == Stop the old containers, record T1 ==========================================================
+def stop_old(run: Run) -> None:
+    early = run.background.get(LOAD_IMAGE.key)
+    if early is not None:  # let the early image load finish first: it is not downtime then (its step reports it)
+        run.live("waiting for the image load started after the preflight")
+        early.exception()
+
+    def t1(now: str) -> None:
+        if run.facts.t1 is None:
+            with run.record.change() as f:
+                f.t1 = now
+
+    stop_containers(run, t1, lambda n: run.node_facts(n.name).container_id, "old", gone_ok=False)
+    verify_stopped(run)
+    run.evidence("T1", run.facts.t1 or "")
+
+
+def verify_stopped(run: Run) -> None:
+    def check(n: Node) -> str:
+        nf = run.node_facts(n.name)
+        attrs = run.engines[n.name].inspect(nf.container_id)
+        assert attrs is not None, f"node {n.name}: the old container {nf.container_id[:12]} is gone"
+        assert not attrs["State"].get("Running"), f"node {n.name}: the old container still runs"
+        return str(attrs["State"].get("Status"))
+
+    run.each_node(check, what="old container not running")
+
+
+def plan_stop_old(run: Run) -> list[str]:
+    return [f"{n.name}: docker stop {run.env.container}  (record T1 before)" for n in run.env.nodes]
+
+
+STOP_OLD = Step("stop_old", "Stop the old containers, record T1", stop_old, frozenset({Touches.ENGINES}), True,
+                plan_stop_old, verify_stopped, supersedes=(CONNECTOR_DBTYPE,))
+
+
+# == Stop the new containers, record T3 (rollback) ===============================================
+def upgrade_ref(run: Run) -> UpgradeRef:
+    """The upgrade's facts, as recorded by this rollback's preflight."""
+    up = run.facts.upgrade
+    if up is None:
+        raise PreconditionRefused("this rollback's ledger has no copy of the upgrade's record",
+                                  "run the rollback from its preflight")
+    return up
+
+
+def new_container_of(run: Run, n: Node) -> str | None:
+    nf = upgrade_ref(run).nodes.get(n.name)
+    return nf.new_container_id if nf else None
+
+
+def stop_new(run: Run) -> None:
+    def t3(now: str) -> None:
+        if run.facts.t3 is None:
+            with run.record.change() as f:
+                f.t3 = now
+
+    stop_containers(run, t3, lambda n: new_container_of(run, n), "new", gone_ok=True)
+    verify_new_stopped(run)
+    run.evidence("T3", run.facts.t3 or "")
+
+
+def verify_new_stopped(run: Run) -> None:
+    def check(n: Node) -> None:
+        new_id = new_container_of(run, n)
+        attrs = run.engines[n.name].inspect(new_id) if new_id else None
+        assert attrs is None or not attrs["State"].get("Running"), f"node {n.name}: the new container still runs"
+        old = run.engines[n.name].inspect(upgrade_ref(run).nodes[n.name].container_id)
+        assert old is not None and not old["State"].get("Running"), f"node {n.name}: the old container is not stopped"
+
+    run.each_node(check, what="no OMS container runs")
+
+
+def plan_stop_new(run: Run) -> list[str]:
+    return [f"{n.name}: docker stop {run.env.container}  (the new container; record T3 before)" for n in run.env.nodes]
+
+
+STOP_NEW = Step("stop_new", "Stop the new containers, record T3", stop_new, frozenset({Touches.ENGINES}), True,
+                plan_stop_new, verify_new_stopped)

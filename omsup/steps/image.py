@@ -1,0 +1,105 @@
+"""The new image: the installation package checked in the preflight, `docker load -i` on every node.
+
+doc 004 step 3.1: "Load the downloaded OMS Community Edition installation package to the local
+image repository: docker load -i <installation package>". The load starts right after the
+preflight, in the background, so that it is not part of the downtime; its step waits for it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..context import Run
+from ..envfile import Node
+from ..errors import PreconditionRefused
+from ..record import Package
+from ..runbook import Step, Touches
+from ..versions import Version, VersionError
+
+
+def manifest_tags(text: str) -> list[str]:
+    """RepoTags of a `docker save` manifest.json. Raises ValueError when it is not one."""
+    try:
+        doc = json.loads(text)
+    except ValueError as e:
+        raise ValueError("manifest.json is not JSON") from e
+    if not isinstance(doc, list) or not all(isinstance(e, dict) for e in doc):
+        raise ValueError("manifest.json is not a list of images")
+    tags = [t for e in doc for t in (e.get("RepoTags") or [])]
+    if not all(isinstance(t, str) for t in tags):
+        raise ValueError("manifest.json has RepoTags that are not strings")
+    return tags
+
+
+def check_package(run: Run, node: Node, target: Version) -> Package:
+    """The installation package of ``target`` on ``node``: present, a complete archive, the right image."""
+    path = run.env.packages.get(target)
+    if path is None:
+        raise PreconditionRefused(f"the environment file has no installation package for {target}",
+                                  f"add packages: {{{target}: /path/on/the/nodes.tar.gz}} to the environment file")
+    host = run.hosts[node.name]
+    if not host.readable(path):
+        raise PreconditionRefused(f"node {node.name}: installation package {path} is missing or unreadable",
+                                  f"copy the {target} installation package to {path} on {node.name}")
+    listing = host.archive_manifest(path)
+    if listing.rc != 0:
+        raise PreconditionRefused(f"node {node.name}: {path} is not a complete image archive (damaged download?): "
+                                  f"tar says {listing.stderr.strip()[-300:]!r}")
+    try:
+        tags = manifest_tags(listing.stdout)
+    except ValueError as e:
+        raise PreconditionRefused(f"node {node.name}: {path} is not a docker save archive ({e})") from e
+    for tag in tags:
+        try:
+            if Version.from_image_tag(tag.rsplit(":", 1)[-1]) == target:
+                return Package(path=path, image=tag)
+        except VersionError:
+            continue
+    raise PreconditionRefused(f"node {node.name}: {path} holds {tags or 'no tagged image'}, not {target}",
+                              "put the installation package of the target version there")
+
+
+def _load_on(run: Run, n: Node) -> dict[str, Any]:
+    pk = run.facts.packages[n.name]
+    out = "already present"
+    if not run.engines[n.name].has_image(pk.image):
+        run.live(f"{n.name}: docker load -i {pk.path}")
+        out = run.engines[n.name].load_archive(pk.path)
+    assert run.engines[n.name].has_image(pk.image), f"node {n.name}: image {pk.image} absent after load"
+    return {"image": pk.image, "docker load": out.strip()}
+
+
+def preload_images(run: Run) -> None:
+    """Start `docker load -i` on every node in the background, before the old containers stop.
+
+    doc 004 loads the image after the backup, while OMS is down; loading it earlier shortens
+    the downtime and changes nothing the procedure depends on. The load step waits for it, and
+    the report says so.
+    """
+    if run.plan or run.record.step_done(LOAD_IMAGE.key):
+        return
+    run.in_background(LOAD_IMAGE.key, lambda: run.each_node_in_step(LOAD_IMAGE.key, lambda n: _load_on(run, n)))
+
+
+def load_image(run: Run) -> None:
+    early = run.background.pop(LOAD_IMAGE.key, None)
+    if early is not None:
+        results = early.result()  # a failure of the early load fails this step, with its message
+        run.evidence("loaded in advance, before the old containers stopped, to shorten the downtime", results)
+    run.each_node(lambda n: _load_on(run, n), what="docker load -i")
+
+
+def verify_loaded(run: Run) -> None:
+    for n in run.env.nodes:
+        assert run.engines[n.name].has_image(run.facts.packages[n.name].image), f"node {n.name}: target image missing"
+
+
+def plan_load(run: Run) -> list[str]:
+    pk = run.facts.packages
+    return [f"{n.name}: docker load -i {pk[n.name].path if n.name in pk else '?'}  "
+            f"(expect {pk[n.name].image if n.name in pk else '?'})" for n in run.env.nodes]
+
+
+LOAD_IMAGE = Step("load_image", "Load the new image", load_image, frozenset({Touches.HOSTS, Touches.ENGINES}), True,
+                  plan_load, verify_loaded)

@@ -1,0 +1,86 @@
+"""The rollback's restore: drop, recreate and restore rm, cm and every cm_hb (doc 003 step 6.3-6.4, doc 004 step 9.3-9.4).
+
+Nothing is dropped before the preflight verified every backup; each backup is verified again
+right before its database is dropped, and the record says, database by database, how far the
+restore got, so an interrupted restore resumes from the same verified backups.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..context import Run
+from ..record import Record
+from ..runbook import Step, Touches
+from .backup import recheck_backup
+from .containers import upgrade_ref
+
+
+def upgrade_record(run: Run) -> Record:
+    """The record of the upgrade this rollback undoes (the newest of its runbook on this environment)."""
+    from ..errors import PreconditionRefused
+
+    name = run.runbook.upgrade_runbook
+    rec = Record.latest(run.env.state_dir, name, run.env.name)
+    if rec is None:
+        raise PreconditionRefused(
+            f"no run ledger of {name} for environment {run.env.name} under {run.env.state_dir}",
+            "a rollback undoes a recorded upgrade; point state_dir at the folder the upgrade used")
+    return rec
+
+
+def restore(run: Run) -> None:
+    bh = run.backup_host
+    for b in upgrade_ref(run).backups:
+        db = b.db
+        if run.facts.restored.get(db) == "restored":
+            continue
+        recheck_backup(bh, b, f"; nothing of {db} was dropped")  # verified again right before anything is dropped
+        run.live(f"restore: {db} from {b.path}")
+        with run.record.change() as f:
+            f.restored[db] = "dropping"
+        run.metadb.drop_and_create(db, b.charset or "utf8mb4", b.collation or "utf8mb4_general_ci")
+        with run.record.change() as f:
+            f.restored[db] = "restoring"
+        run.metadb.restore(bh, run.env.backup.dir, db, b.path)
+        with run.record.change() as f:
+            f.restored[db] = "restored"
+    run.evidence("restored", dict(run.facts.restored))
+
+
+def plan_restore(run: Run) -> list[str]:
+    out = []
+    for b in upgrade_record(run).facts.backups:
+        out += [f"verify {b.path} (size {b.size}, sha256 {b.sha256[:16]}...)",
+                f"DROP DATABASE `{b.db}`; CREATE DATABASE `{b.db}`",
+                f"mysql --defaults-extra-file=<0600 file> -D {b.db} < {b.path}"]
+    return out
+
+
+RESTORE = Step("restore", "Drop, recreate and restore rm, cm and every cm_hb", restore,
+               frozenset({Touches.METADB, Touches.BACKUP}), True, plan_restore)
+
+
+def verify_restore(run: Run) -> None:
+    """Per-table row counts and checksums equal those recorded when each backup was taken."""
+    diffs = []
+    report: dict[str, Any] = {}
+    up = upgrade_ref(run)
+    for b in up.backups:
+        now = run.metadb.table_stats(b.db)
+        then = {t: s.model_dump() for t, s in b.tables.items()}
+        report[b.db] = {"at_backup": then, "now": now}
+        if now != then:
+            for t in sorted(set(now) | set(then)):
+                if now.get(t) != then.get(t):
+                    diffs.append(f"{b.db}.{t}: backup {then.get(t)}, now {now.get(t)}")
+    run.evidence("tables: at backup time and after the restore", report)
+    assert not diffs, "restored tables differ from the backup:\n  " + "\n  ".join(diffs)
+    before = up.versions.oms_version_before if up.versions else None
+    rows = run.metadb.oms_versions(run.env.metadb.rm)
+    run.evidence("oms_version after the restore", {"now": rows, "before the upgrade": before})
+    assert rows == before, f"oms_version is {rows}, before the upgrade it was {before}"
+
+
+VERIFY_RESTORE = Step("verify_restore", "Verify the restore (row counts, checksums, oms_version)", verify_restore,
+                      frozenset({Touches.METADB}), False, None, verify_restore)

@@ -1,0 +1,106 @@
+"""The run record: typed, atomic, 0600, resumable, never mixing environments, never redacted."""
+
+import json
+import os
+import stat
+
+import pytest
+
+from omsup import redact
+from omsup.errors import LedgerError
+from omsup.record import Facts, NodeFacts, Record, RunStatus
+from omsup.steps.ha import refetch_minutes
+
+FACTS = Facts(target="4.2.9-CE", environment_file="/x/env.yaml")
+
+
+def node(i: int) -> NodeFacts:
+    return NodeFacts(container_id=f"c{i}", name="oms", image="i", image_id="sha256:0", binds=[], env=[], user_env={},
+                     version="4.2.8-CE", cm_nodes=[])
+
+
+def test_new_run_is_written_at_once_with_mode_0600(tmp_path):
+    rec, resumed = Record.open(tmp_path, "upgrade_429", "prod", FACTS.model_copy())
+    assert not resumed and rec.path.exists()
+    assert stat.S_IMODE(os.stat(rec.path).st_mode) == 0o600
+    with rec.change() as f:
+        f.t1 = "2026-11-23T01:00:00Z"
+    assert json.loads(rec.path.read_text())["facts"]["t1"] == "2026-11-23T01:00:00Z"
+    assert Record.load(rec.path).facts.t1 == "2026-11-23T01:00:00Z"
+
+
+def test_unfinished_run_is_resumed_and_finished_one_is_not(tmp_path):
+    rec, _ = Record.open(tmp_path, "upgrade_429", "prod", FACTS.model_copy())
+    rec.mark("preflight", "done")
+    again, resumed = Record.open(tmp_path, "upgrade_429", "prod", FACTS.model_copy())
+    assert resumed and again.run_id == rec.run_id and again.step_done("preflight")
+    again.finish(RunStatus.COMPLETE)
+    third, resumed = Record.open(tmp_path, "upgrade_429", "prod", FACTS.model_copy())
+    assert not resumed and third.run_id != rec.run_id
+
+
+def test_other_environment_is_not_resumed(tmp_path):
+    Record.open(tmp_path, "upgrade_429", "prod", FACTS.model_copy())
+    _, resumed = Record.open(tmp_path, "upgrade_429", "staging", FACTS.model_copy())
+    assert not resumed
+
+
+def test_the_record_keeps_values_as_they_are_even_when_they_contain_a_secret(tmp_path):
+    """Redaction is for what leaves the process; a resume and a rollback read the record back as it was."""
+    redact.clear()
+    redact.register("admin")  # a console user or password that is also a path component
+    try:
+        rec, _ = Record.open(tmp_path, "upgrade_429", "prod", FACTS.model_copy())
+        with rec.change() as f:
+            f.nodes["n1"] = node(1).model_copy(update={"binds": ["/home/admin/conf.yaml:/home/admin/conf/config.yaml"]})
+        again = Record.load(rec.path)
+        assert again.facts.nodes["n1"].binds == ["/home/admin/conf.yaml:/home/admin/conf/config.yaml"]
+    finally:
+        redact.clear()
+
+
+def test_an_unknown_fact_is_an_error_not_a_new_key(tmp_path):
+    rec, _ = Record.open(tmp_path, "upgrade_429", "prod", FACTS.model_copy())
+    with pytest.raises(ValueError, match="t9"), rec.change() as f:
+        f.t9 = "x"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("text", ["", "{", "[]", '{"runbook": 5}', '{"facts": {"t1": 3}}', "null", "\x00\xff"])
+def test_a_damaged_record_is_a_ledger_error(tmp_path, text):
+    p = tmp_path / "upgrade_429" / "r1" / "ledger.json"
+    p.parent.mkdir(parents=True)
+    p.write_bytes(text.encode("latin-1"))
+    with pytest.raises(LedgerError, match="unreadable"):
+        Record.load(p)
+
+
+def test_no_temporary_files_left_behind(tmp_path):
+    rec, _ = Record.open(tmp_path, "upgrade_429", "prod", FACTS.model_copy())
+    for i in range(5):
+        with rec.change() as f:
+            f.backup_attempt = i
+    assert [p.name for p in rec.path.parent.iterdir()] == ["ledger.json"]
+
+
+def test_refetch_is_strictly_above_the_gap_plus_margin():
+    assert refetch_minutes("2026-11-23T01:00:00Z", "2026-11-23T01:00:59Z", 0) == 1
+    assert refetch_minutes("2026-11-23T01:00:00Z", "2026-11-23T01:01:00Z", 0) == 2
+    assert refetch_minutes("2026-11-23T01:00:00Z", "2026-11-23T03:30:10Z", 5) == 151 + 5
+
+
+def test_per_node_facts_from_concurrent_threads_are_all_kept(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    rec, _ = Record.open(tmp_path, "upgrade_429", "prod", FACTS.model_copy())
+    with rec.change() as f:
+        f.nodes = {f"n{i}": node(i) for i in range(8)}
+
+    def work(i: int) -> None:
+        for k in range(20):
+            with rec.change() as f:
+                f.nodes[f"n{i}"].user_env[f"k{k}"] = str(k)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(work, range(8)))
+    on_disk = Record.load(rec.path).facts.nodes
+    assert {n: len(v.user_env) for n, v in on_disk.items()} == {f"n{i}": 20 for i in range(8)}
