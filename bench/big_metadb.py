@@ -79,17 +79,26 @@ def measured(args: list[str]) -> dict:
     t.join()
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(args)} exited {proc.returncode}:\n{out[-4000:]}")
-    return {"seconds": time.monotonic() - t0, "peak_rss_mb": peak["self_kb"] / 1024,
-            "client_peak_rss_mb": peak["clients_kb"] / 1024}
+    return {
+        "seconds": time.monotonic() - t0,
+        "peak_rss_mb": peak["self_kb"] / 1024,
+        "client_peak_rss_mb": peak["clients_kb"] / 1024,
+    }
 
 
 def sizes() -> dict[str, int]:
     st = json.loads(sh(sys.executable, "-m", "sandbox", "status", "--json").stdout)["metadb"]
     dbs = [st["rm"], st["cm"], *st["cm_hb"]]
-    q = ("SELECT table_schema, SUM(data_length + index_length) FROM information_schema.tables "
-         f"WHERE table_schema IN ({','.join(repr(d) for d in dbs)}) GROUP BY table_schema")
-    out = subprocess.run(["mariadb", "-S", str(STATE / "metadb" / "mysqld.sock"), "-uroot", "-N", "-e", q],
-                         capture_output=True, text=True, check=True).stdout
+    q = (
+        "SELECT table_schema, SUM(data_length + index_length) FROM information_schema.tables "
+        f"WHERE table_schema IN ({','.join(repr(d) for d in dbs)}) GROUP BY table_schema"
+    )
+    out = subprocess.run(
+        ["mariadb", "-S", str(STATE / "metadb" / "mysqld.sock"), "-uroot", "-N", "-e", q],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return {line.split("\t")[0]: int(line.split("\t")[1]) for line in out.splitlines()}
 
 
@@ -98,27 +107,51 @@ def ledger(name: str) -> dict:
 
 
 def runbook(name: str, env: str, reports: str) -> dict:
-    return measured([sys.executable, "-m", "pytest", f"runbooks/{name}", "--env", env, "--report-root", reports,
-                     "-q", "-p", "no:cacheprovider"])
+    return measured(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            f"runbooks/{name}",
+            "--env",
+            env,
+            "--report-root",
+            reports,
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        ]
+    )
 
 
 def plain(backups: list[dict], folder: Path) -> dict:
     """mysqldump and mysql by hand on the same databases (as restored by the rollback)."""
     cnf = folder / "client.cnf"
-    sh("bash", "-c", f". bench/sandbox_client.sh && cp \"$CNF\" {cnf}")
+    sh("bash", "-c", f'. bench/sandbox_client.sh && cp "$CNF" {cnf}')
     dump = {"seconds": 0.0, "client_peak_rss_mb": 0.0, "bytes": 0}
     restore = {"seconds": 0.0, "client_peak_rss_mb": 0.0}
     for b in backups:
         f = folder / f"{b['db']}.sql"
-        m = measured(["bash", "-c",
-                      f"mysqldump --defaults-extra-file={cnf} --single-transaction --triggers=false {b['db']} > {f}"])
+        m = measured(
+            [
+                "bash",
+                "-c",
+                f"mysqldump --defaults-extra-file={cnf} --single-transaction --triggers=false {b['db']} > {f}",
+            ]
+        )
         dump["seconds"] += m["seconds"]
         dump["bytes"] += f.stat().st_size
         dump["client_peak_rss_mb"] = max(dump["client_peak_rss_mb"], m["client_peak_rss_mb"])
     for b in backups:
         f = folder / f"{b['db']}.sql"
-        m = measured(["bash", "-c", f"mysql --defaults-extra-file={cnf} -e 'DROP DATABASE `{b['db']}`; CREATE DATABASE "
-                      f"`{b['db']}` DEFAULT CHARACTER SET utf8mb4' && mysql --defaults-extra-file={cnf} {b['db']} < {f}"])
+        m = measured(
+            [
+                "bash",
+                "-c",
+                f"mysql --defaults-extra-file={cnf} -e 'DROP DATABASE `{b['db']}`; CREATE DATABASE "
+                f"`{b['db']}` DEFAULT CHARACTER SET utf8mb4' && mysql --defaults-extra-file={cnf} {b['db']} < {f}",
+            ]
+        )
         restore["seconds"] += m["seconds"]
         restore["client_peak_rss_mb"] = max(restore["client_peak_rss_mb"], m["client_peak_rss_mb"])
     dump["mb_per_s"] = dump["bytes"] / 1e6 / dump["seconds"]
@@ -137,13 +170,18 @@ def one(up_args: list[str], with_plain: bool) -> dict:
         up = ledger("upgrade_429")
         backups = up["facts"]["backups"]
         dumped = sum(b["size"] for b in backups)
-        row["upgrade"].update(prune_s=up["steps"]["prune_heartbeats"]["seconds"],
-                              backup_s=up["steps"]["backup"]["seconds"], dump_bytes=dumped,
-                              dump_mb_per_s=dumped / 1e6 / up["steps"]["backup"]["seconds"])
+        row["upgrade"].update(
+            prune_s=up["steps"]["prune_heartbeats"]["seconds"],
+            backup_s=up["steps"]["backup"]["seconds"],
+            dump_bytes=dumped,
+            dump_mb_per_s=dumped / 1e6 / up["steps"]["backup"]["seconds"],
+        )
         row["rollback"] = runbook("rollback_429", env, reports)
         rb = ledger("rollback_429")
-        row["rollback"].update(restore_s=rb["steps"]["restore"]["seconds"],
-                               restore_mb_per_s=dumped / 1e6 / rb["steps"]["restore"]["seconds"])
+        row["rollback"].update(
+            restore_s=rb["steps"]["restore"]["seconds"],
+            restore_mb_per_s=dumped / 1e6 / rb["steps"]["restore"]["seconds"],
+        )
     if with_plain:
         with tempfile.TemporaryDirectory(dir=str(STATE)) as folder:
             row["plain"] = plain(backups, Path(folder))
@@ -155,8 +193,10 @@ def main() -> None:
     ap.add_argument("--heartbeat-rows", default="30000000")
     ap.add_argument("--bulk-mb", default="1200")
     a = ap.parse_args()
-    result = {"small": one([], with_plain=False),
-              "big": one(["--heartbeat-rows", a.heartbeat_rows, "--bulk-mb", a.bulk_mb], with_plain=True)}
+    result = {
+        "small": one([], with_plain=False),
+        "big": one(["--heartbeat-rows", a.heartbeat_rows, "--bulk-mb", a.bulk_mb], with_plain=True),
+    }
     sh(sys.executable, "-m", "sandbox", "down")
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)

@@ -24,8 +24,19 @@ from upgrade_vs_script import ROOT, STATE, fresh, sh  # noqa: E402
 
 def upgrade(env: str) -> dict:
     with tempfile.TemporaryDirectory() as reports:
-        sh(sys.executable, "-m", "pytest", "runbooks/upgrade_429", "--env", env, "--report-root", reports, "-q",
-           "-p", "no:cacheprovider")
+        sh(
+            sys.executable,
+            "-m",
+            "pytest",
+            "runbooks/upgrade_429",
+            "--env",
+            env,
+            "--report-root",
+            reports,
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        )
     ledger = json.loads(sorted((STATE / "ledgers" / "upgrade_429").glob("*/ledger.json"))[-1].read_text())
     return ledger["facts"]
 
@@ -46,8 +57,19 @@ def script_run(facts: dict) -> dict:
 def runbook_run(env: str, facts: dict) -> dict:
     with tempfile.TemporaryDirectory() as reports:
         t0 = time.monotonic()
-        sh(sys.executable, "-m", "pytest", "runbooks/rollback_429", "--env", env, "--report-root", reports, "-q",
-           "-p", "no:cacheprovider")
+        sh(
+            sys.executable,
+            "-m",
+            "pytest",
+            "runbooks/rollback_429",
+            "--env",
+            env,
+            "--report-root",
+            reports,
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        )
         total = time.monotonic() - t0
     ledger = json.loads(sorted((STATE / "ledgers" / "rollback_429").glob("*/ledger.json"))[-1].read_text())
     secs = ledger["steps"]["restore"]["seconds"]
@@ -70,7 +92,9 @@ def main() -> None:
         facts = upgrade(env)
         rows["runbook"].append(runbook_run(env, facts))
     sh(sys.executable, "-m", "sandbox", "down")
-    med = {k: {m: statistics.median(r[m] for r in v) for m in ("total", "restore_s", "mb_per_s")} for k, v in rows.items()}
+    med = {
+        k: {m: statistics.median(r[m] for r in v) for m in ("total", "restore_s", "mb_per_s")} for k, v in rows.items()
+    }
     print(f"dumps: {size / 1e6:.1f} MB; median of {a.repeat}")
     print(f"{'':10}{'total s':>10}{'restore s':>11}{'MB/s':>8}")
     for k in ("script", "runbook"):

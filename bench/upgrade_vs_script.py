@@ -43,8 +43,19 @@ def script_run() -> dict:
 def runbook_run(env_file: str) -> dict:
     with tempfile.TemporaryDirectory() as reports:
         t0 = time.monotonic()
-        sh(sys.executable, "-m", "pytest", "runbooks/upgrade_429", "--env", env_file, "--report-root", reports,
-           "-q", "-p", "no:cacheprovider")
+        sh(
+            sys.executable,
+            "-m",
+            "pytest",
+            "runbooks/upgrade_429",
+            "--env",
+            env_file,
+            "--report-root",
+            reports,
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        )
         total = time.monotonic() - t0
     led = json.loads(sorted((STATE / "ledgers" / "upgrade_429").glob("*/ledger.json"))[-1].read_text())
 
@@ -73,18 +84,22 @@ def main() -> None:
     sh(sys.executable, "-m", "sandbox", "down")
     for r in rows["script"]:
         r["procedure"] = r["total"]
-    med = {k: {m: statistics.median(r[m] for r in v) for m in ("downtime", "total", "procedure")}
-           for k, v in rows.items()}
+    med = {
+        k: {m: statistics.median(r[m] for r in v) for m in ("downtime", "total", "procedure")} for k, v in rows.items()
+    }
     ratio = {m: med["runbook"][m] / med["script"][m] for m in ("downtime", "total", "procedure")}
     print(f"{'':10}{'downtime s':>12}{'total s':>10}{'procedure s':>13}   (median of {a.repeat}, {a.nodes} nodes)")
     for k in ("script", "runbook"):
         print(f"{k:10}{med[k]['downtime']:12.2f}{med[k]['total']:10.2f}{med[k]['procedure']:13.2f}")
-    print(f"{'ratio':10}{ratio['downtime']:12.2f}{ratio['total']:10.2f}{ratio['procedure']:13.2f}"
-          "   (goal: downtime <= 0.7, total <= 1.2)")
+    print(
+        f"{'ratio':10}{ratio['downtime']:12.2f}{ratio['total']:10.2f}{ratio['procedure']:13.2f}"
+        "   (goal: downtime <= 0.7, total <= 1.2)"
+    )
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
-    (out / "upgrade_429.json").write_text(json.dumps({"runs": rows, "median": med, "ratio": ratio,
-                                                      "nodes": a.nodes}, indent=2))
+    (out / "upgrade_429.json").write_text(
+        json.dumps({"runs": rows, "median": med, "ratio": ratio, "nodes": a.nodes}, indent=2)
+    )
 
 
 if __name__ == "__main__":

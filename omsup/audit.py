@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
@@ -70,12 +69,17 @@ class Audit:
         """Attribute the events of this thread to ``step`` (work started early, in the background)."""
         return self._override("step", step)
 
-    def record(self, system: str, target: str, action: str, outcome: str, seconds: float,
-               node: str | None = None) -> Event:
+    def record(
+        self, system: str, target: str, action: str, outcome: str, seconds: float, node: str | None = None
+    ) -> Event:
         ev = Event(
             time=datetime.now(UTC).strftime("%H:%M:%S.%f")[:-3],
-            system=system, target=redact(target), action=redact(action), outcome=redact(outcome),
-            seconds=round(seconds, 3), node=node or getattr(self._local, "node", None),
+            system=system,
+            target=redact(target),
+            action=redact(action),
+            outcome=redact(outcome),
+            seconds=round(seconds, 3),
+            node=node or getattr(self._local, "node", None),
             step=getattr(self._local, "step", None) or self.step,
         )
         with self._lock:
@@ -93,14 +97,3 @@ class Audit:
 
 
 AUDIT = Audit()
-
-
-@contextmanager
-def timed() -> Iterator[list[float]]:
-    """``with timed() as t: ...`` then ``t[0]`` is the elapsed seconds."""
-    box = [0.0]
-    t0 = time.monotonic()
-    try:
-        yield box
-    finally:
-        box[0] = time.monotonic() - t0

@@ -15,18 +15,26 @@ from .versions import VersionError, upgrade_chain
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="omsup", description="OMS CE upgrade runbooks: helpers. The runbooks run "
-                                "under pytest: pytest runbooks/upgrade_429 --env FILE")
+    p = argparse.ArgumentParser(
+        prog="omsup",
+        description="OMS CE upgrade runbooks: helpers. The runbooks run "
+        "under pytest: pytest runbooks/upgrade_429 --env FILE",
+    )
     p.add_argument("--version", action="version", version=f"omsup {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
-    pa = sub.add_parser("path", help="the chain of documented upgrades (and their runbooks) from one version to another")
+    pa = sub.add_parser(
+        "path", help="the chain of documented upgrades (and their runbooks) from one version to another"
+    )
     pa.add_argument("source")
     pa.add_argument("target")
     rp = sub.add_parser("report", help="render the single-file HTML report of an existing run folder again")
     rp.add_argument("folder", type=Path)
     ce = sub.add_parser("check-env", help="validate an environment file (no connection is made)")
     ce.add_argument("file")
-    ul = sub.add_parser("unlock", help="release the lock a killed run left on an environment (check no run is going on)")
+    sub.add_parser("schema", help="print the JSON Schema of the environment file (for editors)")
+    ul = sub.add_parser(
+        "unlock", help="release the lock a killed run left on an environment (check no run is going on)"
+    )
     ul.add_argument("--env", required=True)
     return p
 
@@ -73,8 +81,10 @@ def _check_env(file: str) -> int:
     from . import envfile
 
     env = envfile.load(file)
-    print(f"{env.name}: {len(env.nodes)} node(s) in {len(env.regions)} region(s); databases "
-          f"{', '.join(db for _, db in env.databases())}; state in {env.state_dir}")
+    print(
+        f"{env.name}: {len(env.nodes)} node(s) in {len(env.regions)} region(s); databases "
+        f"{', '.join(db for _, db in env.databases())}; state in {env.state_dir}"
+    )
     return 0
 
 
@@ -87,6 +97,13 @@ def main(argv: list[str] | None = None) -> int:
             return _report(a.folder)
         if a.cmd == "unlock":
             return _unlock(a.env)
+        if a.cmd == "schema":
+            import json
+
+            from .envfile import json_schema
+
+            print(json.dumps(json_schema(), indent=2))
+            return 0
         return _check_env(a.file)
     except ConfigError as e:
         print(f"environment file refused:\n  {e}", file=sys.stderr)

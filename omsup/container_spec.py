@@ -77,15 +77,28 @@ class ContainerSpec:
             parts += ["-e", f"{k}={v}"]
         for k, v in self.labels:
             parts += ["--label", f"{k}={v}"]
-        parts += ["--privileged=true", "--pids-limit", "-1", "--ulimit", "nproc=65535:65535",
-                  "--name", self.name, self.image]
+        parts += [
+            "--privileged=true",
+            "--pids-limit",
+            "-1",
+            "--ulimit",
+            "nproc=65535:65535",
+            "--name",
+            self.name,
+            self.image,
+        ]
         return shlex.join(parts)
 
 
-def standard_binds(config: str, logs: str, store: str, run: str, cert: str | None = None,
-                   key: str | None = None) -> tuple[str, ...]:
-    binds = [f"{config}:{CONFIG_TARGET}", f"{logs}:{DATA_TARGETS[0]}", f"{store}:{DATA_TARGETS[1]}",
-             f"{run}:{DATA_TARGETS[2]}"]
+def standard_binds(
+    config: str, logs: str, store: str, run: str, cert: str | None = None, key: str | None = None
+) -> tuple[str, ...]:
+    binds = [
+        f"{config}:{CONFIG_TARGET}",
+        f"{logs}:{DATA_TARGETS[0]}",
+        f"{store}:{DATA_TARGETS[1]}",
+        f"{run}:{DATA_TARGETS[2]}",
+    ]
     if cert and key:
         binds += [f"{cert}:{CERT_TARGETS[0]}", f"{key}:{CERT_TARGETS[1]}"]
     return tuple(binds)

@@ -48,9 +48,17 @@ class NullReporter:
 
 
 class Run:
-    def __init__(self, env: Environment, runbook: Runbook, record: Record, resumed: bool, plan: bool,
-                 until: int | None, reporter: Reporter | None = None,
-                 live: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        env: Environment,
+        runbook: Runbook,
+        record: Record,
+        resumed: bool,
+        plan: bool,
+        until: int | None,
+        reporter: Reporter | None = None,
+        live: Callable[[str], None] | None = None,
+    ) -> None:
         self.env = env
         self.runbook = runbook
         self.record = record
@@ -73,8 +81,10 @@ class Run:
 
         nf = self.facts.nodes.get(node)
         if nf is None:
-            raise PreconditionRefused(f"the run ledger {self.record.path} has no record of node {node}'s old container",
-                                      "the preflight of this run did not finish; run the runbook from the start")
+            raise PreconditionRefused(
+                f"the run ledger {self.record.path} has no record of node {node}'s old container",
+                "the preflight of this run did not finish; run the runbook from the start",
+            )
         return nf
 
     # -- adapters (lazy: one per node, created on first use) --------------------------------
@@ -128,8 +138,9 @@ class Run:
             list(pool.map(work, chosen))
         for n in chosen:  # per-node sub-steps, reported from this thread
             status = "failed" if n.name in errors else "ok"
-            with self.reporter.part(f"node {n.name} ({n.ip}): {what or 'done'} — {status} in "
-                                    f"{timings.get(n.name, 0):.1f}s"):
+            with self.reporter.part(
+                f"node {n.name} ({n.ip}): {what or 'done'} — {status} in {timings.get(n.name, 0):.1f}s"
+            ):
                 events = AUDIT.of_step(AUDIT.step, n.name)
                 if events:
                     self.evidence(f"{n.name}: commands", "\n".join(e.line() for e in events))
@@ -142,14 +153,16 @@ class Run:
             first = next(n.name for n in chosen if n.name in errors)
             err = errors[first]
             if len(errors) > 1 and isinstance(err, OmsupError):
-                others = "; ".join(f"{k}: {(str(v).splitlines() or [type(v).__name__])[0]}"
-                                   for k, v in errors.items() if k != first)
+                others = "; ".join(
+                    f"{k}: {(str(v).splitlines() or [type(v).__name__])[0]}" for k, v in errors.items() if k != first
+                )
                 err.add_note_to_message(f"other nodes failed too: {others}")
             raise err
         return results
 
     def in_background(self, key: str, fn: Callable[[], T]) -> Future[T]:
         """Start ``fn`` now, in its own thread, its events attributed to step ``key``."""
+
         def work() -> T:
             with AUDIT.in_step(key):
                 return fn()
@@ -160,6 +173,7 @@ class Run:
 
     def each_node_in_step(self, key: str, fn: Callable[[Node], T]) -> dict[str, T]:
         """``fn`` on every node concurrently, in threads whose events belong to step ``key``."""
+
         def one(n: Node) -> T:
             with AUDIT.node(n.name), AUDIT.in_step(key):
                 return fn(n)

@@ -1,10 +1,14 @@
 """The environment file: one YAML file describes one OMS CE deployment.
 
-It is read and validated once, before any step, into a frozen ``Environment``. Every mistake
-names the file, the key, what was expected and what was seen. Names that later reach SQL, a
-shell or a path (databases, the container, folders) are checked against strict patterns here,
-so nothing can be smuggled through them. Secrets are references (``{env: NAME}`` or
-``{file: PATH}``); an inline string works but is discouraged. See env.example.yaml.
+It is read and validated once, before any step, into a frozen ``Environment``. Every mistake of
+a file is reported at once, each with its line, its key, what was expected and what was seen:
+a file with five mistakes takes one run to fix, not five. Names that later reach SQL, a shell
+or a path (databases, the container, folders) are checked against strict patterns here, so
+nothing can be smuggled through them. Secrets are references (``{env: NAME}`` or
+``{file: PATH}``, the file 0600 and the user's own); an inline string works but is discouraged.
+
+The file's structure is one pydantic model (``EnvFile``): it validates, collects every error,
+and gives the JSON Schema editors use (``omsup schema``). See env.example.yaml.
 """
 
 from __future__ import annotations
@@ -12,15 +16,18 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
+import stat
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 from . import redact
-from .errors import ConfigError
+from .errors import ConfigError, Problem
 from .versions import Version, VersionError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -30,9 +37,19 @@ USER_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,80}$")
 ENV_VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 PATH_RE = re.compile(r"^/[A-Za-z0-9_./@+,:=~-]*$")
 HOSTNAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$")
-SSH_RE = re.compile(r"^(ssh|paramiko)://(?:(?P<user>[A-Za-z0-9_.-]{1,32})@)?(?P<host>[A-Za-z0-9.:\[\]-]{1,253}?)(?::(?P<port>\d{1,5}))?$")
+SSH_RE = re.compile(
+    r"^ssh://(?:(?P<user>[A-Za-z0-9_.-]{1,32})@)?(?P<host>[A-Za-z0-9.:\[\]-]{1,253}?)(?::(?P<port>\d{1,5}))?$"
+)
+TCP_RE = re.compile(r"^tcp://[A-Za-z0-9.-]+:\d{1,5}$")
+VAR_REF_RE = re.compile(r"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?")
+
+MAX_FILE_BYTES = 1024 * 1024  # an environment file is a few KB
+MAX_NODES = 10_000  # YAML nodes after aliases are expanded (a 1 KB alias bomb expands to billions)
+MAX_DEPTH = 32
+MIN_SECRET_LENGTH = 8  # shorter secrets would mask ordinary words in every report
 
 
+# == the frozen environment the runbooks use ======================================================
 @dataclass(frozen=True)
 class Secret:
     """A secret value and where it came from; never shown by repr or str."""
@@ -45,12 +62,22 @@ class Secret:
 
 
 @dataclass(frozen=True)
+class TLS:
+    ca: str
+    cert: str
+    key: str
+
+
+@dataclass(frozen=True)
 class Node:
     name: str
     ip: str
-    host: str  # testinfra host spec: local:// or ssh://user@host[:port]
-    docker: str  # Docker engine URL: unix:///path, ssh://user@host, tcp://host:port
+    host: str  # local:// or ssh://user@host[:port]
+    docker: str  # Docker engine URL: unix:///path (on the node), ssh://user@host, tcp://host:port
     region: str
+    sudo: bool = False  # docker and file commands the documents run with sudo
+    tls: TLS | None = None  # client certificates for a tcp:// engine
+    insecure: bool = False  # a tcp:// engine without TLS, said explicitly
 
 
 @dataclass(frozen=True)
@@ -68,6 +95,7 @@ class MetaDB:
     password: Secret
     rm: str
     cm: str
+    ssl_ca: str | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +132,7 @@ class Environment:
     ha: HA
     console: Console
     state_dir: str
+    sha256: str = ""  # of the file as read
 
     @property
     def nodes(self) -> tuple[Node, ...]:
@@ -114,226 +143,622 @@ class Environment:
         return [("rm", self.metadb.rm), ("cm", self.metadb.cm)] + [("cm_hb", r.cm_hb) for r in self.regions]
 
 
-class _Reader:
-    """Walks the parsed YAML, collecting the first error with its full key."""
+# == the file's model: validation, every error at once, the JSON Schema =========================
+def _fail(what: str, hint: str = "") -> PydanticCustomError:
+    return PydanticCustomError("omsup", "{what}", {"what": what, "hint": hint})
+
+
+def _check(ok: Callable[[Any], bool], what: str) -> BeforeValidator:
+    """A validator with the project's wording: the value is refused with ``what`` was expected."""
+
+    def check(v: Any) -> Any:
+        if not ok(v):
+            raise _fail(what)
+        return v
+
+    return BeforeValidator(check)
+
+
+def _matches(pattern: re.Pattern[str]) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, str) and bool(pattern.match(v))
+
+
+def _whole(lo: int, hi: int) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+
+def _schema(what: str, **schema: Any) -> WithJsonSchema:
+    return WithJsonSchema({**schema, "description": what})
+
+
+def _is_ip(v: Any) -> bool:
+    try:
+        ipaddress.ip_address(str(v))
+        return isinstance(v, str)
+    except ValueError:
+        return False
+
+
+def _is_version(v: Any) -> bool:
+    try:
+        Version.parse(v)
+        return True
+    except VersionError:
+        return False
+
+
+def _is_docker_url(v: Any) -> bool:
+    return isinstance(v, str) and (
+        (v.startswith("unix://") and bool(PATH_RE.match(v[len("unix://") :])))
+        or bool(SSH_RE.match(v))
+        or bool(TCP_RE.match(v))
+    )
+
+
+def _is_secret(v: Any) -> bool:
+    if isinstance(v, str):
+        return True
+    if isinstance(v, dict) and len(v) == 1:
+        kind, ref = next(iter(v.items()))
+        return (kind == "env" and isinstance(ref, str) and bool(ENV_VAR_RE.match(ref))) or (
+            kind == "file" and isinstance(ref, str) and bool(ref)
+        )
+    return False
+
+
+W_NAME = "a name of letters, digits, _ . - (at most 64)"
+W_CONTAINER = "a Docker container name"
+W_DB = "a database name of letters, digits and _"
+W_USER = "a user name such as root@oms_tenant"
+W_PATH = "an absolute path of letters, digits and _ . / @ + , : = ~ -"
+W_VERSION = "a version such as 4.2.8-CE"
+W_IP = "an IP address such as 10.0.0.2"
+W_ADDRESS = "a host name or an IP address"
+W_HOST = "a host spec: local:// or ssh://user@host[:port]"
+W_DOCKER = "a Docker engine URL: unix:///var/run/docker.sock, ssh://user@host or tcp://host:port"
+W_SECRET = "a secret reference {env: NAME} or {file: PATH} (or an inline string)"
+W_BOOL = "true or false"
+W_PORT = "a whole number from 1 to 65535"
+W_MARGIN = "a whole number from 0 to 10000"
+SECRET_SCHEMA = [
+    {"type": "string", "description": "inline (discouraged)"},
+    {"type": "object", "properties": {"env": {"type": "string"}}, "required": ["env"], "additionalProperties": False},
+    {"type": "object", "properties": {"file": {"type": "string"}}, "required": ["file"], "additionalProperties": False},
+]
+
+NameT = Annotated[str, _check(_matches(NAME_RE), W_NAME), _schema(W_NAME, type="string", pattern=NAME_RE.pattern)]
+ContainerT = Annotated[
+    str, _check(_matches(CONTAINER_RE), W_CONTAINER), _schema(W_CONTAINER, type="string", pattern=CONTAINER_RE.pattern)
+]
+DbT = Annotated[str, _check(_matches(DB_RE), W_DB), _schema(W_DB, type="string", pattern=DB_RE.pattern)]
+UserT = Annotated[str, _check(_matches(USER_RE), W_USER), _schema(W_USER, type="string", pattern=USER_RE.pattern)]
+PathT = Annotated[str, _check(_matches(PATH_RE), W_PATH), _schema(W_PATH, type="string", pattern=PATH_RE.pattern)]
+VersionT = Annotated[
+    str, _check(_is_version, W_VERSION), _schema(W_VERSION, type="string", pattern=r"^[Vv]?\d+\.\d+\.\d+")
+]
+IpT = Annotated[str, _check(_is_ip, W_IP), _schema(W_IP, type="string")]
+AddressT = Annotated[
+    str, _check(lambda v: _is_ip(v) or _matches(HOSTNAME_RE)(v), W_ADDRESS), _schema(W_ADDRESS, type="string")
+]
+HostSpecT = Annotated[
+    str, _check(lambda v: v == "local://" or _matches(SSH_RE)(v), W_HOST), _schema(W_HOST, type="string")
+]
+DockerT = Annotated[str, _check(_is_docker_url, W_DOCKER), _schema(W_DOCKER, type="string")]
+SecretT = Annotated[Any, _check(_is_secret, W_SECRET), _schema(W_SECRET, oneOf=SECRET_SCHEMA)]
+BoolT = Annotated[bool, _check(lambda v: isinstance(v, bool), W_BOOL), _schema(W_BOOL, type="boolean")]
+PortT = Annotated[int, _check(_whole(1, 65535), W_PORT), _schema(W_PORT, type="integer", minimum=1, maximum=65535)]
+MarginT = Annotated[
+    int, _check(_whole(0, 10_000), W_MARGIN), _schema(W_MARGIN, type="integer", minimum=0, maximum=10_000)
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class TLSFile(_Model):
+    """Client certificates for a tcp:// Docker engine (docker --tlsverify)."""
+
+    ca: PathT
+    cert: PathT
+    key: PathT
+
+
+class NodeFile(_Model):
+    name: NameT
+    ip: IpT
+    host: HostSpecT = Field(description="how to run commands there: local:// or ssh://user@host[:port] (OpenSSH)")
+    docker: DockerT = Field(description="the node's Docker engine")
+    sudo: BoolT = False
+    tls: TLSFile | None = None
+    insecure: BoolT = False
+
+
+class RegionFile(_Model):
+    name: NameT
+    cm_hb: DbT
+    nodes: Annotated[list[NodeFile], Field(min_length=1)]
+
+
+class MetaDBFile(_Model):
+    host: AddressT
+    port: PortT
+    user: UserT
+    password: SecretT
+    rm: DbT
+    cm: DbT
+    ssl_ca: PathT | None = Field(None, description="CA certificate: connect to the MetaDB over TLS, verified")
+
+
+class BackupFile(_Model):
+    host: HostSpecT
+    dir: PathT
+
+
+class HAFile(_Model):
+    perceive_store_client_checkpoint: BoolT = False
+    refetch_margin_min: MarginT = 5
+
+
+class ConsoleFile(_Model):
+    port: PortT = 8089
+    scheme: Literal["http", "https"] = Field("http", description="https recommended (Basic auth in clear otherwise)")
+    user: UserT
+    password: SecretT
+    ca_file: PathT | None = None
+
+
+class EnvFile(_Model):
+    """An OMS CE deployment, described once for every runbook."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, title="omsup environment file")
+
+    name: NameT
+    container: ContainerT
+    version: VersionT | None = None
+    packages: dict[str, PathT] = Field(
+        default_factory=dict, description="version: path of its installation package on the nodes"
+    )
+    metadb: MetaDBFile
+    regions: Annotated[list[RegionFile], Field(min_length=1)]
+    backup: BackupFile
+    ha: HAFile = Field(default_factory=HAFile)
+    console: ConsoleFile
+    state_dir: PathT | None = None
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the environment file (what `omsup schema` prints)."""
+    schema = EnvFile.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema
+
+
+# == reading YAML: limits, duplicate keys, lines ====================================================
+class _Composed:
+    """A YAML document as plain values, with the line of every key and the text of every scalar."""
 
     def __init__(self, file: str) -> None:
         self.file = file
-        self.base = Path(file).resolve().parent
+        self.lines: dict[tuple[Any, ...], int] = {}
+        self.raw: dict[tuple[Any, ...], str] = {}
+        self.problems: list[Problem] = []
+        self.count = 0
+        self._ctor = yaml.SafeLoader("")
 
-    def err(self, key: str, expected: str, seen: object, hint: str | None = None) -> ConfigError:
-        return ConfigError(self.file, key, expected, seen, hint)
+    def value(self, node: yaml.Node, path: tuple[Any, ...], depth: int = 0) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES or depth > MAX_DEPTH:
+            raise ConfigError(
+                self.file,
+                "(file)",
+                f"at most {MAX_NODES} values nested at most {MAX_DEPTH} deep (after YAML aliases are expanded)",
+                f"more, at line {node.start_mark.line + 1}",
+                "write the file out plainly, without anchors and aliases",
+            )
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            out: dict[Any, Any] = {}
+            seen: dict[Any, int] = {}
+            for k_node, v_node in node.value:
+                key = self._scalar(k_node, path) if isinstance(k_node, yaml.ScalarNode) else None
+                line = k_node.start_mark.line + 1
+                if not isinstance(key, str):
+                    self.problems.append(Problem(_key(path + ("?",)), "a text key", key, line=line))
+                    continue
+                if key in seen:
+                    self.problems.append(
+                        Problem(
+                            _key(path + (key,)),
+                            "each key once",
+                            f"it at lines {seen[key]} and {line}",
+                            "remove one of the two (YAML would silently keep the last)",
+                            line,
+                        )
+                    )
+                    continue
+                seen[key] = line
+                self.lines[path + (key,)] = line
+                out[key] = self.value(v_node, path + (key,), depth + 1)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.value(v, path + (i,), depth + 1) for i, v in enumerate(node.value)]
+        return self._scalar(node, path)
 
-    def mapping(self, obj: Any, key: str, allowed: set[str], required: set[str]) -> dict[Any, Any]:
-        if not isinstance(obj, dict):
-            raise self.err(key or "(top level)", "a mapping", obj)
-        for k in obj:
-            if not isinstance(k, str) or k not in allowed:
-                near = ", ".join(sorted(allowed))
-                raise self.err(f"{key}.{k}" if key else str(k), f"one of the known keys ({near})", k,
-                               "remove or correct the key (a typo here is never ignored)")
-        for k in sorted(required):
-            if k not in obj or obj[k] is None:
-                raise self.err(f"{key}.{k}" if key else k, "a value", None)
-        return obj
-
-    def string(self, obj: Any, key: str, pattern: re.Pattern[str], what: str) -> str:
-        if not isinstance(obj, str) or not pattern.match(obj):
-            raise self.err(key, what, obj)
-        return obj
-
-    def integer(self, obj: Any, key: str, lo: int, hi: int) -> int:
-        if isinstance(obj, bool) or not isinstance(obj, int) or not lo <= obj <= hi:
-            raise self.err(key, f"a whole number from {lo} to {hi}", obj)
-        return obj
-
-    def boolean(self, obj: Any, key: str) -> bool:
-        if not isinstance(obj, bool):
-            raise self.err(key, "true or false", obj)
-        return obj
-
-    def path(self, obj: Any, key: str) -> str:
-        return self.string(obj, key, PATH_RE, "an absolute path of letters, digits and _ . / @ + , : = ~ -")
-
-    def version(self, obj: Any, key: str) -> Version:
+    def _scalar(self, node: yaml.Node, path: tuple[Any, ...]) -> Any:
+        self.raw[path] = str(node.value)
         try:
-            return Version.parse(obj)
-        except VersionError as e:
-            raise self.err(key, "a version such as 4.2.8-CE", obj) from e
-
-    def ip(self, obj: Any, key: str) -> str:
-        try:
-            return str(ipaddress.ip_address(str(obj)))
-        except ValueError as e:
-            raise self.err(key, "an IP address such as 10.0.0.2", obj) from e
-
-    def address(self, obj: Any, key: str) -> str:
-        if isinstance(obj, str):
-            try:
-                return str(ipaddress.ip_address(obj))
-            except ValueError:
-                if HOSTNAME_RE.match(obj):
-                    return obj
-        raise self.err(key, "a host name or an IP address", obj)
-
-    def host_spec(self, obj: Any, key: str) -> str:
-        if obj == "local://":
-            return "local://"
-        if isinstance(obj, str) and SSH_RE.match(obj):
-            return obj
-        raise self.err(key, "a host spec: local:// or ssh://user@host[:port]", obj)
-
-    def docker_url(self, obj: Any, key: str) -> str:
-        if isinstance(obj, str):
-            if obj.startswith("unix://") and PATH_RE.match(obj[len("unix://"):]):
-                return obj
-            if SSH_RE.match(obj) and obj.startswith("ssh://"):
-                return obj
-            if re.match(r"^tcp://[A-Za-z0-9.-]+:\d{1,5}$", obj):
-                return obj
-        raise self.err(key, "a Docker engine URL: unix:///var/run/docker.sock, ssh://user@host or tcp://host:port", obj)
-
-    def secret(self, obj: Any, key: str) -> Secret:
-        if isinstance(obj, str):
-            if not obj:
-                raise self.err(key, "a non-empty secret or a reference {env: NAME} / {file: PATH}", obj)
-            redact.register(obj)
-            return Secret(f"{self.file}:{key} (inline)", obj)
-        if isinstance(obj, dict) and len(obj) == 1:
-            kind, ref = next(iter(obj.items()))
-            if kind == "env" and isinstance(ref, str) and ENV_VAR_RE.match(ref):
-                value = os.environ.get(ref)
-                if not value:
-                    raise self.err(key, f"the environment variable {ref} to be set", None,
-                                   f"export {ref}=... (the secret) before running, or point '{key}' elsewhere")
-                redact.register(value)
-                return Secret(f"env:{ref}", value)
-            if kind == "file" and isinstance(ref, str):
-                p = (self.base / ref) if not ref.startswith("/") else Path(ref)
-                try:
-                    value = p.read_text(encoding="utf-8").rstrip("\n")
-                except OSError as e:
-                    raise self.err(key, "a readable secret file", ref, f"create {p} (mode 0600) or fix the path") from e
-                except UnicodeDecodeError as e:
-                    raise self.err(key, "a secret file in UTF-8", f"{ref} (byte {e.start} is not UTF-8)",
-                                   "write the secret in UTF-8, as the MetaDB and the console expect it") from None
-                if not value:
-                    raise self.err(key, "a non-empty secret file", ref)
-                redact.register(value)
-                return Secret(f"file:{p}", value)
-        raise self.err(key, "a secret reference {env: NAME} or {file: PATH} (or an inline string)",
-                       "<a mapping>" if isinstance(obj, dict) else type(obj).__name__)
+            return self._ctor.construct_object(node, deep=True)
+        except Exception as e:  # noqa: BLE001 - PyYAML's constructors raise anything on odd tags (!!timestamp x)
+            self.problems.append(
+                Problem(
+                    _key(path),
+                    "a plain YAML value",
+                    f"{node.tag} {node.value!r} ({type(e).__name__})",
+                    "remove the tag (!!...) or write a plain value",
+                    node.start_mark.line + 1,
+                )
+            )
+            return None
 
 
-TOP_KEYS = {"name", "container", "version", "packages", "metadb", "regions", "backup", "ha", "console", "state_dir"}
+def _key(path: tuple[Any, ...]) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
 
 
+def _read(file: str) -> tuple[str, bytes]:
+    try:
+        size = os.stat(file).st_size
+        if size > MAX_FILE_BYTES:
+            raise ConfigError(
+                file,
+                "(file)",
+                f"an environment file of at most {MAX_FILE_BYTES // 1024} KiB",
+                f"{size} bytes",
+                "point --env at the deployment's environment file",
+            )
+        with open(file, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigError(
+            file,
+            "(file)",
+            "an existing environment file",
+            None,
+            "pass --env PATH of a YAML file (see env.example.yaml)",
+        ) from None
+    except OSError as e:
+        raise ConfigError(file, "(file)", "a readable file", str(e)) from None
+    try:
+        return data.decode("utf-8"), data
+    except UnicodeDecodeError as e:
+        raise ConfigError(file, "(file)", "a UTF-8 file", f"byte {e.start} is not UTF-8") from None
+
+
+def _compose(file: str, text: str) -> _Composed:
+    c = _Composed(file)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+        raise ConfigError(file, "(syntax)", "valid YAML", f"{getattr(e, 'problem', None) or e} at {where}") from None
+    except RecursionError:
+        raise ConfigError(file, "(syntax)", f"values nested at most {MAX_DEPTH} deep", "deeper nesting") from None
+    if node is None:
+        raise ConfigError(file, "(top level)", "a mapping", None)
+    c.doc = c.value(node, ())  # type: ignore[attr-defined]
+    return c
+
+
+# == validation ====================================================================================
+_HINTS = {
+    "extra_forbidden": "remove or correct the key (a typo here is never ignored)",
+}
+
+
+def _problems_of(error: ValidationError, c: _Composed) -> list[Problem]:
+    out = []
+    for err in error.errors(include_url=False):
+        loc = tuple(err["loc"])
+        line = _line(c, loc)
+        typ, ctx, seen = err["type"], err.get("ctx") or {}, err.get("input")
+        if typ == "missing":
+            out.append(Problem(_key(loc), "a value", None, line=line))
+        elif typ == "extra_forbidden":
+            known = sorted(_known_keys(loc[:-1]))
+            out.append(
+                Problem(
+                    _key(loc), f"one of the known keys ({', '.join(known)})", loc[-1], _HINTS["extra_forbidden"], line
+                )
+            )
+        elif typ == "omsup":
+            hint = ctx.get("hint") or _number_hint(c, loc, seen)
+            shown = "<a mapping>" if isinstance(seen, dict) and "password" in str(loc[-1]) else seen
+            out.append(Problem(_key(loc), ctx["what"], shown, hint or None, line))
+        elif typ in ("too_short", "list_type") and loc and loc[-1] in ("regions", "nodes"):
+            out.append(Problem(_key(loc), f"a non-empty list of {loc[-1]}", seen, line=line))
+        elif typ in ("model_type", "model_attributes_type", "dict_type"):
+            out.append(Problem(_key(loc), "a mapping", seen, line=line))
+        elif typ == "literal_error":
+            out.append(
+                Problem(_key(loc), " or ".join(str(x).strip("'") for x in _literal_choices(ctx)), seen, line=line)
+            )
+        else:
+            out.append(Problem(_key(loc), err["msg"], seen, line=line))
+    return out
+
+
+def _literal_choices(ctx: dict[str, Any]) -> list[str]:
+    return [x.strip() for x in str(ctx.get("expected", "")).replace(" or ", ",").split(",") if x.strip()]
+
+
+def _number_hint(c: _Composed, loc: tuple[Any, ...], seen: Any) -> str:
+    """A name or path that YAML read as a number, a boolean or a date: say so and how to quote it."""
+    raw = c.raw.get(loc)
+    if raw is not None and not isinstance(seen, str) and seen is not None:
+        return f'YAML read {raw!r} as {type(seen).__name__} {seen!r}: quote it ({loc[-1]}: "{raw}")'
+    return ""
+
+
+def _known_keys(loc: tuple[Any, ...]) -> set[str]:
+    model: Any = EnvFile
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        info = model.model_fields.get(part)
+        if info is None:
+            return set()
+        inner = info.annotation
+        for cand in (inner, *getattr(inner, "__args__", ())):
+            for sub in (cand, *getattr(cand, "__args__", ())):
+                if isinstance(sub, type) and issubclass(sub, BaseModel):
+                    model = sub
+                    break
+    return set(model.model_fields)
+
+
+def _line(c: _Composed, loc: tuple[Any, ...]) -> int | None:
+    for i in range(len(loc), -1, -1):
+        if loc[:i] in c.lines:
+            return c.lines[loc[:i]]
+    return None
+
+
+# == secrets =========================================================================================
+def _secret(ref: Any, key: str, file: str, line: int | None, problems: list[Problem]) -> Secret | None:
+    base = Path(file).resolve().parent
+    if isinstance(ref, str):
+        if VAR_REF_RE.fullmatch(ref.strip()):
+            var = ref.strip().strip("${}")
+            problems.append(
+                Problem(
+                    key,
+                    "a secret reference {env: NAME} or {file: PATH} (or an inline string)",
+                    "a ${VARIABLE} written as a literal password",
+                    f"YAML does not expand variables: write {key.split('.')[-1]}: {{env: {var}}}",
+                    line,
+                )
+            )
+            return None
+        return _checked_secret(Secret(f"{file}:{key} (inline)", ref), key, line, problems)
+    kind, name = next(iter(ref.items()))
+    if kind == "env":
+        value = os.environ.get(name)
+        if not value:
+            problems.append(
+                Problem(
+                    key,
+                    f"the environment variable {name} to be set",
+                    None,
+                    f"export {name}=... (the secret) before running, or point '{key}' elsewhere",
+                    line,
+                )
+            )
+            return None
+        return _checked_secret(Secret(f"env:{name}", value), key, line, problems)
+    p = Path(name) if name.startswith("/") else base / name
+    try:
+        st = p.stat()
+        raw = p.read_bytes()
+    except OSError:
+        problems.append(Problem(key, "a readable secret file", name, f"create {p} (mode 0600) or fix the path", line))
+        return None
+    if stat.S_IMODE(st.st_mode) & 0o077 or st.st_uid != os.getuid():
+        problems.append(
+            Problem(
+                key,
+                "a secret file of mode 0600 (or 0400) owned by you",
+                f"{p}: mode {stat.S_IMODE(st.st_mode):04o}, owner uid {st.st_uid}",
+                f"chmod 600 {p}; chown {os.getuid()} {p}",
+                line,
+            )
+        )
+        return None
+    try:
+        value = raw.decode("utf-8").rstrip("\n")
+    except UnicodeDecodeError as e:
+        problems.append(
+            Problem(
+                key,
+                "a secret file in UTF-8",
+                f"{name} (byte {e.start} is not UTF-8)",
+                "write the secret in UTF-8, as the MetaDB and the console expect it",
+                line,
+            )
+        )
+        return None
+    if not value:
+        problems.append(Problem(key, "a non-empty secret file", name, line=line))
+        return None
+    return _checked_secret(Secret(f"file:{p}", value), key, line, problems)
+
+
+def _checked_secret(s: Secret, key: str, line: int | None, problems: list[Problem]) -> Secret | None:
+    if len(s.value) < MIN_SECRET_LENGTH:
+        problems.append(
+            Problem(
+                key,
+                f"a secret of at least {MIN_SECRET_LENGTH} characters",
+                f"{len(s.value)} characters from {s.source}",
+                "a shorter secret cannot be masked in reports without masking ordinary words too; "
+                "change it on the system that uses it",
+                line,
+            )
+        )
+        return None
+    return s
+
+
+def _common(secret: Secret, key: str, values: list[str], line: int | None, problems: list[Problem]) -> None:
+    """A secret that is part of the file's other values would mask names, paths and users in every report."""
+    clash = next((v for v in values if secret.value in v), None)
+    if clash is not None:
+        problems.append(
+            Problem(
+                key,
+                "a secret that no other value of the file contains",
+                f"the secret from {secret.source} inside another value of the file",
+                "change the secret: masking it would also mask names and paths in the report",
+                line,
+            )
+        )
+
+
+# == load ===========================================================================================
 def load(path: str | os.PathLike[str]) -> Environment:
     """Read and validate an environment file.
 
     Raises:
-        ConfigError: the file, the key, what was expected and what was seen.
+        ConfigError: every problem of the file, each with its line, key, what was expected and seen.
     """
+    import hashlib
+
     file = str(path)
-    r = _Reader(file)
+    text, data = _read(file)
+    c = _compose(file, text)
+    doc = c.doc  # type: ignore[attr-defined]
+    if not isinstance(doc, dict):
+        raise ConfigError(file, "(top level)", "a mapping", doc)
+    problems = list(c.problems)
+    model: EnvFile | None = None
     try:
-        text = Path(file).read_text(encoding="utf-8")
-    except FileNotFoundError as e:
-        raise ConfigError(file, "(file)", "an existing environment file", None,
-                          "pass --env PATH of a YAML file (see env.example.yaml)") from e
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(file, "(file)", "a readable UTF-8 file", str(e)) from e
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
-        raise ConfigError(file, "(syntax)", "valid YAML", f"{getattr(e, 'problem', e)} at {where}") from e
-    top = r.mapping(doc, "", TOP_KEYS, {"name", "container", "metadb", "regions", "backup", "console"})
-    name = r.string(top["name"], "name", NAME_RE, "a name of letters, digits, _ . - (at most 64)")
-    container = r.string(top["container"], "container", CONTAINER_RE, "a Docker container name")
-    version = r.version(top["version"], "version") if top.get("version") is not None else None
-    packages: dict[Version, str] = {}
-    pk = top.get("packages") or {}
-    if not isinstance(pk, dict):
-        raise r.err("packages", "a mapping of version: path of the installation package on the nodes", pk)
-    for k, v in pk.items():
-        packages[r.version(k, f"packages.{k}")] = r.path(v, f"packages.{k}")
+        model = EnvFile.model_validate(doc)
+    except ValidationError as e:
+        problems += _problems_of(e, c)
+    if model is None:
+        raise ConfigError.many(file, problems)
+    env = _build(file, model, c, problems, hashlib.sha256(data).hexdigest())
+    if problems or env is None:
+        raise ConfigError.many(file, problems)
+    for s in (env.metadb.password, env.console.password):
+        redact.register(s.value)
+    redact.register_basic_auth(env.console.user, env.console.password.value)
+    return env
 
-    m = r.mapping(top["metadb"], "metadb", {"host", "port", "user", "password", "rm", "cm"},
-                  {"host", "port", "user", "password", "rm", "cm"})
-    metadb = MetaDB(
-        host=r.address(m["host"], "metadb.host"),
-        port=r.integer(m["port"], "metadb.port", 1, 65535),
-        user=r.string(m["user"], "metadb.user", USER_RE, "a user name such as root@oms_tenant"),
-        password=r.secret(m["password"], "metadb.password"),
-        rm=r.string(m["rm"], "metadb.rm", DB_RE, "a database name of letters, digits and _"),
-        cm=r.string(m["cm"], "metadb.cm", DB_RE, "a database name of letters, digits and _"),
-    )
 
-    regions_raw = top["regions"]
-    if not isinstance(regions_raw, list) or not regions_raw:
-        raise r.err("regions", "a non-empty list of regions", regions_raw)
-    regions: list[Region] = []
+def _build(file: str, m: EnvFile, c: _Composed, problems: list[Problem], sha: str) -> Environment | None:
+    def at(*loc: Any) -> int | None:
+        return _line(c, loc)
+
     seen_nodes: dict[str, str] = {}
     seen_ips: dict[str, str] = {}
-    seen_db = {metadb.rm: "metadb.rm", metadb.cm: "metadb.cm"}
-    for i, reg in enumerate(regions_raw):
+    seen_db = {m.metadb.rm: "metadb.rm", m.metadb.cm: "metadb.cm"}
+    regions = []
+    for i, rg in enumerate(m.regions):
         key = f"regions[{i}]"
-        rg = r.mapping(reg, key, {"name", "cm_hb", "nodes"}, {"name", "cm_hb", "nodes"})
-        rname = r.string(rg["name"], f"{key}.name", NAME_RE, "a region name of letters, digits, _ . -")
-        cm_hb = r.string(rg["cm_hb"], f"{key}.cm_hb", DB_RE, "a database name of letters, digits and _")
-        if cm_hb in seen_db:
-            raise r.err(f"{key}.cm_hb", f"a database other than {seen_db[cm_hb]}'s", cm_hb)
-        seen_db[cm_hb] = f"{key}.cm_hb"
-        nodes_raw = rg["nodes"]
-        if not isinstance(nodes_raw, list) or not nodes_raw:
-            raise r.err(f"{key}.nodes", "a non-empty list of nodes", nodes_raw)
-        nodes = []
-        for j, nd in enumerate(nodes_raw):
-            nkey = f"{key}.nodes[{j}]"
-            n = r.mapping(nd, nkey, {"name", "ip", "host", "docker"}, {"name", "ip", "host", "docker"})
-            node = Node(
-                name=r.string(n["name"], f"{nkey}.name", NAME_RE, "a node name of letters, digits, _ . -"),
-                ip=r.ip(n["ip"], f"{nkey}.ip"),
-                host=r.host_spec(n["host"], f"{nkey}.host"),
-                docker=r.docker_url(n["docker"], f"{nkey}.docker"),
-                region=rname,
+        if rg.cm_hb in seen_db:
+            problems.append(
+                Problem(
+                    f"{key}.cm_hb",
+                    f"a database other than {seen_db[rg.cm_hb]}'s",
+                    rg.cm_hb,
+                    line=at("regions", i, "cm_hb"),
+                )
             )
-            if node.name in seen_nodes:
-                raise r.err(f"{nkey}.name", f"a name not used already (used at {seen_nodes[node.name]})", node.name)
-            if node.ip in seen_ips:
-                raise r.err(f"{nkey}.ip", f"an IP not used already (used at {seen_ips[node.ip]})", node.ip)
-            seen_nodes[node.name], seen_ips[node.ip] = nkey, nkey
-            nodes.append(node)
-        regions.append(Region(rname, cm_hb, tuple(nodes)))
-
-    b = r.mapping(top["backup"], "backup", {"host", "dir"}, {"host", "dir"})
-    backup = Backup(host=r.host_spec(b["host"], "backup.host"), dir=r.path(b["dir"], "backup.dir"))
-
-    h = r.mapping(top.get("ha") or {}, "ha", {"perceive_store_client_checkpoint", "refetch_margin_min"}, set())
-    ha = HA(
-        perceive_store_client_checkpoint=r.boolean(h.get("perceive_store_client_checkpoint", False),
-                                                   "ha.perceive_store_client_checkpoint"),
-        refetch_margin_min=r.integer(h.get("refetch_margin_min", 5), "ha.refetch_margin_min", 0, 10_000),
-    )
-
-    c = r.mapping(top["console"], "console", {"port", "scheme", "user", "password", "ca_file"}, {"user", "password"})
-    scheme = c.get("scheme", "http")
-    if scheme not in ("http", "https"):
-        raise r.err("console.scheme", "http or https", scheme)
-    console = Console(
-        port=r.integer(c.get("port", 8089), "console.port", 1, 65535),
-        scheme=scheme,
-        user=r.string(c["user"], "console.user", USER_RE, "a console user name"),
-        password=r.secret(c["password"], "console.password"),
-        ca_file=r.path(c["ca_file"], "console.ca_file") if c.get("ca_file") else None,
-    )
-    redact.register_basic_auth(console.user, console.password.value)
-    state_dir = r.path(top["state_dir"], "state_dir") if top.get("state_dir") else str(
-        Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "omsup" / name
+        seen_db.setdefault(rg.cm_hb, f"{key}.cm_hb")
+        nodes = []
+        for j, n in enumerate(rg.nodes):
+            nkey, loc = f"{key}.nodes[{j}]", ("regions", i, "nodes", j)
+            if n.name in seen_nodes:
+                problems.append(
+                    Problem(
+                        f"{nkey}.name",
+                        f"a name not used already (used at {seen_nodes[n.name]})",
+                        n.name,
+                        line=at(*loc, "name"),
+                    )
+                )
+            ip = str(ipaddress.ip_address(n.ip))
+            if ip in seen_ips:
+                problems.append(
+                    Problem(f"{nkey}.ip", f"an IP not used already (used at {seen_ips[ip]})", ip, line=at(*loc, "ip"))
+                )
+            seen_nodes.setdefault(n.name, nkey)
+            seen_ips.setdefault(ip, nkey)
+            if n.docker.startswith("tcp://") and n.tls is None and not n.insecure:
+                problems.append(
+                    Problem(
+                        f"{nkey}.docker",
+                        "a tcp:// engine with tls: {ca, cert, key} (or insecure: true)",
+                        n.docker,
+                        "give the engine's client certificates, or say insecure: true "
+                        "deliberately (the engine then accepts anyone on the network)",
+                        at(*loc, "docker"),
+                    )
+                )
+            tls = TLS(n.tls.ca, n.tls.cert, n.tls.key) if n.tls else None
+            nodes.append(Node(n.name, ip, n.host, n.docker, rg.name, sudo=n.sudo, tls=tls, insecure=n.insecure))
+        regions.append(Region(rg.name, rg.cm_hb, tuple(nodes)))
+    packages: dict[Version, str] = {}
+    for v, p in m.packages.items():
+        try:
+            packages[Version.parse(v)] = p
+        except VersionError:
+            problems.append(Problem(f"packages.{v}", "a version such as 4.2.8-CE", v, line=at("packages", v)))
+    meta_pw = _secret(m.metadb.password, "metadb.password", file, at("metadb", "password"), problems)
+    console_pw = _secret(m.console.password, "console.password", file, at("console", "password"), problems)
+    others = [
+        m.name,
+        m.container,
+        m.metadb.user,
+        m.metadb.rm,
+        m.metadb.cm,
+        m.console.user,
+        m.backup.dir,
+        m.backup.host,
+        m.state_dir or "",
+        *[r.name for r in m.regions],
+        *[r.cm_hb for r in m.regions],
+        *[x for r in m.regions for n in r.nodes for x in (n.name, n.host, n.docker)],
+        *m.packages.values(),
+    ]
+    checks: list[tuple[Secret | None, str, tuple[Any, ...]]] = [
+        (meta_pw, "metadb.password", ("metadb", "password")),
+        (console_pw, "console.password", ("console", "password")),
+    ]
+    for s, key, loc in checks:
+        if s is not None:
+            _common(s, key, others, at(*loc), problems)
+    if meta_pw is None or console_pw is None or problems:
+        return None
+    state_dir = m.state_dir or str(
+        Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "omsup" / m.name
     )
     return Environment(
-        source=str(Path(file).resolve()), name=name, container=container, version=version, packages=packages,
-        metadb=metadb, regions=tuple(regions), backup=backup, ha=ha, console=console, state_dir=state_dir,
+        source=str(Path(file).resolve()),
+        name=m.name,
+        container=m.container,
+        version=Version.parse(m.version) if m.version is not None else None,
+        packages=packages,
+        metadb=MetaDB(m.metadb.host, m.metadb.port, m.metadb.user, meta_pw, m.metadb.rm, m.metadb.cm, m.metadb.ssl_ca),
+        regions=tuple(regions),
+        backup=Backup(m.backup.host, m.backup.dir),
+        ha=HA(m.ha.perceive_store_client_checkpoint, m.ha.refetch_margin_min),
+        console=Console(m.console.port, m.console.scheme, m.console.user, console_pw, m.console.ca_file),
+        state_dir=state_dir,
+        sha256=sha,
     )

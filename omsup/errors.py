@@ -6,6 +6,8 @@ failure category shown in the audit report (see omsup/report.py).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 
 class OmsupError(Exception):
     """Base of the project's errors: a message an operator can act on."""
@@ -26,18 +28,54 @@ class OmsupError(Exception):
         self.args = (self._text(),)
 
 
+@dataclass(frozen=True)
+class Problem:
+    """One mistake of a file: its key (and line), what was expected, what was seen, what to do."""
+
+    key: str
+    expected: str
+    seen: object
+    hint: str | None = None
+    line: int | None = None
+
+    def describe(self) -> str:
+        seen_s = "nothing" if self.seen is None else repr(self.seen)
+        if len(seen_s) > 200:
+            seen_s = seen_s[:200] + "..."
+        where = f"line {self.line}: " if self.line else ""
+        return f"{where}key '{self.key}': expected {self.expected}, saw {seen_s}"
+
+
 class ConfigError(OmsupError):
-    """The environment file is wrong: which file, which key, what was expected and seen."""
+    """The environment file is wrong: which file, which keys (and lines), what was expected and seen."""
 
     category = "Precondition refused"
 
-    def __init__(self, file: str, key: str, expected: str, seen: object, hint: str | None = None) -> None:
-        self.file, self.key, self.expected, self.seen = file, key, expected, seen
-        seen_s = "nothing" if seen is None else repr(seen)
-        if len(seen_s) > 200:
-            seen_s = seen_s[:200] + "..."
-        super().__init__(f"{file}: key '{key}': expected {expected}, saw {seen_s}",
-                         hint or f"fix '{key}' in {file} and run again")
+    def __init__(
+        self, file: str, key: str, expected: str, seen: object, hint: str | None = None, line: int | None = None
+    ) -> None:
+        self._setup(file, [Problem(key, expected, seen, hint, line)])
+
+    @classmethod
+    def many(cls, file: str, problems: list[Problem]) -> ConfigError:
+        """Every problem of ``file`` in one error (in the order of the file)."""
+        err = cls.__new__(cls)
+        err._setup(file, sorted(problems, key=lambda p: (p.line or 0, p.key)))
+        return err
+
+    def _setup(self, file: str, problems: list[Problem]) -> None:
+        self.file, self.problems = file, problems
+        first = problems[0]
+        self.key, self.expected, self.seen = first.key, first.expected, first.seen
+        if len(problems) == 1:
+            message = f"{file}: {first.describe()}"
+            hint = first.hint or f"fix '{first.key}' in {file} and run again"
+        else:
+            lines = [f"{file}: {len(problems)} problems, fix them all and run again:"]
+            for p in problems:
+                lines.append(f"  {p.describe()}" + (f"\n      next: {p.hint}" if p.hint else ""))
+            message, hint = "\n".join(lines), f"fix the {len(problems)} problems above in {file}"
+        OmsupError.__init__(self, message, hint)
 
 
 class PreconditionRefused(OmsupError):

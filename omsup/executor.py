@@ -108,8 +108,10 @@ class Executor:
         try:
             if run.until is not None and rs.number > run.until:
                 o.status = Status.NOT_RUN
-                o.reason = (f"stopped before step {rs.number} as asked (--until {run.until}); "
-                            "run again without --until to resume")
+                o.reason = (
+                    f"stopped before step {rs.number} as asked (--until {run.until}); "
+                    "run again without --until to resume"
+                )
                 raise NotRun(o.reason)
             if run.plan and rs.number > 0:  # plan mode: only the preflight runs
                 lines = rs.step.plan(run) if rs.step.plan else [f"check (reads only): {rs.step.title} -- {rs.doc}"]
@@ -121,8 +123,9 @@ class Executor:
                 # a later step that began (even if it failed half way) changed what this step's check looks at
                 later = [s for s in run.runbook.superseding(rs.step) if record.step_started(s.key)]
                 if later:
-                    with run.reporter.part(f"already done in this run (resumed); its effect was replaced by "
-                                           f"{later[0].key}"):
+                    with run.reporter.part(
+                        f"already done in this run (resumed); its effect was replaced by {later[0].key}"
+                    ):
                         pass
                 else:
                     with run.reporter.part("already done in this run (resumed): verifying, not redoing"):

@@ -37,12 +37,20 @@ def holder(host: Host, env: Environment) -> dict[str, Any] | None:
 
 
 def acquire(host: Host, env: Environment, runbook: str, operator: str) -> dict[str, Any]:
-    me = {"runbook": runbook, "operator": operator, "user": getpass.getuser(), "machine": socket.gethostname(),
-          "pid": os.getpid(), "since": utc_now()}
+    me = {
+        "runbook": runbook,
+        "operator": operator,
+        "user": getpass.getuser(),
+        "machine": socket.gethostname(),
+        "pid": os.getpid(),
+        "since": utc_now(),
+    }
     path = lock_path(env)
     if not host.is_dir(env.backup.dir):
-        raise PreconditionRefused(f"backup folder {env.backup.dir} on {host.label} does not exist",
-                                  f"create it (mkdir -p {env.backup.dir}; chmod 700 {env.backup.dir}) on {host.label}")
+        raise PreconditionRefused(
+            f"backup folder {env.backup.dir} on {host.label} does not exist",
+            f"create it (mkdir -p {env.backup.dir}; chmod 700 {env.backup.dir}) on {host.label}",
+        )
     host.make_private_dir(posixpath.dirname(path))
     if not host.create_exclusive(path, json.dumps(me)):
         other = holder(host, env) or {}
@@ -51,7 +59,8 @@ def acquire(host: Host, env: Environment, runbook: str, operator: str) -> dict[s
             f"({other.get('user')}@{other.get('machine')}, pid {other.get('pid')}) since {other.get('since')} "
             f"[{path} on {host.label}]",
             "wait for it to finish; if no run is going on (a killed run), release it deliberately: "
-            f"omsup unlock --env {env.source}")
+            f"omsup unlock --env {env.source}",
+        )
     return me
 
 

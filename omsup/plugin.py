@@ -42,10 +42,14 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("omsup", "OMS CE runbooks")
-    g.addoption("--env", metavar="FILE", help="environment file describing the OMS CE deployment (YAML); "
-                "a runbook runs only with it")
-    g.addoption("--plan", action="store_true", help="run the preflight, then list what each later step would do; "
-                "change nothing")
+    g.addoption(
+        "--env",
+        metavar="FILE",
+        help="environment file describing the OMS CE deployment (YAML); a runbook runs only with it",
+    )
+    g.addoption(
+        "--plan", action="store_true", help="run the preflight, then list what each later step would do; change nothing"
+    )
     g.addoption("--until", type=int, metavar="N", help="stop after step N (a later run resumes)")
     g.addoption("--report-root", default=None, metavar="DIR", help="where run folders are written (default: reports/)")
     g.addoption("--operator", default=None, help="who runs this (default: $SUDO_USER, $USER)")
@@ -127,14 +131,19 @@ class RunbookSession(StepRunner):
         if not books:
             return
         if len(books) > 1:
-            raise pytest.UsageError(f"one runbook per run, saw {', '.join(sorted(books))}: run them one after the other")
+            raise pytest.UsageError(
+                f"one runbook per run, saw {', '.join(sorted(books))}: run them one after the other"
+            )
         self.runbook = next(iter(books.values()))
         self.outcomes = Outcomes(self.runbook)
-        items.sort(key=lambda i: (rs.number if (rs := step_of(getattr(i, "obj", None))) else -1))
+        items.sort(key=lambda i: rs.number if (rs := step_of(getattr(i, "obj", None))) else -1)
         previous: RunbookStep | None = None
         for item, rs in sorted(((i, r) for i, r in steps if r), key=lambda x: x[1].number):
-            item.add_marker(pytest.mark.dependency(name=rs.dependency_name, scope="session",
-                                                   depends=[previous.dependency_name] if previous else []))
+            item.add_marker(
+                pytest.mark.dependency(
+                    name=rs.dependency_name, scope="session", depends=[previous.dependency_name] if previous else []
+                )
+            )
             for label, value in (("feature", rs.runbook.name), ("story", rs.label), ("runbook", rs.runbook.name)):
                 item.add_marker(_allure_label(label, value))
             func = getattr(item, "function", None)
@@ -166,9 +175,11 @@ class RunbookSession(StepRunner):
             return []
         rb, env = self.runbook, self.env
         mode = "PLAN (changes nothing)" if self.plan else "EXECUTE"
-        lines = [f"runbook {rb.name}: {rb.title} (doc {rb.doc}) -- {mode}",
-                 f"environment {env.name} from {env.source}: {len(env.nodes)} node(s) in {len(env.regions)} region(s)",
-                 f"report folder: {self.report_dir}"]
+        lines = [
+            f"runbook {rb.name}: {rb.title} (doc {rb.doc}) -- {mode}",
+            f"environment {env.name} from {env.source}: {len(env.nodes)} node(s) in {len(env.regions)} region(s)",
+            f"report folder: {self.report_dir}",
+        ]
         if self.until is not None:
             lines.append(f"stopping after step {self.until} (--until)")
         return lines
@@ -255,14 +266,18 @@ class RunbookSession(StepRunner):
             tr.write_line(f"  resumed run {run.record.run_id}: finished steps were verified, not redone")
         for o in self.outcomes:
             secs = f"{o.seconds:7.1f}s" if o.seconds is not None else " " * 8
-            tr.write_line(f"  {o.rs.number:>2}. {o.rs.step.title:<58} {o.status.value:<9} {secs}  "
-                          f"[{o.rs.doc.split(':')[0]}]")
+            tr.write_line(
+                f"  {o.rs.number:>2}. {o.rs.step.title:<58} {o.status.value:<9} {secs}  [{o.rs.doc.split(':')[0]}]"
+            )
         failed = self.outcomes.first_failure
         if failed:
             tr.write_line(f"  STOPPED at step {failed.rs.label}: {failed.category}: {failed.error}", red=True)
             where = f" (ledger {run.record.path})" if run is not None else ""
-            tr.write_line("  (plan mode)" if self.plan else
-                          f"  nothing later ran; fix the cause and run the same command again to resume{where}")
+            tr.write_line(
+                "  (plan mode)"
+                if self.plan
+                else f"  nothing later ran; fix the cause and run the same command again to resume{where}"
+            )
         if run is not None:
             for label, lines in run.plans.items():
                 tr.write_line(f"  plan {label}:")

@@ -276,13 +276,17 @@ class Record:
         try:
             size = path.stat().st_size
             if size > MAX_RECORD_BYTES:
-                raise LedgerError(f"run ledger {path} is {size} bytes, not a run record",
-                                  "move it aside deliberately; it was not written by omsup")
+                raise LedgerError(
+                    f"run ledger {path} is {size} bytes, not a run record",
+                    "move it aside deliberately; it was not written by omsup",
+                )
             return Record(path, RunData.model_validate_json(path.read_bytes()))
         except (OSError, ValueError, ValidationError) as e:
             first = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
-            raise LedgerError(f"run ledger {path} is unreadable: {first}",
-                              "restore it from the report folder's copy, or move it aside deliberately") from None
+            raise LedgerError(
+                f"run ledger {path} is unreadable: {first}",
+                "restore it from the report folder's copy, or move it aside deliberately",
+            ) from None
 
     @staticmethod
     def runs(state_dir: str | Path, runbook: str) -> list[Record]:
@@ -344,8 +348,9 @@ class Record:
             yield self.data.facts
             self.save()
 
-    def mark(self, key: str, status: str, seconds: float | None = None, error: str | None = None,
-             category: str | None = None) -> None:
+    def mark(
+        self, key: str, status: str, seconds: float | None = None, error: str | None = None, category: str | None = None
+    ) -> None:
         with self.lock:
             entry = self.data.steps.get(key)
             if entry is None:

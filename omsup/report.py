@@ -34,7 +34,10 @@ ALLURE_BIN = ROOT / "node_modules" / ".bin" / "allure"
 
 # Failure categories (Allure categories.json; the same names as the errors' ``category``).
 CATEGORIES = [
-    {"name": "Precondition refused", "messageRegex": r".*(PreconditionRefused|ConfigError|LedgerError|Precondition refused).*"},
+    {
+        "name": "Precondition refused",
+        "messageRegex": r".*(PreconditionRefused|ConfigError|LedgerError|Precondition refused).*",
+    },
     {"name": "Backup problem", "messageRegex": r".*(BackupProblem|Backup problem).*"},
     {"name": "Container problem", "messageRegex": r".*(ContainerProblem|Container problem).*"},
     {"name": "MetaDB problem", "messageRegex": r".*(MetaDBProblem|MetaDB problem).*"},
@@ -77,8 +80,12 @@ def attach_result_writers(config: pytest.Config, folder: Path) -> None:
 
 def _commit() -> str:
     try:
-        return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, timeout=5).stdout.strip() or "unknown"
+        return (
+            subprocess.run(
+                ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
+            ).stdout.strip()
+            or "unknown"
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
@@ -93,61 +100,106 @@ def summary(session: RunbookSession, operator: str) -> dict[str, Any]:
     t1 = (f.t1 or (up.t1 if up else None)) if f is not None else None
     end = f.serving_again if f is not None else None
     downtime = round((parse_utc(end) - parse_utc(t1)).total_seconds(), 1) if t1 and end else None
-    steps = [{"number": o.rs.number, "title": o.rs.step.title, "doc": o.rs.doc, "status": o.status.value,
-              "seconds": o.seconds, "error": o.error, "category": o.category} for o in outcomes]
+    steps = [
+        {
+            "number": o.rs.number,
+            "title": o.rs.step.title,
+            "doc": o.rs.doc,
+            "status": o.status.value,
+            "seconds": o.seconds,
+            "error": o.error,
+            "category": o.category,
+        }
+        for o in outcomes
+    ]
     failed = outcomes.first_failure
     complete = run is not None and run.record.data.status == "complete"
     outcome = "planned" if session.plan else "failed" if failed else "complete" if complete else "partial"
     backups = (f.backups or (up.backups if up else [])) if f is not None else []
     verified = f.verified if f is not None else None
-    return dict(redact_obj({
-        "outcome": outcome,
-        "runbook": book.name,
-        "title": book.title,
-        "document": book.doc,
-        "environment": env.name,
-        "environment_file": env.source,
-        "operator": operator,
-        "project_version": __version__,
-        "project_commit": _commit(),
-        "run_id": run.record.run_id if run is not None else None,
-        "resumed": run.resumed if run is not None else False,
-        "ledger": str(run.record.path) if run is not None else None,
-        "failed_step": None if not failed else {"step": failed.rs.label, "reason": f"{failed.category}: {failed.error}"},
-        "versions": {"before": versions.source if versions else None, "target": versions.target if versions else None},
-        "times": {"T1": t1, "T2": f.t2 if f else None, "T3": f.t3 if f else None, "serving_again": end,
-                  "downtime_seconds": downtime},
-        "steps": steps,
-        "backups": [{"db": b.db, "host": b.host, "path": b.path, "size": b.size, "sha256": b.sha256} for b in backups],
-        "binds": {n: {"before": v.binds, "after_checked_equal": bool(v.new_container_id)} for n, v in nodes.items()},
-        "oms_version": {"before": versions.oms_version_before if versions else None,
-                        "after": verified.oms_version if verified else None},
-        "servers": verified.servers if verified else None,
-        "oms_version_recovery": f.oms_version_recovery.model_dump() if f and f.oms_version_recovery else None,
-        "operator_actions": list(book.notes),
-        "plans": run.plans if run is not None else {},
-    }))
+    return dict(
+        redact_obj(
+            {
+                "outcome": outcome,
+                "runbook": book.name,
+                "kind": book.kind.value,
+                "title": book.title,
+                "document": book.doc,
+                "environment": env.name,
+                "environment_file": env.source,
+                "operator": operator,
+                "project_version": __version__,
+                "project_commit": _commit(),
+                "run_id": run.record.run_id if run is not None else None,
+                "resumed": run.resumed if run is not None else False,
+                "ledger": str(run.record.path) if run is not None else None,
+                "failed_step": None
+                if not failed
+                else {"step": failed.rs.label, "reason": f"{failed.category}: {failed.error}"},
+                "versions": {
+                    "before": versions.source if versions else None,
+                    "target": versions.target if versions else None,
+                },
+                "times": {
+                    "T1": t1,
+                    "T2": f.t2 if f else None,
+                    "T3": f.t3 if f else None,
+                    "serving_again": end,
+                    "downtime_seconds": downtime,
+                },
+                "steps": steps,
+                "backups": [
+                    {"db": b.db, "host": b.host, "path": b.path, "size": b.size, "sha256": b.sha256} for b in backups
+                ],
+                "binds": {
+                    n: {"before": v.binds, "after_checked_equal": bool(v.new_container_id)} for n, v in nodes.items()
+                },
+                "oms_version": {
+                    "before": versions.oms_version_before if versions else None,
+                    "after": verified.oms_version if verified else None,
+                },
+                "servers": verified.servers if verified else None,
+                "oms_version_recovery": f.oms_version_recovery.model_dump() if f and f.oms_version_recovery else None,
+                "operator_actions": list(book.notes),
+                "plans": run.plans if run is not None else {},
+            }
+        )
+    )
 
 
 def markdown(s: dict[str, Any]) -> str:
-    lines = [f"# {s['runbook']} on {s['environment']}: {s['outcome'].upper()}", "",
-             f"{s['title']} (doc {s['document']}). Run `{s['run_id']}` by {s['operator']}; "
-             f"project {s['project_version']} ({s['project_commit']}).", ""]
+    lines = [
+        f"# {s['runbook']} on {s['environment']}: {s['outcome'].upper()}",
+        "",
+        f"{s['title']} (doc {s['document']}). Run `{s['run_id']}` by {s['operator']}; "
+        f"project {s['project_version']} ({s['project_commit']}).",
+        "",
+    ]
     if s["failed_step"]:
         lines += [f"**Stopped at step {s['failed_step']['step']}**: {s['failed_step']['reason']}", ""]
     t = s["times"]
-    lines += ["| T1 | T2 | T3 | downtime |", "|---|---|---|---|",
-              f"| {t['T1'] or '-'} | {t['T2'] or '-'} | {t['T3'] or '-'} | "
-              f"{'-' if t['downtime_seconds'] is None else str(t['downtime_seconds']) + ' s'} |", "",
-              f"Versions: {s['versions']['before'] or '?'} -> {s['versions']['target'] or '?'}; "
-              f"oms_version before {s['oms_version']['before']}, after {s['oms_version']['after']}", ""]
+    lines += [
+        "| T1 | T2 | T3 | downtime |",
+        "|---|---|---|---|",
+        f"| {t['T1'] or '-'} | {t['T2'] or '-'} | {t['T3'] or '-'} | "
+        f"{'-' if t['downtime_seconds'] is None else str(t['downtime_seconds']) + ' s'} |",
+        "",
+        f"Versions: {s['versions']['before'] or '?'} -> {s['versions']['target'] or '?'}; "
+        f"oms_version before {s['oms_version']['before']}, after {s['oms_version']['after']}",
+        "",
+    ]
     if s.get("oms_version_recovery"):
-        lines += ["docker_init.sh answered 'Version before 4.1.1 is not allowed to upgrade': the doc 004 recovery "
-                  f"created oms_version with {s['oms_version_recovery']['version']} and ran it again.", ""]
+        lines += [
+            "docker_init.sh answered 'Version before 4.1.1 is not allowed to upgrade': the doc 004 recovery "
+            f"created oms_version with {s['oms_version_recovery']['version']} and ran it again.",
+            "",
+        ]
     lines += ["## Steps", "", "| # | step | document | status | seconds |", "|---|---|---|---|---|"]
     for st in s["steps"]:
-        lines.append(f"| {st['number']} | {st['title']} | {st['doc']} | {st['status']}"
-                     f"{' (' + st['category'] + ')' if st.get('category') else ''} | {st['seconds'] or ''} |")
+        lines.append(
+            f"| {st['number']} | {st['title']} | {st['doc']} | {st['status']}"
+            f"{' (' + st['category'] + ')' if st.get('category') else ''} | {st['seconds'] or ''} |"
+        )
     lines += ["", "## Backups", "", "| database | host | file | bytes | SHA-256 |", "|---|---|---|---|---|"]
     for b in s["backups"]:
         lines.append(f"| {b['db']} | {b['host']} | {b['path']} | {b['size']} | `{b['sha256']}` |")
@@ -165,11 +217,18 @@ def environment_properties(session: RunbookSession, s: dict[str, Any]) -> str:
     assert session.runbook is not None
     env = session.env
     props = {
-        "environment": env.name, "runbook": session.runbook.name, "document": session.runbook.doc,
-        "version.before": s["versions"]["before"], "version.target": s["versions"]["target"],
+        "environment": env.name,
+        "runbook": session.runbook.name,
+        "kind": s["kind"],
+        "document": session.runbook.doc,
+        "version.before": s["versions"]["before"],
+        "version.target": s["versions"]["target"],
         "nodes": ",".join(f"{n.name}({n.ip})" for n in env.nodes),
-        "regions": ",".join(r.name for r in env.regions), "operator": s["operator"],
-        "project.version": s["project_version"], "project.commit": s["project_commit"], "outcome": s["outcome"],
+        "regions": ",".join(r.name for r in env.regions),
+        "operator": s["operator"],
+        "project.version": s["project_version"],
+        "project.commit": s["project_commit"],
+        "outcome": s["outcome"],
     }
     return "".join(f"{k}={redact(v)}\n" for k, v in props.items())
 
@@ -181,10 +240,20 @@ def _summary_result(results: Path, s: dict[str, Any], md: str) -> None:
     now = int(time.time() * 1000)
     status = {"failed": "failed", "complete": "passed", "planned": "passed"}.get(s["outcome"], "skipped")
     result = {
-        "uuid": str(uuid.uuid4()), "historyId": f"{s['runbook']}-summary", "name": "Run summary",
-        "fullName": f"{s['runbook']}.summary", "status": status, "stage": "finished", "start": now, "stop": now,
-        "description": md, "labels": [{"name": "feature", "value": s["runbook"]}, {"name": "story", "value": "Run summary"},
-                                      {"name": "runbook", "value": s["runbook"]}],
+        "uuid": str(uuid.uuid4()),
+        "historyId": f"{s['runbook']}-summary",
+        "name": "Run summary",
+        "fullName": f"{s['runbook']}.summary",
+        "status": status,
+        "stage": "finished",
+        "start": now,
+        "stop": now,
+        "description": md,
+        "labels": [
+            {"name": "feature", "value": s["runbook"]},
+            {"name": "story", "value": "Run summary"},
+            {"name": "runbook", "value": s["runbook"]},
+        ],
         "attachments": [{"name": "summary.json", "source": att, "type": "application/json"}],
         "statusDetails": {"message": (s["failed_step"] or {}).get("reason") or s["outcome"]},
     }
@@ -200,7 +269,9 @@ def write_run_folder(session: RunbookSession, operator: str) -> None:
     write_json_atomic(folder / "summary.json", s)
     (folder / "summary.md").write_text(md)
     if session.run is not None:
-        write_json_atomic(folder / "ledger.json", redact_obj(session.run.record.data.model_dump(mode="json", by_alias=True)))
+        write_json_atomic(
+            folder / "ledger.json", redact_obj(session.run.record.data.model_dump(mode="json", by_alias=True))
+        )
     results = folder / "allure-results"
     results.mkdir(exist_ok=True)
     (results / "environment.properties").write_text(environment_properties(session, s))
@@ -218,16 +289,34 @@ def render_html(folder: Path) -> Path | None:
         (folder / "RENDER.txt").write_text(
             "The HTML report was not rendered: Node.js or the pinned Allure Report 3 is missing on this machine.\n"
             "Everything else of the run is in this folder. To render it later (on any machine with Node.js):\n"
-            f"  npm ci   # in the project folder, installs allure@3.18.0\n  omsup report {folder}\n")
+            f"  npm ci   # in the project folder, installs allure@3.18.0\n  omsup report {folder}\n"
+        )
         return None
     with tempfile.TemporaryDirectory() as tmp:
         name = f"OMS CE runbook: {folder.name}"
         # grouped by step ("story"), so every step shows at the top level, passed or not
-        p = subprocess.run([str(ALLURE_BIN), "awesome", str(results), "-o", tmp, "--single-file",
-                            "--report-name", name, "--group-by", "story"], capture_output=True, text=True, timeout=300)
+        p = subprocess.run(
+            [
+                str(ALLURE_BIN),
+                "awesome",
+                str(results),
+                "-o",
+                tmp,
+                "--single-file",
+                "--report-name",
+                name,
+                "--group-by",
+                "story",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         index = Path(tmp) / "index.html"
         if p.returncode != 0 or not index.exists():
-            (folder / "RENDER.txt").write_text(f"allure awesome failed (exit {p.returncode}):\n{redact(p.stderr)[-3000:]}\n")
+            (folder / "RENDER.txt").write_text(
+                f"allure awesome failed (exit {p.returncode}):\n{redact(p.stderr)[-3000:]}\n"
+            )
             return None
         out = folder / "report.html"
         shutil.copyfile(index, out)

@@ -143,16 +143,20 @@ class Runbook:
         """Declare step ``number``; returns the test function that performs it."""
         expected = len(self.steps)
         if number != expected:
-            raise RuntimeError(f"runbook {self.name}: step {getattr(step, 'title', step)!r} is numbered {number}, "
-                               f"expected {expected} (steps are numbered 0, 1, 2, ... in order)")
+            raise RuntimeError(
+                f"runbook {self.name}: step {getattr(step, 'title', step)!r} is numbered {number}, "
+                f"expected {expected} (steps are numbered 0, 1, 2, ... in order)"
+            )
         if not isinstance(step, Step):
             raise RuntimeError(f"runbook {self.name}: step {number} is not a known step: {step!r}")
         if self.has(step) or any(s.step.key == step.key for s in self.steps):
             raise RuntimeError(f"runbook {self.name}: step {step.key!r} appears twice")
         for s in self.steps:
             if step in s.step.supersedes:
-                raise RuntimeError(f"runbook {self.name}: step {s.step.key!r} supersedes {step.key!r}, which comes "
-                                   "after it; a step can only supersede earlier steps")
+                raise RuntimeError(
+                    f"runbook {self.name}: step {s.step.key!r} supersedes {step.key!r}, which comes "
+                    "after it; a step can only supersede earlier steps"
+                )
         rs = RunbookStep(number, step, doc, self)
         self.steps.append(rs)
 

@@ -74,8 +74,22 @@ V = Version.parse
 KNOWN_VERSIONS: tuple[Version, ...] = tuple(
     V(v)
     for v in (
-        "3.2.2", "3.3.0", "3.3.1", "4.0.0", "4.1.0", "4.1.1",
-        "4.2.0", "4.2.1", "4.2.2", "4.2.3", "4.2.4", "4.2.5", "4.2.6", "4.2.7", "4.2.8", "4.2.9",
+        "3.2.2",
+        "3.3.0",
+        "3.3.1",
+        "4.0.0",
+        "4.1.0",
+        "4.1.1",
+        "4.2.0",
+        "4.2.1",
+        "4.2.2",
+        "4.2.3",
+        "4.2.4",
+        "4.2.5",
+        "4.2.6",
+        "4.2.7",
+        "4.2.8",
+        "4.2.9",
     )
 )
 
@@ -118,23 +132,31 @@ def _range(lo: str, hi: str) -> tuple[Version, ...]:
 
 UPGRADE_RULES: tuple[UpgradeRule, ...] = (
     UpgradeRule(
-        V("3.3.0"), (V("3.2.2"),), "000",
+        V("3.3.0"),
+        (V("3.2.2"),),
+        "000",
         "OMS Community Edition support upgrade only from the previous version. "
         "The upgrade path is V3.2.2-CE > V3.3.0-CE > V3.3.1-CE.",
     ),
     UpgradeRule(
-        V("3.3.1"), (V("3.3.0"),), "000/003",
+        V("3.3.1"),
+        (V("3.3.0"),),
+        "000/003",
         "OMS Community Edition support upgrade only from the previous version. "
         "The upgrade path is V3.2.2-CE > V3.3.0-CE > V3.3.1-CE.",
         runbook="upgrade_331",
     ),
     UpgradeRule(
-        V("4.0.0"), (V("3.2.2"), V("3.3.0")), "001/002",
+        V("4.0.0"),
+        (V("3.2.2"), V("3.3.0")),
+        "001/002",
         "V4.0.0-CE is documented from V3.2.2-CE, and from V3.3.0-CE holding projects created on V3.2.1/V3.2.2.",
         runbook="upgrade_400",
     ),
     UpgradeRule(
-        V("4.2.9"), _range("4.2.0", "4.2.8"), "004",
+        V("4.2.9"),
+        _range("4.2.0", "4.2.8"),
+        "004",
         "OMS Community Edition V4.2.9-CE can only be upgraded from V4.2.0-CE to V4.2.8-CE. "
         "Upgrading from versions earlier than V4.2.0-CE to V4.2.9-CE is not supported.",
         runbook="upgrade_429",
@@ -165,9 +187,7 @@ def check_upgrade(source: Version | str, target: Version | str) -> None:
     s, t = Version.parse(source), Version.parse(target)
     rule = rule_for(t)
     if not rule.allows(s):
-        raise VersionError(
-            f"upgrade {s} -> {t} is not documented. Doc {rule.doc}: {rule.restriction}"
-        )
+        raise VersionError(f"upgrade {s} -> {t} is not documented. Doc {rule.doc}: {rule.restriction}")
 
 
 def upgrade_chain(source: Version | str, target: Version | str) -> list[UpgradeRule]:

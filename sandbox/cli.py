@@ -24,15 +24,22 @@ def main(argv: list[str] | None = None) -> int:
     u.add_argument("--heartbeat-rows", type=int, default=100_000)
     u.add_argument("--ssh", action="store_true", help="each node also reachable over its own sshd")
     u.add_argument("--https", action="store_true", help="mount an HTTPS certificate (console serves HTTPS only)")
-    u.add_argument("--own-cm-nodes", action="store_true",
-                   help="give each node of a region its own cm_nodes (docker_init.sh must run on every node)")
+    u.add_argument(
+        "--own-cm-nodes",
+        action="store_true",
+        help="give each node of a region its own cm_nodes (docker_init.sh must run on every node)",
+    )
     u.add_argument("--bulk-mb", type=int, default=0, help="add this many MiB of configuration history to cm")
     u.add_argument("--env-file", help="where to write the environment file")
     s = sub.add_parser("status", help="what runs")
     s.add_argument("--json", action="store_true")
     sub.add_parser("down", help="stop and remove everything `up` started")
-    f = sub.add_parser("fault", help="inject a fault", description="\n".join(f"{k}: {v}" for k, v in faults.FAULTS.items()),
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    f = sub.add_parser(
+        "fault",
+        help="inject a fault",
+        description="\n".join(f"{k}: {v}" for k, v in faults.FAULTS.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     f.add_argument("name", choices=list(faults.FAULTS))
     f.add_argument("--node")
     f.add_argument("--version")
@@ -46,8 +53,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if a.cmd == "up":
             t0 = time.monotonic()
-            path = deploy.up(a.nodes, a.regions, a.version, a.heartbeat_rows, a.ssh, a.env_file,
-                             own_cm_nodes=a.own_cm_nodes, https=a.https, bulk_mb=a.bulk_mb)
+            path = deploy.up(
+                a.nodes,
+                a.regions,
+                a.version,
+                a.heartbeat_rows,
+                a.ssh,
+                a.env_file,
+                own_cm_nodes=a.own_cm_nodes,
+                https=a.https,
+                bulk_mb=a.bulk_mb,
+            )
             print(f"sandbox up in {time.monotonic() - t0:.1f}s", file=sys.stderr)
             print(path)
         elif a.cmd == "status":
@@ -60,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"env file: {st['env_file']}")
                 print(f"metadb: {st['metadb']['host']}:{st['metadb']['port']} running={st['metadb']['running']}")
                 for n in st["nodes"]:
-                    print(f"  {n['name']:<4} {n['region']:<9} {n['ip']:<12} {n['image'] or '-':<40} running={n['running']}")
+                    print(
+                        f"  {n['name']:<4} {n['region']:<9} {n['ip']:<12} {n['image'] or '-':<40} running={n['running']}"
+                    )
         elif a.cmd == "down":
             deploy.down()
             print("sandbox: down")

@@ -39,8 +39,14 @@ def layout(nodes: int, regions: int) -> tuple[list[dict], list[dict]]:
             node = {"name": f"n{i}", "ip": ip, "region": name, "region_code": r}
             out_nodes.append(node)
             members.append(node)
-        out_regions.append({"name": name, "code": r, "cm_url": f"http://{members[0]['ip']}:8088",
-                            "nodes": [m["name"] for m in members]})
+        out_regions.append(
+            {
+                "name": name,
+                "code": r,
+                "cm_url": f"http://{members[0]['ip']}:8088",
+                "nodes": [m["name"] for m in members],
+            }
+        )
     return out_regions, out_nodes
 
 
@@ -48,8 +54,9 @@ def targets_of(version: Version) -> list[Version]:
     return [r.target for r in UPGRADE_RULES if r.allows(version)]
 
 
-def write_config(node: dict, region: dict, nodes: list[dict], names: dict, own_cm_nodes: bool,
-                 regions_total: int) -> None:
+def write_config(
+    node: dict, region: dict, nodes: list[dict], names: dict, own_cm_nodes: bool, regions_total: int
+) -> None:
     """config.yaml as documented (oms-interfaces.md): shared per region, unless own_cm_nodes."""
     np_ = paths.node_paths(node["name"])
     members = [n["ip"] for n in nodes if n["region"] == region["name"]]
@@ -82,8 +89,27 @@ def make_cert(node: dict) -> tuple[Path, Path]:
     crt, key = np_.data / "oms" / "https_crt", np_.data / "oms" / "https_key"
     if not crt.exists():
         from .procs import run
-        run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", f"/CN={node['ip']}",
-             "-addext", f"subjectAltName=IP:{node['ip']}", "-keyout", str(key), "-out", str(crt)])
+
+        run(
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "30",
+                "-subj",
+                f"/CN={node['ip']}",
+                "-addext",
+                f"subjectAltName=IP:{node['ip']}",
+                "-keyout",
+                str(key),
+                "-out",
+                str(crt),
+            ]
+        )
     return crt, key
 
 
@@ -91,8 +117,13 @@ def node_spec(node: dict, version: Version, https: bool) -> ContainerSpec:
     np_ = paths.node_paths(node["name"])
     m = np_.mounts
     cert = make_cert(node) if https else (None, None)
-    binds = standard_binds(str(np_.config), str(m["/home/admin/logs"]), str(m["/home/ds/store"]),
-                           str(m["/home/ds/run"]), *(str(c) if c else None for c in cert))
+    binds = standard_binds(
+        str(np_.config),
+        str(m["/home/admin/logs"]),
+        str(m["/home/ds/store"]),
+        str(m["/home/ds/run"]),
+        *(str(c) if c else None for c in cert),
+    )
     return ContainerSpec(paths.CONTAINER_NAME, images.image_ref(version), binds, node["ip"])
 
 
@@ -118,8 +149,10 @@ def wait_healthy(node: dict, https: bool, timeout: float = 60) -> None:
         logs = client.containers.get(paths.CONTAINER_NAME).logs(tail=15).decode(errors="replace")
     except Exception as e:
         logs = str(e)
-    raise SandboxError(f"node {node['name']} ({node['ip']}): /oms/health not healthy after {timeout:.0f}s "
-                       f"(last: {last})\n  container log:\n{logs}")
+    raise SandboxError(
+        f"node {node['name']} ({node['ip']}): /oms/health not healthy after {timeout:.0f}s "
+        f"(last: {last})\n  container log:\n{logs}"
+    )
 
 
 def _start_node(node: dict, version: Version, package: Path, https: bool) -> None:
@@ -141,11 +174,28 @@ def _start_node(node: dict, version: Version, package: Path, https: bool) -> Non
         client.close()
 
 
-def up(nodes: int, regions: int, version: str, heartbeat_rows: int, ssh: bool, env_file: str | None,
-       own_cm_nodes: bool = False, https: bool = False, bulk_mb: int = 0) -> Path:
+def up(
+    nodes: int,
+    regions: int,
+    version: str,
+    heartbeat_rows: int,
+    ssh: bool,
+    env_file: str | None,
+    own_cm_nodes: bool = False,
+    https: bool = False,
+    bulk_mb: int = 0,
+) -> Path:
     v = Version.parse(version)
-    args = {"nodes": nodes, "regions": regions, "version": str(v), "heartbeat_rows": heartbeat_rows,
-            "ssh": ssh, "own_cm_nodes": own_cm_nodes, "https": https, "bulk_mb": bulk_mb}
+    args = {
+        "nodes": nodes,
+        "regions": regions,
+        "version": str(v),
+        "heartbeat_rows": heartbeat_rows,
+        "ssh": ssh,
+        "own_cm_nodes": own_cm_nodes,
+        "https": https,
+        "bulk_mb": bulk_mb,
+    }
     current = paths.load_state()
     if current and current.get("args") != args:
         raise SandboxError(
@@ -214,15 +264,22 @@ def write_env_file(path: Path, state: dict) -> None:
         "version": state["args"]["version"],
         "packages": state["packages"],
         "metadb": {
-            "host": paths.METADB_HOST, "port": paths.METADB_PORT, "user": paths.METADB_USER,
+            "host": paths.METADB_HOST,
+            "port": paths.METADB_PORT,
+            "user": paths.METADB_USER,
             "password": {"file": str(paths.secret("metadb_password"))},
-            "rm": state["metadb"]["rm"], "cm": state["metadb"]["cm"],
+            "rm": state["metadb"]["rm"],
+            "cm": state["metadb"]["cm"],
         },
         "regions": regions,
         "backup": {"host": first_host, "dir": state["backups"]},
         "ha": {"perceive_store_client_checkpoint": False, "refetch_margin_min": 5},
-        "console": {"port": 8089, "scheme": "https" if https else "http", "user": paths.CONSOLE_USER,
-                    "password": {"file": str(paths.secret("console_password"))}},
+        "console": {
+            "port": 8089,
+            "scheme": "https" if https else "http",
+            "user": paths.CONSOLE_USER,
+            "password": {"file": str(paths.secret("console_password"))},
+        },
         **({"console_ca": str(ca_bundle(state))} if https else {}),
         "state_dir": str(paths.STATE_DIR / "ledgers"),
     }
@@ -248,8 +305,15 @@ def status() -> dict:
     nodes = []
     for n in st["nodes"]:
         np_ = paths.node_paths(n["name"])
-        entry = {"name": n["name"], "region": n["region"], "ip": n["ip"], "docker_host": np_.docker_url,
-                 "container": paths.CONTAINER_NAME, "image": None, "running": False}
+        entry = {
+            "name": n["name"],
+            "region": n["region"],
+            "ip": n["ip"],
+            "docker_host": np_.docker_url,
+            "container": paths.CONTAINER_NAME,
+            "image": None,
+            "running": False,
+        }
         if n["name"] in (st.get("ssh") or {}):
             entry["ssh"] = st["ssh"][n["name"]]
         try:

@@ -44,11 +44,27 @@ def start(node: NodePaths) -> None:
         (node.root / d).mkdir(parents=True, exist_ok=True)
     node.sock.unlink(missing_ok=True)
     start_daemon(
-        ["dockerd", "--iptables=false", "--ip-masq=false", "--bridge=none", "--storage-driver=overlay2",
-         "--data-root", str(node.root / "engine/data"), "--exec-root", str(node.root / "engine/exec"),
-         "-H", node.docker_url, "--pidfile", str(node.root / "dockerd.pid.engine"),
-         "--add-runtime", f"sandbox-runc={RUNC_WRAPPER}", "--default-runtime", "sandbox-runc"],
-        node.root / "dockerd.log", pidfile,
+        [
+            "dockerd",
+            "--iptables=false",
+            "--ip-masq=false",
+            "--bridge=none",
+            "--storage-driver=overlay2",
+            "--data-root",
+            str(node.root / "engine/data"),
+            "--exec-root",
+            str(node.root / "engine/exec"),
+            "-H",
+            node.docker_url,
+            "--pidfile",
+            str(node.root / "dockerd.pid.engine"),
+            "--add-runtime",
+            f"sandbox-runc={RUNC_WRAPPER}",
+            "--default-runtime",
+            "sandbox-runc",
+        ],
+        node.root / "dockerd.log",
+        pidfile,
     )
     wait_for(lambda: _ping(node), 60, f"the Docker engine of {node.name} ({node.sock})", node.root / "dockerd.log")
 

@@ -84,8 +84,11 @@ def _disk_full(folder: str) -> None:
     shutil.copytree(stash, folder, symlinks=True, dirs_exist_ok=True)
     shutil.rmtree(stash)
     free = shutil.disk_usage(folder).free
-    subprocess.run(["dd", "if=/dev/zero", f"of={folder}/{FILLER}", "bs=4k", f"count={max(0, free - 12 * 1024) // 4096}"],
-                   check=False, capture_output=True)
+    subprocess.run(
+        ["dd", "if=/dev/zero", f"of={folder}/{FILLER}", "bs=4k", f"count={max(0, free - 12 * 1024) // 4096}"],
+        check=False,
+        capture_output=True,
+    )
 
 
 def _disk_ok(folder: str) -> None:

@@ -26,8 +26,15 @@ from .procs import SandboxError, run
 
 SUITE = "bookworm"
 INCLUDE = "python3-minimal,python3-pymysql,python3-yaml"
-TRIM = ["usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", "var/lib/apt/lists",
-        "var/cache/apt", "var/cache/debconf/templates.dat-old"]
+TRIM = [
+    "usr/share/doc",
+    "usr/share/man",
+    "usr/share/info",
+    "usr/share/locale",
+    "var/lib/apt/lists",
+    "var/cache/apt",
+    "var/cache/debconf/templates.dat-old",
+]
 
 
 def mirror() -> str:
@@ -37,7 +44,9 @@ def mirror() -> str:
             text = f.read_text()
         except OSError:
             continue
-        m = re.search(r"^URIs:\s*(\S+/debian)\s*$", text, re.M) or re.search(r"^deb\s+(?:\[[^]]*\]\s+)?(\S+/debian)\s", text, re.M)
+        m = re.search(r"^URIs:\s*(\S+/debian)\s*$", text, re.M) or re.search(
+            r"^deb\s+(?:\[[^]]*\]\s+)?(\S+/debian)\s", text, re.M
+        )
         if m:
             return m.group(1)
     return "http://deb.debian.org/debian"
@@ -95,8 +104,9 @@ def _build(client: docker.DockerClient, version: Version) -> None:
     except docker.errors.ImageNotFound:
         client.api.import_image_from_file(str(base_tar()), repository="oms-standin-base", tag=base_key())
     with tempfile.TemporaryDirectory() as ctx:
-        shutil.copytree(paths.IMAGE_SRC, ctx, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("__pycache__", "Dockerfile.in"))
+        shutil.copytree(
+            paths.IMAGE_SRC, ctx, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "Dockerfile.in")
+        )
         shutil.copy(paths.VERSIONS_PY, Path(ctx) / "standin" / "versions.py")
         (Path(ctx) / "Dockerfile").write_text(
             (paths.IMAGE_SRC / "Dockerfile.in").read_text().replace("@VERSION@", str(version)).replace("@BASE@", base)

@@ -27,9 +27,16 @@ LOG = ROOT / "mariadbd.log"
 # ha.config with the documented keys and defaults (oms-interfaces.md), HA enabled as on a
 # production deployment.
 HA_CONFIG = {
-    "enable": True, "checkRequestIntervalSec": 600, "enableHost": False, "checkHostDownIntervalSec": 540,
-    "enableStore": True, "checkModuleExceptionIntervalSec": 240, "subtopicStoreNumberThreshold": 5,
-    "refetchStoreIntervalMin": 30, "perceiveStoreClientCheckpoint": False, "clearAbnormalResourceHours": 72,
+    "enable": True,
+    "checkRequestIntervalSec": 600,
+    "enableHost": False,
+    "checkHostDownIntervalSec": 540,
+    "enableStore": True,
+    "checkModuleExceptionIntervalSec": 240,
+    "subtopicStoreNumberThreshold": 5,
+    "refetchStoreIntervalMin": 30,
+    "perceiveStoreClientCheckpoint": False,
+    "clearAbnormalResourceHours": 72,
     "enableConnector": True,
 }
 
@@ -54,14 +61,36 @@ def start() -> None:
     datadir = ROOT / "data"
     if not (datadir / "mysql").exists():
         ROOT.mkdir(parents=True, exist_ok=True)
-        run(["mariadb-install-db", "--no-defaults", f"--datadir={datadir}", "--user=root",
-             "--auth-root-authentication-method=socket", "--skip-test-db"], timeout=120)
+        run(
+            [
+                "mariadb-install-db",
+                "--no-defaults",
+                f"--datadir={datadir}",
+                "--user=root",
+                "--auth-root-authentication-method=socket",
+                "--skip-test-db",
+            ],
+            timeout=120,
+        )
     start_daemon(
-        ["mariadbd", "--no-defaults", f"--datadir={datadir}", f"--socket={SOCK}", f"--pid-file={ROOT}/server.pid",
-         f"--port={paths.METADB_PORT}", f"--bind-address={paths.METADB_HOST}", "--user=root",
-         "--skip-name-resolve", "--innodb-buffer-pool-size=256M", "--innodb-flush-log-at-trx-commit=2",
-         "--max-connections=500", "--character-set-server=utf8mb4", f"--log-error={LOG}"],
-        ROOT / "stdout.log", PIDFILE,
+        [
+            "mariadbd",
+            "--no-defaults",
+            f"--datadir={datadir}",
+            f"--socket={SOCK}",
+            f"--pid-file={ROOT}/server.pid",
+            f"--port={paths.METADB_PORT}",
+            f"--bind-address={paths.METADB_HOST}",
+            "--user=root",
+            "--skip-name-resolve",
+            "--innodb-buffer-pool-size=256M",
+            "--innodb-flush-log-at-trx-commit=2",
+            "--max-connections=500",
+            "--character-set-server=utf8mb4",
+            f"--log-error={LOG}",
+        ],
+        ROOT / "stdout.log",
+        PIDFILE,
     )
     wait_for(lambda: root_conn().ping() is None, 60, "the sandbox MariaDB", LOG)
     with root_conn() as c, c.cursor() as cur:
@@ -82,14 +111,32 @@ def db_names(version: Version, regions: int) -> dict:
 
 
 # A few projects in realistic states: (id, name, type, status, created on, steps)
-_REALTIME = [("TRANSFER_PRECHECK", "FINISHED"), ("STRUCT_TRANSFER", "FINISHED"), ("FULL_TRANSFER", "FINISHED"),
-             ("INCR_TRANSFER", "MONITORING")]
+_REALTIME = [
+    ("TRANSFER_PRECHECK", "FINISHED"),
+    ("STRUCT_TRANSFER", "FINISHED"),
+    ("FULL_TRANSFER", "FINISHED"),
+    ("INCR_TRANSFER", "MONITORING"),
+]
 PROJECTS = [
-    ("np_5c1e0a7f1b", "mysql_orders_to_ob", "MIGRATION", "RUNNING", "3.2.2", "MYSQL",
-     [*_REALTIME, ("FULL_VERIFIER", "FINISHED"), ("TRANSFER_APP_SWITCH", "FINISHED")]),
+    (
+        "np_5c1e0a7f1b",
+        "mysql_orders_to_ob",
+        "MIGRATION",
+        "RUNNING",
+        "3.2.2",
+        "MYSQL",
+        [*_REALTIME, ("FULL_VERIFIER", "FINISHED"), ("TRANSFER_APP_SWITCH", "FINISHED")],
+    ),
     ("np_6a2d8c3e4f", "ob_events_to_kafka", "SYNC", "RUNNING", "3.2.2", "OB_MYSQL", _REALTIME),
-    ("np_7b3e9d4f50", "tidb_users_to_ob", "MIGRATION", "FINISHED", "3.2.2", "TIDB",
-     [*_REALTIME[:3], ("INCR_TRANSFER", "FINISHED"), ("TRANSFER_APP_SWITCH", "FINISHED")]),
+    (
+        "np_7b3e9d4f50",
+        "tidb_users_to_ob",
+        "MIGRATION",
+        "FINISHED",
+        "3.2.2",
+        "TIDB",
+        [*_REALTIME[:3], ("INCR_TRANSFER", "FINISHED"), ("TRANSFER_APP_SWITCH", "FINISHED")],
+    ),
     ("np_8c4fae5061", "pg_archive_to_ob", "MIGRATION", "RELEASED", "3.3.0", "POSTGRESQL", _REALTIME[:3]),
 ]
 # Connector configurations: (id, project, host ip index, source section). Those created on
@@ -104,8 +151,14 @@ CONNECTORS = [
 ]
 
 
-def seed(version: Version, regions: list[dict], nodes: list[dict], heartbeat_rows: int, console_password: str,
-         bulk_mb: int = 0) -> dict:
+def seed(
+    version: Version,
+    regions: list[dict],
+    nodes: list[dict],
+    heartbeat_rows: int,
+    console_password: str,
+    bulk_mb: int = 0,
+) -> dict:
     """Create and fill the deployment's databases as of ``version`` (idempotent: skips if present)."""
     names = db_names(version, len(regions))
     with root_conn() as c, c.cursor() as cur:
@@ -122,29 +175,39 @@ def seed(version: Version, regions: list[dict], nodes: list[dict], heartbeat_row
         if schema.has_oms_version_table(version):
             cur.execute(OMS_VERSION_DDL)
             cur.execute("REPLACE INTO `oms_version`(`version`) VALUES(%s)", (str(version),))
-        cur.execute("INSERT INTO oms_normal_config (cfg_name, cfg_value) VALUES ('ha.config', %s)",
-                    (json.dumps(HA_CONFIG),))
+        cur.execute(
+            "INSERT INTO oms_normal_config (cfg_name, cfg_value) VALUES ('ha.config', %s)", (json.dumps(HA_CONFIG),)
+        )
         for r in regions:
-            cur.execute("INSERT INTO cluster_info (region, region_cn, cm_url, code, is_default_cm) VALUES (%s,%s,%s,%s,%s)",
-                        (r["name"], r["name"], r["cm_url"], r["code"], 1 if r["code"] == 0 else 0))
+            cur.execute(
+                "INSERT INTO cluster_info (region, region_cn, cm_url, code, is_default_cm) VALUES (%s,%s,%s,%s,%s)",
+                (r["name"], r["name"], r["cm_url"], r["code"], 1 if r["code"] == 0 else 0),
+            )
         for pid, name, typ, status, created, source, steps in PROJECTS:
             if Version.parse(created) > version:
                 created = str(version).removesuffix("-CE")
-            cur.execute("INSERT INTO oms_project (id, name, type, status, created_version, source_type) "
-                        "VALUES (%s,%s,%s,%s,%s,%s)", (pid, name, typ, status, f"{created}-CE", source))
+            cur.execute(
+                "INSERT INTO oms_project (id, name, type, status, created_version, source_type) "
+                "VALUES (%s,%s,%s,%s,%s,%s)",
+                (pid, name, typ, status, f"{created}-CE", source),
+            )
             for i, (step, st) in enumerate(steps):
                 cur.execute("INSERT INTO oms_project_step VALUES (%s,%s,%s,%s)", (pid, step, st, i))
             if typ == "SYNC":
                 cur.execute("INSERT INTO oms_sync_project VALUES (%s,%s)", (name, status))
         salt = secrets.token_hex(8)
-        cur.execute("INSERT INTO oms_user VALUES ('admin', %s, %s)",
-                    (salt, hashlib.sha256((salt + console_password).encode()).hexdigest()))
+        cur.execute(
+            "INSERT INTO oms_user VALUES ('admin', %s, %s)",
+            (salt, hashlib.sha256((salt + console_password).encode()).hexdigest()),
+        )
         cur.execute(f"USE `{names['cm']}`")
         for r in regions:
             cur.execute("INSERT INTO resource_group VALUES (%s, %s)", (r["code"] + 1, r["name"]))
         for n in nodes:
-            cur.execute("INSERT INTO host (resource_group_id, ip, region, gmt_heartbeat) VALUES (%s,%s,%s,NULL)",
-                        (n["region_code"] + 1, n["ip"], n["region"]))
+            cur.execute(
+                "INSERT INTO host (resource_group_id, ip, region, gmt_heartbeat) VALUES (%s,%s,%s,NULL)",
+                (n["region_code"] + 1, n["ip"], n["region"]),
+            )
         for cid, pid, host_i, source in CONNECTORS:
             ip = nodes[host_i % len(nodes)]["ip"]
             cfg = {"source": source, "sink": {"type": "DatahubSink"}, "coordinator": {"bridgeQueueSize": 256}}
@@ -173,13 +236,21 @@ def set_projects(state: str) -> None:
         raise SandboxError("no sandbox is up: run `python -m sandbox up` first")
     with root_conn(rm) as c, c.cursor() as cur:
         if state == "not-realtime":
-            cur.execute("UPDATE oms_project_step SET status='RUNNING' WHERE project_id='np_6a2d8c3e4f' "
-                        "AND step_name='INCR_TRANSFER'")
+            cur.execute(
+                "UPDATE oms_project_step SET status='RUNNING' WHERE project_id='np_6a2d8c3e4f' "
+                "AND step_name='INCR_TRANSFER'"
+            )
         elif state == "switchover-not-done":
-            cur.execute("UPDATE oms_project_step SET status='INIT' WHERE project_id='np_5c1e0a7f1b' "
-                        "AND step_name='TRANSFER_APP_SWITCH'")
+            cur.execute(
+                "UPDATE oms_project_step SET status='INIT' WHERE project_id='np_5c1e0a7f1b' "
+                "AND step_name='TRANSFER_APP_SWITCH'"
+            )
         else:
-            cur.execute("UPDATE oms_project_step SET status='MONITORING' WHERE project_id='np_6a2d8c3e4f' "
-                        "AND step_name='INCR_TRANSFER'")
-            cur.execute("UPDATE oms_project_step SET status='FINISHED' WHERE project_id='np_5c1e0a7f1b' "
-                        "AND step_name='TRANSFER_APP_SWITCH'")
+            cur.execute(
+                "UPDATE oms_project_step SET status='MONITORING' WHERE project_id='np_6a2d8c3e4f' "
+                "AND step_name='INCR_TRANSFER'"
+            )
+            cur.execute(
+                "UPDATE oms_project_step SET status='FINISHED' WHERE project_id='np_5c1e0a7f1b' "
+                "AND step_name='TRANSFER_APP_SWITCH'"
+            )

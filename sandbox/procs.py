@@ -14,8 +14,9 @@ class SandboxError(RuntimeError):
     """The sandbox could not do what was asked; the message says what to do."""
 
 
-def run(cmd: list[str], *, input: bytes | None = None, check: bool = True, env: dict | None = None,
-        timeout: float = 600) -> subprocess.CompletedProcess:
+def run(
+    cmd: list[str], *, input: bytes | None = None, check: bool = True, env: dict | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
     p = subprocess.run(cmd, input=input, capture_output=True, env=env, timeout=timeout)
     if check and p.returncode != 0:
         raise SandboxError(
@@ -49,8 +50,9 @@ def start_daemon(cmd: list[str], log: Path, pidfile: Path | None = None, env: di
     """Start a daemon in its own session; return its pid (and write it to ``pidfile``)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
-        p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             start_new_session=True, env=env)
+        p = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env
+        )
     if pidfile is not None:
         pidfile.write_text(str(p.pid))
     return p.pid

@@ -80,8 +80,9 @@ def start_node(node: dict, host_key: Path, client_key: Path) -> None:
         f"SetEnv DOCKER_HOST=unix://{sock}\nSubsystem sftp internal-sftp\n"
     )
     Path("/run/sshd").mkdir(exist_ok=True)
-    start_daemon([shutil.which("sshd") or "/usr/sbin/sshd", "-D", "-e", "-f", str(d / "sshd_config")],
-                 d / "sshd.log", pidfile)
+    start_daemon(
+        [shutil.which("sshd") or "/usr/sbin/sshd", "-D", "-e", "-f", str(d / "sshd_config")], d / "sshd.log", pidfile
+    )
     wait_for(lambda: _port_open(node["ip"]), 20, f"sshd of {node['name']} on {node['ip']}:22", d / "sshd.log")
 
 
@@ -100,8 +101,10 @@ def start_all(nodes: list[dict]) -> dict:
     _install_include()
     for n in nodes:
         start_node(n, host_key, client_key)
-    return {n["name"]: {"host": f"ssh://root@{n['ip']}", "docker": f"ssh://root@{n['ip']}",
-                        "identity": str(client_key)} for n in nodes}
+    return {
+        n["name"]: {"host": f"ssh://root@{n['ip']}", "docker": f"ssh://root@{n['ip']}", "identity": str(client_key)}
+        for n in nodes
+    }
 
 
 def stop_node(name: str) -> None:

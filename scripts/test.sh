@@ -7,8 +7,9 @@ bash scripts/setup.sh || exit 1
 cleanup() { .venv/bin/python -m sandbox down >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 cleanup
-.venv/bin/ruff check omsup fixtures sandbox runbooks tests bench conftest.py || exit 1
-.venv/bin/mypy || exit 1
+.venv/bin/ruff check . || exit 1
+.venv/bin/ruff format --check . || exit 1
+.venv/bin/mypy || exit 1  # strict, over omsup, fixtures and runbooks (pyproject.toml)
 .venv/bin/python -m pytest tests "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then

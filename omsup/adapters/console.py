@@ -44,8 +44,9 @@ class Console:
         # HTTPS is verified: against the given CA file (a private CA), else the system's.
         return ssl.create_default_context(cafile=self.cfg.ca_file)
 
-    def _request(self, method: str, path: str, body: dict[str, Any] | None = None, auth: bool = True,
-                 timeout: float = 10) -> dict[str, Any]:
+    def _request(
+        self, method: str, path: str, body: dict[str, Any] | None = None, auth: bool = True, timeout: float = 10
+    ) -> dict[str, Any]:
         url = self.base + path
         data = json.dumps(body or {}).encode() if method == "POST" else None
         req = urllib.request.Request(url, data=data, method=method)
@@ -66,11 +67,18 @@ class Console:
         try:
             env = parse_envelope(raw)
         except NotReady as e:
-            AUDIT.record("console", self.label, shown, f"HTTP {status}, {e.message}", time.monotonic() - t0,
-                         node=self.node)
+            AUDIT.record(
+                "console", self.label, shown, f"HTTP {status}, {e.message}", time.monotonic() - t0, node=self.node
+            )
             raise NotReady(f"console of {self.label}: {path} answered HTTP {status}: {e.message}") from e
-        AUDIT.record("console", self.label, shown,
-                     f"HTTP {status} success={env.get('success')} code={env.get('code')}", time.monotonic() - t0, node=self.node)
+        AUDIT.record(
+            "console",
+            self.label,
+            shown,
+            f"HTTP {status} success={env.get('success')} code={env.get('code')}",
+            time.monotonic() - t0,
+            node=self.node,
+        )
         if not isinstance(env, dict) or env.get("success") is not True:
             raise NotReady(
                 f"console of {self.label}: {method} {path} answered HTTP {status}, success={env.get('success')}, "

@@ -37,11 +37,13 @@ class Engine:
     def client(self) -> docker.DockerClient:
         # ssh:// goes through the system ssh client (as the docker CLI does), which honours
         # ~/.ssh/config and known_hosts; the SDK's paramiko path ignores UserKnownHostsFile.
-        return docker.DockerClient(base_url=self.url, timeout=120, use_ssh_client=self.url.startswith("ssh://"),
-                                   version="1.41")
+        return docker.DockerClient(
+            base_url=self.url, timeout=120, use_ssh_client=self.url.startswith("ssh://"), version="1.41"
+        )
 
-    def _call(self, action: str, fn: Callable[[], T], outcome: Callable[[T], str] = lambda _: "ok",
-              retry: bool = True) -> T:
+    def _call(
+        self, action: str, fn: Callable[[], T], outcome: Callable[[T], str] = lambda _: "ok", retry: bool = True
+    ) -> T:
         t0 = time.monotonic()
         try:
             try:
@@ -51,8 +53,14 @@ class Engine:
                 # idempotent request is sent once more on a fresh client.
                 if not retry:
                     raise
-                AUDIT.record("engine", self.label, action, f"connection lost ({e}); retrying once",
-                             time.monotonic() - t0, node=self.node)
+                AUDIT.record(
+                    "engine",
+                    self.label,
+                    action,
+                    f"connection lost ({e}); retrying once",
+                    time.monotonic() - t0,
+                    node=self.node,
+                )
                 self.close()
                 result = fn()
         except docker.errors.NotFound:
@@ -74,8 +82,11 @@ class Engine:
     def inspect(self, name: str) -> dict[str, Any] | None:
         """The container's inspect data, or None if there is none of that name."""
         try:
-            c = self._call(f"inspect container {name}", lambda: self.client.containers.get(name),
-                           lambda c: f"{c.status}, image {c.attrs['Config']['Image']}")
+            c = self._call(
+                f"inspect container {name}",
+                lambda: self.client.containers.get(name),
+                lambda c: f"{c.status}, image {c.attrs['Config']['Image']}",
+            )
         except docker.errors.NotFound:
             return None
         return dict(c.attrs)
@@ -99,8 +110,14 @@ class Engine:
     def has_image(self, ref: str) -> bool:
         return self._image(ref) is not None
 
-    def _on(self, name: str, action: str, op: Callable[[Any], T], outcome: Callable[[T], str] = lambda _: "ok",
-            retry: bool = True) -> T:
+    def _on(
+        self,
+        name: str,
+        action: str,
+        op: Callable[[Any], T],
+        outcome: Callable[[T], str] = lambda _: "ok",
+        retry: bool = True,
+    ) -> T:
         """``op(container)`` as one request; the container is looked up on the current client, so a
         retry after a dropped connection runs on a fresh one."""
         return self._call(action, lambda: op(self.client.containers.get(name)), outcome, retry)
@@ -115,8 +132,12 @@ class Engine:
         self._on(name, f"docker rename {name} {new}", lambda c: c.rename(new), retry=False)
 
     def run(self, spec: ContainerSpec) -> dict[str, Any]:
-        c = self._call(spec.command_line(), lambda: self.client.containers.run(**spec.run_kwargs()),
-                       lambda c: f"created {c.short_id}", retry=False)
+        c = self._call(
+            spec.command_line(),
+            lambda: self.client.containers.run(**spec.run_kwargs()),
+            lambda c: f"created {c.short_id}",
+            retry=False,
+        )
         return self.inspect(c.id) or {}
 
     def logs(self, name: str, tail: int = 20) -> str:

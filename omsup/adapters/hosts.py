@@ -38,7 +38,7 @@ def testinfra_spec(spec: str) -> str:
     It reads ~/.ssh/config like ssh does.
     """
     if spec.startswith("ssh://"):
-        return "paramiko://" + spec[len("ssh://"):]
+        return "paramiko://" + spec[len("ssh://") :]
     return spec
 
 
@@ -77,8 +77,12 @@ def verified_client(backend: Any, config: Path) -> Any:
         if os.path.exists(known):
             client.load_host_keys(known)
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    cfg: dict[str, Any] = {"hostname": backend.host.name, "port": int(backend.host.port) if backend.host.port else 22,
-                           "username": backend.host.user, "timeout": backend.timeout}
+    cfg: dict[str, Any] = {
+        "hostname": backend.host.name,
+        "port": int(backend.host.port) if backend.host.port else 22,
+        "username": backend.host.user,
+        "timeout": backend.timeout,
+    }
     if config.exists():
         with open(config) as f:
             parsed = paramiko.SSHConfig()
@@ -171,8 +175,9 @@ class Host:
 
     def make_empty_private_dir(self, path: str) -> None:
         """A new folder (0700) that must be empty: a folder already holding files is refused."""
-        self.check('umask 077; mkdir -p -- %s && test -z "$(ls -A -- %s)"', path, path,
-                   what=f"create the empty folder {path}")
+        self.check(
+            'umask 077; mkdir -p -- %s && test -z "$(ls -A -- %s)"', path, path, what=f"create the empty folder {path}"
+        )
 
     def create_exclusive(self, path: str, text: str) -> bool:
         """Create ``path`` (0600) holding ``text`` (not a secret), only if it does not exist yet."""
@@ -230,8 +235,20 @@ class Host:
                 finally:
                     sftp.close()
         except Exception as e:
-            AUDIT.record("host", self.label, f"write {path} (0600, {len(data)} bytes)", f"failed: {e}",
-                         time.monotonic() - t0, node=self.node)
+            AUDIT.record(
+                "host",
+                self.label,
+                f"write {path} (0600, {len(data)} bytes)",
+                f"failed: {e}",
+                time.monotonic() - t0,
+                node=self.node,
+            )
             raise HostProblem(f"cannot write {path} on {self.label}: {redact(e)}") from e
-        AUDIT.record("host", self.label, f"write {path} (0600, {len(data)} bytes, content not shown)", "ok",
-                     time.monotonic() - t0, node=self.node)
+        AUDIT.record(
+            "host",
+            self.label,
+            f"write {path} (0600, {len(data)} bytes, content not shown)",
+            "ok",
+            time.monotonic() - t0,
+            node=self.node,
+        )

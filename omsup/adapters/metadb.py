@@ -26,8 +26,9 @@ from .hosts import Host
 # doc 003/004: the prune statement, verbatim.
 PRUNE_SQL = "delete from heatbeat_sequence where id < (select max(id) from heatbeat_sequence);"
 # The same for servers that refuse a subquery on the target table (MySQL error 1093).
-PRUNE_SQL_DERIVED = ("delete from heatbeat_sequence where id < "
-                     "(select m from (select max(id) m from heatbeat_sequence) t);")
+PRUNE_SQL_DERIVED = (
+    "delete from heatbeat_sequence where id < (select m from (select max(id) m from heatbeat_sequence) t);"
+)
 DUMP_MARKER = "-- Dump completed"
 
 
@@ -54,8 +55,15 @@ class MetaDB:
         self._local.conn = pymysql.connect(
             # PyMySQL would encode a str password as latin-1; the server hashes the bytes it is sent,
             # and the mysql/mysqldump clients (and OMS's JDBC driver) send UTF-8. So bytes, UTF-8.
-            host=self.cfg.host, port=self.cfg.port, user=self.cfg.user, password=self.cfg.password.value.encode(),
-            autocommit=True, connect_timeout=10, read_timeout=3600, write_timeout=3600, charset="utf8mb4",
+            host=self.cfg.host,
+            port=self.cfg.port,
+            user=self.cfg.user,
+            password=self.cfg.password.value.encode(),
+            autocommit=True,
+            connect_timeout=10,
+            read_timeout=3600,
+            write_timeout=3600,
+            charset="utf8mb4",
         )
         return self._local.conn
 
@@ -97,8 +105,9 @@ class MetaDB:
         try:
             self.ping()
         except MetaDBProblem as e:
-            raise MetaDBProblem(f"{what_failed}, and the MetaDB does not answer: {e}",
-                                f"bring the MetaDB back; {then}") from None
+            raise MetaDBProblem(
+                f"{what_failed}, and the MetaDB does not answer: {e}", f"bring the MetaDB back; {then}"
+            ) from None
 
     def existing_databases(self) -> set[str]:
         return {r[0] for r in self.query("SELECT schema_name FROM information_schema.schemata")}
@@ -106,15 +115,19 @@ class MetaDB:
     def sizes(self, dbs: list[str]) -> dict[str, int]:
         rows = self.query(
             "SELECT table_schema, COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables "
-            "WHERE table_schema IN (" + ",".join(["%s"] * len(dbs)) + ") GROUP BY table_schema", dbs,
+            "WHERE table_schema IN (" + ",".join(["%s"] * len(dbs)) + ") GROUP BY table_schema",
+            dbs,
         )
         out = {db: 0 for db in dbs}
         out.update({r[0]: int(r[1]) for r in rows})
         return out
 
     def charset(self, db: str) -> tuple[str, str]:
-        rows = self.query("SELECT default_character_set_name, default_collation_name FROM information_schema.schemata "
-                          "WHERE schema_name=%s", (db,))
+        rows = self.query(
+            "SELECT default_character_set_name, default_collation_name FROM information_schema.schemata "
+            "WHERE schema_name=%s",
+            (db,),
+        )
         return (str(rows[0][0]), str(rows[0][1])) if rows else ("utf8mb4", "utf8mb4_general_ci")
 
     def table_stats(self, db: str) -> dict[str, dict[str, int | None]]:
@@ -128,8 +141,9 @@ class MetaDB:
         return out
 
     def has_table(self, db: str, table: str) -> bool:
-        return bool(self.query("SELECT 1 FROM information_schema.tables WHERE table_schema=%s AND table_name=%s",
-                               (db, table)))
+        return bool(
+            self.query("SELECT 1 FROM information_schema.tables WHERE table_schema=%s AND table_name=%s", (db, table))
+        )
 
     # -- OMS system parameters ---------------------------------------------------------------
     # Not public: an API for system parameters. ha.config lives in rm's oms_normal_config (obd
@@ -137,8 +151,10 @@ class MetaDB:
     def ha_config(self, rm: str) -> dict[str, Any]:
         rows = self.query("SELECT cfg_value FROM oms_normal_config WHERE cfg_name='ha.config'", db=rm)
         if not rows:
-            raise MetaDBProblem(f"{rm}.oms_normal_config has no ha.config row",
-                                "check metadb.rm in the environment file names the rm database")
+            raise MetaDBProblem(
+                f"{rm}.oms_normal_config has no ha.config row",
+                "check metadb.rm in the environment file names the rm database",
+            )
         try:
             value = json.loads(rows[0][0])
         except ValueError as e:
@@ -148,8 +164,11 @@ class MetaDB:
         return value
 
     def write_ha_config(self, rm: str, value: dict[str, Any]) -> None:
-        self.execute("UPDATE oms_normal_config SET cfg_value=%s WHERE cfg_name='ha.config'",
-                     (json.dumps(value, separators=(",", ":")),), db=rm)
+        self.execute(
+            "UPDATE oms_normal_config SET cfg_value=%s WHERE cfg_name='ha.config'",
+            (json.dumps(value, separators=(",", ":")),),
+            db=rm,
+        )
 
     def oms_versions(self, rm: str) -> list[str] | None:
         """Rows of rm's oms_version, or None when the table does not exist."""
@@ -163,8 +182,15 @@ class MetaDB:
         out = []
         for pid, name, typ, status in self.query("SELECT id, name, type, status FROM oms_project ORDER BY id", db=rm):
             steps = self.query("SELECT step_name, status FROM oms_project_step WHERE project_id=%s", (pid,), db=rm)
-            out.append({"id": pid, "name": name, "type": typ, "status": status,
-                        "steps": [{"name": s, "status": st} for s, st in steps]})
+            out.append(
+                {
+                    "id": pid,
+                    "name": name,
+                    "type": typ,
+                    "status": status,
+                    "steps": [{"name": s, "status": st} for s, st in steps],
+                }
+            )
         return out
 
     def prune_heartbeats(self, cm_hb: str) -> int:
@@ -185,8 +211,10 @@ class MetaDB:
     def option_file(self, host: Host, folder: str) -> Iterator[str]:
         """A 0600 MySQL option file with the credentials on ``host``, removed afterwards."""
         path = f"{folder}/.omsup-client-{secrets.token_hex(6)}.cnf"
-        body = (f"[client]\nhost={self.cfg.host}\nport={self.cfg.port}\nuser={_option_value(self.cfg.user)}\n"
-                f"password={_option_value(self.cfg.password.value)}\n")
+        body = (
+            f"[client]\nhost={self.cfg.host}\nport={self.cfg.port}\nuser={_option_value(self.cfg.user)}\n"
+            f"password={_option_value(self.cfg.password.value)}\n"
+        )
         host.put_secret_file(path, body)
         try:
             yield path
@@ -204,11 +232,15 @@ class MetaDB:
             result = host.run(
                 "set -o noclobber; umask 077; mysqldump --defaults-extra-file=%s --single-transaction --quick "
                 "--triggers=false --hex-blob --default-character-set=utf8mb4 %s > %s",
-                cnf, db, partial,
+                cnf,
+                db,
+                partial,
             )
             if result.rc != 0:
-                self.blame_if_down(f"mysqldump of {db} on {host.label} exited {result.rc}",
-                                   "run again to take a new backup (the partial file is kept for inspection)")
+                self.blame_if_down(
+                    f"mysqldump of {db} on {host.label} exited {result.rc}",
+                    "run again to take a new backup (the partial file is kept for inspection)",
+                )
                 raise BackupProblem(
                     f"mysqldump of {db} on {host.label} into {partial} exited {result.rc}: "
                     f"{redact(result.stderr.strip()[-1000:])}",
@@ -219,8 +251,7 @@ class MetaDB:
     def restore(self, host: Host, folder: str, db: str, src: str) -> None:
         """doc 003/004 rollback: mysql ... -e "source <file>.sql" -D<db> (fed on stdin here)."""
         with self.option_file(host, folder) as cnf:
-            result = host.run("mysql --defaults-extra-file=%s --default-character-set=utf8mb4 -D %s < %s",
-                              cnf, db, src)
+            result = host.run("mysql --defaults-extra-file=%s --default-character-set=utf8mb4 -D %s < %s", cnf, db, src)
         if result.rc != 0:
             raise MetaDBProblem(
                 f"restore of {db} from {src} on {host.label} exited {result.rc}: {redact(result.stderr.strip()[-1000:])}",

@@ -13,7 +13,24 @@ from .start import RESTART_OLD, START_NEW
 from .verify import AFTER, VERIFY
 
 __all__ = [
-    "AFTER", "BACKUP", "CONNECTOR_DBTYPE", "CONNECTOR_SURVEY", "DISABLE_HA", "ENABLE_HA", "INIT", "LOAD_IMAGE",
-    "PREFLIGHT", "PRUNE", "RESTART_OLD", "RESTORE", "ROLLBACK_ENABLE_HA", "ROLLBACK_PREFLIGHT", "START_NEW",
-    "STOP_NEW", "STOP_OLD", "VERIFY", "VERIFY_RESTORE", "preload_images",
+    "AFTER",
+    "BACKUP",
+    "CONNECTOR_DBTYPE",
+    "CONNECTOR_SURVEY",
+    "DISABLE_HA",
+    "ENABLE_HA",
+    "INIT",
+    "LOAD_IMAGE",
+    "PREFLIGHT",
+    "PRUNE",
+    "RESTART_OLD",
+    "RESTORE",
+    "ROLLBACK_ENABLE_HA",
+    "ROLLBACK_PREFLIGHT",
+    "START_NEW",
+    "STOP_NEW",
+    "STOP_OLD",
+    "VERIFY",
+    "VERIFY_RESTORE",
+    "preload_images",
 ]

@@ -55,14 +55,28 @@ def _backup_one(run: Run, bh: Host, folder: str, role: str, db: str, stats: Futu
         run.metadb.dump(bh, folder, db, dest)
     facts = bh.file_facts(dest)
     if facts is None or facts["size"] == 0:
-        raise BackupProblem(f"the dump of {db} at {dest} on {bh.label} is empty or missing",
-                            "check the mysqldump output above and the disk; run again to take a new backup")
+        raise BackupProblem(
+            f"the dump of {db} at {dest} on {bh.label} is empty or missing",
+            "check the mysqldump output above and the disk; run again to take a new backup",
+        )
     tail = bh.tail(dest, 200)
     if DUMP_MARKER not in tail:
-        raise BackupProblem(f"the dump of {db} at {dest} has no completion marker ({DUMP_MARKER!r}); "
-                            f"it is incomplete. Last bytes: {tail[-120:]!r}")
-    entry = BackupFile(role=role, db=db, host=bh.spec, path=dest, size=facts["size"], sha256=facts["sha256"],
-                       tables=stats.result(), charset=charset, collation=collation, taken=utc_now())
+        raise BackupProblem(
+            f"the dump of {db} at {dest} has no completion marker ({DUMP_MARKER!r}); "
+            f"it is incomplete. Last bytes: {tail[-120:]!r}"
+        )
+    entry = BackupFile(
+        role=role,
+        db=db,
+        host=bh.spec,
+        path=dest,
+        size=facts["size"],
+        sha256=facts["sha256"],
+        tables=stats.result(),
+        charset=charset,
+        collation=collation,
+        taken=utc_now(),
+    )
     with run.record.change() as f:
         f.backups = [*f.backups, entry]  # on disk as soon as each file is verified
 
@@ -79,9 +93,11 @@ def recheck_backup(bh: Host, b: BackupFile, then: str = "") -> None:
     if facts is None:
         raise BackupProblem(f"backup {b.path} on {bh.label} is missing{then}")
     if facts["size"] != b.size or facts["sha256"] != b.sha256:
-        raise BackupProblem(f"backup {b.path} on {bh.label} changed since it was taken: size {facts['size']} "
-                            f"(recorded {b.size}), sha256 {facts['sha256']} (recorded {b.sha256}){then}",
-                            "do not roll back from it; investigate who changed it")
+        raise BackupProblem(
+            f"backup {b.path} on {bh.label} changed since it was taken: size {facts['size']} "
+            f"(recorded {b.size}), sha256 {facts['sha256']} (recorded {b.sha256}){then}",
+            "do not roll back from it; investigate who changed it",
+        )
     if DUMP_MARKER not in bh.tail(b.path, 200):
         raise BackupProblem(f"backup {b.path} on {bh.label} has no completion marker{then}")
 
@@ -98,16 +114,27 @@ def verify_backups(run: Run, rehash: bool = True, manifest: list[BackupFile] | N
         for b in manifest:
             recheck_backup(run.backup_host, b)
     run.evidence("backup manifest", [b.model_dump(exclude={"tables"}) for b in manifest])
-    run.evidence("table row counts and checksums at backup time",
-                 {b.db: {t: s.model_dump() for t, s in b.tables.items()} for b in manifest})
+    run.evidence(
+        "table row counts and checksums at backup time",
+        {b.db: {t: s.model_dump() for t, s in b.tables.items()} for b in manifest},
+    )
 
 
 def plan_backup(run: Run) -> list[str]:
     folder = posixpath.join(run.env.backup.dir, run.env.name, f"{run.runbook.name}-<run id>-a1")
-    return [f"on {run.env.backup.host}: mysqldump --defaults-extra-file=<0600 file> --single-transaction "
-            f"--triggers=false {db} > {folder}/{db}.sql  (then: not empty, {DUMP_MARKER!r}, size, SHA-256)"
-            for _, db in run.env.databases()]
+    return [
+        f"on {run.env.backup.host}: mysqldump --defaults-extra-file=<0600 file> --single-transaction "
+        f"--triggers=false {db} > {folder}/{db}.sql  (then: not empty, {DUMP_MARKER!r}, size, SHA-256)"
+        for _, db in run.env.databases()
+    ]
 
 
-BACKUP = Step("backup", "Back up rm, cm and every cm_hb", backup, frozenset({Touches.METADB, Touches.BACKUP}), True,
-              plan_backup, verify_backups)
+BACKUP = Step(
+    "backup",
+    "Back up rm, cm and every cm_hb",
+    backup,
+    frozenset({Touches.METADB, Touches.BACKUP}),
+    True,
+    plan_backup,
+    verify_backups,
+)

@@ -44,15 +44,25 @@ def survey(run: Run) -> ConnectorSurvey:
         created = Version.parse(p.get("createdVersion") or "0.0.0")
         needs = not has_db_type(c.get("config") or {}) and created in CREATED_ON_NEEDING_FIX
         src_type = str(p.get("sourceEndpointType") or "")
-        rows.append(ConnectorRow(id=str(c["id"]), host=c.get("hostIp"), project=p.get("name"), created_on=str(created),
-                                 source_type=src_type, has_db_type=has_db_type(c.get("config") or {}),
-                                 needs_fix=needs, db_type=DB_TYPES.get(src_type)))
+        rows.append(
+            ConnectorRow(
+                id=str(c["id"]),
+                host=c.get("hostIp"),
+                project=p.get("name"),
+                created_on=str(created),
+                source_type=src_type,
+                has_db_type=has_db_type(c.get("config") or {}),
+                needs_fix=needs,
+                db_type=DB_TYPES.get(src_type),
+            )
+        )
     unknown = [r for r in rows if r.needs_fix and r.db_type is None]
     if unknown:
         raise PreconditionRefused(
             "Connectors need dbType but their source type has no documented value: "
             + ", ".join(f"{r.id} ({r.source_type or 'unknown'})" for r in unknown),
-            "add dbType to these by hand on the console (OPS & Monitoring > Component > Connector > Update)")
+            "add dbType to these by hand on the console (OPS & Monitoring > Component > Connector > Update)",
+        )
     by_host: dict[str, set[str]] = defaultdict(set)
     for r in rows:
         by_host[str(r.host)].add(r.source_type)
@@ -60,7 +70,9 @@ def survey(run: Run) -> ConnectorSurvey:
     for host in sorted({str(r.host) for r in rows if r.needs_fix}):
         fixes = [r for r in rows if r.needs_fix and str(r.host) == host]
         if len(by_host[host]) == 1:
-            plan.append(ConnectorFix(how="batch", host=host, db_type=str(fixes[0].db_type), connectors=[r.id for r in fixes]))
+            plan.append(
+                ConnectorFix(how="batch", host=host, db_type=str(fixes[0].db_type), connectors=[r.id for r in fixes])
+            )
         else:
             plan += [ConnectorFix(how="one", host=host, db_type=str(r.db_type), connectors=[r.id]) for r in fixes]
     return ConnectorSurvey(connectors=rows, plan=plan)
@@ -99,15 +111,25 @@ def plan_db_type(run: Run) -> list[str]:
         return [f"refuse: {e.message}"]
     if not found.plan:
         return ["no Connector needs dbType"]
-    return [f"{'Batch O&M on host ' + p.host if p.how == 'batch' else 'Update ' + p.connectors[0]}: "
-            f"source.dbType = {p.db_type}  ({', '.join(p.connectors)})" for p in found.plan]
+    return [
+        f"{'Batch O&M on host ' + p.host if p.how == 'batch' else 'Update ' + p.connectors[0]}: "
+        f"source.dbType = {p.db_type}  ({', '.join(p.connectors)})"
+        for p in found.plan
+    ]
 
 
 # Checked through the console, which is down from the stop of the old containers on: a resumed
 # upgrade past that point does not check it again (the fix is in the backup and the MetaDB);
 # the stop step supersedes this one.
-CONNECTOR_DBTYPE = Step("connector_dbtype", "Add dbType to the Connectors that need it", fix_db_type,
-                        frozenset({Touches.CONSOLE}), True, plan_db_type, verify_db_type)
+CONNECTOR_DBTYPE = Step(
+    "connector_dbtype",
+    "Add dbType to the Connectors that need it",
+    fix_db_type,
+    frozenset({Touches.CONSOLE}),
+    True,
+    plan_db_type,
+    verify_db_type,
+)
 
 
 def survey_step(run: Run) -> None:
@@ -118,5 +140,10 @@ def survey_step(run: Run) -> None:
         f.connector_survey = found
 
 
-CONNECTOR_SURVEY = Step("connector_survey", "List the Connectors lacking dbType (changes nothing)", survey_step,
-                        frozenset({Touches.CONSOLE}), False)
+CONNECTOR_SURVEY = Step(
+    "connector_survey",
+    "List the Connectors lacking dbType (changes nothing)",
+    survey_step,
+    frozenset({Touches.CONSOLE}),
+    False,
+)

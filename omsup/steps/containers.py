@@ -25,8 +25,10 @@ def _strings_at(attrs: Any, section: str, key: str) -> list[str]:
     part = attrs.get(section) if isinstance(attrs, dict) else None
     value = (part.get(key) if isinstance(part, dict) else None) or []
     if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
-        raise ContainerProblem(f"docker inspect answered {section}.{key} = {str(value)[:200]!r}, not a list of strings",
-                               "check the Docker engine's version and the container; nothing was changed")
+        raise ContainerProblem(
+            f"docker inspect answered {section}.{key} = {str(value)[:200]!r}, not a list of strings",
+            "check the Docker engine's version and the container; nothing was changed",
+        )
     return list(value)
 
 
@@ -75,8 +77,13 @@ def require_running(run: Run, node: Node) -> None:
         )
 
 
-def stop_containers(run: Run, record_time: Callable[[str], None], container_id_of: Callable[[Node], str | None],
-                    what: str, gone_ok: bool) -> None:
+def stop_containers(
+    run: Run,
+    record_time: Callable[[str], None],
+    container_id_of: Callable[[Node], str | None],
+    what: str,
+    gone_ok: bool,
+) -> None:
     """doc: sudo docker stop ${CONTAINER_NAME} on every node, recording the time first (T1 or T3).
 
     ``container_id_of(node)`` names the container by id (whatever its name now), or None when
@@ -132,8 +139,16 @@ def plan_stop_old(run: Run) -> list[str]:
     return [f"{n.name}: docker stop {run.env.container}  (record T1 before)" for n in run.env.nodes]
 
 
-STOP_OLD = Step("stop_old", "Stop the old containers, record T1", stop_old, frozenset({Touches.ENGINES}), True,
-                plan_stop_old, verify_stopped, supersedes=(CONNECTOR_DBTYPE,))
+STOP_OLD = Step(
+    "stop_old",
+    "Stop the old containers, record T1",
+    stop_old,
+    frozenset({Touches.ENGINES}),
+    True,
+    plan_stop_old,
+    verify_stopped,
+    supersedes=(CONNECTOR_DBTYPE,),
+)
 
 
 # == Stop the new containers, record T3 (rollback) ===============================================
@@ -141,8 +156,9 @@ def upgrade_ref(run: Run) -> UpgradeRef:
     """The upgrade's facts, as recorded by this rollback's preflight."""
     up = run.facts.upgrade
     if up is None:
-        raise PreconditionRefused("this rollback's ledger has no copy of the upgrade's record",
-                                  "run the rollback from its preflight")
+        raise PreconditionRefused(
+            "this rollback's ledger has no copy of the upgrade's record", "run the rollback from its preflight"
+        )
     return up
 
 
@@ -177,5 +193,12 @@ def plan_stop_new(run: Run) -> list[str]:
     return [f"{n.name}: docker stop {run.env.container}  (the new container; record T3 before)" for n in run.env.nodes]
 
 
-STOP_NEW = Step("stop_new", "Stop the new containers, record T3", stop_new, frozenset({Touches.ENGINES}), True,
-                plan_stop_new, verify_new_stopped)
+STOP_NEW = Step(
+    "stop_new",
+    "Stop the new containers, record T3",
+    stop_new,
+    frozenset({Touches.ENGINES}),
+    True,
+    plan_stop_new,
+    verify_new_stopped,
+)

@@ -35,12 +35,15 @@ def verify_ha_disabled(run: Run) -> None:
 
 
 def plan_disable_ha(run: Run) -> list[str]:
-    return [f"[{run.env.metadb.rm}] UPDATE oms_normal_config SET cfg_value=<ha.config with enable=false> "
-            "WHERE cfg_name='ha.config'; then read it back"]
+    return [
+        f"[{run.env.metadb.rm}] UPDATE oms_normal_config SET cfg_value=<ha.config with enable=false> "
+        "WHERE cfg_name='ha.config'; then read it back"
+    ]
 
 
-DISABLE_HA = Step("disable_ha", "Disable HA", disable_ha, frozenset({Touches.METADB}), True, plan_disable_ha,
-                  verify_ha_disabled)
+DISABLE_HA = Step(
+    "disable_ha", "Disable HA", disable_ha, frozenset({Touches.METADB}), True, plan_disable_ha, verify_ha_disabled
+)
 
 
 # == Enable HA ===================================================================================
@@ -59,13 +62,21 @@ def enable_ha(run: Run, start: str | None, end: str, since: str, until: str) -> 
         new["perceiveStoreClientCheckpoint"] = True
     else:
         if not start:
-            raise PreconditionRefused(f"the run ledger has no {since}; refetchStoreIntervalMin cannot be computed",
-                                      "set ha.perceive_store_client_checkpoint: true, or resume the run that recorded it")
+            raise PreconditionRefused(
+                f"the run ledger has no {since}; refetchStoreIntervalMin cannot be computed",
+                "set ha.perceive_store_client_checkpoint: true, or resume the run that recorded it",
+            )
         needed = refetch_minutes(start, end, run.env.ha.refetch_margin_min)
         new["refetchStoreIntervalMin"] = max(int(ha.get("refetchStoreIntervalMin") or 0), needed)
         with run.record.change() as f:
-            f.refetch = Refetch(since=since, until=until, start=start, end=end, minutes_needed=needed,
-                                set=new["refetchStoreIntervalMin"])
+            f.refetch = Refetch(
+                since=since,
+                until=until,
+                start=start,
+                end=end,
+                minutes_needed=needed,
+                set=new["refetchStoreIntervalMin"],
+            )
     run.metadb.write_ha_config(rm, new)
     verify_ha_enabled(run, start, end, since, until)
 
@@ -82,14 +93,17 @@ def verify_ha_enabled(run: Run, start: str | None, end: str | None, since: str, 
     gap_min = (parse_utc(end) - parse_utc(start)).total_seconds() / 60
     value = ha.get("refetchStoreIntervalMin")
     assert isinstance(value, int) and value > gap_min, (
-        f"refetchStoreIntervalMin is {value!r}, must be greater than {until} - {since} = {gap_min:.2f} min")
+        f"refetchStoreIntervalMin is {value!r}, must be greater than {until} - {since} = {gap_min:.2f} min"
+    )
 
 
 def _plan_enable(run: Run, interval: str) -> list[str]:
     if run.env.ha.perceive_store_client_checkpoint:
         return ["set ha.config enable=true, perceiveStoreClientCheckpoint=true; read back"]
-    return [f"set ha.config enable=true, refetchStoreIntervalMin = max(current, whole minutes of {interval} "
-            f"+ 1 + {run.env.ha.refetch_margin_min}); read back"]
+    return [
+        f"set ha.config enable=true, refetchStoreIntervalMin = max(current, whole minutes of {interval} "
+        f"+ 1 + {run.env.ha.refetch_margin_min}); read back"
+    ]
 
 
 def enable_ha_after_upgrade(run: Run) -> None:
@@ -100,10 +114,16 @@ def enable_ha_after_upgrade(run: Run) -> None:
     enable_ha(run, run.facts.t1, run.facts.t2, "T1", "T2")
 
 
-ENABLE_HA = Step("enable_ha", "Enable HA, record T2", enable_ha_after_upgrade, frozenset({Touches.METADB}), True,
-                 lambda run: ["record T2"] + _plan_enable(run, "T2 - T1"),
-                 lambda run: verify_ha_enabled(run, run.facts.t1, run.facts.t2, "T1", "T2"),
-                 supersedes=(DISABLE_HA,))
+ENABLE_HA = Step(
+    "enable_ha",
+    "Enable HA, record T2",
+    enable_ha_after_upgrade,
+    frozenset({Touches.METADB}),
+    True,
+    lambda run: ["record T2"] + _plan_enable(run, "T2 - T1"),
+    lambda run: verify_ha_enabled(run, run.facts.t1, run.facts.t2, "T1", "T2"),
+    supersedes=(DISABLE_HA,),
+)
 
 
 def _upgrade_t1(run: Run) -> str | None:
@@ -121,8 +141,13 @@ def enable_ha_after_rollback(run: Run) -> None:
     enable_ha(run, run.facts.t1, run.facts.t3, "T1", "T3")
 
 
-ROLLBACK_ENABLE_HA = Step("rollback_enable_ha", "Enable HA with refetchStoreIntervalMin > T3 - T1",
-                          enable_ha_after_rollback, frozenset({Touches.METADB}), True,
-                          lambda run: _plan_enable(run, "T3 - T1"),
-                          lambda run: verify_ha_enabled(run, run.facts.t1, run.facts.t3, "T1", "T3"),
-                          supersedes=(DISABLE_HA,))
+ROLLBACK_ENABLE_HA = Step(
+    "rollback_enable_ha",
+    "Enable HA with refetchStoreIntervalMin > T3 - T1",
+    enable_ha_after_rollback,
+    frozenset({Touches.METADB}),
+    True,
+    lambda run: _plan_enable(run, "T3 - T1"),
+    lambda run: verify_ha_enabled(run, run.facts.t1, run.facts.t3, "T1", "T3"),
+    supersedes=(DISABLE_HA,),
+)

@@ -23,7 +23,8 @@ def prune(run: Run) -> None:
         if before[0]:
             assert after[0] == 1 and after[1] == before[1] and after[2] == before[1], (
                 f"{db}.heatbeat_sequence: expected only the newest row (id {before[1]}) to remain, "
-                f"saw {after[0]} rows with ids {after[2]}..{after[1]}")
+                f"saw {after[0]} rows with ids {after[2]}..{after[1]}"
+            )
     with run.record.change() as f:
         f.prune = results
     run.evidence("heartbeats pruned", {db: r.model_dump() for db, r in results.items()})

@@ -36,16 +36,22 @@ def check_package(run: Run, node: Node, target: Version) -> Package:
     """The installation package of ``target`` on ``node``: present, a complete archive, the right image."""
     path = run.env.packages.get(target)
     if path is None:
-        raise PreconditionRefused(f"the environment file has no installation package for {target}",
-                                  f"add packages: {{{target}: /path/on/the/nodes.tar.gz}} to the environment file")
+        raise PreconditionRefused(
+            f"the environment file has no installation package for {target}",
+            f"add packages: {{{target}: /path/on/the/nodes.tar.gz}} to the environment file",
+        )
     host = run.hosts[node.name]
     if not host.readable(path):
-        raise PreconditionRefused(f"node {node.name}: installation package {path} is missing or unreadable",
-                                  f"copy the {target} installation package to {path} on {node.name}")
+        raise PreconditionRefused(
+            f"node {node.name}: installation package {path} is missing or unreadable",
+            f"copy the {target} installation package to {path} on {node.name}",
+        )
     listing = host.archive_manifest(path)
     if listing.rc != 0:
-        raise PreconditionRefused(f"node {node.name}: {path} is not a complete image archive (damaged download?): "
-                                  f"tar says {listing.stderr.strip()[-300:]!r}")
+        raise PreconditionRefused(
+            f"node {node.name}: {path} is not a complete image archive (damaged download?): "
+            f"tar says {listing.stderr.strip()[-300:]!r}"
+        )
     try:
         tags = manifest_tags(listing.stdout)
     except ValueError as e:
@@ -56,8 +62,10 @@ def check_package(run: Run, node: Node, target: Version) -> Package:
                 return Package(path=path, image=tag)
         except VersionError:
             continue
-    raise PreconditionRefused(f"node {node.name}: {path} holds {tags or 'no tagged image'}, not {target}",
-                              "put the installation package of the target version there")
+    raise PreconditionRefused(
+        f"node {node.name}: {path} holds {tags or 'no tagged image'}, not {target}",
+        "put the installation package of the target version there",
+    )
 
 
 def _load_on(run: Run, n: Node) -> dict[str, Any]:
@@ -97,9 +105,19 @@ def verify_loaded(run: Run) -> None:
 
 def plan_load(run: Run) -> list[str]:
     pk = run.facts.packages
-    return [f"{n.name}: docker load -i {pk[n.name].path if n.name in pk else '?'}  "
-            f"(expect {pk[n.name].image if n.name in pk else '?'})" for n in run.env.nodes]
+    return [
+        f"{n.name}: docker load -i {pk[n.name].path if n.name in pk else '?'}  "
+        f"(expect {pk[n.name].image if n.name in pk else '?'})"
+        for n in run.env.nodes
+    ]
 
 
-LOAD_IMAGE = Step("load_image", "Load the new image", load_image, frozenset({Touches.HOSTS, Touches.ENGINES}), True,
-                  plan_load, verify_loaded)
+LOAD_IMAGE = Step(
+    "load_image",
+    "Load the new image",
+    load_image,
+    frozenset({Touches.HOSTS, Touches.ENGINES}),
+    True,
+    plan_load,
+    verify_loaded,
+)

@@ -41,7 +41,8 @@ def _recover_oms_version(run: Run) -> None:
     source = Version.parse(run.facts.versions.source)
     assert source >= MIN_VERSION_FOR_4X_INIT, (
         f"docker_init.sh says '{INIT_TOO_OLD}' and the version before the upgrade is {source}: "
-        "doc 004 allows the recovery only from V4.1.1-CE on")
+        "doc 004 allows the recovery only from V4.1.1-CE on"
+    )
     rm = run.env.metadb.rm
     run.metadb.execute(OMS_VERSION_DDL, db=rm)
     run.metadb.execute("REPLACE INTO `oms_version`(`version`) VALUES(%s)", (str(source),), db=rm)
@@ -52,10 +53,16 @@ def _recover_oms_version(run: Run) -> None:
 def init_metadata(run: Run) -> None:
     def ready(n: Node) -> str:
         run.live(f"{n.name}: waiting until the container is ready for docker_init.sh")
-        wait_until(lambda: init_ready(run, n), READY_TIMEOUT,
-                   lambda: f"node {n.name}: `supervisorctl status` does not answer in the new container; "
-                           f"last log lines:\n{run.engines[n.name].logs(run.env.container, 15)}",
-                   interval=0.2, live=lambda m: run.live(f"{n.name}: readiness for docker_init.sh: {m}"))
+        wait_until(
+            lambda: init_ready(run, n),
+            READY_TIMEOUT,
+            lambda: (
+                f"node {n.name}: `supervisorctl status` does not answer in the new container; "
+                f"last log lines:\n{run.engines[n.name].logs(run.env.container, 15)}"
+            ),
+            interval=0.2,
+            live=lambda m: run.live(f"{n.name}: readiness for docker_init.sh: {m}"),
+        )
         return "ready"
 
     targets = init_targets(run)
@@ -73,10 +80,14 @@ def init_metadata(run: Run) -> None:
         if rc != 0:
             last, shown = output_summary(out)
             # docker_init.sh changes the MetaDB: when that does not answer, that is the cause to name
-            run.metadb.blame_if_down(f"node {n.name}: /root/docker_init.sh exited {rc} ({last})",
-                                     "running the runbook again resumes here (docker_init.sh is idempotent)")
-            raise ContainerProblem(f"node {n.name}: /root/docker_init.sh exited {rc}: {last}\n  its last lines:\n{shown}",
-                                   "fix the cause; running the runbook again resumes here (docker_init.sh is idempotent)")
+            run.metadb.blame_if_down(
+                f"node {n.name}: /root/docker_init.sh exited {rc} ({last})",
+                "running the runbook again resumes here (docker_init.sh is idempotent)",
+            )
+            raise ContainerProblem(
+                f"node {n.name}: /root/docker_init.sh exited {rc}: {last}\n  its last lines:\n{shown}",
+                "fix the cause; running the runbook again resumes here (docker_init.sh is idempotent)",
+            )
     if run.facts.oms_version_recovery:
         run.evidence("oms_version recovery applied (doc 004)", run.facts.oms_version_recovery)
     run.each_node(lambda n: wait_serving(run, n), what="console serves")
@@ -89,10 +100,19 @@ def verify_init(run: Run) -> None:
 
 
 def plan_init(run: Run) -> list[str]:
-    return [f"{n.name}: poll until `supervisorctl status` answers, then docker exec {run.env.container} bash "
-            f"/root/docker_init.sh (on '{INIT_TOO_OLD}': create oms_version, REPLACE the old version, run again)"
-            for n in init_targets(run)] + ["every node: poll /oms/health until healthy and 'OMS service start successfully'"]
+    return [
+        f"{n.name}: poll until `supervisorctl status` answers, then docker exec {run.env.container} bash "
+        f"/root/docker_init.sh (on '{INIT_TOO_OLD}': create oms_version, REPLACE the old version, run again)"
+        for n in init_targets(run)
+    ] + ["every node: poll /oms/health until healthy and 'OMS service start successfully'"]
 
 
-INIT = Step("init_metadata", "Initialize metadata (docker_init.sh)", init_metadata,
-            frozenset({Touches.HOSTS, Touches.ENGINES, Touches.METADB, Touches.CONSOLE}), True, plan_init, verify_init)
+INIT = Step(
+    "init_metadata",
+    "Initialize metadata (docker_init.sh)",
+    init_metadata,
+    frozenset({Touches.HOSTS, Touches.ENGINES, Touches.METADB, Touches.CONSOLE}),
+    True,
+    plan_init,
+    verify_init,
+)

@@ -40,8 +40,10 @@ def read_node_config(run: Run, node: Node, binds: list[str]) -> dict[str, Any]:
     """The node's config.yaml, read on the node from the source of its config bind."""
     src = next((b.split(":")[0] for b in binds if bind_target(b) == CONFIG_TARGET), None)
     if src is None:
-        raise PreconditionRefused(f"node {node.name}: the container has no bind for {CONFIG_TARGET}",
-                                  "the deployment does not look like the documented one; check `docker inspect`")
+        raise PreconditionRefused(
+            f"node {node.name}: the container has no bind for {CONFIG_TARGET}",
+            "the deployment does not look like the documented one; check `docker inspect`",
+        )
     text = run.hosts[node.name].read_text(src)
     try:
         cfg = yaml.safe_load(text)
@@ -56,55 +58,82 @@ def inspect_old(run: Run, node: Node) -> NodeFacts:
     reachable(run, node)
     attrs = run.engines[node.name].inspect(run.env.container)
     if attrs is None:
-        raise PreconditionRefused(f"node {node.name}: no container named {run.env.container}",
-                                  "check 'container' in the environment file (docker ps -a on the node)")
+        raise PreconditionRefused(
+            f"node {node.name}: no container named {run.env.container}",
+            "check 'container' in the environment file (docker ps -a on the node)",
+        )
     state = attrs.get("State") or {}
     if not state.get("Running"):
-        raise PreconditionRefused(f"node {node.name}: container {run.env.container} is not running "
-                                  f"(status {state.get('Status')}); the procedure starts from a running deployment")
+        raise PreconditionRefused(
+            f"node {node.name}: container {run.env.container} is not running "
+            f"(status {state.get('Status')}); the procedure starts from a running deployment"
+        )
     binds = binds_of(attrs)
     missing = [t for t in REQUIRED_TARGETS if t not in {bind_target(b) for b in binds}]
     if missing:
-        raise PreconditionRefused(f"node {node.name}: container {run.env.container} lacks the documented mounts "
-                                  f"{', '.join(missing)}; binds seen: {binds}")
+        raise PreconditionRefused(
+            f"node {node.name}: container {run.env.container} lacks the documented mounts "
+            f"{', '.join(missing)}; binds seen: {binds}"
+        )
     env = env_of(attrs)
     if env.get("OMS_HOST_IP") != node.ip:
-        raise PreconditionRefused(f"node {node.name}: the container's OMS_HOST_IP is {env.get('OMS_HOST_IP')!r}, "
-                                  f"the environment file says ip {node.ip}", "correct the node's ip in the environment file")
+        raise PreconditionRefused(
+            f"node {node.name}: the container's OMS_HOST_IP is {env.get('OMS_HOST_IP')!r}, "
+            f"the environment file says ip {node.ip}",
+            "correct the node's ip in the environment file",
+        )
     version = image_version(run, node, attrs)
     cfg = read_node_config(run, node, binds)
     region = next(r for r in run.env.regions if r.name == node.region)
-    for key, want in (("drc_rm_db", run.env.metadb.rm), ("drc_cm_db", run.env.metadb.cm),
-                      ("drc_cm_heartbeat_db", region.cm_hb)):
+    for key, want in (
+        ("drc_rm_db", run.env.metadb.rm),
+        ("drc_cm_db", run.env.metadb.cm),
+        ("drc_cm_heartbeat_db", region.cm_hb),
+    ):
         if str(cfg.get(key)) != want:
-            raise PreconditionRefused(f"node {node.name}: config.yaml has {key}={cfg.get(key)!r}, the environment file "
-                                      f"says {want!r}", "the environment file must describe this deployment's MetaDB")
+            raise PreconditionRefused(
+                f"node {node.name}: config.yaml has {key}={cfg.get(key)!r}, the environment file says {want!r}",
+                "the environment file must describe this deployment's MetaDB",
+            )
     # the image's own defaults are not carried over: only what the operator set on the container
     image_env = env_of({"Config": {"Env": run.engines[node.name].image_env(attrs["Image"])}})
     user_env = {k: v for k, v in env.items() if image_env.get(k) != v and k not in ("OMS_HOST_IP", "IS_UPGRADE")}
-    return NodeFacts(container_id=attrs["Id"], name=run.env.container, image=attrs["Config"]["Image"],
-                     image_id=attrs["Image"], binds=binds, env=sorted(f"{k}={v}" for k, v in env.items()),
-                     user_env=user_env, version=str(version) if version else None,
-                     cm_nodes=sorted(str(x) for x in (cfg.get("cm_nodes") or [])))
+    return NodeFacts(
+        container_id=attrs["Id"],
+        name=run.env.container,
+        image=attrs["Config"]["Image"],
+        image_id=attrs["Image"],
+        binds=binds,
+        env=sorted(f"{k}={v}" for k, v in env.items()),
+        user_env=user_env,
+        version=str(version) if version else None,
+        cm_nodes=sorted(str(x) for x in (cfg.get("cm_nodes") or [])),
+    )
 
 
 def _source_version(run: Run, old: dict[str, NodeFacts]) -> tuple[Version, list[str] | None]:
     versions = {n: Version.parse(f.version) for n, f in old.items() if f.version}
     if len(set(versions.values())) > 1:
-        raise PreconditionRefused(f"the nodes run different versions: {json.dumps({k: str(v) for k, v in versions.items()})}")
+        raise PreconditionRefused(
+            f"the nodes run different versions: {json.dumps({k: str(v) for k, v in versions.items()})}"
+        )
     rm = run.env.metadb.rm
     rows = run.metadb.oms_versions(rm)
     image_v = next(iter(versions.values()), None)
     meta_v = max((Version.parse(v) for v in rows), default=None) if rows else None
     if meta_v and image_v and meta_v != image_v:
-        raise PreconditionRefused(f"oms_version in {rm} says {meta_v}, the running image says {image_v}",
-                                  "a previous upgrade may be half done; investigate before upgrading")
+        raise PreconditionRefused(
+            f"oms_version in {rm} says {meta_v}, the running image says {image_v}",
+            "a previous upgrade may be half done; investigate before upgrading",
+        )
     source = meta_v or image_v
     if source is None:
         raise PreconditionRefused("cannot tell the running version: no oms_version row and no version in the image tag")
     if run.env.version is not None and run.env.version != source:
-        raise PreconditionRefused(f"the environment file expects {run.env.version}, the deployment runs {source}",
-                                  "correct 'version' in the environment file, or check you are on the right deployment")
+        raise PreconditionRefused(
+            f"the environment file expects {run.env.version}, the deployment runs {source}",
+            "correct 'version' in the environment file, or check you are on the right deployment",
+        )
     return source, rows
 
 
@@ -113,13 +142,17 @@ def _backup_room(run: Run) -> dict[str, Any]:
     need = int(sum(sizes.values()) * SPACE_MARGIN) + SPACE_EXTRA
     bh, folder = run.backup_host, run.env.backup.dir
     if not bh.writable_dir(folder):
-        raise PreconditionRefused(f"backup folder {folder} on {bh.label} does not exist or is not writable",
-                                  f"create it (mkdir -p {folder}; chmod 700 {folder}) on {bh.label}")
+        raise PreconditionRefused(
+            f"backup folder {folder} on {bh.label} does not exist or is not writable",
+            f"create it (mkdir -p {folder}; chmod 700 {folder}) on {bh.label}",
+        )
     free = bh.free_bytes(folder)
     if free < need:
-        raise PreconditionRefused(f"backup folder {folder} on {bh.label} has {free} bytes free; the dumps need about "
-                                  f"{need} (database sizes {sizes} x {SPACE_MARGIN} + 64 MiB)",
-                                  "free space there or point backup.dir elsewhere")
+        raise PreconditionRefused(
+            f"backup folder {folder} on {bh.label} has {free} bytes free; the dumps need about "
+            f"{need} (database sizes {sizes} x {SPACE_MARGIN} + 64 MiB)",
+            "free space there or point backup.dir elsewhere",
+        )
     return {"folder": folder, "host": bh.label, "free": free, "needed": need, "sizes": sizes}
 
 
@@ -127,15 +160,20 @@ def preflight(run: Run) -> None:
     """Changes nothing: reachability, versions, package, MetaDB, backup room, projects; records the old containers."""
     target = run.runbook.target
     if run.runbook.single_node and len(run.env.nodes) != 1:
-        raise PreconditionRefused(f"{run.runbook.name} is the single-node procedure (doc {run.runbook.doc}); the "
-                                  f"environment has {len(run.env.nodes)} nodes", "use the multi-node runbook")
+        raise PreconditionRefused(
+            f"{run.runbook.name} is the single-node procedure (doc {run.runbook.doc}); the "
+            f"environment has {len(run.env.nodes)} nodes",
+            "use the multi-node runbook",
+        )
     run.live("preflight: inspecting nodes")
     old = run.each_node(lambda n: inspect_old(run, n), what="old container inspected")
     run.metadb.ping()
     missing = [name for _, name in run.env.databases() if name not in run.metadb.existing_databases()]
     if missing:
-        raise PreconditionRefused(f"the MetaDB {run.metadb.label} lacks {', '.join(missing)}",
-                                  "check metadb.rm, metadb.cm and each region's cm_hb in the environment file")
+        raise PreconditionRefused(
+            f"the MetaDB {run.metadb.label} lacks {', '.join(missing)}",
+            "check metadb.rm, metadb.cm and each region's cm_hb in the environment file",
+        )
     source, rows = _source_version(run, old)
     try:
         check_upgrade(source, target)
@@ -148,13 +186,17 @@ def preflight(run: Run) -> None:
     bad = [p for p in projects if p.forbidden]
     if bad:
         lines = "; ".join(f"{p.name} ({p.id}): {p.forbidden}" for p in bad)
-        raise PreconditionRefused(f"projects in a state the documents forbid for an upgrade: {lines}",
-                                  "wait until they are real-time and their forward switchover is done (doc 000/001)")
+        raise PreconditionRefused(
+            f"projects in a state the documents forbid for an upgrade: {lines}",
+            "wait until they are real-time and their forward switchover is done (doc 000/001)",
+        )
     survey = None
     if run.runbook.has(connectors.CONNECTOR_DBTYPE):  # docs 000/001: check dbType first
         survey = connectors.survey(run)
-        run.evidence("Connectors lacking dbType/db_type that need it (fixed in the next step)",
-                     [r for r in survey.connectors if r.needs_fix])
+        run.evidence(
+            "Connectors lacking dbType/db_type that need it (fixed in the next step)",
+            [r for r in survey.connectors if r.needs_fix],
+        )
     ha = run.metadb.ha_config(run.env.metadb.rm)
     with run.record.change() as f:
         f.versions = Versions(source=str(source), target=str(target), oms_version_before=rows)
@@ -170,25 +212,41 @@ def verify_preflight(run: Run) -> None:
     for n in run.env.nodes:
         run.node_facts(n.name)
     if run.facts.versions is None or run.facts.ha_before is None or len(run.facts.packages) != len(run.env.nodes):
-        raise PreconditionRefused(f"the run ledger {run.record.path} lacks what the preflight records",
-                                  "move this ledger aside deliberately and start the runbook anew")
+        raise PreconditionRefused(
+            f"the run ledger {run.record.path} lacks what the preflight records",
+            "move this ledger aside deliberately and start the runbook anew",
+        )
 
 
-PREFLIGHT = Step("preflight", "Preflight (changes nothing)", preflight,
-                 frozenset({Touches.HOSTS, Touches.ENGINES, Touches.METADB, Touches.CONSOLE, Touches.BACKUP}), False,
-                 None, verify_preflight)
+PREFLIGHT = Step(
+    "preflight",
+    "Preflight (changes nothing)",
+    preflight,
+    frozenset({Touches.HOSTS, Touches.ENGINES, Touches.METADB, Touches.CONSOLE, Touches.BACKUP}),
+    False,
+    None,
+    verify_preflight,
+)
 
 
 # == the rollback's preflight ======================================================================
 def rollback_preflight(run: Run) -> None:
     up = upgrade_record(run)
     f = up.facts
-    run.evidence("upgrade run ledger", {"path": str(up.path), "status": up.data.status,
-                                         "steps": {k: v.model_dump() for k, v in up.data.steps.items()}})
+    run.evidence(
+        "upgrade run ledger",
+        {
+            "path": str(up.path),
+            "status": up.data.status,
+            "steps": {k: v.model_dump() for k, v in up.data.steps.items()},
+        },
+    )
     if not up.step_done(BACKUP.key):
-        raise PreconditionRefused(f"the upgrade run {up.run_id} has no verified backups (its backup step did not "
-                                  "finish), so there is nothing to roll back to",
-                                  "if the databases were never changed, just restart the old containers")
+        raise PreconditionRefused(
+            f"the upgrade run {up.run_id} has no verified backups (its backup step did not "
+            "finish), so there is nothing to roll back to",
+            "if the databases were never changed, just restart the old containers",
+        )
     if not f.t1 and not run.env.ha.perceive_store_client_checkpoint:
         raise PreconditionRefused(f"the upgrade run {up.run_id} recorded no T1")
     # backups: every file listed, with its size, SHA-256 and completion marker
@@ -201,12 +259,15 @@ def rollback_preflight(run: Run) -> None:
             raise PreconditionRefused(f"the upgrade ledger has no record of node {n.name}")
         attrs = run.engines[n.name].inspect(nf.container_id)
         if attrs is None:
-            raise PreconditionRefused(f"node {n.name}: the old container {nf.container_id[:12]} "
-                                      f"({nf.kept_as or nf.name}) no longer exists; cannot roll back",
-                                      "restore it from its image with the recorded binds before rolling back")
+            raise PreconditionRefused(
+                f"node {n.name}: the old container {nf.container_id[:12]} "
+                f"({nf.kept_as or nf.name}) no longer exists; cannot roll back",
+                "restore it from its image with the recorded binds before rolling back",
+            )
         if attrs["Image"] != nf.image_id:
-            raise PreconditionRefused(f"node {n.name}: the old container now has image {attrs['Image'][:19]}, "
-                                      f"recorded {nf.image_id[:19]}")
+            raise PreconditionRefused(
+                f"node {n.name}: the old container now has image {attrs['Image'][:19]}, recorded {nf.image_id[:19]}"
+            )
         if binds_of(attrs) != nf.binds:
             raise PreconditionRefused(f"node {n.name}: the old container's binds changed: {binds_of(attrs)}")
         return {"container": nf.container_id[:12], "name_now": attrs["Name"].lstrip("/"), "image": nf.image}
@@ -214,17 +275,31 @@ def rollback_preflight(run: Run) -> None:
     found = run.each_node(old_container, what="old container present")
     run.metadb.ping()
     with run.record.change() as rf:
-        rf.upgrade = UpgradeRef(run_id=up.run_id, ledger=str(up.path), t1=f.t1, versions=f.versions,
-                                backups=f.backups, nodes=f.nodes, ha_before=f.ha_before)
+        rf.upgrade = UpgradeRef(
+            run_id=up.run_id,
+            ledger=str(up.path),
+            t1=f.t1,
+            versions=f.versions,
+            backups=f.backups,
+            nodes=f.nodes,
+            ha_before=f.ha_before,
+        )
     run.evidence("old containers", found)
 
 
 def verify_rollback_preflight(run: Run) -> None:
     if run.facts.upgrade is None:
-        raise PreconditionRefused("this rollback's ledger has no copy of the upgrade's record",
-                                  "run the rollback from its preflight")
+        raise PreconditionRefused(
+            "this rollback's ledger has no copy of the upgrade's record", "run the rollback from its preflight"
+        )
 
 
-ROLLBACK_PREFLIGHT = Step("rollback_preflight", "Preflight (changes nothing)", rollback_preflight,
-                          frozenset({Touches.HOSTS, Touches.ENGINES, Touches.METADB, Touches.BACKUP}), False,
-                          None, verify_rollback_preflight)
+ROLLBACK_PREFLIGHT = Step(
+    "rollback_preflight",
+    "Preflight (changes nothing)",
+    rollback_preflight,
+    frozenset({Touches.HOSTS, Touches.ENGINES, Touches.METADB, Touches.BACKUP}),
+    False,
+    None,
+    verify_rollback_preflight,
+)

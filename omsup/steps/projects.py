@@ -23,6 +23,14 @@ def list_projects(run: Run, version: Version) -> list[Project]:
         found = [{**p, "steps": console.project_steps(str(p["id"]))} for p in console.list_projects()]
     else:
         found = run.metadb.projects(run.env.metadb.rm)
-    return [Project(id=str(p["id"]), name=p.get("name"), type=p.get("type"), status=p.get("status"),
-                    steps={str(s.get("name")): s.get("status") for s in p["steps"]},
-                    forbidden=forbidden_reason(p, p["steps"])) for p in found]
+    return [
+        Project(
+            id=str(p["id"]),
+            name=p.get("name"),
+            type=p.get("type"),
+            status=p.get("status"),
+            steps={str(s.get("name")): s.get("status") for s in p["steps"]},
+            forbidden=forbidden_reason(p, p["steps"]),
+        )
+        for p in found
+    ]

@@ -25,7 +25,8 @@ def upgrade_record(run: Run) -> Record:
     if rec is None:
         raise PreconditionRefused(
             f"no run ledger of {name} for environment {run.env.name} under {run.env.state_dir}",
-            "a rollback undoes a recorded upgrade; point state_dir at the folder the upgrade used")
+            "a rollback undoes a recorded upgrade; point state_dir at the folder the upgrade used",
+        )
     return rec
 
 
@@ -51,14 +52,22 @@ def restore(run: Run) -> None:
 def plan_restore(run: Run) -> list[str]:
     out = []
     for b in upgrade_record(run).facts.backups:
-        out += [f"verify {b.path} (size {b.size}, sha256 {b.sha256[:16]}...)",
-                f"DROP DATABASE `{b.db}`; CREATE DATABASE `{b.db}`",
-                f"mysql --defaults-extra-file=<0600 file> -D {b.db} < {b.path}"]
+        out += [
+            f"verify {b.path} (size {b.size}, sha256 {b.sha256[:16]}...)",
+            f"DROP DATABASE `{b.db}`; CREATE DATABASE `{b.db}`",
+            f"mysql --defaults-extra-file=<0600 file> -D {b.db} < {b.path}",
+        ]
     return out
 
 
-RESTORE = Step("restore", "Drop, recreate and restore rm, cm and every cm_hb", restore,
-               frozenset({Touches.METADB, Touches.BACKUP}), True, plan_restore)
+RESTORE = Step(
+    "restore",
+    "Drop, recreate and restore rm, cm and every cm_hb",
+    restore,
+    frozenset({Touches.METADB, Touches.BACKUP}),
+    True,
+    plan_restore,
+)
 
 
 def verify_restore(run: Run) -> None:
@@ -82,5 +91,12 @@ def verify_restore(run: Run) -> None:
     assert rows == before, f"oms_version is {rows}, before the upgrade it was {before}"
 
 
-VERIFY_RESTORE = Step("verify_restore", "Verify the restore (row counts, checksums, oms_version)", verify_restore,
-                      frozenset({Touches.METADB}), False, None, verify_restore)
+VERIFY_RESTORE = Step(
+    "verify_restore",
+    "Verify the restore (row counts, checksums, oms_version)",
+    verify_restore,
+    frozenset({Touches.METADB}),
+    False,
+    None,
+    verify_restore,
+)

@@ -22,8 +22,13 @@ SERVING_LINE = "OMS service start successfully"  # obd waits for this last log l
 METADB_CHECK_EVERY = 5.0  # seconds, while waiting for a console
 
 
-def wait_until(check: Callable[[], T | None], timeout: float, describe: Callable[[], str], interval: float = 0.5,
-               live: Callable[[str], None] | None = None) -> T:
+def wait_until(
+    check: Callable[[], T | None],
+    timeout: float,
+    describe: Callable[[], str],
+    interval: float = 0.5,
+    live: Callable[[str], None] | None = None,
+) -> T:
     """Poll ``check()`` until it returns a truthy value; on timeout raise NotReady with ``describe()``."""
     t0 = time.monotonic()
     deadline = t0 + timeout
@@ -36,8 +41,10 @@ def wait_until(check: Callable[[], T | None], timeout: float, describe: Callable
             shown = time.monotonic()
             live(f"still polling after {shown - t0:.0f}s (gives up after {timeout:.0f}s)")
         if time.monotonic() > deadline:
-            raise NotReady(f"timed out after {timeout:.0f}s: {describe()}",
-                           "look at the container's log (below); run the runbook again to resume once it is fixed")
+            raise NotReady(
+                f"timed out after {timeout:.0f}s: {describe()}",
+                "look at the container's log (below); run the runbook again to resume once it is fixed",
+            )
         time.sleep(interval)
 
 
@@ -75,14 +82,21 @@ def wait_serving(run: Run, node: Node, timeout: float = READY_TIMEOUT) -> None:
         # MetaDB problem) instead of after the whole readiness timeout
         if time.monotonic() - last_ping >= METADB_CHECK_EVERY:
             last_ping = time.monotonic()
-            run.metadb.blame_if_down(f"node {node.name}: the console does not serve yet",
-                                     "running the runbook again resumes here")
+            run.metadb.blame_if_down(
+                f"node {node.name}: the console does not serve yet", "running the runbook again resumes here"
+            )
         return False
 
-    wait_until(check, timeout, interval=0.2,
-               live=lambda m: run.live(f"{node.name}: console: {m}"),
-               describe=lambda: f"node {node.name}: the console does not serve (health or '{SERVING_LINE}' missing); "
-                       f"last log lines:\n{run.engines[node.name].logs(run.env.container, 15)}")
+    wait_until(
+        check,
+        timeout,
+        interval=0.2,
+        live=lambda m: run.live(f"{node.name}: console: {m}"),
+        describe=lambda: (
+            f"node {node.name}: the console does not serve (health or '{SERVING_LINE}' missing); "
+            f"last log lines:\n{run.engines[node.name].logs(run.env.container, 15)}"
+        ),
+    )
 
 
 def servers_online(run: Run) -> list[dict[str, Any]]:
@@ -97,5 +111,6 @@ def servers_online(run: Run) -> list[dict[str, Any]]:
         last[:] = [lst]
         return None
 
-    return wait_until(check, 60, lambda: "not every server is Online: " + json.dumps(last[0] if last else None),
-                      interval=1.0)
+    return wait_until(
+        check, 60, lambda: "not every server is Online: " + json.dumps(last[0] if last else None), interval=1.0
+    )

@@ -41,16 +41,25 @@ def verify_upgrade(run: Run) -> None:
         f.verified = Verified(oms_version=rows, servers=servers, images=images)
 
 
-VERIFY = Step("verify", "Verify version, servers Online, health", verify_upgrade,
-              frozenset({Touches.METADB, Touches.CONSOLE, Touches.ENGINES}), False, None, verify_upgrade)
+VERIFY = Step(
+    "verify",
+    "Verify version, servers Online, health",
+    verify_upgrade,
+    frozenset({Touches.METADB, Touches.CONSOLE, Touches.ENGINES}),
+    False,
+    None,
+    verify_upgrade,
+)
 
 
 def after_upgrade(run: Run) -> None:
     """doc 004 HA table: every task's status remains unchanged by the upgrade."""
     before = {p.id: p for p in run.facts.projects_before or []}
     after = {p.id: p for p in list_projects(run, run.runbook.target)}
-    rows = [{"id": pid, "name": p.name, "before": p.status, "after": after[pid].status if pid in after else None}
-            for pid, p in before.items()]
+    rows = [
+        {"id": pid, "name": p.name, "before": p.status, "after": after[pid].status if pid in after else None}
+        for pid, p in before.items()
+    ]
     run.evidence("task status before and after (doc 004 HA table: remains unchanged)", rows)
     changed = [r for r in rows if r["before"] != r["after"]]
     assert not changed, f"task status changed across the upgrade: {changed}"
@@ -58,8 +67,15 @@ def after_upgrade(run: Run) -> None:
         f.projects_after = list(after.values())
     # the run ends on a deployment that works: every node still serves
     gone = [n.name for n in run.env.nodes if not serving(run, n)]
-    assert not gone, f"at the end of the upgrade, node(s) {', '.join(gone)} no longer serve (health or log line missing)"
+    assert not gone, (
+        f"at the end of the upgrade, node(s) {', '.join(gone)} no longer serve (health or log line missing)"
+    )
 
 
-AFTER = Step("after_upgrade", "Task states as the HA table expects", after_upgrade,
-             frozenset({Touches.CONSOLE, Touches.ENGINES, Touches.METADB}), False)
+AFTER = Step(
+    "after_upgrade",
+    "Task states as the HA table expects",
+    after_upgrade,
+    frozenset({Touches.CONSOLE, Touches.ENGINES, Touches.METADB}),
+    False,
+)

@@ -28,7 +28,9 @@ pytestmark = pytest.mark.integration
 def _run(args: list[str], timeout: float = 900, check: bool = True) -> subprocess.CompletedProcess:
     p = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     if check and p.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} exited {p.returncode}\nstdout:\n{p.stdout[-3000:]}\nstderr:\n{p.stderr[-3000:]}")
+        raise AssertionError(
+            f"{' '.join(args)} exited {p.returncode}\nstdout:\n{p.stdout[-3000:]}\nstderr:\n{p.stderr[-3000:]}"
+        )
     return p
 
 
@@ -57,8 +59,22 @@ class Sandbox:
     # -- running runbooks --------------------------------------------------------------------
     def runbook(self, name: str, *args: str) -> subprocess.CompletedProcess:
         assert self.env_file, "no sandbox is up"
-        p = _run([sys.executable, "-m", "pytest", f"runbooks/{name}", "--env", self.env_file, "--report-root",
-                  str(self.reports), "-p", "no:cacheprovider", *args], check=False)
+        p = _run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                f"runbooks/{name}",
+                "--env",
+                self.env_file,
+                "--report-root",
+                str(self.reports),
+                "-p",
+                "no:cacheprovider",
+                *args,
+            ],
+            check=False,
+        )
         p.output = p.stdout + p.stderr  # type: ignore[attr-defined]
         return p
 
@@ -68,12 +84,34 @@ class Sandbox:
         assert self.env_file, "no sandbox is up"
         release = self.reports / f".release-{os.getpid()}-{time.monotonic_ns()}"
         held = Path(f"{release}.held")
-        env = {**os.environ, "OMSUP_PAUSE_AT_STEP": step, "OMSUP_PAUSE_SECONDS": "120",
-               "OMSUP_PAUSE_UNTIL_FILE": str(release)}
-        proc = subprocess.Popen([sys.executable, "-m", "pytest", f"runbooks/{name}", "--env", self.env_file,
-                                 "--report-root", str(self.reports), "-p", "no:cacheprovider", "-p", "tests.pause_plugin",
-                                 *args], cwd=ROOT,
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        env = {
+            **os.environ,
+            "OMSUP_PAUSE_AT_STEP": step,
+            "OMSUP_PAUSE_SECONDS": "120",
+            "OMSUP_PAUSE_UNTIL_FILE": str(release),
+        }
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                f"runbooks/{name}",
+                "--env",
+                self.env_file,
+                "--report-root",
+                str(self.reports),
+                "-p",
+                "no:cacheprovider",
+                "-p",
+                "tests.pause_plugin",
+                *args,
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         proc.release_file = release  # type: ignore[attr-defined]
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -94,8 +132,9 @@ class Sandbox:
 
     # -- looking independently ---------------------------------------------------------------
     def sql(self, sql: str, db: str | None = None) -> list[tuple]:
-        conn = pymysql.connect(unix_socket=str(STATE / "metadb" / "mysqld.sock"), user="root", database=db,
-                               autocommit=True)
+        conn = pymysql.connect(
+            unix_socket=str(STATE / "metadb" / "mysqld.sock"), user="root", database=db, autocommit=True
+        )
         try:
             with conn.cursor() as cur:
                 cur.execute(sql)
@@ -112,8 +151,12 @@ class Sandbox:
         for n in self.status()["nodes"]:
             c = self.engine(n["name"])
             out[n["name"]] = {
-                x.name: {"id": x.id, "image": (x.image.tags or [x.image.id])[0], "running": x.status == "running",
-                         "binds": x.attrs["HostConfig"]["Binds"]}
+                x.name: {
+                    "id": x.id,
+                    "image": (x.image.tags or [x.image.id])[0],
+                    "running": x.status == "running",
+                    "binds": x.attrs["HostConfig"]["Binds"],
+                }
                 for x in c.containers.list(all=True)
             }
             c.close()

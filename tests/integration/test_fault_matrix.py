@@ -39,7 +39,10 @@ FAULTS = {
     "engine-down": (("engine-down", "--node", "n2"), r"(engine|console) of n2"),
     "disk-full": (("disk-full",), r"[Bb]ackup"),
     "start-fail": (("start-fail", "--node", "n2"), r"node n2: container oms_ce is not running"),
-    "start-fail-old": (("start-fail", "--node", "n2", "--version", "4.2.8-CE"), r"node n2: container oms_ce is not running"),
+    "start-fail-old": (
+        ("start-fail", "--node", "n2", "--version", "4.2.8-CE"),
+        r"node n2: container oms_ce is not running",
+    ),
     "init-fail": (("init-fail",), r"docker_init\.sh exited 1"),
     "node-offline": (("no-heartbeat", "--node", "n2"), r"not every server is Online"),
 }
@@ -56,20 +59,39 @@ WHERE = {
     "start-fail": {"upgrade_429": ["start_new"]},
     "start-fail-old": {"rollback_429": ["restart_old"]},
     "init-fail": {"upgrade_429": ["init_metadata"]},
-    "node-offline": {"upgrade_429": ["verify", "enable_ha", "after_upgrade"],
-                     "rollback_429": ["restart_old", "rollback_enable_ha"]},
+    "node-offline": {
+        "upgrade_429": ["verify", "enable_ha", "after_upgrade"],
+        "rollback_429": ["restart_old", "rollback_enable_ha"],
+    },
 }
 STOPS = {
     # every step that reads or writes the MetaDB (the new containers of step 6 wait for it)
-    "metadb-down": {"upgrade_429": {"preflight", "disable_ha", "prune_heartbeats", "backup", "init_metadata", "verify",
-                                    "enable_ha", "after_upgrade"},
-                    "rollback_429": {"rollback_preflight", "disable_ha", "restore", "verify_restore", "restart_old",
-                                     "rollback_enable_ha"}},
+    "metadb-down": {
+        "upgrade_429": {
+            "preflight",
+            "disable_ha",
+            "prune_heartbeats",
+            "backup",
+            "init_metadata",
+            "verify",
+            "enable_ha",
+            "after_upgrade",
+        },
+        "rollback_429": {
+            "rollback_preflight",
+            "disable_ha",
+            "restore",
+            "verify_restore",
+            "restart_old",
+            "rollback_enable_ha",
+        },
+    },
     # every step that talks to the nodes' engines
     # (and the upgrade's last step, which checks every node still serves)
-    "engine-down": {"upgrade_429": {"preflight", "stop_old", "load_image", "start_new", "init_metadata",
-                                    "verify", "after_upgrade"},
-                    "rollback_429": {"rollback_preflight", "stop_new", "restart_old"}},
+    "engine-down": {
+        "upgrade_429": {"preflight", "stop_old", "load_image", "start_new", "init_metadata", "verify", "after_upgrade"},
+        "rollback_429": {"rollback_preflight", "stop_new", "restart_old"},
+    },
     # a full backup folder: the preflight sees no room for the dumps, the dumps fail; a rollback
     # only reads the backups
     "disk-full": {"upgrade_429": {"preflight", "backup"}},
@@ -111,8 +133,10 @@ def cells(faults: list[str]) -> list[Cell]:
     for runbook in ("upgrade_429", "rollback_429"):
         for i, step in enumerate(ALL[runbook]):
             # at one step, the faults that stop the run come first: the step is still to do after them
-            here = sorted((Cell(runbook, i, step, f) for f in faults if step in WHERE[f].get(runbook, [])),
-                          key=lambda c: not c.stops)
+            here = sorted(
+                (Cell(runbook, i, step, f) for f in faults if step in WHERE[f].get(runbook, [])),
+                key=lambda c: not c.stops,
+            )
             # a cell that completes the step must be the last at it: later ones would find it done
             assert sum(not c.stops for c in here) <= 1, here
             out.extend(here)
@@ -141,7 +165,9 @@ def run_cell(sandbox, cell: Cell, old: dict, backed_up: bool) -> str:
     if cell.stops:
         assert proc.returncode == 1, tail
         assert f"STOPPED at step {cell.index}." in out, tail
-        assert re.search(FAULTS[cell.fault][1], out), f"the message does not name the fault ({FAULTS[cell.fault][1]}): {tail}"
+        assert re.search(FAULTS[cell.fault][1], out), (
+            f"the message does not name the fault ({FAULTS[cell.fault][1]}): {tail}"
+        )
         assert "run the same command again to resume" in out, tail
     else:
         assert proc.returncode == 0 and f"{cell.index + 1} passed" in out, tail

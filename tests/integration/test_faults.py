@@ -74,7 +74,9 @@ def test_every_fault_at_its_step_along_one_upgrade(sandbox):
 
     # step 7: docker_init.sh fails
     sandbox.fault("init-fail")
-    assert_stopped_at(sandbox.runbook("upgrade_429", "--until", "7"), 7, "docker_init.sh exited 1", "schema change failed")
+    assert_stopped_at(
+        sandbox.runbook("upgrade_429", "--until", "7"), 7, "docker_init.sh exited 1", "schema change failed"
+    )
     sandbox.fault("clear")
     assert_passed(sandbox.runbook("upgrade_429", "--until", "7"), 8)
 
@@ -150,9 +152,24 @@ def test_rollback_resumes_after_the_metadb_stopped_during_the_restore(sandbox):
     at_backup = sandbox.sql(checksum, "cm_428"), without_volatile(sandbox.snapshot_small())
     assert_passed(sandbox.runbook("upgrade_429"), 11)
     assert_passed(sandbox.runbook("rollback_429", "--until", "2"), 3)
-    proc = subprocess.Popen([sys.executable, "-m", "pytest", "runbooks/rollback_429", "--env", sandbox.env_file,
-                             "--report-root", str(sandbox.reports), "-p", "no:cacheprovider"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "runbooks/rollback_429",
+            "--env",
+            sandbox.env_file,
+            "--report-root",
+            str(sandbox.reports),
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     ledger = sorted((STATE / "ledgers" / "rollback_429").glob("*/ledger.json"))[-1]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # stop the MetaDB while a database is being restored

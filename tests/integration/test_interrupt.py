@@ -40,8 +40,12 @@ def after_interruption(sandbox, sig: int, out: str) -> None:
         refused = sandbox.runbook("upgrade_429", "--until", "0")
         assert refused.returncode != 0 and "another run holds the lock" in refused.output
         assert "omsup unlock --env" in refused.output
-        unlock = subprocess.run([sys.executable, "-m", "omsup", "unlock", "--env", sandbox.env_file], cwd=ROOT,
-                                capture_output=True, text=True)
+        unlock = subprocess.run(
+            [sys.executable, "-m", "omsup", "unlock", "--env", sandbox.env_file],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
         assert unlock.returncode == 0 and "released the lock" in unlock.stdout, unlock.stderr
     else:
         assert "KeyboardInterrupt" in out or "Interrupted" in out, out[-2000:]
@@ -71,8 +75,12 @@ def test_upgrade_then_rollback_interrupted_at_every_step(sandbox):
         for sig in (signal.SIGINT, signal.SIGKILL):
             out = interrupt_at(sandbox, "rollback_429", step, sig)
             if sig == signal.SIGKILL:
-                subprocess.run([sys.executable, "-m", "omsup", "unlock", "--env", sandbox.env_file], cwd=ROOT,
-                               check=True, capture_output=True)
+                subprocess.run(
+                    [sys.executable, "-m", "omsup", "unlock", "--env", sandbox.env_file],
+                    cwd=ROOT,
+                    check=True,
+                    capture_output=True,
+                )
             backups_intact(sandbox)
             old_containers_kept(sandbox, old)
     assert_passed(sandbox.runbook("rollback_429"), 7)

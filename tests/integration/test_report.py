@@ -16,15 +16,26 @@ from .conftest import ROOT, STATE
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-quic",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM = [
+    "chromium",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
 def upgraded(sandbox):
     """One upgrade on a fresh sandbox, with the process list sampled while it runs."""
     env = sandbox.fresh()
-    secrets = [(STATE / "secrets" / name).read_text(encoding="utf-8") for name in ("metadb_password", "console_password")]
+    secrets = [
+        (STATE / "secrets" / name).read_text(encoding="utf-8") for name in ("metadb_password", "console_password")
+    ]
     seen: list[str] = []
     stop = threading.Event()
 
@@ -35,23 +46,51 @@ def upgraded(sandbox):
 
     t = threading.Thread(target=sample)
     t.start()
-    p = subprocess.run([sys.executable, "-m", "pytest", "runbooks/upgrade_429", "--env", env, "--report-root",
-                        str(sandbox.reports), "-p", "no:cacheprovider", "-v"], cwd=ROOT, capture_output=True, text=True)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "runbooks/upgrade_429",
+            "--env",
+            env,
+            "--report-root",
+            str(sandbox.reports),
+            "-p",
+            "no:cacheprovider",
+            "-v",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     stop.set()
     t.join()
     assert p.returncode == 0, p.stdout[-3000:]
-    return {"folder": sandbox.last_report("upgrade_429"), "output": p.stdout + p.stderr, "ps": seen,
-            "secrets": secrets}
+    return {"folder": sandbox.last_report("upgrade_429"), "output": p.stdout + p.stderr, "ps": seen, "secrets": secrets}
 
 
 def test_run_folder_holds_everything(upgraded):
     f = upgraded["folder"]
-    for name in ("allure-results", "junit.xml", "summary.json", "summary.md", "events.jsonl", "ledger.json",
-                 "report.html"):
+    for name in (
+        "allure-results",
+        "junit.xml",
+        "summary.json",
+        "summary.md",
+        "events.jsonl",
+        "ledger.json",
+        "report.html",
+    ):
         assert (f / name).exists(), name
     props = (f / "allure-results" / "environment.properties").read_text()
-    for key in ("environment=sandbox", "version.before=4.2.8-CE", "version.target=4.2.9-CE", "nodes=n1(127.0.0.11)",
-                "operator=", "project.commit="):
+    for key in (
+        "environment=sandbox",
+        "version.before=4.2.8-CE",
+        "version.target=4.2.9-CE",
+        "nodes=n1(127.0.0.11)",
+        "operator=",
+        "project.commit=",
+    ):
         assert key in props
     cats = {c["name"] for c in json.loads((f / "allure-results" / "categories.json").read_text())}
     assert {"Precondition refused", "Backup problem", "Container problem", "MetaDB problem", "OMS not ready"} <= cats
@@ -75,8 +114,14 @@ def test_every_step_carries_its_evidence(upgraded):
     assert len(steps) == 11
     names = {a["name"] for t in steps.values() for a in t.get("attachments", [])}
     nested = {a["name"] for t in steps.values() for s in t.get("steps", []) for a in s.get("attachments", [])}
-    for evidence in ("old containers (binds, environment, image)", "backup manifest", "ha.config read back",
-                     "oms_version rows", "servers", "every command, statement and request"):
+    for evidence in (
+        "old containers (binds, environment, image)",
+        "backup manifest",
+        "ha.config read back",
+        "oms_version rows",
+        "servers",
+        "every command, statement and request",
+    ):
         assert evidence in names, evidence
     assert any(n.endswith("docker_init.sh output") for n in names)
     assert "n1: commands" in nested and "n2: commands" in nested  # per-node sub-steps
@@ -107,17 +152,37 @@ def test_the_single_file_report_opens_from_disk_in_chromium(upgraded, tmp_path):
     html = upgraded["folder"] / "report.html"
     assert not list(upgraded["folder"].glob("*.js"))  # one file, nothing beside it
     with tempfile.TemporaryDirectory() as profile:
-        dom = subprocess.run([*CHROMIUM, f"--user-data-dir={profile}", "--virtual-time-budget=15000", "--dump-dom",
-                              html.as_uri()], capture_output=True, text=True, timeout=120).stdout
+        dom = subprocess.run(
+            [*CHROMIUM, f"--user-data-dir={profile}", "--virtual-time-budget=15000", "--dump-dom", html.as_uri()],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout
     visible = re.sub(r"<(script|style)\b.*?</\1>", "", dom, flags=re.S)
-    for label in ("0. Preflight (changes nothing)", "4. Back up rm, cm and every cm_hb", "7. Initialize metadata",
-                  "10. Task states as the HA table expects", "Run summary", "environment", "sandbox"):
+    for label in (
+        "0. Preflight (changes nothing)",
+        "4. Back up rm, cm and every cm_hb",
+        "7. Initialize metadata",
+        "10. Task states as the HA table expects",
+        "Run summary",
+        "environment",
+        "sandbox",
+    ):
         assert label in visible, label
     shot = upgraded["folder"] / "report.png"
     with tempfile.TemporaryDirectory() as profile:
-        subprocess.run([*CHROMIUM, f"--user-data-dir={profile}", "--virtual-time-budget=15000",
-                        "--window-size=1400,1000", f"--screenshot={shot}", html.as_uri()],
-                       capture_output=True, timeout=120)
+        subprocess.run(
+            [
+                *CHROMIUM,
+                f"--user-data-dir={profile}",
+                "--virtual-time-budget=15000",
+                "--window-size=1400,1000",
+                f"--screenshot={shot}",
+                html.as_uri(),
+            ],
+            capture_output=True,
+            timeout=120,
+        )
     assert shot.exists() and shot.stat().st_size > 10_000
     (ROOT / "reports").mkdir(exist_ok=True)
     (ROOT / "reports" / "last-browser-test.png").write_bytes(shot.read_bytes())

@@ -54,8 +54,14 @@ def test_heartbeats_grow_and_the_metadb_holds_every_table(sandbox):
     time.sleep(2.5)
     assert sandbox.sql("SELECT MAX(id) FROM heatbeat_sequence", hb)[0][0] > first[0]
     tables = {db: {r[0] for r in sandbox.sql("SHOW TABLES", db)} for db in (rm, cm, hb)}
-    assert {"oms_normal_config", "cluster_info", "oms_project", "oms_project_step", "oms_sync_project",
-            "oms_version"} <= tables[rm]
+    assert {
+        "oms_normal_config",
+        "cluster_info",
+        "oms_project",
+        "oms_project_step",
+        "oms_sync_project",
+        "oms_version",
+    } <= tables[rm]
     assert {"resource_group", "host", "config_job", "connector_config"} <= tables[cm]
     assert tables[hb] == {"heatbeat_sequence"}
     assert sandbox.ha()["enable"] is True and sandbox.ha()["refetchStoreIntervalMin"] == 30
@@ -91,8 +97,14 @@ def test_a_stopped_node_turns_offline_and_store_files_are_written(sandbox):
     assert list((STATE / "nodes" / "n1" / "data" / "oms" / "oms_run").iterdir())
     sandbox.engine("n2").containers.get("oms_ce").stop(timeout=10)
     cm = st["metadb"]["cm"]
-    sandbox.wait(lambda: sandbox.sql("SELECT TIMESTAMPDIFF(SECOND, gmt_heartbeat, NOW()) FROM host WHERE ip='127.0.0.12'",
-                                     cm)[0][0] > 10, 30, "n2 to turn Offline")
+    sandbox.wait(
+        lambda: (
+            sandbox.sql("SELECT TIMESTAMPDIFF(SECOND, gmt_heartbeat, NOW()) FROM host WHERE ip='127.0.0.12'", cm)[0][0]
+            > 10
+        ),
+        30,
+        "n2 to turn Offline",
+    )
     req = urllib.request.Request("http://127.0.0.11:8089/api/v2?Action=ListServers", data=b"{}", method="POST")
     pw = (STATE / "secrets" / "console_password").read_text()
     import base64
@@ -113,11 +125,14 @@ def test_console_api_needs_basic_auth_and_speaks_the_envelope(sandbox):
         assert e.code == 401 and json.load(e)["success"] is False
 
 
-@pytest.mark.parametrize(("args", "image", "nodes", "hb"), [
-    (("--nodes", "3", "--regions", "2"), "4.2.8", 3, ["cm_hb_428_1", "cm_hb_428_2"]),
-    (("--version", "4.1.0-CE"), "4.1.0", 2, ["cm_hb_410"]),
-    (("--version", "3.3.0-CE", "--nodes", "1"), "3.3.0", 1, ["cm_hb_330"]),
-])
+@pytest.mark.parametrize(
+    ("args", "image", "nodes", "hb"),
+    [
+        (("--nodes", "3", "--regions", "2"), "4.2.8", 3, ["cm_hb_428_1", "cm_hb_428_2"]),
+        (("--version", "4.1.0-CE"), "4.1.0", 2, ["cm_hb_410"]),
+        (("--version", "3.3.0-CE", "--nodes", "1"), "3.3.0", 1, ["cm_hb_330"]),
+    ],
+)
 def test_other_shapes_come_up_the_same_way(sandbox, args, image, nodes, hb):
     sandbox.fresh(*args)
     st = sandbox.status()
@@ -137,8 +152,12 @@ def test_ssh_nodes_are_real_ssh_hosts_talking_to_their_engine(sandbox):
     st = sandbox.status()
     for n in st["nodes"]:
         assert n["ssh"]["host"] == f"ssh://root@{n['ip']}"
-        p = subprocess.run(["ssh", n["ip"], "docker", "inspect", "-f", "{{.Config.Env}}", "oms_ce"],
-                           capture_output=True, text=True, timeout=30)
+        p = subprocess.run(
+            ["ssh", n["ip"], "docker", "inspect", "-f", "{{.Config.Env}}", "oms_ce"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert p.returncode == 0 and f"OMS_HOST_IP={n['ip']}" in p.stdout, p.stderr
 
 

@@ -20,10 +20,13 @@ def has_type(source: dict) -> bool:
     return "dbType" in source or "db_type" in source
 
 
-@pytest.mark.parametrize(("start", "runbook", "target", "rollback", "steps"), [
-    ("3.3.0-CE", "upgrade_331", "3.3.1", "rollback_331", 12),
-    ("3.2.2-CE", "upgrade_400", "4.0.0", "rollback_400", 12),
-])
+@pytest.mark.parametrize(
+    ("start", "runbook", "target", "rollback", "steps"),
+    [
+        ("3.3.0-CE", "upgrade_331", "3.3.1", "rollback_331", 12),
+        ("3.2.2-CE", "upgrade_400", "4.0.0", "rollback_400", 12),
+    ],
+)
 def test_upgrade_fixes_dbtype_and_rollback_restores(sandbox, start, runbook, target, rollback, steps):
     sandbox.fresh("--version", start, "--nodes", "1")
     before = connector_sources(sandbox)

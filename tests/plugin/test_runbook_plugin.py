@@ -12,7 +12,7 @@ from tests.unit.envfiles import BASE
 pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parents[2]
 
-RUNBOOK = '''
+RUNBOOK = """
 import os
 from omsup.runbook import Runbook, Step, Touches
 
@@ -47,7 +47,7 @@ test_00_a = rb.step(0, A, "T step 0")
 test_01_b = rb.step(1, B, "T step 1")
 test_02_c = rb.step(2, C, "T step 2")
 test_03_d = rb.step(3, D, "T step 3")
-'''
+"""
 
 
 @pytest.fixture
@@ -68,8 +68,16 @@ def book(pytester, tmp_path, monkeypatch):
     monkeypatch.delenv("FAIL_AT", raising=False)
 
     def go(*args):
-        return pytester.runpytest_subprocess("runbooks/fake_rb", "--env", "env.yaml", "--report-root",
-                                             str(tmp_path / "reports"), "-p", "no:cacheprovider", *args)
+        return pytester.runpytest_subprocess(
+            "runbooks/fake_rb",
+            "--env",
+            "env.yaml",
+            "--report-root",
+            str(tmp_path / "reports"),
+            "-p",
+            "no:cacheprovider",
+            *args,
+        )
 
     go.backups = tmp_path / "backups"
     go.log = lambda: log.read_text().splitlines() if log.exists() else []
@@ -159,7 +167,9 @@ def test_without_env_the_runbook_refuses_to_start(pytester, book):
 
 
 def test_bad_env_file_is_refused_with_file_and_key(pytester, book):
-    (pytester.path / "env.yaml").write_text((pytester.path / "env.yaml").read_text().replace("port: 2881", "port: many"))
+    (pytester.path / "env.yaml").write_text(
+        (pytester.path / "env.yaml").read_text().replace("port: 2881", "port: many")
+    )
     r = book()
     assert r.ret != 0
     r.stderr.fnmatch_lines(["*environment file refused*", "*key 'metadb.port': expected a whole number*"])
@@ -169,11 +179,24 @@ def test_bad_env_file_is_refused_with_file_and_key(pytester, book):
 def test_a_second_operator_is_refused_naming_who_holds_the_lock(book, pytester):
     lock = book.backups / "prod-eu" / ".omsup.lock"
     lock.parent.mkdir(parents=True)
-    lock.write_text(json.dumps({"runbook": "rollback_429", "operator": "alice", "user": "alice", "machine": "jump1",
-                                "pid": 4242, "since": "2026-11-23T01:00:00Z"}) + "\n")
+    lock.write_text(
+        json.dumps(
+            {
+                "runbook": "rollback_429",
+                "operator": "alice",
+                "user": "alice",
+                "machine": "jump1",
+                "pid": 4242,
+                "since": "2026-11-23T01:00:00Z",
+            }
+        )
+        + "\n"
+    )
     r = book()
     assert r.ret != 0 and book.log() == []
-    r.stdout.fnmatch_lines(["*another run holds the lock of environment prod-eu: rollback_429 by alice*since 2026-11-23T01:00:00Z*"])
+    r.stdout.fnmatch_lines(
+        ["*another run holds the lock of environment prod-eu: rollback_429 by alice*since 2026-11-23T01:00:00Z*"]
+    )
     u = pytester.run(sys.executable, "-m", "omsup", "unlock", "--env", "env.yaml")
     assert u.ret == 0 and "alice" in u.stdout.str()
     book().assert_outcomes(passed=4)
@@ -214,6 +237,7 @@ def test_a_runbook_run_leaves_test_only_plugins_out(book, pytester, tmp_path):
         "import sys\n"
         "def pytest_unconfigure(config):\n"
         f"    open({str(seen)!r}, 'w').write(str('hypothesis' in sys.modules) + ' '\n"
-        "        + str(config.pluginmanager.is_blocked('hypothesispytest')))\n")
+        "        + str(config.pluginmanager.is_blocked('hypothesispytest')))\n"
+    )
     book().assert_outcomes(passed=4)
     assert seen.read_text() == "False True"

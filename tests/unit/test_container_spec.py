@@ -7,8 +7,9 @@ from omsup.container_spec import ContainerSpec, bind_target, standard_binds
 
 def spec(upgrade=True):
     binds = standard_binds("/data/config.yaml", "/data/oms/oms_logs", "/data/oms/oms_store", "/data/oms/oms_run")
-    return ContainerSpec("oms_xxx", "oms:feature_4.2.9-ce", binds, "10.0.0.2", upgrade, (("TZ", "UTC"),),
-                         (("omsup.run", "r1"),))
+    return ContainerSpec(
+        "oms_xxx", "oms:feature_4.2.9-ce", binds, "10.0.0.2", upgrade, (("TZ", "UTC"),), (("omsup.run", "r1"),)
+    )
 
 
 def test_sdk_arguments_match_the_documented_flags():

@@ -1,6 +1,7 @@
 """The environment file: validated once, every mistake named by file and key."""
 
 import copy
+import os
 
 import pytest
 
@@ -102,6 +103,7 @@ def test_cm_hb_may_not_reuse_rm(tmp_path):
 
 def test_secret_from_file(tmp_path):
     (tmp_path / "pw").write_text("from-file-secret\n")
+    (tmp_path / "pw").chmod(0o600)
     d = copy.deepcopy(BASE)
     d["metadb"]["password"] = {"file": "pw"}
     env = envfile.load(write(tmp_path, d))
@@ -110,6 +112,7 @@ def test_secret_from_file(tmp_path):
 
 def test_secret_file_in_utf8_and_not(tmp_path):
     (tmp_path / "pw").write_text("pässwörd-€密\n", encoding="utf-8")
+    (tmp_path / "pw").chmod(0o600)
     d = copy.deepcopy(BASE)
     d["metadb"]["password"] = {"file": "pw"}
     assert envfile.load(write(tmp_path, d)).metadb.password.value == "pässwörd-€密"
@@ -137,3 +140,187 @@ def test_example_file_in_the_repository_is_valid(monkeypatch):
     monkeypatch.setenv("OMS_CONSOLE_PASSWORD", "y" * 8)
     env = envfile.load(Path(__file__).resolve().parents[2] / "env.example.yaml")
     assert len(env.regions) == 2
+
+
+# -- every mistake of a file at once, each with its line (issue: operators and CI) ---------------
+GOOD = """\
+name: prod-eu
+container: oms_428
+metadb:
+  host: 10.0.0.1
+  port: 2881
+  user: root@oms_tenant
+  password: {env: OMSUP_TEST_PW}
+  rm: rm_428
+  cm: cm_428
+regions:
+  - name: hz
+    cm_hb: cm_hb_428
+    nodes:
+      - {name: n1, ip: 10.0.0.2, host: "ssh://admin@10.0.0.2", docker: "ssh://admin@10.0.0.2"}
+backup: {host: "local://", dir: /home/admin/backups}
+console: {user: admin, password: {env: OMSUP_TEST_CONSOLE_PW}}
+"""
+
+
+def load_text(tmp_path, text):
+    p = tmp_path / "env.yaml"
+    p.write_text(text)
+    return envfile.load(p)
+
+
+def refused(tmp_path, text) -> str:
+    with pytest.raises(ConfigError) as e:
+        load_text(tmp_path, text)
+    return str(e.value)
+
+
+def test_the_plain_good_file_loads(tmp_path):
+    env = load_text(tmp_path, GOOD)
+    assert env.name == "prod-eu" and env.console.port == 8089 and len(env.sha256) == 64
+
+
+def test_a_duplicate_key_is_refused_with_both_lines(tmp_path):
+    text = GOOD.replace("  port: 2881\n", "  port: 2881\n  port: 2882\n")
+    msg = refused(tmp_path, text)
+    assert "line 6: key 'metadb.port': expected each key once, saw 'it at lines 5 and 6'" in msg
+    assert "YAML would silently keep the last" in msg
+
+
+def test_every_mistake_is_reported_at_once_each_with_its_line(tmp_path):
+    text = (
+        GOOD.replace("port: 2881", "port: many")
+        .replace("rm: rm_428", "rm: rm-428")
+        .replace("ip: 10.0.0.2", "ip: 10.0.0.300")
+        .replace("name: hz", "name: hz\n    colour: red")
+        .replace("dir: /home/admin/backups", "dir: backups")
+    )
+    msg = refused(tmp_path, text)
+    assert "5 problems, fix them all and run again" in msg
+    for expected in (
+        "line 5: key 'metadb.port': expected a whole number from 1 to 65535, saw 'many'",
+        "line 8: key 'metadb.rm': expected a database name of letters, digits and _, saw 'rm-428'",
+        "line 12: key 'regions[0].colour': expected one of the known keys (cm_hb, name, nodes), saw 'colour'",
+        "line 15: key 'regions[0].nodes[0].ip': expected an IP address such as 10.0.0.2, saw '10.0.0.300'",
+        "line 16: key 'backup.dir': expected an absolute path",
+    ):
+        assert expected in msg, (expected, msg)
+    assert msg.index("line 5:") < msg.index("line 8:") < msg.index("line 16:")  # in the order of the file
+
+
+def test_a_variable_written_as_a_password_is_flagged_with_the_fix(tmp_path):
+    msg = refused(tmp_path, GOOD.replace("password: {env: OMSUP_TEST_PW}", "password: ${OMS_META_PASSWORD}"))
+    assert "line 7: key 'metadb.password'" in msg and "a ${VARIABLE} written as a literal password" in msg
+    assert "YAML does not expand variables: write password: {env: OMS_META_PASSWORD}" in msg
+
+
+def test_a_number_where_a_name_is_expected_says_how_to_quote_it(tmp_path):
+    msg = refused(tmp_path, GOOD.replace("name: prod-eu", "name: 0755"))
+    assert "line 1: key 'name': expected a name of letters, digits, _ . - (at most 64), saw 493" in msg
+    assert """YAML read '0755' as int 493: quote it (name: "0755")""" in msg
+
+
+@pytest.mark.parametrize(("mode", "ok"), [(0o600, True), (0o400, True), (0o640, False), (0o644, False), (0o604, False)])
+def test_a_secret_file_must_be_private(tmp_path, mode, ok):
+    pw = tmp_path / "pw"
+    pw.write_text("a-long-enough-secret\n")
+    pw.chmod(mode)
+    text = GOOD.replace("password: {env: OMSUP_TEST_PW}", "password: {file: pw}")
+    if ok:
+        assert load_text(tmp_path, text).metadb.password.value == "a-long-enough-secret"
+    else:
+        msg = refused(tmp_path, text)
+        assert f"expected a secret file of mode 0600 (or 0400) owned by you, saw '{pw}: mode {mode:04o}" in msg
+        assert f"chmod 600 {pw}" in msg
+
+
+def test_a_secret_file_owned_by_someone_else_is_refused(tmp_path):
+    pw = tmp_path / "pw"
+    pw.write_text("a-long-enough-secret\n")
+    pw.chmod(0o600)
+    os.chown(pw, 4242, 4242)
+    msg = refused(tmp_path, GOOD.replace("password: {env: OMSUP_TEST_PW}", "password: {file: pw}"))
+    assert "owner uid 4242" in msg
+
+
+def test_a_huge_file_is_refused_at_once(tmp_path):
+    p = tmp_path / "env.yaml"
+    with open(p, "w") as f:
+        f.write(GOOD)
+        f.write("# " + "x" * 2_000_000 + "\n")
+    with pytest.raises(ConfigError, match=r"an environment file of at most 1024 KiB, saw '2000\d+ bytes'"):
+        envfile.load(p)
+
+
+def test_a_yaml_alias_bomb_is_refused_quickly(tmp_path):
+    import time
+
+    bomb = 'a: &a ["x","x","x","x","x","x","x","x","x"]\n'
+    for i, name in enumerate("bcdefghij"):
+        prev = "abcdefghij"[i]
+        bomb += f"{name}: &{name} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"
+    t0 = time.monotonic()
+    msg = refused(tmp_path, bomb)
+    assert time.monotonic() - t0 < 1
+    assert "at most 10000 values" in msg and "without anchors and aliases" in msg
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "name: !!timestamp x\n",
+        "name: !!int x\n",
+        "name: !!python/object:os.system x\n",
+        "a: " + "[" * 5000 + "]" * 5000 + "\n",
+        "{1: 2}\n",
+        "name: !vault x\n",
+    ],
+)
+def test_tags_and_nesting_give_the_projects_error(tmp_path, text):
+    with pytest.raises(ConfigError):
+        load_text(tmp_path, text)
+
+
+@pytest.mark.parametrize("secret", ["short", "prod-eu", "oms_428", "cm_hb_428", "10.0.0.2"])
+def test_a_secret_too_short_or_common_to_mask_is_refused(tmp_path, monkeypatch, secret):
+    monkeypatch.setenv("OMSUP_TEST_PW", secret)
+    msg = refused(tmp_path, GOOD)
+    assert "key 'metadb.password'" in msg
+    assert ("at least 8 characters" in msg) or ("a secret that no other value of the file contains" in msg)
+    assert f"'{secret}'" not in msg  # the secret itself is never shown
+
+
+def test_a_tcp_engine_needs_tls_or_an_explicit_insecure(tmp_path):
+    tcp = GOOD.replace('docker: "ssh://admin@10.0.0.2"', 'docker: "tcp://10.0.0.2:2376"')
+    msg = refused(tmp_path, tcp)
+    assert "a tcp:// engine with tls: {ca, cert, key} (or insecure: true)" in msg
+    assert load_text(tmp_path, tcp.replace('docker: "tcp', 'insecure: true, docker: "tcp')).nodes[0].insecure
+    tls = tcp.replace('docker: "tcp', 'tls: {ca: /etc/d/ca.pem, cert: /etc/d/c.pem, key: /etc/d/k.pem}, docker: "tcp')
+    assert load_text(tmp_path, tls).nodes[0].tls is not None
+
+
+def test_the_schema_validates_the_example_and_refuses_what_the_loader_refuses(tmp_path):
+    import json
+    from pathlib import Path
+
+    import jsonschema
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    schema = envfile.json_schema()
+    assert json.loads((root / "env.schema.json").read_text()) == schema, "run: omsup schema > env.schema.json"
+    assert "yaml-language-server: $schema=./env.schema.json" in (root / "env.example.yaml").read_text()
+    validator = jsonschema.Draft202012Validator(schema)
+    validator.validate(yaml.safe_load((root / "env.example.yaml").read_text()))
+    validator.validate(yaml.safe_load(GOOD))
+    for bad in (
+        GOOD.replace("port: 2881", "port: many"),
+        GOOD.replace("rm: rm_428", "rm: rm-428"),
+        GOOD.replace("name: hz", "name: hz\n    colour: red"),
+        GOOD.replace("name: prod-eu", "name: 0755"),
+        GOOD.replace("dir: /home/admin/backups", "dir: backups"),
+        GOOD.replace("password: {env: OMSUP_TEST_PW}", "password: {vault: x}"),
+    ):
+        with pytest.raises(ConfigError):
+            load_text(tmp_path, bad)
+        assert not validator.is_valid(yaml.safe_load(bad)), bad

@@ -21,11 +21,29 @@ json_values = st.recursive(
     max_leaves=20,
 )
 PATHS = [
-    ("name",), ("container",), ("version",), ("packages",), ("metadb",), ("metadb", "host"), ("metadb", "port"),
-    ("metadb", "user"), ("metadb", "password"), ("metadb", "rm"), ("regions",), ("regions", 0, "cm_hb"),
-    ("regions", 0, "nodes"), ("regions", 0, "nodes", 0, "ip"), ("regions", 0, "nodes", 0, "host"),
-    ("regions", 0, "nodes", 0, "docker"), ("backup", "dir"), ("backup", "host"), ("ha",), ("ha", "refetch_margin_min"),
-    ("console", "port"), ("console", "password"), ("state_dir",),
+    ("name",),
+    ("container",),
+    ("version",),
+    ("packages",),
+    ("metadb",),
+    ("metadb", "host"),
+    ("metadb", "port"),
+    ("metadb", "user"),
+    ("metadb", "password"),
+    ("metadb", "rm"),
+    ("regions",),
+    ("regions", 0, "cm_hb"),
+    ("regions", 0, "nodes"),
+    ("regions", 0, "nodes", 0, "ip"),
+    ("regions", 0, "nodes", 0, "host"),
+    ("regions", 0, "nodes", 0, "docker"),
+    ("backup", "dir"),
+    ("backup", "host"),
+    ("ha",),
+    ("ha", "refetch_margin_min"),
+    ("console", "port"),
+    ("console", "password"),
+    ("state_dir",),
 ]
 
 
@@ -42,8 +60,8 @@ def test_version_parse_is_total(text):
 @settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(path=st.sampled_from(PATHS), value=json_values)
 def test_env_loader_only_raises_config_errors(tmp_path, monkeypatch, path, value):
-    monkeypatch.setenv("OMSUP_TEST_PW", "pw-123")
-    monkeypatch.setenv("OMSUP_TEST_CONSOLE_PW", "cpw-123")
+    monkeypatch.setenv("OMSUP_TEST_PW", "pw-12345-x")
+    monkeypatch.setenv("OMSUP_TEST_CONSOLE_PW", "cpw-12345-x")
     doc = copy.deepcopy(BASE)
     node = doc
     for k in path[:-1]:

@@ -15,8 +15,17 @@ FACTS = Facts(target="4.2.9-CE", environment_file="/x/env.yaml")
 
 
 def node(i: int) -> NodeFacts:
-    return NodeFacts(container_id=f"c{i}", name="oms", image="i", image_id="sha256:0", binds=[], env=[], user_env={},
-                     version="4.2.8-CE", cm_nodes=[])
+    return NodeFacts(
+        container_id=f"c{i}",
+        name="oms",
+        image="i",
+        image_id="sha256:0",
+        binds=[],
+        env=[],
+        user_env={},
+        version="4.2.8-CE",
+        cm_nodes=[],
+    )
 
 
 def test_new_run_is_written_at_once_with_mode_0600(tmp_path):

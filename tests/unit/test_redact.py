@@ -16,7 +16,7 @@ def test_registered_secret_is_masked_everywhere():
 
 
 def test_json_and_sql_escaped_forms_are_masked():
-    secret = 'a"b\\c\'d'
+    secret = "a\"b\\c'd"
     redact.register(secret)
     assert redact.MASK in redact.redact('{"password": "a\\"b\\\\c\'d"}')
     assert redact.MASK in redact.redact("IDENTIFIED BY 'a\"b\\c''d'")
@@ -44,7 +44,13 @@ def test_non_ascii_secret_is_masked_in_every_encoding_it_takes_in_output():
 
     secret = "Sx'q\"d $h#s;b\\k-äß€密"
     redact.register(secret)
-    for shown in (secret, json.dumps(secret), json.dumps(secret, ensure_ascii=False), repr(secret),
-                  urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)):
+    for shown in (
+        secret,
+        json.dumps(secret),
+        json.dumps(secret, ensure_ascii=False),
+        repr(secret),
+        urllib.parse.quote(secret, safe=""),
+        urllib.parse.quote_plus(secret),
+    ):
         out = redact.redact(f"before {shown} after")
         assert redact.MASK in out and "äß" not in out and "\\u00e4" not in out and "%C3%A4" not in out, shown

@@ -75,9 +75,7 @@ def cm_nodes_key(cfg: dict) -> str:
 
 
 def init_done(cur, cfg: dict) -> bool:
-    cur.execute(
-        f"SELECT value FROM `{cfg['drc_cm_db']}`.config_job WHERE `key`=%s", (cm_nodes_key(cfg),)
-    )
+    cur.execute(f"SELECT value FROM `{cfg['drc_cm_db']}`.config_job WHERE `key`=%s", (cm_nodes_key(cfg),))
     row = cur.fetchone()
     return bool(row) and row[0] == str(VERSION)
 

@@ -84,9 +84,17 @@ def query(sql: str, args: tuple = (), db: str | None = None) -> list[tuple]:
 def envelope(data=None, success=True, code=None, message=None, **extra) -> dict:
     # Verbatim envelope from the doc (shared/oms-interfaces.md).
     out = {
-        "success": success, "errorDetail": None, "code": code, "message": message, "advice": None,
-        "requestId": uuid.uuid4().hex[:12], "pageNumber": None, "pageSize": None, "totalCount": None,
-        "cost": "1 ms", "data": data,
+        "success": success,
+        "errorDetail": None,
+        "code": code,
+        "message": message,
+        "advice": None,
+        "requestId": uuid.uuid4().hex[:12],
+        "pageNumber": None,
+        "pageSize": None,
+        "totalCount": None,
+        "cost": "1 ms",
+        "data": data,
     }
     out.update(extra)
     return out
@@ -109,19 +117,25 @@ def check_auth(header: str | None) -> bool:
 def servers() -> list[dict]:
     rows = query(
         "SELECT ip, region, gmt_heartbeat, TIMESTAMPDIFF(MICROSECOND, gmt_heartbeat, NOW(3)) FROM host ORDER BY ip",
-        (), CFG["drc_cm_db"],
+        (),
+        CFG["drc_cm_db"],
     )
     out = []
     for ip, region, hb, age_us in rows:
         online = hb is not None and age_us is not None and age_us / 1e6 <= OFFLINE_AFTER_SECONDS
-        out.append({"ip": ip, "region": region, "status": "Online" if online else "Offline",
-                    "lastHeartbeat": hb.isoformat() if hb else None})
+        out.append(
+            {
+                "ip": ip,
+                "region": region,
+                "status": "Online" if online else "Offline",
+                "lastHeartbeat": hb.isoformat() if hb else None,
+            }
+        )
     return out
 
 
 def project_row(r) -> dict:
-    return {"id": r[0], "name": r[1], "type": r[2], "status": r[3], "createdVersion": r[4],
-            "sourceEndpointType": r[5]}
+    return {"id": r[0], "name": r[1], "type": r[2], "status": r[3], "createdVersion": r[4], "sourceEndpointType": r[5]}
 
 
 def action(name: str, body: dict) -> dict:
@@ -145,20 +159,23 @@ def action(name: str, body: dict) -> dict:
         total = query(f"SELECT COUNT(*) FROM oms_project{cond}", tuple(args), rm)[0][0]
         rows = query(
             f"SELECT id, name, type, status, created_version, source_type FROM oms_project{cond} ORDER BY id LIMIT %s OFFSET %s",
-            (*args, size, (page - 1) * size), rm,
+            (*args, size, (page - 1) * size),
+            rm,
         )
         return envelope([project_row(r) for r in rows], pageNumber=page, pageSize=size, totalCount=total)
     if name in ("DescribeProject", "DescribeProjectSteps"):
         pid = body.get("id")
-        rows = query("SELECT id, name, type, status, created_version, source_type FROM oms_project WHERE id=%s",
-                     (pid,), rm)
+        rows = query(
+            "SELECT id, name, type, status, created_version, source_type FROM oms_project WHERE id=%s", (pid,), rm
+        )
         if not rows:
             return envelope(success=False, code="GHANA-OPERAT0404", message=f"project {pid} not found")
         if name == "DescribeProject":
             return envelope(project_row(rows[0]))
         steps = query(
             "SELECT step_name, status, step_order FROM oms_project_step WHERE project_id=%s ORDER BY step_order",
-            (pid,), rm,
+            (pid,),
+            rm,
         )
         return envelope([{"name": s[0], "status": s[1], "order": s[2]} for s in steps])
     # Not public: the server list and the Connector configurations have no documented API.
@@ -209,8 +226,17 @@ class Handler(BaseHTTPRequestHandler):
                 healthy = True
             except Exception:
                 healthy = False
-            self._send(200, envelope({"healthy": healthy, "version": str(VERSION), "ip": HOST_IP,
-                                      "storeCheckpointFound": STATE["store_found"]}))
+            self._send(
+                200,
+                envelope(
+                    {
+                        "healthy": healthy,
+                        "version": str(VERSION),
+                        "ip": HOST_IP,
+                        "storeCheckpointFound": STATE["store_found"],
+                    }
+                ),
+            )
         else:
             self._send(404, envelope(success=False, code="NOT_FOUND", message=self.path))
 
@@ -238,11 +264,16 @@ def heartbeat_loop() -> None:
     while True:
         if not common.faults().get("no_heartbeat"):
             try:
-                query("INSERT INTO heatbeat_sequence (gmt_created, gmt_modified) VALUES (NOW(), NOW())",
-                      (), CFG["drc_cm_heartbeat_db"])
+                query(
+                    "INSERT INTO heatbeat_sequence (gmt_created, gmt_modified) VALUES (NOW(), NOW())",
+                    (),
+                    CFG["drc_cm_heartbeat_db"],
+                )
                 query(
                     "INSERT INTO host (resource_group_id, ip, region, gmt_heartbeat) VALUES (1, %s, %s, NOW(3)) "
-                    "ON DUPLICATE KEY UPDATE gmt_heartbeat=NOW(3)", (HOST_IP, region), CFG["drc_cm_db"],
+                    "ON DUPLICATE KEY UPDATE gmt_heartbeat=NOW(3)",
+                    (HOST_IP, region),
+                    CFG["drc_cm_db"],
                 )
                 STATE["checkpoint"] = (STATE["checkpoint"] or 0) + 1
                 with open(checkpoint_path + ".tmp", "w") as f:
@@ -292,8 +323,9 @@ def main() -> None:
         log("upgrade mode: waiting for /root/docker_init.sh before starting the console")
         while True:
             try:
-                rows = query("SELECT value FROM config_job WHERE `key`=%s", (common.cm_nodes_key(CFG),),
-                             CFG["drc_cm_db"])
+                rows = query(
+                    "SELECT value FROM config_job WHERE `key`=%s", (common.cm_nodes_key(CFG),), CFG["drc_cm_db"]
+                )
                 if rows and rows[0][0] == str(VERSION):
                     break
             except Exception as e:

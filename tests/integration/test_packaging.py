@@ -1,0 +1,96 @@
+"""The wheel: built from the checkout, installed in a fresh virtual environment outside the repository.
+
+`pytest --help` lists --env (the pytest11 entry point), `omsup --version` answers, the wheel
+installs no top-level package but omsup (no `fixtures`, no `sandbox`), and a runbook runs from
+a folder that has no conftest.py at all.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.plugin.test_runbook_plugin import RUNBOOK
+from tests.unit.envfiles import BASE
+
+from .conftest import ROOT
+
+pytestmark = pytest.mark.integration
+
+
+def sh(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    p = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=900, env=env)
+    assert p.returncode == 0, f"{' '.join(args)} exited {p.returncode}:\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}"
+    return p
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    tmp = tmp_path_factory.mktemp("wheel")
+    sh(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp / "dist"), str(ROOT), cwd=tmp)
+    (wheel,) = (tmp / "dist").glob("omsup-*.whl")
+    venv = tmp / "venv"
+    sh(sys.executable, "-m", "venv", str(venv), cwd=tmp)
+    sh(str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", str(wheel), cwd=tmp)
+    return {"wheel": wheel, "venv": venv, "tmp": tmp}
+
+
+def test_the_wheel_installs_no_top_level_package_but_omsup(installed):
+    names = zipfile.ZipFile(installed["wheel"]).namelist()
+    top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert top == {"omsup"}, top
+    assert "omsup/fixtures/runbook.py" in names and "omsup/plugin.py" in names
+    assert not any(n.startswith(("sandbox/", "fixtures/", "tests/")) for n in names)
+    entry = next(n for n in names if n.endswith("entry_points.txt"))
+    text = zipfile.ZipFile(installed["wheel"]).read(entry).decode()
+    assert "[pytest11]" in text and "omsup = omsup.plugin" in text and "omsup = omsup.cli:main" in text
+
+
+def test_pytest_knows_the_options_and_omsup_answers_outside_the_repository(installed):
+    bin_ = installed["venv"] / "bin"
+    elsewhere = installed["tmp"] / "elsewhere"
+    elsewhere.mkdir()
+    help_text = sh(str(bin_ / "pytest"), "--help", cwd=elsewhere).stdout
+    assert "--env=FILE" in help_text and "--plan" in help_text and "--until=N" in help_text
+    version = sh(str(bin_ / "omsup"), "--version", cwd=elsewhere).stdout
+    assert version.startswith("omsup ") and version.split()[1][0].isdigit()
+    # without --env the plugin stays out of the way: an ordinary test session is untouched
+    (elsewhere / "test_plain.py").write_text("def test_x():\n    assert True\n")
+    out = sh(str(bin_ / "pytest"), "-q", "-p", "no:cacheprovider", cwd=elsewhere).stdout
+    assert "1 passed" in out and "runbook" not in out
+
+
+def test_a_runbook_runs_from_a_folder_without_conftest(installed, tmp_path):
+    bin_ = installed["venv"] / "bin"
+    env = json.loads(json.dumps(BASE))
+    env["metadb"]["password"] = "meta-secret-1"
+    env["console"]["password"] = "console-secret-1"
+    env["state_dir"] = str(tmp_path / "state")
+    env["backup"] = {"host": "local://", "dir": str(tmp_path / "backups")}
+    (tmp_path / "backups").mkdir()
+    (tmp_path / "env.yaml").write_text(yaml.safe_dump(env))
+    book = tmp_path / "runbooks" / "fake_rb"
+    book.mkdir(parents=True)
+    (book / "test_fake_rb.py").write_text(RUNBOOK)
+    assert not (tmp_path / "conftest.py").exists()
+    run_env = {"STEPLOG": str(tmp_path / "steps.log"), "PATH": "/usr/bin:/bin"}
+    out = sh(
+        str(bin_ / "pytest"),
+        "runbooks/fake_rb",
+        "--env",
+        "env.yaml",
+        "-p",
+        "no:cacheprovider",
+        cwd=tmp_path,
+        env=run_env,
+    ).stdout
+    assert "4 passed" in out, out[-2000:]
+    assert (tmp_path / "steps.log").read_text().split() == ["a", "b", "c", "d"]
+    (folder,) = (tmp_path / "reports").iterdir()
+    assert json.loads((folder / "summary.json").read_text())["outcome"] == "complete"
