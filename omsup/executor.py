@@ -7,15 +7,32 @@ and reads ``Outcomes`` for the terminal, the report and the exit code, so both s
 from __future__ import annotations
 
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 
 from .audit import AUDIT
 from .context import Run
 from .errors import category_of
-from .redact import redact
+from .redact import redact, redacted_copy
 from .runbook import Runbook, RunbookStep
+
+
+class ExitCode(IntEnum):
+    """What a runbook run's exit code says (README, `pytest --help`); JUnit carries the same."""
+
+    DONE = 0  # every step done (or the plan written, or stopped where --until said)
+    FAILED = 1  # a step failed after changes began; the report says what changed
+    INTERRUPTED = 2  # Ctrl-C or a signal
+    USAGE = 4  # a usage or environment-file error
+    REFUSED = 10  # refused before anything changed
+
+
+EXIT_CODES_HELP = (
+    "exit codes: 0 done; 1 a step failed after changes began; 2 interrupted; 4 usage or environment-file error; "
+    "10 refused before any change"
+)
 
 
 class Status(StrEnum):
@@ -92,6 +109,8 @@ class Executor:
         self.run = run
         self.outcomes = outcomes
         self.on_begin: list[Callable[[RunbookStep], None]] = []  # extension point (tests hold a run here)
+        # where the whole traceback of a failed step is kept (redacted), by step key
+        self.keep_traceback: Callable[[str, str], None] | None = None
 
     def execute(self, rs: RunbookStep) -> StepOutcome:
         """Do, verify, plan or leave out step ``rs``; record what happened.
@@ -105,6 +124,7 @@ class Executor:
         AUDIT.step = key
         o = self.outcomes.get(rs)
         t0 = time.monotonic()
+        failure: BaseException
         try:
             if run.until is not None and rs.number > run.until:
                 o.status = Status.NOT_RUN
@@ -144,19 +164,41 @@ class Executor:
             return o
         except NotRun:
             raise
-        except BaseException as e:
+        except BaseException as e:  # noqa: BLE001 - recorded, then raised again (redacted) below
             self.outcomes.failed(rs, e)
             if not run.plan:
                 record.mark(key, "failed", error=o.error, category=o.category)
-            raise
+            if self.keep_traceback is not None:
+                self.keep_traceback(key, redact("".join(traceback.format_exception(e))))
+            failure = redacted_copy(e)
         finally:
             o.seconds = round(time.monotonic() - t0, 2)
             events = AUDIT.of_step(key)
             if events:
                 run.reporter.attach("every command, statement and request", "\n".join(e.line() for e in events), False)
             AUDIT.step = None
+        # raised here, outside the handler: the original (with whatever secret its text held) is no
+        # local of any frame a traceback shows
+        raise failure from None
 
     @property
     def changes_began(self) -> bool:
         """Whether any step that changes the deployment began in this run (in any attempt)."""
-        return any(self.run.record.step_started(s.step.key) and s.step.changes for s in self.run.runbook.steps)
+        return changes_began(self.run)
+
+
+def changes_began(run: Run | None) -> bool:
+    return (
+        run is not None
+        and not run.plan
+        and any(run.record.step_started(s.step.key) and s.step.changes for s in run.runbook.steps)
+    )
+
+
+def exit_code(outcomes: Outcomes, run: Run | None, interrupted: bool) -> ExitCode:
+    """0 done, 1 failed after changes began, 2 interrupted, 10 refused before any change."""
+    if interrupted:
+        return ExitCode.INTERRUPTED
+    if outcomes.first_failure is None:
+        return ExitCode.DONE
+    return ExitCode.FAILED if changes_began(run) else ExitCode.REFUSED

@@ -9,7 +9,9 @@ ends with the run folder. Steps and the executor know nothing of pytest.
 from __future__ import annotations
 
 import getpass
+import logging
 import os
+import traceback
 import warnings
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
@@ -22,9 +24,9 @@ import pytest
 
 from . import envfile, hookspecs
 from .context import Run
-from .errors import ConfigError, OmsupError
-from .executor import Executor, NotRun, Outcomes, StepOutcome
-from .redact import redact
+from .errors import ConfigError
+from .executor import EXIT_CODES_HELP, Executor, ExitCode, NotRun, Outcomes, exit_code
+from .redact import redact, redacted_copy
 from .runbook import Runbook, RunbookStep, StepRunner, step_of
 
 SESSION_KEY = pytest.StashKey["RunbookSession"]()
@@ -41,7 +43,7 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    g = parser.getgroup("omsup", "OMS CE runbooks")
+    g = parser.getgroup("omsup", f"OMS CE runbooks ({EXIT_CODES_HELP})")
     g.addoption(
         "--env",
         metavar="FILE",
@@ -107,6 +109,7 @@ class RunbookSession(StepRunner):
         self.run: Run | None = None
         self.executor: Executor | None = None
         self.lock: dict[str, Any] | None = None
+        self.exit_code: ExitCode | None = None
         self.plan = bool(config.getoption("--plan"))
         self.until: int | None = config.getoption("--until")
         config.stash[SESSION_KEY] = self
@@ -121,6 +124,8 @@ class RunbookSession(StepRunner):
         # extras are installed) stay out of it. Hypothesis' plugin alone imports its whole engine.
         for name in TEST_ONLY_PLUGINS:
             config.pluginmanager.set_blocked(name)
+        _redact_log_records()
+        config.pluginmanager.register(ExitStatus(self), "omsup-exit-status")
         config.pluginmanager.import_plugin("omsup.fixtures.runbook")
 
     # -- collection ------------------------------------------------------------------------------
@@ -135,6 +140,7 @@ class RunbookSession(StepRunner):
                 f"one runbook per run, saw {', '.join(sorted(books))}: run them one after the other"
             )
         self.runbook = next(iter(books.values()))
+        self._whole_or_up_to_a_step({rs.number for _, rs in steps if rs})
         self.outcomes = Outcomes(self.runbook)
         items.sort(key=lambda i: rs.number if (rs := step_of(getattr(i, "obj", None))) else -1)
         previous: RunbookStep | None = None
@@ -152,6 +158,21 @@ class RunbookSession(StepRunner):
                 _allure_description(f"Implements: {rs.doc}")(func)
             previous = rs
         self._open_report_folder()
+
+    def _whole_or_up_to_a_step(self, selected: set[int]) -> None:
+        """A runbook runs whole, or up to a step (--until N): never with holes (-k, node ids)."""
+        assert self.runbook is not None
+        last = len(self.runbook.steps) - 1
+        if self.until is not None and not 0 <= self.until <= last:
+            raise pytest.UsageError(f"--until {self.until}: runbook {self.runbook.name} has steps 0 to {last}")
+        upto = last if self.until is None else self.until
+        missing = sorted(set(range(upto + 1)) - selected)
+        if missing:
+            names = ", ".join(self.runbook.steps[n].label for n in missing[:4]) + (" ..." if len(missing) > 4 else "")
+            raise pytest.UsageError(
+                f"runbook {self.runbook.name} runs whole or up to a step, never with holes: not selected: {names}. "
+                "Select the runbook's folder (no -k, no node id); to stop early, use --until N"
+            )
 
     def _open_report_folder(self) -> None:
         from .audit import AUDIT
@@ -205,6 +226,7 @@ class RunbookSession(StepRunner):
         self.run = Run(env, book, record, resumed, self.plan, self.until, AllureReporter(), live)
         self.executor = Executor(self.run, self.outcomes)
         self.executor.on_begin.append(lambda rs: self.config.hook.omsup_step_begin(step=rs.step.key))
+        self.executor.keep_traceback = self._keep_traceback
         if resumed and tr is not None:
             tr.write_line(f"resuming run {record.run_id} of {book.name} (ledger {record.path})")
         return self
@@ -233,12 +255,34 @@ class RunbookSession(StepRunner):
         if rs is None or self.outcomes is None or not rep.failed:
             return rep
         exc = call.excinfo.value if call.excinfo else None
-        if exc is not None and self.outcomes.get(rs).status.value != "failed":
-            self.outcomes.failed(rs, exc)  # a failure outside the step itself (the run could not start)
-        if isinstance(exc, OmsupError):  # a project error reads as its message, not as a traceback
-            rep.longrepr = redact(f"{type(exc).__name__} [{exc.category}]: {exc}")
+        if exc is None:
+            return rep
+        if (
+            self.outcomes.get(rs).status.value != "failed"
+        ):  # a failure outside the step itself (the run could not start)
+            self.outcomes.failed(rs, exc)
+            self._keep_traceback(f"{rs.step.key}-{rep.when}", redact("".join(traceback.format_exception(exc))))
+        # The report's text of every failure is the redacted message, never a traceback (which -l would
+        # fill with locals); the whole traceback is in the run folder's tracebacks/ (0600, redacted).
+        copy = redacted_copy(exc)
+        category = getattr(copy, "category", "Check failed" if isinstance(copy, AssertionError) else "Runbook error")
+        rep.longrepr = f"{type(exc).__name__} [{category}]: {copy}"
+        try:  # what Allure's status details read: the redacted copy
+            raise copy
+        except BaseException:  # noqa: BLE001 - caught only to hold it as an ExceptionInfo
+            call.excinfo = pytest.ExceptionInfo.from_current()
         return rep
 
+    def _keep_traceback(self, name: str, text: str) -> None:
+        if self.report_dir is None:
+            return
+        folder = self.report_dir / "tracebacks"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(folder / f"{name}.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+
+    @pytest.hookimpl(trylast=True)  # after junitxml wrote junit.xml: the run folder is complete, then swept
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         from . import lock
         from .context import backup_host_of
@@ -294,5 +338,51 @@ class RunbookSession(StepRunner):
                 tr.write_line(f"  HTML report not rendered: see {self.report_dir / 'RENDER.txt'}")
 
 
-def outcome_list(session: RunbookSession) -> list[StepOutcome]:
-    return list(session.outcomes) if session.outcomes is not None else []
+class ExitStatus:
+    """Sets the session's exit status from the outcomes (0, 1, 2, 10), before junit.xml is written."""
+
+    def __init__(self, session: RunbookSession) -> None:
+        self.session = session
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        s = self.session
+        if s.outcomes is None:
+            return
+        if exitstatus == pytest.ExitCode.USAGE_ERROR:
+            code = ExitCode.USAGE
+        else:
+            code = exit_code(s.outcomes, s.run, exitstatus == pytest.ExitCode.INTERRUPTED)
+        s.exit_code = code
+        session.exitstatus = int(code)
+        from _pytest.junitxml import xml_key
+
+        xml = session.config.stash.get(xml_key, None)
+        if xml is not None:
+            xml.add_global_property("omsup.exit_code", int(code))
+            xml.add_global_property("omsup.outcome", code.name.lower())
+
+
+def _redact_log_records() -> None:
+    """Every log record is redacted where it is made, whichever logger reaches the report (testinfra
+    logs whole command outputs at DEBUG)."""
+    factory = logging.getLogRecordFactory()
+    if getattr(factory, "omsup_redacts", False):
+        return
+
+    def make(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        rec = factory(*args, **kwargs)
+        try:
+            text = rec.getMessage()
+        except (TypeError, ValueError):
+            text = str(rec.msg)
+        clean = redact(text)
+        if clean != text or rec.args:
+            rec.msg, rec.args = clean, None
+        if rec.exc_info and rec.exc_info[1] is not None:
+            rec.exc_text = redact("".join(traceback.format_exception(rec.exc_info[1])))
+            rec.exc_info = None
+        return rec
+
+    make.omsup_redacts = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(make)

@@ -11,6 +11,7 @@ import base64
 import json
 import threading
 import urllib.parse
+from pathlib import Path
 from typing import Any
 
 MASK = "******"
@@ -32,6 +33,9 @@ def register(value: str | None) -> None:
     forms.add(value.replace("\\", "\\\\").replace("'", "\\'"))
     forms.add(urllib.parse.quote(value, safe=""))
     forms.add(urllib.parse.quote_plus(value))
+    # XML and HTML text and attributes (junit.xml)
+    xml = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    forms.update({xml, xml.replace('"', "&quot;"), xml.replace('"', "&quot;").replace("'", "&#x27;")})
     with _lock:
         _secrets.update(f for f in forms if f)
 
@@ -66,3 +70,49 @@ def clear() -> None:
     """Forget every secret (tests only)."""
     with _lock:
         _secrets.clear()
+
+
+class StepError(Exception):
+    """An error that is not the project's own, as it leaves a step: its type and its redacted text."""
+
+    category = "Runbook error"
+
+
+def redacted_copy(exc: BaseException) -> BaseException:
+    """The exception to let out of a step: its text redacted, the original kept nowhere a report reaches.
+
+    The project's own errors keep their type (and category); a failed check stays an
+    AssertionError; anything else becomes a StepError naming the original type. An interrupt
+    (KeyboardInterrupt, SystemExit) carries no text and goes on as it is.
+    """
+    import copy
+
+    from .errors import OmsupError
+
+    if not isinstance(exc, Exception):
+        return exc
+    if isinstance(exc, OmsupError):
+        c = copy.copy(exc)
+        c.message = redact(exc.message)
+        c.hint = redact(exc.hint) if exc.hint else None
+        c.args = (c.message + (f"\n  next: {c.hint}" if c.hint else ""),)
+        return c
+    if isinstance(exc, AssertionError):
+        return AssertionError(redact(str(exc)))
+    return StepError(f"{type(exc).__name__}: {redact(str(exc))}")
+
+
+def sweep(folder: Path) -> None:
+    """Redact every text file under ``folder`` in place: the last pass over a run folder, whatever
+    wrote into it (allure-results, junit.xml, ...)."""
+    for p in folder.rglob("*"):
+        if not p.is_file() or p.is_symlink():
+            continue
+        data = p.read_bytes()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        clean = redact(text)
+        if clean != text:
+            p.write_text(clean, encoding="utf-8")

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .record import parse_utc, write_json_atomic
-from .redact import redact, redact_obj
+from .redact import redact, redact_obj, sweep
 
 if TYPE_CHECKING:
     import pytest
@@ -277,6 +277,7 @@ def write_run_folder(session: RunbookSession, operator: str) -> None:
     (results / "environment.properties").write_text(environment_properties(session, s))
     (results / "categories.json").write_text(json.dumps(CATEGORIES, indent=2))
     _summary_result(results, s, md)
+    sweep(folder)  # everything in the folder redacted before the HTML embeds it
     render_html(folder)
     for p in folder.rglob("*"):
         os.chmod(p, 0o700 if p.is_dir() else 0o600)

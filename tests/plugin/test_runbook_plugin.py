@@ -26,7 +26,18 @@ def act(name):
     def do(run):
         note(name)
         if os.environ.get("FAIL_AT") == name:
-            raise AssertionError(f"{name} broke")
+            how, secret = os.environ.get("FAIL_HOW", "assert"), os.environ.get("LEAK", "")
+            import logging
+            logging.getLogger("testinfra").debug("RUN stdout=%s", secret)
+            config = {"oms_meta_password": secret, "token": secret}  # a local that -l would show
+            if how == "interrupt":
+                raise KeyboardInterrupt()
+            if how == "runtime":
+                raise RuntimeError(f"{name} broke: {config}")
+            if how == "omsup":
+                from omsup.errors import MetaDBProblem
+                raise MetaDBProblem(f"{name} broke: password {secret!r} refused", f"retry with {secret}")
+            raise AssertionError(f"{name} broke" + (f": {config}" if secret else ""))
         with run.record.change() as f:
             f.backup_attempt += 1
     return do
@@ -35,7 +46,10 @@ def plan(name):
     return lambda run: [f"would {name}"]
 
 def verify(name):
-    return lambda run: note("verify " + name)
+    def check(run):
+        note("verify " + name)
+        assert os.environ.get("FAIL_VERIFY") != name, f"{name} no longer holds"
+    return check
 
 NONE = frozenset()
 rb = Runbook.maintenance("fake_rb", doc="T", title="fake")
@@ -241,3 +255,112 @@ def test_a_runbook_run_leaves_test_only_plugins_out(book, pytester, tmp_path):
     )
     book().assert_outcomes(passed=4)
     assert seen.read_text() == "False True"
+
+
+# -- exit codes (issue: operators and CI) -----------------------------------------------------------
+def junit_props(book) -> dict:
+    import xml.etree.ElementTree as ET
+
+    (folder,) = sorted(book.reports.iterdir())[-1:]
+    root = ET.parse(folder / "junit.xml").getroot()
+    return {p.get("name"): p.get("value") for p in root.iter("property")}
+
+
+def test_exit_0_when_every_step_is_done(book):
+    r = book()
+    assert r.ret == 0
+    assert junit_props(book) == {"omsup.exit_code": "0", "omsup.outcome": "done"}
+
+
+def test_exit_10_when_refused_before_any_change(book, monkeypatch):
+    monkeypatch.setenv("FAIL_AT", "a")  # step a reads only (changes=False)
+    r = book()
+    assert r.ret == 10
+    assert junit_props(book)["omsup.exit_code"] == "10"
+
+
+def test_exit_1_when_a_step_failed_after_changes_began(book, monkeypatch):
+    monkeypatch.setenv("FAIL_AT", "c")  # b changed something before c failed
+    r = book()
+    assert r.ret == 1
+    assert junit_props(book) == {"omsup.exit_code": "1", "omsup.outcome": "failed"}
+
+
+def test_exit_1_also_when_the_change_was_in_an_earlier_attempt(book, monkeypatch):
+    monkeypatch.setenv("FAIL_AT", "c")
+    book()
+    monkeypatch.delenv("FAIL_AT")
+    monkeypatch.setenv("FAIL_VERIFY", "a")  # the resumed run fails at its first check: changes began before
+    r = book()
+    assert r.ret == 1 and "a no longer holds" in r.stdout.str()
+
+
+def test_exit_2_when_interrupted(book, monkeypatch):
+    monkeypatch.setenv("FAIL_AT", "b")
+    monkeypatch.setenv("FAIL_HOW", "interrupt")
+    assert book().ret == 2
+
+
+def test_exit_10_when_another_operator_holds_the_lock(book):
+    lock = book.backups / "prod-eu" / ".omsup.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text(json.dumps({"runbook": "x", "pid": 1, "since": "2026-11-23T01:00:00Z"}) + "\n")
+    assert book().ret == 10 and book.log() == []
+
+
+@pytest.mark.parametrize("args", [("--until", "9"), ("--until", "-1"), ("-k", "not test_02"),
+                                  ("-k", "test_00 or test_02", "--until", "2")])
+def test_exit_4_for_a_runbook_with_holes_or_an_until_out_of_range(book, args):
+    r = book(*args)
+    assert r.ret == 4 and book.log() == []
+    r.stderr.fnmatch_lines(["*runbook fake_rb*"])
+
+
+def test_a_node_id_runs_only_with_until_up_to_it(book, pytester):
+    first = "runbooks/fake_rb/test_fake_rb.py::test_00_a"
+    r = pytester.runpytest_subprocess(first, "--env", "env.yaml", "--report-root", str(book.reports),
+                                      "-p", "no:cacheprovider")
+    assert r.ret == 4 and "never with holes" in r.stderr.str()
+    r = pytester.runpytest_subprocess(first, "--env", "env.yaml", "--report-root", str(book.reports),
+                                      "-p", "no:cacheprovider", "--until", "0")
+    assert r.ret == 0 and book.log() == ["a"]
+
+
+def test_exit_4_for_a_bad_environment_file(book, pytester):
+    (pytester.path / "env.yaml").write_text("name: [\n")
+    assert book().ret == 4
+
+
+def test_exit_codes_are_in_the_help(pytester):
+    r = pytester.runpytest_subprocess("--help")
+    r.stdout.fnmatch_lines(["*exit codes: 0 done; 1 a step failed after changes began; 2 interrupted; 4 usage*"])
+
+
+# -- secrets never escape (issue: security and safety) -------------------------------------------
+LEAK_SECRET = "meta-secret-1"  # the fixture's MetaDB password
+
+
+@pytest.mark.parametrize("how", ["assert", "runtime", "omsup"])
+def test_a_failure_carrying_a_secret_leaks_it_nowhere(book, monkeypatch, how):
+    monkeypatch.setenv("FAIL_AT", "c")
+    monkeypatch.setenv("FAIL_HOW", how)
+    monkeypatch.setenv("LEAK", LEAK_SECRET)
+    r = book("-l", "--log-level=DEBUG", "-rA", "--tb=long")
+    assert r.ret == 1
+    out = r.stdout.str() + r.stderr.str()
+    assert "c broke" in out and LEAK_SECRET not in out
+    (folder,) = book.reports.iterdir()
+    for p in folder.rglob("*"):
+        if p.is_file():
+            data = p.read_bytes()
+            assert LEAK_SECRET.encode() not in data, p
+            if p.name == "report.html":  # the results are embedded as base64
+                import base64
+                import re
+
+                for blob in re.findall(rb'"([A-Za-z0-9+/=]{40,})"', data):
+                    assert LEAK_SECRET.encode() not in base64.b64decode(blob + b"==="), p
+    kept = list((folder / "tracebacks").iterdir())
+    assert kept and "c broke" in kept[0].read_text() and oct(kept[0].stat().st_mode)[-3:] == "600"
+    (led,) = ledgers(book.state)
+    assert LEAK_SECRET not in json.dumps(led["steps"])  # the error recorded is the redacted one
