@@ -308,8 +308,9 @@ def test_exit_10_when_another_operator_holds_the_lock(book):
     assert book().ret == 10 and book.log() == []
 
 
-@pytest.mark.parametrize("args", [("--until", "9"), ("--until", "-1"), ("-k", "not test_02"),
-                                  ("-k", "test_00 or test_02", "--until", "2")])
+@pytest.mark.parametrize(
+    "args", [("--until", "9"), ("--until", "-1"), ("-k", "not test_02"), ("-k", "test_00 or test_02", "--until", "2")]
+)
 def test_exit_4_for_a_runbook_with_holes_or_an_until_out_of_range(book, args):
     r = book(*args)
     assert r.ret == 4 and book.log() == []
@@ -318,11 +319,13 @@ def test_exit_4_for_a_runbook_with_holes_or_an_until_out_of_range(book, args):
 
 def test_a_node_id_runs_only_with_until_up_to_it(book, pytester):
     first = "runbooks/fake_rb/test_fake_rb.py::test_00_a"
-    r = pytester.runpytest_subprocess(first, "--env", "env.yaml", "--report-root", str(book.reports),
-                                      "-p", "no:cacheprovider")
+    r = pytester.runpytest_subprocess(
+        first, "--env", "env.yaml", "--report-root", str(book.reports), "-p", "no:cacheprovider"
+    )
     assert r.ret == 4 and "never with holes" in r.stderr.str()
-    r = pytester.runpytest_subprocess(first, "--env", "env.yaml", "--report-root", str(book.reports),
-                                      "-p", "no:cacheprovider", "--until", "0")
+    r = pytester.runpytest_subprocess(
+        first, "--env", "env.yaml", "--report-root", str(book.reports), "-p", "no:cacheprovider", "--until", "0"
+    )
     assert r.ret == 0 and book.log() == ["a"]
 
 
