@@ -6,7 +6,7 @@ import pytest
 
 
 @pytest.hookspec
-def omsup_step_begin(step: str) -> None:
+def pytest_omsup_step_begin(step: str) -> None:
     """A runbook step begins: its start is recorded, nothing of it has run yet.
 
     An extension point; the project's integration tests hold a run here to interrupt it or to

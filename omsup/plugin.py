@@ -34,7 +34,7 @@ SESSION_KEY = pytest.StashKey["RunbookSession"]()
 # allure-python carries no type information: its decorators, typed once here
 _allure_label: Callable[[str, str], pytest.MarkDecorator] = allure.label
 _allure_title: Callable[[str], Callable[[Callable[..., Any]], Any]] = allure.title
-_allure_description: Callable[[str], Callable[[Callable[..., Any]], Any]] = allure.description
+_allure_description: Callable[[str], pytest.MarkDecorator] = allure.description  # a mark
 TEST_ONLY_PLUGINS = ("hypothesispytest",)
 
 
@@ -155,7 +155,7 @@ class RunbookSession(StepRunner):
             func = getattr(item, "function", None)
             if func is not None:
                 _allure_title(rs.label)(func)
-                _allure_description(f"Implements: {rs.doc}")(func)
+            item.add_marker(_allure_description(f"Implements: {rs.doc}"))
             previous = rs
         self._open_report_folder()
 
@@ -225,7 +225,7 @@ class RunbookSession(StepRunner):
         live = (lambda msg: tr.write_line(f"    ... {msg}")) if tr is not None else None
         self.run = Run(env, book, record, resumed, self.plan, self.until, AllureReporter(), live)
         self.executor = Executor(self.run, self.outcomes)
-        self.executor.on_begin.append(lambda rs: self.config.hook.omsup_step_begin(step=rs.step.key))
+        self.executor.on_begin.append(lambda rs: self.config.hook.pytest_omsup_step_begin(step=rs.step.key))
         self.executor.keep_traceback = self._keep_traceback
         if resumed and tr is not None:
             tr.write_line(f"resuming run {record.run_id} of {book.name} (ledger {record.path})")

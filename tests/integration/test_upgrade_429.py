@@ -10,9 +10,11 @@ from .conftest import STATE, assert_restored, without_volatile
 pytestmark = pytest.mark.integration
 
 
-def assert_stopped_at(p, step: int, *texts: str) -> None:
+def assert_stopped_at(p, step: int, *texts: str, code: int | None = None) -> None:
+    """The run stopped at ``step``: exit 10 when nothing had changed (a refusal), 1 otherwise."""
     out = p.output
-    assert p.returncode == 1, out[-3000:]
+    expected = code if code is not None else (10 if step == 0 else 1)
+    assert p.returncode == expected, out[-3000:]
     assert f"STOPPED at step {step}." in out, out[-3000:]
     for t in texts:
         assert t in out, f"{t!r} not in output:\n{out[-3000:]}"
