@@ -96,6 +96,7 @@ class MetaDB:
     rm: str
     cm: str
     ssl_ca: str | None = None
+    unlisted_engine_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -288,6 +289,9 @@ class MetaDBFile(_Model):
     rm: DbT
     cm: DbT
     ssl_ca: PathT | None = Field(None, description="CA certificate: connect to the MetaDB over TLS, verified")
+    unlisted_engine_reason: str | None = Field(
+        None, description="run against a MetaDB engine the support table does not list, for this reason (reported)"
+    )
 
 
 class BackupFile(_Model):
@@ -754,7 +758,16 @@ def _build(file: str, m: EnvFile, c: _Composed, problems: list[Problem], sha: st
         container=m.container,
         version=Version.parse(m.version) if m.version is not None else None,
         packages=packages,
-        metadb=MetaDB(m.metadb.host, m.metadb.port, m.metadb.user, meta_pw, m.metadb.rm, m.metadb.cm, m.metadb.ssl_ca),
+        metadb=MetaDB(
+            m.metadb.host,
+            m.metadb.port,
+            m.metadb.user,
+            meta_pw,
+            m.metadb.rm,
+            m.metadb.cm,
+            m.metadb.ssl_ca,
+            m.metadb.unlisted_engine_reason,
+        ),
         regions=tuple(regions),
         backup=Backup(m.backup.host, m.backup.dir),
         ha=HA(m.ha.perceive_store_client_checkpoint, m.ha.refetch_margin_min),

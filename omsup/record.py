@@ -94,7 +94,8 @@ class Versions(Model):
 
 class Package(Model):
     path: str
-    image: str
+    image: str  # the reference the archive's manifest names
+    image_id: str | None = None  # what `docker load` gave (the same on every node)
 
 
 class Project(Model):
@@ -116,7 +117,7 @@ class PruneResult(Model):
 
 class TableStat(Model):
     rows: int
-    checksum: int | None
+    digest: str  # computed by the MetaDB server over every row (omsup.adapters.metadb.table_digests)
 
 
 class BackupFile(Model):
@@ -133,9 +134,13 @@ class BackupFile(Model):
 
 
 class InitAttempt(Model):
-    rc: int
-    output: str
+    started: str
+    rc: int | None = None  # None: it began and no end was seen (the run was interrupted)
+    output: str = ""
+    flag: str | None = None  # /root/init_flag.txt afterwards (obd reads a non-empty one as success)
     after: str | None = None
+    recognized: bool = False  # a completed init found in place (not run again)
+    schema_before: str | None = None  # the metadata's tables and columns right before it ran
 
 
 class Recovery(Model):
@@ -161,12 +166,14 @@ class Refetch(Model):
 
 
 class ConnectorRow(Model):
-    id: str
+    id: str  # the Connector's task name (doc: taskName)
     host: str | None
     project: str | None
-    created_on: str
+    status: str | None
+    created_on: str | None
     source_type: str
     has_db_type: bool
+    has_checkpoint: bool
     needs_fix: bool
     db_type: str | None
 
@@ -195,6 +202,7 @@ class UpgradeRef(Model):
     backups: list[BackupFile]
     nodes: dict[str, NodeFacts]
     ha_before: dict[str, Any] | None
+    projects_before: list[Project] | None = None
 
 
 class Facts(Model):
@@ -223,6 +231,10 @@ class Facts(Model):
     refetch: Refetch | None = None
     upgrade: UpgradeRef | None = None
     restored: dict[str, str] = Field(default_factory=dict)
+    consoles_started: list[str] = Field(default_factory=list)  # nodes whose oms_console was started by hand
+    ha_enabled: str | None = None  # when a rollback enabled HA again (its refetch interval ends there)
+    resumed_projects: list[str] | None = None
+    metadb_engine: dict[str, Any] | None = None  # what the preflight found the MetaDB to be
 
 
 # -- the run and its steps -------------------------------------------------------------------
@@ -247,6 +259,11 @@ class StepEntry(Model):
     earlier_failures: list[EarlierFailure] = Field(default_factory=list)
 
 
+class RolledBack(Model):
+    by: str  # the rollback's run id
+    at: str
+
+
 class RunData(Model):
     runbook: str
     env: str
@@ -257,6 +274,7 @@ class RunData(Model):
     attempts: int = 0
     steps: dict[str, StepEntry] = Field(default_factory=dict)
     facts: Facts
+    rolled_back: RolledBack | None = None  # an upgrade whose rollback completed: not rolled back twice
 
 
 class Record:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 import urllib.parse
 from pathlib import Path
@@ -63,6 +64,29 @@ def redact_obj(obj: Any) -> Any:
         return {redact(str(k)): redact_obj(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [redact_obj(v) for v in obj]
+    return obj
+
+
+SENSITIVE_KEY = re.compile(r"pass(word|wd)?|pwd|secret|token|credential|private|key$|apikey|access.?key", re.I)
+
+
+def mask_config(obj: Any) -> Any:
+    """A configuration (a Connector's, a request body) with the values of sensitive keys masked.
+
+    Connector configurations may hold the credentials of source and sink databases: what is logged
+    or reported of them shows their keys, never those values.
+    """
+    if isinstance(obj, dict):
+        return {
+            k: (
+                MASK
+                if isinstance(k, str) and SENSITIVE_KEY.search(k) and not isinstance(v, dict | list)
+                else mask_config(v)
+            )
+            for k, v in obj.items()
+        }
+    if isinstance(obj, list):
+        return [mask_config(v) for v in obj]
     return obj
 
 

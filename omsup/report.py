@@ -207,7 +207,10 @@ def markdown(s: dict[str, Any]) -> str:
     for n, b in s["binds"].items():
         lines.append(f"- {n}: " + ", ".join(f"`{x}`" for x in (b["before"] or [])))
     if s.get("servers"):
-        lines += ["", "## Servers", ""] + [f"- {x.get('ip')}: {x.get('status')}" for x in s["servers"]]
+        lines += ["", "## Servers", ""] + [
+            f"- {x.get('node')} ({x.get('ip')}): {x.get('host_status')}, supervisor heartbeat {x.get('heartbeat_age_s')} s old"
+            for x in s["servers"]
+        ]
     if s["operator_actions"]:
         lines += ["", "## Operator actions the document asks for", ""] + [f"- {a}" for a in s["operator_actions"]]
     return "\n".join(lines) + "\n"

@@ -212,3 +212,66 @@ def upgrade_chain(source: Version | str, target: Version | str) -> list[UpgradeR
                     nxt.append((rule.target, [*path, rule]))
         frontier = nxt
     raise VersionError(f"no documented upgrade path leads from {s} to {t}")
+
+
+# -- which MetaDB engines a version runs on --------------------------------------------------------
+@dataclass(frozen=True)
+class EngineSupport:
+    """The MetaDB engines OMS versions ``lowest`` .. ``highest`` (inclusive) are documented to run on."""
+
+    lowest: Version
+    highest: Version
+    engines: tuple[tuple[str, tuple[int, ...]], ...]  # (engine, lowest engine version)
+    source: str
+
+
+METADB_SUPPORT: tuple[EngineSupport, ...] = (
+    EngineSupport(
+        V("4.2.0"),
+        Version(4, 2, 999),
+        (("OceanBase", ()), ("MySQL", (8, 0))),
+        "OceanBase community FAQ (all_faq.md, OMS): the 4.2 MetaDB is OceanBase or MySQL 8; with MySQL 5.x the 4.2 "
+        "console answers 500 'Conversion not supported for type java.time.LocalDateTime'",
+    ),
+    EngineSupport(
+        V("3.3.0"),
+        Version(4, 1, 999),
+        (("OceanBase", ()), ("MySQL", (5, 7))),
+        "field notes: 3.3.x runs on MySQL 5.7 or 8.0 (3.3.0 had trouble with MySQL 8: caching_sha2_password) or "
+        "OceanBase; 4.0.x and 4.1.x are taken to be the same (not documented)",
+    ),
+    EngineSupport(
+        V("3.2.2"),
+        Version(3, 2, 999),
+        (("OceanBase", ()), ("MySQL", (5, 7))),
+        "not documented for 3.2.x: taken to be as 3.3.x",
+    ),
+)
+
+
+def metadb_engine(version: str, comment: str = "") -> tuple[str, tuple[int, ...]]:
+    """The engine a MetaDB is, from its VERSION() (and @@version_comment): ('OceanBase', (4, 3, 5, 3)),
+    ('MySQL', (8, 0, 36)), ('MariaDB', (10, 11, 6))."""
+    text = f"{version} {comment}"
+    if "oceanbase" in text.lower():
+        m = re.search(r"OceanBase(?: Community| CE)?\s+(?:[A-Za-z]+\s+)?v?(\d+(?:\.\d+)+)", comment, re.I)
+        return "OceanBase", tuple(int(x) for x in m.group(1).split(".")) if m else ()
+    m = re.match(r"^(\d+)\.(\d+)(?:\.(\d+))?", version.strip())
+    numbers = tuple(int(x) for x in m.groups() if x is not None) if m else ()
+    return ("MariaDB" if "mariadb" in text.lower() else "MySQL"), numbers
+
+
+def metadb_supported(oms: Version | str, engine: str, engine_version: tuple[int, ...]) -> EngineSupport | None:
+    """The rule that lets OMS ``oms`` run on this engine, or None (the refusal names the rules)."""
+    v = Version.parse(oms)
+    for rule in METADB_SUPPORT:
+        if rule.lowest <= v <= rule.highest:
+            for name, lowest in rule.engines:
+                if name == engine and engine_version[: len(lowest)] >= lowest:
+                    return rule
+    return None
+
+
+def metadb_rule_for(oms: Version | str) -> EngineSupport | None:
+    v = Version.parse(oms)
+    return next((r for r in METADB_SUPPORT if r.lowest <= v <= r.highest), None)

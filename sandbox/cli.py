@@ -8,9 +8,7 @@ import os
 import sys
 import time
 
-from omsup.versions import KNOWN_VERSIONS, Version, VersionError
-
-from . import deploy, faults, images
+from . import deploy, facts, faults, images
 from .procs import SandboxError
 
 
@@ -31,6 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     u.add_argument("--bulk-mb", type=int, default=0, help="add this many MiB of configuration history to cm")
     u.add_argument("--env-file", help="where to write the environment file")
+    u.add_argument(
+        "--metadb",
+        choices=["oceanbase", "mariadb"],
+        default="oceanbase",
+        help="the MetaDB engine: an OceanBase-kernel server (seekdb, the default) or MariaDB",
+    )
     s = sub.add_parser("status", help="what runs")
     s.add_argument("--json", action="store_true")
     sub.add_parser("down", help="stop and remove everything `up` started")
@@ -43,12 +47,14 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("name", choices=list(faults.FAULTS))
     f.add_argument("--node")
     f.add_argument("--version")
+    f.add_argument("--program", help="supervisor-stuck: which program (default oms_drc_cm)")
+    f.add_argument("--count", type=int, help="many-projects: how many (default 200)")
     i = sub.add_parser("images", help="build the installation packages (all versions with --all)")
     i.add_argument("--all", action="store_true")
     i.add_argument("versions", nargs="*")
     a = p.parse_args(argv)
     if os.geteuid() != 0 and a.cmd in ("up", "down", "fault", "images"):
-        print("sandbox: must run as root (it starts Docker engines, MariaDB and sshd)", file=sys.stderr)
+        print("sandbox: must run as root (it starts Docker engines, the MetaDB and sshd)", file=sys.stderr)
         return 2
     try:
         if a.cmd == "up":
@@ -63,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                 own_cm_nodes=a.own_cm_nodes,
                 https=a.https,
                 bulk_mb=a.bulk_mb,
+                metadb_engine=a.metadb,
             )
             print(f"sandbox up in {time.monotonic() - t0:.1f}s", file=sys.stderr)
             print(path)
@@ -74,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
                 print("sandbox: down")
             else:
                 print(f"env file: {st['env_file']}")
-                print(f"metadb: {st['metadb']['host']}:{st['metadb']['port']} running={st['metadb']['running']}")
+                m = st["metadb"]
+                print(f"metadb: {m['engine']} {m.get('version')} at {m['host']}:{m['port']} running={m['running']}")
                 for n in st["nodes"]:
                     print(
                         f"  {n['name']:<4} {n['region']:<9} {n['ip']:<12} {n['image'] or '-':<40} running={n['running']}"
@@ -83,12 +91,12 @@ def main(argv: list[str] | None = None) -> int:
             deploy.down()
             print("sandbox: down")
         elif a.cmd == "fault":
-            print(f"sandbox: fault {faults.inject(a.name, a.node, a.version)}")
+            print(f"sandbox: fault {faults.inject(a.name, a.node, a.version, a.program, a.count)}")
         elif a.cmd == "images":
-            vs = list(KNOWN_VERSIONS) if a.all else [Version.parse(v) for v in a.versions]
+            vs = list(facts.VERSIONS) if a.all else [deploy.normal(v) for v in a.versions]
             for ver, path in images.ensure_packages(vs).items():
                 print(f"{ver}\t{path}")
-    except (SandboxError, VersionError) as e:
+    except SandboxError as e:
         print(f"sandbox {a.cmd}: {e}", file=sys.stderr)
         return 1
     return 0

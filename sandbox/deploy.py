@@ -12,13 +12,19 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import docker
+import docker.types
 import yaml
 
-from omsup.container_spec import ContainerSpec, standard_binds
-from omsup.versions import UPGRADE_RULES, Version
-
-from . import engines, images, metadb, paths, sshd
+from . import engines, facts, images, metadb, paths, sshd
 from .procs import SandboxError
+
+
+def normal(version: str) -> str:
+    """``4.2.8-CE``, ``V4.2.8`` or ``4.2.8`` -> ``4.2.8``; a version the stand-in knows."""
+    v = version.strip().lstrip("Vv").removesuffix("-CE").removesuffix("-ce")
+    if v not in facts.VERSIONS:
+        raise SandboxError(f"the stand-in knows versions {', '.join(facts.VERSIONS)}; saw {version!r}")
+    return v
 
 
 def layout(nodes: int, regions: int) -> tuple[list[dict], list[dict]]:
@@ -36,33 +42,37 @@ def layout(nodes: int, regions: int) -> tuple[list[dict], list[dict]]:
         for _ in range(count):
             i += 1
             ip = f"127.0.0.{paths.NODE_IP_BASE + i}"
-            node = {"name": f"n{i}", "ip": ip, "region": name, "region_code": r}
+            node = {
+                "name": f"n{i}",
+                "ip": ip,
+                "region": name,
+                "region_code": r,
+                "cm_region": name if regions > 1 else "",
+            }
             out_nodes.append(node)
             members.append(node)
         out_regions.append(
             {
                 "name": name,
                 "code": r,
-                "cm_url": f"http://{members[0]['ip']}:8088",
+                "cm_url": f"http://{members[0]['ip']}:{facts.CM_PORT}",
                 "nodes": [m["name"] for m in members],
             }
         )
     return out_regions, out_nodes
 
 
-def targets_of(version: Version) -> list[Version]:
-    return [r.target for r in UPGRADE_RULES if r.allows(version)]
+def targets_of(version: str) -> list[str]:
+    return [t for t, sources in facts.UPGRADES.items() if version in sources]
 
 
-def write_config(
-    node: dict, region: dict, nodes: list[dict], names: dict, own_cm_nodes: bool, regions_total: int
-) -> None:
+def write_config(node: dict, region: dict, nodes: list[dict], names: dict, own_cm_nodes: bool) -> None:
     """config.yaml as documented (oms-interfaces.md): shared per region, unless own_cm_nodes."""
     np_ = paths.node_paths(node["name"])
     members = [n["ip"] for n in nodes if n["region"] == region["name"]]
     cfg = {
         "oms_meta_host": paths.METADB_HOST,
-        "oms_meta_port": paths.METADB_PORT,
+        "oms_meta_port": metadb.port(),
         "oms_meta_user": paths.METADB_USER,
         "oms_meta_password": metadb.password(),
         "drc_rm_db": names["rm"],
@@ -70,8 +80,8 @@ def write_config(
         "drc_cm_heartbeat_db": names["cm_hb"][region["code"]],
         "cm_url": region["cm_url"],
         "cm_location": region["code"],
-        "cm_region": region["name"] if regions_total > 1 else "",
-        "cm_region_cn": region["name"] if regions_total > 1 else "",
+        "cm_region": node["cm_region"],
+        "cm_region_cn": node["cm_region"],
         "cm_is_default": region["code"] == 0,
         "cm_nodes": [node["ip"]] if own_cm_nodes else members,
         "tsdb_enabled": False,
@@ -113,28 +123,38 @@ def make_cert(node: dict) -> tuple[Path, Path]:
     return crt, key
 
 
-def node_spec(node: dict, version: Version, https: bool) -> ContainerSpec:
+def run_kwargs(node: dict, version: str, https: bool) -> dict:
+    """doc 003/004: docker run -dit --net host -v <config.yaml>:/home/admin/conf/config.yaml -v <logs>:/home/admin/logs
+    -v <store>:/home/ds/store -v <run>:/home/ds/run [-v <crt>:... -v <key>:...] -e OMS_HOST_IP=<ip>
+    --privileged=true --pids-limit -1 --ulimit nproc=65535:65535 --name <container> <image>"""
     np_ = paths.node_paths(node["name"])
-    m = np_.mounts
-    cert = make_cert(node) if https else (None, None)
-    binds = standard_binds(
-        str(np_.config),
-        str(m["/home/admin/logs"]),
-        str(m["/home/ds/store"]),
-        str(m["/home/ds/run"]),
-        *(str(c) if c else None for c in cert),
-    )
-    return ContainerSpec(paths.CONTAINER_NAME, images.image_ref(version), binds, node["ip"])
+    binds = [f"{np_.config}:{facts.CONFIG_PATH}"] + [f"{src}:{dst}" for dst, src in np_.mounts.items()]
+    if https:
+        crt, key = make_cert(node)
+        binds += [f"{crt}:{facts.CERT}", f"{key}:{facts.KEY}"]
+    return {
+        "image": images.image_ref(version),
+        "name": paths.CONTAINER_NAME,
+        "detach": True,
+        "tty": True,
+        "stdin_open": True,
+        "network_mode": "host",
+        "volumes": binds,
+        "environment": {"OMS_HOST_IP": node["ip"]},
+        "privileged": True,
+        "pids_limit": -1,
+        "ulimits": [docker.types.Ulimit(name="nproc", soft=65535, hard=65535)],
+    }
 
 
 def health(ip: str, https: bool, timeout: float = 2) -> dict:
     scheme = "https" if https else "http"
     ctx = ssl._create_unverified_context() if https else None
-    with urllib.request.urlopen(f"{scheme}://{ip}:8089/oms/health", timeout=timeout, context=ctx) as r:
+    with urllib.request.urlopen(f"{scheme}://{ip}:{facts.CONSOLE_PORT}/oms/health", timeout=timeout, context=ctx) as r:
         return json.load(r)
 
 
-def wait_healthy(node: dict, https: bool, timeout: float = 60) -> None:
+def wait_healthy(node: dict, https: bool, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     last = "no answer"
     while time.monotonic() < deadline:
@@ -155,7 +175,7 @@ def wait_healthy(node: dict, https: bool, timeout: float = 60) -> None:
     )
 
 
-def _start_node(node: dict, version: Version, package: Path, https: bool) -> None:
+def _start_node(node: dict, version: str, package: Path, https: bool) -> None:
     np_ = paths.node_paths(node["name"])
     engines.start(np_)
     client = engines.client(np_)
@@ -167,7 +187,7 @@ def _start_node(node: dict, version: Version, package: Path, https: bool) -> Non
                 client.images.get(images.image_ref(version))
             except docker.errors.ImageNotFound:
                 images.load(np_, package)
-            ctr = client.containers.run(**node_spec(node, version, https).run_kwargs())
+            ctr = client.containers.run(**run_kwargs(node, version, https))
         if ctr.status != "running":
             ctr.start()
     finally:
@@ -184,17 +204,21 @@ def up(
     own_cm_nodes: bool = False,
     https: bool = False,
     bulk_mb: int = 0,
+    metadb_engine: str = "oceanbase",
 ) -> Path:
-    v = Version.parse(version)
+    v = normal(version)
+    if metadb_engine not in metadb.ENGINES:
+        raise SandboxError(f"--metadb is one of {', '.join(metadb.ENGINES)}; saw {metadb_engine!r}")
     args = {
         "nodes": nodes,
         "regions": regions,
-        "version": str(v),
+        "version": facts.ce(v),
         "heartbeat_rows": heartbeat_rows,
         "ssh": ssh,
         "own_cm_nodes": own_cm_nodes,
         "https": https,
         "bulk_mb": bulk_mb,
+        "metadb": metadb_engine,
     }
     current = paths.load_state()
     if current and current.get("args") != args:
@@ -207,16 +231,16 @@ def up(
     wanted = [v, *targets_of(v)]
     with ThreadPoolExecutor(max_workers=2) as pool:
         fut_pk = pool.submit(images.ensure_packages, wanted)
-        metadb.start()
+        metadb.start(metadb_engine)
         console_password = paths.secret("console_password").read_text(encoding="utf-8")
         names = metadb.seed(v, region_list, node_list, heartbeat_rows, console_password, bulk_mb)
         pkgs = fut_pk.result()
-    placed = {ver: images.place_package(p, Version.parse(ver)) for ver, p in pkgs.items()}
+    placed = {facts.ce(ver): images.place_package(p, ver) for ver, p in pkgs.items()}
     for n in node_list:
         region = next(r for r in region_list if r["name"] == n["region"])
-        write_config(n, region, node_list, names, own_cm_nodes, regions)
+        write_config(n, region, node_list, names, own_cm_nodes)
     with ThreadPoolExecutor(max_workers=max(1, len(node_list))) as pool:
-        list(pool.map(lambda n: _start_node(n, v, pkgs[str(v)], https), node_list))
+        list(pool.map(lambda n: _start_node(n, v, pkgs[v], https), node_list))
         list(pool.map(lambda n: wait_healthy(n, https), node_list))
     ssh_info = sshd.start_all(node_list) if ssh else {}
     backups = paths.STATE_DIR / "backups"
@@ -225,7 +249,13 @@ def up(
         "args": args,
         "regions": region_list,
         "nodes": node_list,
-        "metadb": {"host": paths.METADB_HOST, "port": paths.METADB_PORT, "user": paths.METADB_USER, **names},
+        "metadb": {
+            "engine": metadb_engine,
+            "host": paths.METADB_HOST,
+            "port": metadb.port(),
+            "user": paths.METADB_USER,
+            **names,
+        },
         "packages": {ver: str(p) for ver, p in placed.items()},
         "ssh": ssh_info,
         "backups": str(backups),
@@ -247,44 +277,47 @@ def write_env_file(path: Path, state: dict) -> None:
         for n in state["nodes"]:
             if n["region"] != r["name"]:
                 continue
-            np_ = paths.node_paths(n["name"])
             entry = {"name": n["name"], "ip": n["ip"]}
             if n["name"] in ssh:
                 entry["host"] = ssh[n["name"]]["host"]
                 entry["docker"] = ssh[n["name"]]["docker"]
             else:
                 entry["host"] = "local://"
-                entry["docker"] = np_.docker_url
+                entry["docker"] = paths.node_paths(n["name"]).docker_url
             nodes.append(entry)
         regions.append({"name": r["name"], "cm_hb": state["metadb"]["cm_hb"][r["code"]], "nodes": nodes})
     first_host = regions[0]["nodes"][0]["host"]
+    meta = {
+        "host": paths.METADB_HOST,
+        "port": state["metadb"]["port"],
+        "user": paths.METADB_USER,
+        "password": {"file": str(paths.secret("metadb_password"))},
+        "rm": state["metadb"]["rm"],
+        "cm": state["metadb"]["cm"],
+    }
+    if state["metadb"]["engine"] == "mariadb":  # not a documented MetaDB engine: said, with the reason
+        meta["unlisted_engine_reason"] = (
+            "the local sandbox's second MetaDB engine (MariaDB 10.11), to run the runbooks on two SQL engines"
+        )
     doc = {
         "name": "sandbox",
         "container": paths.CONTAINER_NAME,
         "version": state["args"]["version"],
         "packages": state["packages"],
-        "metadb": {
-            "host": paths.METADB_HOST,
-            "port": paths.METADB_PORT,
-            "user": paths.METADB_USER,
-            "password": {"file": str(paths.secret("metadb_password"))},
-            "rm": state["metadb"]["rm"],
-            "cm": state["metadb"]["cm"],
-        },
+        "metadb": meta,
         "regions": regions,
         "backup": {"host": first_host, "dir": state["backups"]},
         "ha": {"perceive_store_client_checkpoint": False, "refetch_margin_min": 5},
         "console": {
-            "port": 8089,
+            "port": facts.CONSOLE_PORT,
             "scheme": "https" if https else "http",
             "user": paths.CONSOLE_USER,
             "password": {"file": str(paths.secret("console_password"))},
         },
-        **({"console_ca": str(ca_bundle(state))} if https else {}),
         "state_dir": str(paths.STATE_DIR / "ledgers"),
     }
-    if "console_ca" in doc:  # the nodes' self-signed certificates are the private CA to trust
-        doc["console"]["ca_file"] = doc.pop("console_ca")
+    if https:  # the nodes' self-signed certificates are the private CA to trust
+        doc["console"]["ca_file"] = str(ca_bundle(state))
     path.parent.mkdir(parents=True, exist_ok=True)
     header = "# OMS CE deployment: the local sandbox (written by `python -m sandbox up`).\n"
     path.write_text(header + yaml.safe_dump(doc, sort_keys=False))
@@ -301,7 +334,25 @@ def status() -> dict:
     if not st:
         return {"up": False}
     out = {"up": True, "env_file": st["env_file"], "args": st["args"]}
-    out["metadb"] = {**st["metadb"], "password": metadb.password(), "running": metadb.running()}
+    meta = {
+        **st["metadb"],
+        "password": metadb.password(),
+        "root_password": metadb.root_password(),
+        "running": metadb.running(),
+    }
+    try:
+        meta["version"] = metadb.version()  # VERSION(), e.g. 5.7.25-OceanBase seekdb-v1.4.0.0
+    except Exception as e:
+        meta["version"] = None
+        meta["error"] = str(e).splitlines()[0][:200]
+    out["metadb"] = meta
+    https = st["args"].get("https")
+    out["console"] = {
+        "user": paths.CONSOLE_USER,
+        "password": paths.secret("console_password").read_text("utf-8"),
+        "port": facts.CONSOLE_PORT,
+        "scheme": "https" if https else "http",
+    }
     nodes = []
     for n in st["nodes"]:
         np_ = paths.node_paths(n["name"])

@@ -7,14 +7,20 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from omsup.versions import KNOWN_VERSIONS, Version
-
-from . import engines, metadb, paths, sshd
+from . import engines, facts, metadb, paths, sshd
 from .procs import SandboxError
 
 FAULTS = {
     "start-fail": "a node's new container fails to start (--node, --version: default every newer version)",
     "init-fail": "docker_init.sh fails on a node (--node, default every node)",
+    "init-exit-zero": "docker_init.sh fails but exits 0 and writes no /root/init_flag.txt (--node)",
+    "supervisor-stuck": "a program of a node's supervisord never gets RUNNING (--node, --program)",
+    "metadb-timezone": "the MetaDB answers in another time zone (+08:00, as a fresh OceanBase does)",
+    "metadb-timezone-ok": "the MetaDB answers in the machine's time zone again",
+    "metadb-grants": "the MetaDB user loses DROP and CREATE (a backup works, a restore could not)",
+    "metadb-grants-ok": "the MetaDB user has every privilege again",
+    "many-projects": "add --count projects (RELEASED), so ListProjects needs several pages",
+    "project-suspended": "a running synchronization project is SUSPEND",
     "no-heartbeat": "a node stops heartbeating, so it turns Offline (--node)",
     "metadb-down": "the MetaDB stops",
     "metadb-up": "the MetaDB comes back",
@@ -103,13 +109,31 @@ def _disk_ok(folder: str) -> None:
     shutil.rmtree(stash)
 
 
-def inject(name: str, node: str | None = None, version: str | None = None) -> str:
+def inject(
+    name: str, node: str | None = None, version: str | None = None, program: str | None = None, count: int | None = None
+) -> str:
     st = _state()
     if name == "start-fail":
-        current = Version.parse(st["args"]["version"])
-        versions = [str(Version.parse(version))] if version else [str(v) for v in KNOWN_VERSIONS if v > current]
+        current = st["args"]["version"].removesuffix("-CE")
+        versions = (
+            [version.removesuffix("-CE")]
+            if version
+            else [v for v in facts.VERSIONS if facts.vkey(v) > facts.vkey(current)]
+        )
         for n in _nodes(st, node):
             _edit(n, start_fail=versions)
+    elif name == "init-exit-zero":
+        for n in _nodes(st, node):
+            _edit(n, init_exit_zero=True)
+    elif name == "supervisor-stuck":
+        for n in _nodes(st, node):
+            _edit(n, supervisor_stuck={program or "oms_drc_cm": True})
+    elif name in ("metadb-timezone", "metadb-timezone-ok"):
+        metadb.set_time_zone("+08:00" if name == "metadb-timezone" else None)
+    elif name in ("metadb-grants", "metadb-grants-ok"):
+        metadb.set_grants(full=name == "metadb-grants-ok")
+    elif name == "many-projects":
+        metadb.add_projects(count or 200)
     elif name == "init-fail":
         for n in _nodes(st, node):
             _edit(n, init_fail=True)
@@ -139,11 +163,11 @@ def inject(name: str, node: str | None = None, version: str | None = None) -> st
         host_key, client_key = sshd.ROOT / "host_ed25519", sshd.ROOT / "id_ed25519"
         for n in _nodes(st, node):
             sshd.start_node(n, host_key, client_key)
-    elif name in ("project-not-realtime", "switchover-not-done", "projects-ok"):
+    elif name in ("project-not-realtime", "switchover-not-done", "projects-ok", "project-suspended"):
         metadb.set_projects(name.replace("project-", ""))
     elif name == "clear":
         for n in st["nodes"]:
-            _edit(n, start_fail=None, init_fail=None, no_heartbeat=None)
+            _edit(n, start_fail=None, init_fail=None, init_exit_zero=None, no_heartbeat=None, supervisor_stuck=None)
         if not metadb.running():
             metadb.start()
         inject("disk-ok")
@@ -152,6 +176,8 @@ def inject(name: str, node: str | None = None, version: str | None = None) -> st
         if st.get("ssh"):
             inject("sshd-up")
         metadb.set_projects("ok")
+        metadb.set_time_zone(None)
+        metadb.set_grants(full=True)
     else:
         raise SandboxError(f"unknown fault {name!r}; faults: {', '.join(FAULTS)}")
     return name

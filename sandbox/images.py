@@ -18,9 +18,7 @@ from pathlib import Path
 
 import docker
 
-from omsup.versions import Version
-
-from . import engines, paths
+from . import engines, facts, paths
 from .paths import NodePaths
 from .procs import SandboxError, run
 
@@ -82,22 +80,22 @@ def base_tar() -> Path:
     return out
 
 
-def app_key(version: Version) -> str:
+def app_key(version: str) -> str:
     files = sorted(p for p in paths.IMAGE_SRC.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
-    parts = [base_key().encode(), str(version).encode(), paths.VERSIONS_PY.read_bytes()]
+    parts = [base_key().encode(), version.encode(), paths.FACTS_PY.read_bytes()]
     parts += [p.relative_to(paths.IMAGE_SRC).as_posix().encode() + b"\0" + p.read_bytes() for p in files]
     return _digest(*parts)
 
 
-def image_ref(version: Version) -> str:
-    return f"{paths.IMAGE_REPO}:{version.image_tag}"
+def image_ref(version: str) -> str:
+    return facts.image_ref(version)
 
 
-def package_path(version: Version) -> Path:
+def package_path(version: str) -> Path:
     return paths.CACHE_DIR / "packages" / f"oms-{version}-{app_key(version)}.tar.gz"
 
 
-def _build(client: docker.DockerClient, version: Version) -> None:
+def _build(client: docker.DockerClient, version: str) -> None:
     base = f"oms-standin-base:{base_key()}"
     try:
         client.images.get(base)
@@ -107,14 +105,14 @@ def _build(client: docker.DockerClient, version: Version) -> None:
         shutil.copytree(
             paths.IMAGE_SRC, ctx, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "Dockerfile.in")
         )
-        shutil.copy(paths.VERSIONS_PY, Path(ctx) / "standin" / "versions.py")
+        shutil.copy(paths.FACTS_PY, Path(ctx) / "standin" / "facts.py")
         (Path(ctx) / "Dockerfile").write_text(
             (paths.IMAGE_SRC / "Dockerfile.in").read_text().replace("@VERSION@", str(version)).replace("@BASE@", base)
         )
         client.images.build(path=ctx, tag=image_ref(version), rm=True, forcerm=True)
 
 
-def ensure_packages(versions: list[Version]) -> dict[str, Path]:
+def ensure_packages(versions: list[str]) -> dict[str, Path]:
     """Installation packages of ``versions``, building what the cache lacks in a builder engine."""
     missing = [v for v in versions if not package_path(v).exists()]
     if missing:
@@ -136,12 +134,12 @@ def ensure_packages(versions: list[Version]) -> dict[str, Path]:
         finally:
             engines.stop(builder)
             shutil.rmtree(builder.root, ignore_errors=True)
-    return {str(v): package_path(v) for v in versions}
+    return {v: package_path(v) for v in versions}
 
 
-def place_package(src: Path, version: Version) -> Path:
+def place_package(src: Path, version: str) -> Path:
     """Put a package where the env file says the nodes find it (a hard link where possible)."""
-    dst = paths.STATE_DIR / "packages" / f"oms-{version}.tar.gz"
+    dst = paths.STATE_DIR / "packages" / f"oms_{version}-ce.tar.gz"
     dst.parent.mkdir(parents=True, exist_ok=True)
     if not dst.exists():
         try:

@@ -12,14 +12,14 @@ from pathlib import Path
 STATE_DIR = Path(os.environ.get("OMSUP_SANDBOX_DIR", "/tmp/omsup-sandbox"))
 CACHE_DIR = Path(os.environ.get("OMSUP_SANDBOX_CACHE", "/var/cache/omsup-sandbox"))
 IMAGE_SRC = Path(__file__).resolve().parent / "image"
-VERSIONS_PY = Path(__file__).resolve().parent.parent / "omsup" / "versions.py"
+FACTS_PY = Path(__file__).resolve().parent / "facts.py"  # copied into the stand-in image
 
 METADB_HOST = "127.0.0.1"
-METADB_PORT = int(os.environ.get("OMSUP_SANDBOX_METADB_PORT", "3310"))
+OCEANBASE_PORT = int(os.environ.get("OMSUP_SANDBOX_OCEANBASE_PORT", "2881"))  # OceanBase's usual SQL port
+MARIADB_PORT = int(os.environ.get("OMSUP_SANDBOX_METADB_PORT", "3310"))
 METADB_USER = "oms_meta"
 CONSOLE_USER = "admin"
 CONTAINER_NAME = "oms_ce"
-IMAGE_REPO = "oms-standin/oms"
 NODE_IP_BASE = 10  # node i (1-based) gets 127.0.0.(10 + i)
 
 
@@ -90,7 +90,9 @@ def secret(name: str) -> Path:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         body = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(12))
-        value = f"Sx{body}'q\"d $h#s;b\\k-äß€密" if name == "metadb_password" else f"Cs{body}-ñé€"
+        value = {"metadb_password": f"Sx{body}'q\"d $h#s;b\\k-äß€密", "console_password": f"Cs{body}-ñé€"}.get(
+            name, f"Rt{body}-{secrets.token_hex(8)}"
+        )
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(value)

@@ -1,12 +1,17 @@
-"""The OMS console over HTTP: health and the /api/v2 actions, with HTTP Basic auth.
+"""The OMS console over HTTP: /oms/health and the published /api/v2 actions, with HTTP Basic auth.
 
-One choke point (``_request``): each request is recorded once with its status and the
-envelope's ``success``/``code``; failures become ``NotReady``.
+One choke point (``_request``): each request is recorded once with its status and the envelope's
+``success``/``code``; failures become ``NotReady``. Only actions of the published API are used
+(doc, odc): ListProjects, DescribeProject, DescribeProjectSteps, DescribeProjectComponents,
+ResumeProject. Every parser of what the console answers returns the project's error for any
+input; an answer is read up to a size limit, and listings up to a page cap. Authentication is
+never retried in a loop: five wrong passwords lock the account (field notes).
 """
 
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import ssl
 import time
@@ -17,18 +22,71 @@ from typing import Any
 from ..audit import AUDIT
 from ..envfile import Console as ConsoleConfig
 from ..errors import NotReady
-from ..redact import redact
+from ..redact import mask_config, redact
+
+MAX_ANSWER = 32 * 1024 * 1024
+PAGE_SIZE = 150  # doc: the maximum
+MAX_PAGES = 1000  # 150 000 projects; a console that keeps answering full pages is not believed further
 
 
 def parse_envelope(raw: bytes) -> dict[str, Any]:
     """The documented envelope {"success", "code", "message", "data", ...} from an answer body."""
     try:
         env = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise NotReady(f"an answer that is not JSON: {raw[:200]!r}") from e
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise NotReady(f"an answer that is not JSON: {redact(raw[:200])!r} ({type(e).__name__})") from None
     if not isinstance(env, dict) or "success" not in env:
-        raise NotReady(f"an answer without the documented envelope: {raw[:200]!r}")
+        raise NotReady(f"an answer without the documented envelope: {redact(raw[:200])!r}")
     return env
+
+
+def _records(data: Any, what: str) -> list[dict[str, Any]]:
+    """A list of JSON objects, or the project's error naming ``what``."""
+    if data is None:
+        return []
+    if not isinstance(data, list) or not all(isinstance(x, dict) for x in data):
+        raise NotReady(f"{what}: the console answered {redact(str(data)[:200])!r}, not a list of objects")
+    return list(data)
+
+
+def parse_health(data: Any) -> dict[str, Any]:
+    """obd: GET /oms/health answers data.healthy (a boolean)."""
+    if not isinstance(data, dict) or not isinstance(data.get("healthy"), bool):
+        raise NotReady(f"/oms/health answered {redact(str(data)[:200])!r}, without data.healthy true or false")
+    return dict(data)
+
+
+def parse_projects(data: Any) -> list[dict[str, Any]]:
+    items = _records(data, "ListProjects")
+    for p in items:
+        if not isinstance(p.get("id"), str | int) or not isinstance(p.get("status"), str | None):
+            raise NotReady(f"ListProjects answered a project without an id or a status: {redact(str(p)[:200])!r}")
+    return items
+
+
+def parse_steps(data: Any) -> list[dict[str, Any]]:
+    steps = _records(data, "DescribeProjectSteps")
+    for s in steps:
+        if not isinstance(s.get("name"), str):
+            raise NotReady(f"DescribeProjectSteps answered a step without a name: {redact(str(s)[:200])!r}")
+    return steps
+
+
+def parse_components(data: Any) -> list[dict[str, Any]]:
+    """The Incr-Sync components (the Connectors) of DescribeProjectComponents (doc, from 4.1.1)."""
+    if not isinstance(data, dict):
+        raise NotReady(f"DescribeProjectComponents answered {redact(str(data)[:200])!r}, not an object")
+    out = []
+    for c in _records(data.get("incrSyncComponents"), "DescribeProjectComponents incrSyncComponents"):
+        config = c.get("config")
+        source = config.get("source") if isinstance(config, dict) else None
+        if not isinstance(c.get("name"), str) or not isinstance(source, dict):
+            raise NotReady(
+                f"DescribeProjectComponents: a component without a name or config.source: "
+                f"{redact(str(mask_config(c))[:200])!r}"
+            )
+        out.append({"name": c["name"], "host": c.get("ip"), "status": c.get("status"), "source": source})
+    return out
 
 
 class Console:
@@ -55,22 +113,24 @@ class Console:
             token = base64.b64encode(f"{self.cfg.user}:{self.cfg.password.value}".encode()).decode()
             req.add_header("Authorization", f"Basic {token}")
         t0 = time.monotonic()
-        shown = f"{method} {url}" + (f" {json.dumps(body)}" if body else "")
+        shown = f"{method} {url}" + (f" {json.dumps(mask_config(body))}" if body else "")
         try:
             with urllib.request.urlopen(req, timeout=timeout, context=self._context()) as r:
-                status, raw = r.status, r.read()
+                status, raw = r.status, r.read(MAX_ANSWER)
         except urllib.error.HTTPError as e:
-            status, raw = e.code, e.read()
-        except (OSError, ValueError) as e:
+            status, raw = e.code, e.read(MAX_ANSWER)
+        except (OSError, ValueError, http.client.HTTPException) as e:
             AUDIT.record("console", self.label, shown, f"no answer: {e}", time.monotonic() - t0, node=self.node)
-            raise NotReady(f"console of {self.label} ({self.base}) does not answer: {redact(e)}") from e
+            raise NotReady(
+                f"console of {self.label} ({self.base}) does not answer: {type(e).__name__}: {redact(e)}"
+            ) from None
         try:
             env = parse_envelope(raw)
         except NotReady as e:
             AUDIT.record(
                 "console", self.label, shown, f"HTTP {status}, {e.message}", time.monotonic() - t0, node=self.node
             )
-            raise NotReady(f"console of {self.label}: {path} answered HTTP {status}: {e.message}") from e
+            raise NotReady(f"console of {self.label}: {path} answered HTTP {status}: {e.message}") from None
         AUDIT.record(
             "console",
             self.label,
@@ -79,51 +139,50 @@ class Console:
             time.monotonic() - t0,
             node=self.node,
         )
-        if not isinstance(env, dict) or env.get("success") is not True:
+        if env.get("success") is not True:
             raise NotReady(
                 f"console of {self.label}: {method} {path} answered HTTP {status}, success={env.get('success')}, "
                 f"code={env.get('code')}, message={redact(env.get('message'))}",
-                "check the console credentials in the environment file" if status == 401 else None,
+                "check the console credentials in the environment file (do not retry: five wrong passwords lock "
+                "the account)"
+                if status == 401
+                else None,
             )
         return env
 
     def health(self) -> dict[str, Any]:
         """obd: GET /oms/health answers data.healthy."""
-        return dict(self._request("GET", "/oms/health", auth=False, timeout=3).get("data") or {})
+        return parse_health(self._request("GET", "/oms/health", auth=False, timeout=3).get("data"))
 
     def action(self, name: str, body: dict[str, Any] | None = None) -> Any:
         return self._request("POST", f"/api/v2?Action={name}", body).get("data")
 
     def list_projects(self) -> list[dict[str, Any]]:
-        """ListProjects (doc, from V4.1.1-CE), every page of 150."""
+        """ListProjects (doc, from V4.1.1-CE): every page, until a short one (totalCount may be null)."""
         out: list[dict[str, Any]] = []
-        page = 1
-        while True:
-            env = self._request("POST", "/api/v2?Action=ListProjects", {"pageNumber": page, "pageSize": 150})
-            items = env.get("data") or []
+        for page in range(1, MAX_PAGES + 1):
+            items = parse_projects(self.action("ListProjects", {"pageNumber": page, "pageSize": PAGE_SIZE}))
             out.extend(items)
-            if len(items) < 150 or len(out) >= int(env.get("totalCount") or 0):
+            if len(items) < PAGE_SIZE:
                 return out
-            page += 1
+        raise NotReady(
+            f"console of {self.label}: ListProjects still answers full pages after {MAX_PAGES} pages "
+            f"({len(out)} projects)",
+            "check the console's project list; nothing was changed",
+        )
 
     def project_steps(self, project_id: str) -> list[dict[str, Any]]:
-        return list(self.action("DescribeProjectSteps", {"id": project_id}) or [])
-
-    # Not public: the server list (Online/Offline) has no documented API. The stand-in answers
-    # ListServers; this is the one place to change when a real OMS shows its own.
-    def servers(self) -> list[dict[str, Any]]:
-        return list(self.action("ListServers") or [])
-
-    # Not public either: the Connector configurations (the console's Component > Connector page).
-    def connectors(self) -> list[dict[str, Any]]:
-        return list(self.action("ListConnectors") or [])
-
-    def update_connector(self, connector_id: str, config: dict[str, Any]) -> None:
-        self.action("UpdateConnectorConfig", {"id": connector_id, "config": config})
-
-    def batch_update_connectors(self, host_ip: str, source: dict[str, Any]) -> int:
-        """The console's Batch O&M: add ``source`` parameters to every Connector of one host IP."""
-        return int(self.action("BatchUpdateConnectorConfig", {"hostIp": host_ip, "source": source}) or 0)
+        return parse_steps(self.action("DescribeProjectSteps", {"id": project_id}))
 
     def project(self, project_id: str) -> dict[str, Any]:
-        return dict(self.action("DescribeProject", {"id": project_id}) or {})
+        data = self.action("DescribeProject", {"id": project_id})
+        if not isinstance(data, dict):
+            raise NotReady(f"DescribeProject {project_id} answered {redact(str(data)[:200])!r}, not an object")
+        return data
+
+    def components(self, project_id: str) -> list[dict[str, Any]]:
+        return parse_components(self.action("DescribeProjectComponents", {"id": project_id}))
+
+    def resume_project(self, project_id: str) -> None:
+        """ResumeProject (doc)."""
+        self.action("ResumeProject", {"id": project_id})

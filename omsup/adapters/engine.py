@@ -37,8 +37,9 @@ class Engine:
     def client(self) -> docker.DockerClient:
         # ssh:// goes through the system ssh client (as the docker CLI does), which honours
         # ~/.ssh/config and known_hosts; the SDK's paramiko path ignores UserKnownHostsFile.
+        # the API version is negotiated with the engine (recent engines refuse an old pinned one)
         return docker.DockerClient(
-            base_url=self.url, timeout=120, use_ssh_client=self.url.startswith("ssh://"), version="1.41"
+            base_url=self.url, timeout=120, use_ssh_client=self.url.startswith("ssh://"), version="auto"
         )
 
     def _call(
@@ -109,6 +110,10 @@ class Engine:
 
     def has_image(self, ref: str) -> bool:
         return self._image(ref) is not None
+
+    def image_id(self, ref: str) -> str | None:
+        img = self._image(ref)
+        return str(img.id) if img is not None else None
 
     def _on(
         self,

@@ -212,6 +212,19 @@ class Host:
         out = self.check("df -P -B1 -- %s | tail -n 1", folder, what="disk space")
         return int(out.split()[3])
 
+    def clock(self) -> tuple[float, int]:
+        """The host's clock: (seconds since the epoch, its UTC offset in minutes)."""
+        out = self.check("date -u +%s.%N; date +%z", what="read the clock").split()  # no arguments: no %-quoting
+        try:
+            offset = int(out[1][0] + "1") * (int(out[1][1:3]) * 60 + int(out[1][3:5]))
+            return float(out[0]), offset
+        except (IndexError, ValueError):
+            raise HostProblem(f"{self.label}: `date` answered {out!r}, not a time and an offset") from None
+
+    def head_line(self, path: str) -> str:
+        """The first line of a file (at most 4 KiB of it)."""
+        return self.check("head -c 4096 -- %s", path, what=f"read the start of {path}").split("\n", 1)[0]
+
     def archive_manifest(self, path: str) -> Result:
         """``manifest.json`` of a gzipped `docker save` archive. tar reads the whole archive (the
         manifest is written last), so gzip's CRC check covers all of it."""

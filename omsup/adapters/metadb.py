@@ -1,13 +1,18 @@
 """The MetaDB, through PyMySQL (statements) and the MySQL client tools (dump and restore).
 
 One choke point for statements (``_exec``: logged once, redacted, errors become
-``MetaDBProblem``); the client tools run on the backup host through the host adapter, with
-the credentials in a 0600 option file, never on a command line.
+``MetaDBProblem``); the client tools run on the backup host through the host adapter, with the
+credentials in a 0600 option file, never on a command line. Everything here works on OceanBase
+(MySQL mode), MySQL 8 and MariaDB alike: no CHECKSUM TABLE (a syntax error on OceanBase), no
+statistics from information_schema.tables (0 on OceanBase), no `--events`; on OceanBase a session
+gets a query and transaction timeout that long statements fit in (the tenant's default is 10 s).
+Table contents are compared by a digest the server computes: the rows never pass through here.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import threading
 import time
@@ -30,6 +35,17 @@ PRUNE_SQL_DERIVED = (
     "delete from heatbeat_sequence where id < (select m from (select max(id) m from heatbeat_sequence) t);"
 )
 DUMP_MARKER = "-- Dump completed"
+# mysqldump as doc 004 has it (--triggers=false), with one consistent snapshot (obd uses
+# --single-transaction) and nothing the OceanBase kernel refuses (no --events)
+DUMP_OPTIONS = "--single-transaction --quick --triggers=false --hex-blob --default-character-set=utf8mb4"
+OB_SESSION = "SET SESSION ob_query_timeout = 86400000000, ob_trx_timeout = 86400000000"
+NAME_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")  # charsets and collations, before they reach a statement
+SAMPLE_ROWS = 1000
+
+
+def quote_ident(name: str) -> str:
+    """A MySQL identifier in backticks, a backtick inside doubled."""
+    return "`" + str(name).replace("`", "``") + "`"
 
 
 def _option_value(value: str) -> str:
@@ -37,11 +53,17 @@ def _option_value(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def row_text(columns: list[str]) -> str:
+    """One row as text, NULL and '' told apart: CONCAT_WS of 'v'+value or 'n' per column."""
+    return "CONCAT_WS(0x1f, " + ", ".join(f"IFNULL(CONCAT('v', {quote_ident(c)}), 'n')" for c in columns) + ")"
+
+
 class MetaDB:
     def __init__(self, cfg: MetaDBConfig) -> None:
         self.cfg = cfg
         self.label = f"{cfg.host}:{cfg.port}"
         self._local = threading.local()
+        self._oceanbase: bool | None = None
 
     # -- statements ------------------------------------------------------------------------
     def _conn(self) -> pymysql.connections.Connection:
@@ -52,7 +74,7 @@ class MetaDB:
                 return conn
             except pymysql.err.MySQLError:
                 self._local.conn = None
-        self._local.conn = pymysql.connect(
+        conn = pymysql.connect(
             # PyMySQL would encode a str password as latin-1; the server hashes the bytes it is sent,
             # and the mysql/mysqldump clients (and OMS's JDBC driver) send UTF-8. So bytes, UTF-8.
             host=self.cfg.host,
@@ -61,11 +83,19 @@ class MetaDB:
             password=self.cfg.password.value.encode(),
             autocommit=True,
             connect_timeout=10,
-            read_timeout=3600,
-            write_timeout=3600,
+            read_timeout=86400,
+            write_timeout=86400,
             charset="utf8mb4",
+            ssl={"ca": self.cfg.ssl_ca, "check_hostname": True} if self.cfg.ssl_ca else None,
         )
-        return self._local.conn
+        with conn.cursor() as cur:
+            if self._oceanbase is None:
+                cur.execute("SELECT VERSION()")
+                self._oceanbase = "oceanbase" in str(cur.fetchone()[0]).lower()
+            if self._oceanbase:
+                cur.execute(OB_SESSION)
+        self._local.conn = conn
+        return conn
 
     def _exec(self, sql: str, args: Any = None, db: str | None = None) -> tuple[int, list[tuple[Any, ...]]]:
         t0 = time.monotonic()
@@ -75,7 +105,7 @@ class MetaDB:
             with conn.cursor() as cur:
                 shown = (f"[{db}] " if db else "") + cur.mogrify(sql, args)
                 if db:
-                    cur.execute(f"USE `{db}`")
+                    cur.execute(f"USE {quote_ident(db)}")
                 n = cur.execute(sql, args)
                 rows = list(cur.fetchall())
         except pymysql.err.MySQLError as e:
@@ -86,7 +116,7 @@ class MetaDB:
             raise MetaDBProblem(
                 f"MetaDB {self.label} (user {self.cfg.user}): `{redact(shown)[:300]}` failed: {redact(e)}",
                 "check that the MetaDB runs and answers for this user; then run the runbook again to resume",
-            ) from e
+            ) from None
         AUDIT.record("metadb", self.label, shown, f"{n} row(s)", time.monotonic() - t0)
         return n, rows
 
@@ -109,18 +139,28 @@ class MetaDB:
                 f"{what_failed}, and the MetaDB does not answer: {e}", f"bring the MetaDB back; {then}"
             ) from None
 
+    # -- what the server is ------------------------------------------------------------------
+    def server(self) -> dict[str, Any]:
+        """VERSION(), the version comment, the time zone and the server's clocks (NOW, UTC)."""
+        row = self.query(
+            "SELECT VERSION(), @@version_comment, @@time_zone, @@system_time_zone, NOW(), UTC_TIMESTAMP()"
+        )[0]
+        return {
+            "version": str(row[0]),
+            "comment": str(row[1]),
+            "time_zone": str(row[2]),
+            "system_time_zone": str(row[3]),
+            "now": row[4],
+            "utc": row[5],
+        }
+
+    def grants(self) -> list[str]:
+        """SHOW GRANTS of the connected user (password hashes cut out)."""
+        rows = self.query("SHOW GRANTS")
+        return [re.sub(r"IDENTIFIED BY PASSWORD\s+'[^']*'", "IDENTIFIED BY PASSWORD <hash>", str(r[0])) for r in rows]
+
     def existing_databases(self) -> set[str]:
         return {r[0] for r in self.query("SELECT schema_name FROM information_schema.schemata")}
-
-    def sizes(self, dbs: list[str]) -> dict[str, int]:
-        rows = self.query(
-            "SELECT table_schema, COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables "
-            "WHERE table_schema IN (" + ",".join(["%s"] * len(dbs)) + ") GROUP BY table_schema",
-            dbs,
-        )
-        out = {db: 0 for db in dbs}
-        out.update({r[0]: int(r[1]) for r in rows})
-        return out
 
     def charset(self, db: str) -> tuple[str, str]:
         rows = self.query(
@@ -130,20 +170,65 @@ class MetaDB:
         )
         return (str(rows[0][0]), str(rows[0][1])) if rows else ("utf8mb4", "utf8mb4_general_ci")
 
-    def table_stats(self, db: str) -> dict[str, dict[str, int | None]]:
-        """Row count and CHECKSUM TABLE of every base table, for comparing after a restore."""
-        tables = [r[0] for r in self.query("SHOW FULL TABLES WHERE Table_type='BASE TABLE'", db=db)]
-        out: dict[str, dict[str, int | None]] = {}
-        for t in sorted(tables):
-            rows = self.query(f"SELECT COUNT(*) FROM `{t}`", db=db)[0][0]
-            chk = self.query(f"CHECKSUM TABLE `{t}`", db=db)[0][1]
-            out[t] = {"rows": int(rows), "checksum": None if chk is None else int(chk)}
-        return out
+    def tables(self, db: str) -> list[str]:
+        return sorted(str(r[0]) for r in self.query("SHOW FULL TABLES WHERE Table_type='BASE TABLE'", db=db))
+
+    def columns(self, db: str, table: str) -> list[str]:
+        return [
+            str(r[0])
+            for r in self.query(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema=%s AND table_name=%s "
+                "ORDER BY ordinal_position",
+                (db, table),
+            )
+        ]
 
     def has_table(self, db: str, table: str) -> bool:
         return bool(
             self.query("SELECT 1 FROM information_schema.tables WHERE table_schema=%s AND table_name=%s", (db, table))
         )
+
+    def schema_fingerprint(self, dbs: list[str]) -> str:
+        """A digest of the tables and columns of ``dbs``: whether a schema change touched them."""
+        import hashlib
+
+        rows = self.query(
+            "SELECT table_schema, table_name, column_name, column_type FROM information_schema.columns "
+            "WHERE table_schema IN (" + ",".join(["%s"] * len(dbs)) + ") "
+            "ORDER BY table_schema, table_name, ordinal_position",
+            dbs,
+        )
+        return hashlib.sha256(repr([tuple(map(str, r)) for r in rows]).encode()).hexdigest()[:32]
+
+    def estimate_bytes(self, db: str) -> int:
+        """About how many bytes a dump of ``db`` takes: per table, its rows times the text length of a
+        sample of them (information_schema's table statistics read 0 on OceanBase)."""
+        total = 0
+        for t in self.tables(db):
+            cols = self.columns(db, t)
+            rows = int(self.query(f"SELECT COUNT(*) FROM {quote_ident(t)}", db=db)[0][0])
+            if rows and cols:
+                avg = self.query(
+                    f"SELECT AVG(LENGTH(r)) FROM (SELECT {row_text(cols)} AS r FROM {quote_ident(t)} "
+                    f"LIMIT {SAMPLE_ROWS}) s",
+                    db=db,
+                )[0][0]
+                total += int(rows * float(avg or 0)) + rows * 8  # + the dump's quoting and separators
+        return total
+
+    def table_digests(self, db: str) -> dict[str, dict[str, Any]]:
+        """Per base table: its row count and a content digest the server computes (CRC32 and MD5 sums of
+        every row's text), equal before a dump and after its restore."""
+        out: dict[str, dict[str, Any]] = {}
+        for t in self.tables(db):
+            cols = self.columns(db, t)
+            rows, crc, md5 = self.query(
+                f"SELECT COUNT(*), COALESCE(SUM(CRC32(r)), 0), COALESCE(SUM(CAST(CONV(SUBSTR(MD5(r), 1, 15), 16, 10) "
+                f"AS UNSIGNED)), 0) FROM (SELECT {row_text(cols)} AS r FROM {quote_ident(t)}) d",
+                db=db,
+            )[0]
+            out[t] = {"rows": int(rows), "digest": f"{int(crc):x}-{int(md5):x}"}
+        return out
 
     # -- OMS system parameters ---------------------------------------------------------------
     # Not public: an API for system parameters. ha.config lives in rm's oms_normal_config (obd
@@ -157,10 +242,10 @@ class MetaDB:
             )
         try:
             value = json.loads(rows[0][0])
-        except ValueError as e:
-            raise MetaDBProblem(f"{rm}.oms_normal_config ha.config is not JSON: {rows[0][0]!r:.200}") from e
+        except (ValueError, TypeError, RecursionError):
+            raise MetaDBProblem(f"{rm}.oms_normal_config ha.config is not JSON: {str(rows[0][0])[:200]!r}") from None
         if not isinstance(value, dict):
-            raise MetaDBProblem(f"{rm}.oms_normal_config ha.config is not a JSON object: {rows[0][0]!r:.200}")
+            raise MetaDBProblem(f"{rm}.oms_normal_config ha.config is not a JSON object: {str(rows[0][0])[:200]!r}")
         return value
 
     def write_ha_config(self, rm: str, value: dict[str, Any]) -> None:
@@ -176,11 +261,27 @@ class MetaDB:
             return None
         return [str(r[0]) for r in self.query("SELECT version FROM oms_version ORDER BY gmt_modified, version", db=rm)]
 
-    # Before V4.1.1-CE the console has no ListProjects (doc). Not public: the project tables'
-    # columns; the runbooks read rm's oms_project / oms_project_step here, in this one place.
+    # -- server state (the vendor's host-down guide) ------------------------------------------
+    def host_status(self, cm: str) -> dict[str, str]:
+        """cm: SELECT ip, host_status FROM host (ONLINE for a server that is up)."""
+        return {str(ip): str(status) for ip, status in self.query("SELECT ip, host_status FROM host", db=cm)}
+
+    def supervisor_heartbeats(self, cm_hb: str) -> dict[str, int]:
+        """cm_hb: heart_beat rows with task_name='supervisor': host ip -> seconds since gmt_modified."""
+        rows = self.query(
+            "SELECT host_ip, TIMESTAMPDIFF(SECOND, gmt_modified, NOW()) FROM heart_beat WHERE task_name='supervisor'",
+            db=cm_hb,
+        )
+        return {str(ip): int(age) for ip, age in rows if age is not None}
+
+    # -- not public: where these are read before the console lists them (4.1.1) ---------------
+    # The runbooks read rm's project tables and cm's Connector tasks here, in this one place; the
+    # probe runbook checks that they exist on a deployment.
     def projects(self, rm: str) -> list[dict[str, Any]]:
         out = []
-        for pid, name, typ, status in self.query("SELECT id, name, type, status FROM oms_project ORDER BY id", db=rm):
+        for pid, name, typ, status, created, src in self.query(
+            "SELECT id, name, type, status, created_version, source_type FROM oms_project ORDER BY id", db=rm
+        ):
             steps = self.query("SELECT step_name, status FROM oms_project_step WHERE project_id=%s", (pid,), db=rm)
             out.append(
                 {
@@ -188,11 +289,34 @@ class MetaDB:
                     "name": name,
                     "type": typ,
                     "status": status,
+                    "created_version": created,
+                    "source_type": src,
                     "steps": [{"name": s, "status": st} for s, st in steps],
                 }
             )
         return out
 
+    def connector_tasks(self, cm: str) -> list[dict[str, Any]]:
+        out = []
+        for name, pid, host, status, raw in self.query(
+            "SELECT name, project_id, host_ip, status, source_config FROM connector_task ORDER BY name", db=cm
+        ):
+            try:
+                source = json.loads(raw)
+            except (ValueError, TypeError, RecursionError):
+                source = None
+            out.append(
+                {
+                    "name": str(name),
+                    "project": str(pid),
+                    "host": str(host),
+                    "status": str(status),
+                    "source": source if isinstance(source, dict) else {},
+                }
+            )
+        return out
+
+    # -- changes -----------------------------------------------------------------------------
     def prune_heartbeats(self, cm_hb: str) -> int:
         try:
             return self.execute(PRUNE_SQL, db=cm_hb)
@@ -203,8 +327,14 @@ class MetaDB:
 
     def drop_and_create(self, db: str, charset: str, collation: str) -> None:
         """doc 003/004 rollback: drop database X; create database X."""
-        self.execute(f"DROP DATABASE IF EXISTS `{db}`")
-        self.execute(f"CREATE DATABASE `{db}` DEFAULT CHARACTER SET {charset} COLLATE {collation}")
+        if not NAME_RE.match(charset) or not NAME_RE.match(collation):
+            raise MetaDBProblem(
+                f"{db}: the recorded character set {charset!r} or collation {collation!r} is not a "
+                "plain name; nothing was dropped",
+                "check the run ledger",
+            )
+        self.execute(f"DROP DATABASE IF EXISTS {quote_ident(db)}")
+        self.execute(f"CREATE DATABASE {quote_ident(db)} DEFAULT CHARACTER SET {charset} COLLATE {collation}")
 
     # -- client tools on the backup host -----------------------------------------------------
     @contextmanager
@@ -215,23 +345,41 @@ class MetaDB:
             f"[client]\nhost={self.cfg.host}\nport={self.cfg.port}\nuser={_option_value(self.cfg.user)}\n"
             f"password={_option_value(self.cfg.password.value)}\n"
         )
+        if self.cfg.ssl_ca:
+            body += f"ssl-ca={_option_value(self.cfg.ssl_ca)}\nssl-verify-server-cert\n"
         host.put_secret_file(path, body)
         try:
             yield path
         finally:
-            host.run("rm -f -- %s", path)
+            host.remove(path)
+
+    def client_versions(self, host: Host) -> dict[str, str | None]:
+        """`mysqldump --version` and `mysql --version` on ``host`` (None: not there)."""
+        out: dict[str, str | None] = {}
+        for tool in ("mysqldump", "mysql"):
+            r = host.run(f"{tool} --version", quiet=True)
+            out[tool] = r.stdout.strip() if r.rc == 0 and r.stdout.strip() else None
+        return out
+
+    def dump_schema_head(self, host: Host, folder: str, db: str) -> tuple[int, str, str]:
+        """A `--no-data` dump of ``db`` to stdout (small; nothing written to disk): its exit code (1 also
+        when it lacks the completion marker), its first line, and its error output."""
+        with self.option_file(host, folder) as cnf:
+            r = host.run(f"mysqldump --defaults-extra-file=%s {DUMP_OPTIONS} --no-data %s", cnf, db, quiet=True)
+        first = r.stdout.splitlines()[0] if r.stdout.strip() else ""
+        rc = r.rc if r.rc != 0 else (0 if DUMP_MARKER in r.stdout[-300:] else 1)
+        return rc, first, redact(r.stderr.strip())[-500:]
 
     def dump(self, host: Host, folder: str, db: str, dest: str) -> None:
         """doc 004: mysqldump ... --triggers=false <db> > <file>.sql, never overwriting a file.
 
-        --single-transaction makes the dump one consistent snapshot of InnoDB tables. The dump goes
-        to ``dest.partial`` and is renamed to ``dest`` only when complete (mv -n never clobbers).
+        The dump goes to ``dest.partial`` and is renamed to ``dest`` only when complete (mv -n
+        never clobbers).
         """
+        partial = dest + ".partial"
         with self.option_file(host, folder) as cnf:
-            partial = dest + ".partial"
             result = host.run(
-                "set -o noclobber; umask 077; mysqldump --defaults-extra-file=%s --single-transaction --quick "
-                "--triggers=false --hex-blob --default-character-set=utf8mb4 %s > %s",
+                f"set -o noclobber; umask 077; mysqldump --defaults-extra-file=%s {DUMP_OPTIONS} %s > %s",
                 cnf,
                 db,
                 partial,
@@ -243,17 +391,21 @@ class MetaDB:
                 )
                 raise BackupProblem(
                     f"mysqldump of {db} on {host.label} into {partial} exited {result.rc}: "
-                    f"{redact(result.stderr.strip()[-1000:])}",
+                    f"{redact(result.stderr.strip())[-1000:]}",
                     f"check the free space and permissions of {folder}; the partial file is kept for inspection",
                 )
-        host.check("test ! -e %s && mv -n -- %s %s", dest, partial, dest, what=f"move the dump of {db} into place")
+        host.rename_no_clobber(partial, dest, what=f"move the dump of {db} into place")
 
     def restore(self, host: Host, folder: str, db: str, src: str) -> None:
         """doc 003/004 rollback: mysql ... -e "source <file>.sql" -D<db> (fed on stdin here)."""
         with self.option_file(host, folder) as cnf:
             result = host.run("mysql --defaults-extra-file=%s --default-character-set=utf8mb4 -D %s < %s", cnf, db, src)
         if result.rc != 0:
+            self.blame_if_down(
+                f"the restore of {db} on {host.label} exited {result.rc}",
+                "run the rollback again: it restores from the same verified backups",
+            )
             raise MetaDBProblem(
-                f"restore of {db} from {src} on {host.label} exited {result.rc}: {redact(result.stderr.strip()[-1000:])}",
+                f"restore of {db} from {src} on {host.label} exited {result.rc}: {redact(result.stderr.strip())[-1000:]}",
                 "fix the cause (is the MetaDB up?) and run the rollback again: it restores from the same verified backups",
             )

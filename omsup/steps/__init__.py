@@ -8,6 +8,7 @@ from .heartbeats import PRUNE
 from .image import LOAD_IMAGE, preload_images
 from .init import INIT
 from .preflight import PREFLIGHT, ROLLBACK_PREFLIGHT
+from .projects import RESUME_PROJECTS
 from .restore import RESTORE, VERIFY_RESTORE
 from .start import RESTART_OLD, START_NEW
 from .verify import AFTER, VERIFY
@@ -25,6 +26,7 @@ __all__ = [
     "PRUNE",
     "RESTART_OLD",
     "RESTORE",
+    "RESUME_PROJECTS",
     "ROLLBACK_ENABLE_HA",
     "ROLLBACK_PREFLIGHT",
     "START_NEW",

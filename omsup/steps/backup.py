@@ -2,7 +2,7 @@
 
 `mysqldump --triggers=false <db> > <db>.sql` for each database, "make sure that the sizes of the
 files are not 0". Here also: the completion marker, size and SHA-256 in the record, per-table
-row counts and checksums beside each dump. Every attempt writes a new folder: nothing is ever
+row counts and content digests beside each dump. Every attempt writes a new folder: nothing is ever
 overwritten, and a backup once verified is checked again before anything depends on it.
 """
 
@@ -26,7 +26,7 @@ def backup_folder(run: Run, attempt: int) -> str:
 
 
 def backup(run: Run) -> None:
-    """mysqldump rm, cm and every cm_hb; non-empty, complete, size and SHA-256, table checksums."""
+    """mysqldump rm, cm and every cm_hb; non-empty, complete, size and SHA-256, table digests."""
     with run.record.change() as f:
         f.backup_attempt += 1  # never reuse a folder
         f.backups = []
@@ -36,9 +36,9 @@ def backup(run: Run) -> None:
 
     def stats_of(db: str) -> dict[str, TableStat]:
         with AUDIT.in_step(BACKUP.key):
-            return {t: TableStat(**s) for t, s in run.metadb.table_stats(db).items()}
+            return {t: TableStat(**s) for t, s in run.metadb.table_digests(db).items()}
 
-    # Row counts and checksums read every table once more: they run beside the dumps (OMS is
+    # Row counts and content digests read every table once more: they run beside the dumps (OMS is
     # stopped, nothing writes), in their own MetaDB connection, instead of before each one.
     with ThreadPoolExecutor(max_workers=1) as pool:
         stats = {db: pool.submit(stats_of, db) for _, db in run.env.databases()}
@@ -115,7 +115,7 @@ def verify_backups(run: Run, rehash: bool = True, manifest: list[BackupFile] | N
             recheck_backup(run.backup_host, b)
     run.evidence("backup manifest", [b.model_dump(exclude={"tables"}) for b in manifest])
     run.evidence(
-        "table row counts and checksums at backup time",
+        "table row counts and content digests at backup time",
         {b.db: {t: s.model_dump() for t, s in b.tables.items()} for b in manifest},
     )
 

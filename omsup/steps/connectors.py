@@ -1,23 +1,34 @@
-"""The Connector `dbType` check and fix (doc 000, 001/002).
+"""The Connector `dbType` check and fix (doc 000, 001/002), through the Cluster Manager's API.
 
 "Before you upgrade OMS V3.2.2-CE ... you need to add the `dbType` parameter for the Connector
-component. Otherwise, the data synchronization projects cannot run." "If you use V3.3.0 and it
-contains data synchronization projects created by using V3.2.1 or V3.2.2, the preceding issue
-may occur." "If any of the two parameters [dbType, db_type] exists, no fix is required."
-Batch O&M: "If only one type of source databases exist on the host", every Connector of one host
-IP at once.
+component. Otherwise, the data synchronization projects cannot run." "If any of the two
+parameters [dbType, db_type] exists, no fix is required." Batch O&M: "If only one type of source
+databases exist on the host", every Connector of one host IP at once.
+
+The fix uses what is published (V4.0.0 "O&M operations for the Connector component"): the CM's
+`updateByName` with `taskName` and `source.dbType`, accepted only for a stopped or abnormal
+Connector: a running one is stopped first (`stopByName`) and started again afterwards
+(`startByName`). In 3.3.1 the values are MYSQL, OCEANBASE, OB_MYSQL; a Connector that also lacks
+`checkpoint` gets one (field notes): the time it was stopped, for its subtopic.
+
+How Connectors are listed is not public before 4.1.1 (DescribeProjectComponents, doc): that is
+chosen in ``list_connectors`` below, the one place, and the probe runbook checks it.
 """
 
 from __future__ import annotations
 
+import json
+import time
 from collections import defaultdict
 from typing import Any
 
+from ..adapters.cm import CM
 from ..context import Run
 from ..errors import PreconditionRefused
 from ..record import ConnectorFix, ConnectorRow, ConnectorSurvey
+from ..redact import mask_config
 from ..runbook import Step, Touches
-from ..versions import Version
+from ..versions import LIST_PROJECTS_FROM, Version, VersionError
 
 CREATED_ON_NEEDING_FIX = {Version.parse("3.2.1"), Version.parse("3.2.2")}
 # The project's source endpoint type -> the Connector's dbType (doc: MYSQL, OB_MYSQL, OB_ORACLE,
@@ -25,33 +36,73 @@ CREATED_ON_NEEDING_FIX = {Version.parse("3.2.1"), Version.parse("3.2.2")}
 DB_TYPES = {t: t for t in ("MYSQL", "OB_MYSQL", "OB_ORACLE", "ORACLE", "DB2_LUW", "POSTGRESQL")}
 
 
-def has_db_type(config: dict[str, Any]) -> bool:
-    source = config.get("source") or {}
+def has_db_type(source: dict[str, Any]) -> bool:
     return "dbType" in source or "db_type" in source
 
 
-def survey(run: Run) -> ConnectorSurvey:
-    """Every Connector, which need dbType, the value each needs, and the plan (batch per host or one by one)."""
+def list_connectors(run: Run, version: Version) -> list[dict[str, Any]]:
+    """Every Connector with its project: {name, host, status, source, project{...}}.
+
+    From 4.1.1 the published DescribeProjectComponents of every listed project (Incr-Sync
+    components); before that the console publishes no Connector list, and this project reads the
+    Cluster Manager's task table in cm (not public: chosen here, checked by the probe).
+    """
     console = run.consoles[run.env.nodes[0].name]
-    projects: dict[str, dict[str, Any]] = {}
-    connectors = console.connectors()
+    if version >= LIST_PROJECTS_FROM:
+        out = []
+        for p in console.list_projects():
+            out += [{**c, "project": p} for c in console.components(str(p["id"]))]
+        return out
+    projects = {str(p["id"]): p for p in run.metadb.projects(run.env.metadb.rm)}
+    return [
+        {**c, "project": projects.get(c["project"], {"id": c["project"]})}
+        for c in run.metadb.connector_tasks(run.env.metadb.cm)
+    ]
+
+
+def _created_on(project: dict[str, Any]) -> Version | None:
+    try:
+        return Version.parse(project.get("created_version") or project.get("createdVersion") or "")
+    except VersionError:
+        return None
+
+
+def deployment_version(run: Run) -> Version:
+    """The version that runs: the preflight's record, else the newest oms_version row, else node 1's image tag."""
+    if run.facts.versions:
+        return Version.parse(run.facts.versions.source)
+    rows = run.metadb.oms_versions(run.env.metadb.rm)
+    if rows:
+        return max(Version.parse(v) for v in rows)
+    from .containers import image_version
+
+    n = run.env.nodes[0]
+    found = image_version(run, n, run.engines[n.name].inspect(run.env.container) or {})
+    if found is None:
+        raise PreconditionRefused("cannot tell the running version: no oms_version row and no version in the image tag")
+    return found
+
+
+def survey(run: Run) -> ConnectorSurvey:
+    """Every Connector, which need dbType (and a checkpoint), and the plan (batch per host or one by one)."""
+    version = deployment_version(run)
     rows = []
-    for c in connectors:
-        pid = str(c.get("projectId"))
-        if pid not in projects:
-            projects[pid] = console.project(pid)
-        p = projects[pid]
-        created = Version.parse(p.get("createdVersion") or "0.0.0")
-        needs = not has_db_type(c.get("config") or {}) and created in CREATED_ON_NEEDING_FIX
-        src_type = str(p.get("sourceEndpointType") or "")
+    for c in list_connectors(run, version):
+        p, source = c["project"], c["source"]
+        created = _created_on(p)
+        src_type = str(p.get("source_type") or p.get("sourceEndpointType") or "")
+        # created on 3.2.1/3.2.2 (doc); where the creation version is not known, lacking both is enough
+        needs = not has_db_type(source) and (created is None or created in CREATED_ON_NEEDING_FIX)
         rows.append(
             ConnectorRow(
-                id=str(c["id"]),
-                host=c.get("hostIp"),
+                id=c["name"],
+                host=c.get("host"),
                 project=p.get("name"),
-                created_on=str(created),
+                status=c.get("status"),
+                created_on=str(created) if created else None,
                 source_type=src_type,
-                has_db_type=has_db_type(c.get("config") or {}),
+                has_db_type=has_db_type(source),
+                has_checkpoint="checkpoint" in source,
                 needs_fix=needs,
                 db_type=DB_TYPES.get(src_type),
             )
@@ -78,20 +129,38 @@ def survey(run: Run) -> ConnectorSurvey:
     return ConnectorSurvey(connectors=rows, plan=plan)
 
 
+def _checkpoint(run: Run, name: str, stopped_at: int) -> str:
+    """source.checkpoint for a Connector without one: {subtopic: the second it was stopped}."""
+    version = deployment_version(run)
+    source: dict[str, Any] = next((c["source"] for c in list_connectors(run, version) if c["name"] == name), {})
+    subtopic = source.get("subtopic")
+    if not isinstance(subtopic, str) or not subtopic:
+        raise PreconditionRefused(
+            f"Connector {name} lacks both dbType and a checkpoint, and its subtopic is not in its configuration",
+            "set its checkpoint by hand (doc: O&M of the Connector, 'Pull back Light-Connector'), then run again",
+        )
+    return json.dumps({subtopic: str(stopped_at)})
+
+
 def fix_db_type(run: Run) -> None:
     found = survey(run)
     run.evidence("Connectors before (dbType / db_type present?)", found.connectors)
-    run.evidence("fix plan", found.plan)
-    console = run.consoles[run.env.nodes[0].name]
-    configs = {c["id"]: c["config"] for c in console.connectors()}
-    for item in found.plan:
-        if item.how == "batch":
-            console.batch_update_connectors(item.host, {"dbType": item.db_type})
-        else:
-            cid = item.connectors[0]
-            config = dict(configs[cid])
-            config["source"] = {**(config.get("source") or {}), "dbType": item.db_type}
-            console.update_connector(cid, config)
+    run.evidence("fix plan (a batch per host with one source type, else one by one)", found.plan)
+    rows = {r.id: r for r in found.connectors}
+    for item in found.plan:  # the CM of the Connector's host (doc: curl http://${cm_url}:${cm_port}/...)
+        cm = CM(item.host, f"cm {item.host}")
+        batch = [rows[c] for c in item.connectors]
+        running = [r.id for r in batch if r.status == "RUNNING"]
+        for name in running:  # doc: the CM updates only a stopped or abnormal Connector
+            cm.stop_connector(name)
+        stopped_at = int(time.time())
+        for r in batch:
+            source = {"dbType": item.db_type}
+            if not r.has_checkpoint:
+                source["checkpoint"] = _checkpoint(run, r.id, stopped_at)
+            cm.update_connector(r.id, source)
+        for name in running:
+            cm.start_connector(name)
     with run.record.change() as f:
         f.connector_fixes = found.plan
     verify_db_type(run)
@@ -112,8 +181,9 @@ def plan_db_type(run: Run) -> list[str]:
     if not found.plan:
         return ["no Connector needs dbType"]
     return [
-        f"{'Batch O&M on host ' + p.host if p.how == 'batch' else 'Update ' + p.connectors[0]}: "
-        f"source.dbType = {p.db_type}  ({', '.join(p.connectors)})"
+        f"{'Batch O&M on host ' + p.host if p.how == 'batch' else 'Update ' + p.connectors[0]}: stop (if running), "
+        f"updateByName source.dbType={p.db_type} (+ checkpoint where missing), start again  "
+        f"({', '.join(p.connectors)})"
         for p in found.plan
     ]
 
@@ -125,7 +195,7 @@ CONNECTOR_DBTYPE = Step(
     "connector_dbtype",
     "Add dbType to the Connectors that need it",
     fix_db_type,
-    frozenset({Touches.CONSOLE}),
+    frozenset({Touches.CONSOLE, Touches.METADB}),
     True,
     plan_db_type,
     verify_db_type,
@@ -144,6 +214,11 @@ CONNECTOR_SURVEY = Step(
     "connector_survey",
     "List the Connectors lacking dbType (changes nothing)",
     survey_step,
-    frozenset({Touches.CONSOLE}),
+    frozenset({Touches.CONSOLE, Touches.METADB}),
     False,
 )
+
+
+def masked(connectors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Connector configurations as they may be shown: sensitive values masked."""
+    return [mask_config(c) for c in connectors]

@@ -16,7 +16,7 @@ from ..record import UpgradeRef, utc_now
 from ..runbook import Step, Touches
 from ..versions import Version
 from .connectors import CONNECTOR_DBTYPE
-from .image import LOAD_IMAGE
+from .image import wait_early_load
 
 
 # -- reading docker inspect --------------------------------------------------------------------
@@ -109,10 +109,7 @@ def stop_containers(
 
 # == Stop the old containers, record T1 ==========================================================
 def stop_old(run: Run) -> None:
-    early = run.background.get(LOAD_IMAGE.key)
-    if early is not None:  # let the early image load finish first: it is not downtime then (its step reports it)
-        run.live("waiting for the image load started after the preflight")
-        early.exception()
+    wait_early_load(run)  # not downtime then; and a failed load stops the run before anything is stopped
 
     def t1(now: str) -> None:
         if run.facts.t1 is None:

@@ -131,23 +131,26 @@ def _upgrade_t1(run: Run) -> str | None:
 
 
 def enable_ha_after_rollback(run: Run) -> None:
+    """doc 003 step 6.6 / 004 step 9: enable HA and set refetchStoreIntervalMin. The Store must refetch
+    from T1 (when the old OMS stopped) until HA runs again, so the interval ends when HA is enabled,
+    not at T3: the restore and the restart lie between."""
     if run.facts.t1 is None and _upgrade_t1(run):
         with run.record.change() as f:
             f.t1 = _upgrade_t1(run)
-    if run.facts.t3 is None:  # T3 is recorded when the new containers stop; a plan or a gap falls back to now
+    if run.facts.ha_enabled is None:
         with run.record.change() as f:
-            f.t3 = utc_now()
-    assert run.facts.t3 is not None
-    enable_ha(run, run.facts.t1, run.facts.t3, "T1", "T3")
+            f.ha_enabled = utc_now()
+    assert run.facts.ha_enabled is not None
+    enable_ha(run, run.facts.t1, run.facts.ha_enabled, "T1", "HA enabled again")
 
 
 ROLLBACK_ENABLE_HA = Step(
     "rollback_enable_ha",
-    "Enable HA with refetchStoreIntervalMin > T3 - T1",
+    "Enable HA with refetchStoreIntervalMin > (HA enabled again) - T1",
     enable_ha_after_rollback,
     frozenset({Touches.METADB}),
     True,
-    lambda run: _plan_enable(run, "T3 - T1"),
-    lambda run: verify_ha_enabled(run, run.facts.t1, run.facts.t3, "T1", "T3"),
+    lambda run: ["record the time; " + _plan_enable(run, "(HA enabled again) - T1")[0]],
+    lambda run: verify_ha_enabled(run, run.facts.t1, run.facts.ha_enabled, "T1", "HA enabled again"),
     supersedes=(DISABLE_HA,),
 )

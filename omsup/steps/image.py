@@ -8,11 +8,12 @@ preflight, in the background, so that it is not part of the downtime; its step w
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from ..context import Run
 from ..envfile import Node
-from ..errors import PreconditionRefused
+from ..errors import ContainerProblem, PreconditionRefused
 from ..record import Package
 from ..runbook import Step, Touches
 from ..versions import Version, VersionError
@@ -68,26 +69,74 @@ def check_package(run: Run, node: Node, target: Version) -> Package:
     )
 
 
+LOADED = re.compile(r"^Loaded image(?: ID)?: (\S+)\s*$", re.M)
+
+
+def loaded_refs(out: str) -> list[str]:
+    """What `docker load` says it loaded: `Loaded image: repo:tag` or `Loaded image ID: sha256:...` lines."""
+    return LOADED.findall(str(out))
+
+
 def _load_on(run: Run, n: Node) -> dict[str, Any]:
     pk = run.facts.packages[n.name]
-    out = "already present"
-    if not run.engines[n.name].has_image(pk.image):
+    eng = run.engines[n.name]
+    out, ref = "already present", pk.image
+    if not eng.has_image(pk.image):
         run.live(f"{n.name}: docker load -i {pk.path}")
-        out = run.engines[n.name].load_archive(pk.path)
-    assert run.engines[n.name].has_image(pk.image), f"node {n.name}: image {pk.image} absent after load"
-    return {"image": pk.image, "docker load": out.strip()}
+        out = eng.load_archive(pk.path)
+        refs = loaded_refs(out)
+        if pk.image not in refs:  # the reference comes from docker load's own output
+            raise ContainerProblem(
+                f"node {n.name}: `docker load -i {pk.path}` said it loaded {refs or out.strip()!r}, "
+                f"not {pk.image} (the archive's manifest)",
+                "check the installation package",
+            )
+    image_id = eng.image_id(ref)
+    if image_id is None:
+        raise ContainerProblem(f"node {n.name}: image {ref} is absent after docker load -i {pk.path}")
+    return {"image": ref, "id": image_id, "docker load": out.strip()}
+
+
+def _same_everywhere(run: Run, loaded: dict[str, dict[str, Any]]) -> None:
+    """obd compares image IDs across nodes: one image everywhere before anything starts."""
+    ids = {node: r["id"] for node, r in loaded.items()}
+    if len(set(ids.values())) != 1:
+        raise ContainerProblem(
+            f"the nodes loaded different images for {run.runbook.target}: {ids}",
+            "put the same installation package on every node; nothing was started",
+        )
+    with run.record.change() as f:
+        for node, r in loaded.items():
+            f.packages[node].image_id = r["id"]
 
 
 def preload_images(run: Run) -> None:
     """Start `docker load -i` on every node in the background, before the old containers stop.
 
     doc 004 loads the image after the backup, while OMS is down; loading it earlier shortens
-    the downtime and changes nothing the procedure depends on. The load step waits for it, and
-    the report says so.
+    the downtime and changes nothing the procedure depends on. The old containers are not stopped
+    before it ended well (the same image on every node); the load step reports it.
     """
     if run.plan or run.record.step_done(LOAD_IMAGE.key):
         return
     run.in_background(LOAD_IMAGE.key, lambda: run.each_node_in_step(LOAD_IMAGE.key, lambda n: _load_on(run, n)))
+
+
+def wait_early_load(run: Run) -> None:
+    """Before the old containers stop: the early load ended, and well (else nothing is stopped)."""
+    early = run.background.get(LOAD_IMAGE.key)
+    if early is None:
+        return
+    run.live("waiting for the image load started after the preflight")
+    failure = early.exception()
+    if failure is not None:
+        run.background.pop(LOAD_IMAGE.key, None)
+        raise ContainerProblem(
+            f"loading the new image after the preflight failed, so no container was stopped: {failure}",
+            "fix the cause (the package, the engine); running the runbook again "
+            "resumes here, with the old containers still running",
+        )
+    _same_everywhere(run, early.result())
 
 
 def load_image(run: Run) -> None:
@@ -95,12 +144,15 @@ def load_image(run: Run) -> None:
     if early is not None:
         results = early.result()  # a failure of the early load fails this step, with its message
         run.evidence("loaded in advance, before the old containers stopped, to shorten the downtime", results)
-    run.each_node(lambda n: _load_on(run, n), what="docker load -i")
+    _same_everywhere(run, run.each_node(lambda n: _load_on(run, n), what="docker load -i"))
 
 
 def verify_loaded(run: Run) -> None:
     for n in run.env.nodes:
-        assert run.engines[n.name].has_image(run.facts.packages[n.name].image), f"node {n.name}: target image missing"
+        pk = run.facts.packages[n.name]
+        assert run.engines[n.name].image_id(pk.image) == pk.image_id, (
+            f"node {n.name}: {pk.image} is not the image {pk.image_id} loaded before"
+        )
 
 
 def plan_load(run: Run) -> list[str]:

@@ -11,47 +11,27 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import yaml
-
-from ..container_spec import CONFIG_TARGET, REQUIRED_TARGETS, bind_target
+from ..container_spec import REQUIRED_TARGETS, bind_target
 from ..context import Run
 from ..envfile import Node
 from ..errors import PreconditionRefused
-from ..record import NodeFacts, UpgradeRef, Versions
+from ..record import NodeFacts, Record, UpgradeRef, Versions
 from ..runbook import Step, Touches
 from ..versions import Version, VersionError, check_upgrade
-from . import connectors
+from . import connectors, metadb_checks
 from .backup import BACKUP, verify_backups
 from .containers import binds_of, env_of, image_version
 from .image import check_package
 from .projects import list_projects
 from .restore import upgrade_record
 
-SPACE_MARGIN = 1.5  # dumps are estimated at 1.5 x the data and index size, plus 64 MiB
+SPACE_MARGIN = 1.5  # room for 1.5 x the estimated dump sizes, plus 64 MiB
 SPACE_EXTRA = 64 * 1024 * 1024
 
 
 def reachable(run: Run, node: Node) -> None:
     run.hosts[node.name].ping()
     run.engines[node.name].ping()
-
-
-def read_node_config(run: Run, node: Node, binds: list[str]) -> dict[str, Any]:
-    """The node's config.yaml, read on the node from the source of its config bind."""
-    src = next((b.split(":")[0] for b in binds if bind_target(b) == CONFIG_TARGET), None)
-    if src is None:
-        raise PreconditionRefused(
-            f"node {node.name}: the container has no bind for {CONFIG_TARGET}",
-            "the deployment does not look like the documented one; check `docker inspect`",
-        )
-    text = run.hosts[node.name].read_text(src)
-    try:
-        cfg = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise PreconditionRefused(f"node {node.name}: {src} is not valid YAML: {e}") from e
-    if not isinstance(cfg, dict):
-        raise PreconditionRefused(f"node {node.name}: {src} is not a mapping")
-    return cfg
 
 
 def inspect_old(run: Run, node: Node) -> NodeFacts:
@@ -83,18 +63,8 @@ def inspect_old(run: Run, node: Node) -> NodeFacts:
             "correct the node's ip in the environment file",
         )
     version = image_version(run, node, attrs)
-    cfg = read_node_config(run, node, binds)
-    region = next(r for r in run.env.regions if r.name == node.region)
-    for key, want in (
-        ("drc_rm_db", run.env.metadb.rm),
-        ("drc_cm_db", run.env.metadb.cm),
-        ("drc_cm_heartbeat_db", region.cm_hb),
-    ):
-        if str(cfg.get(key)) != want:
-            raise PreconditionRefused(
-                f"node {node.name}: config.yaml has {key}={cfg.get(key)!r}, the environment file says {want!r}",
-                "the environment file must describe this deployment's MetaDB",
-            )
+    cfg = metadb_checks.read_config(run, node, binds)
+    metadb_checks.check_identity(run, node, cfg)  # the MetaDB of the environment file is the one it uses
     # the image's own defaults are not carried over: only what the operator set on the container
     image_env = env_of({"Config": {"Env": run.engines[node.name].image_env(attrs["Image"])}})
     user_env = {k: v for k, v in env.items() if image_env.get(k) != v and k not in ("OMS_HOST_IP", "IS_UPGRADE")}
@@ -138,7 +108,7 @@ def _source_version(run: Run, old: dict[str, NodeFacts]) -> tuple[Version, list[
 
 
 def _backup_room(run: Run) -> dict[str, Any]:
-    sizes = run.metadb.sizes([name for _, name in run.env.databases()])
+    sizes = {db: run.metadb.estimate_bytes(db) for _, db in run.env.databases()}
     need = int(sum(sizes.values()) * SPACE_MARGIN) + SPACE_EXTRA
     bh, folder = run.backup_host, run.env.backup.dir
     if not bh.writable_dir(folder):
@@ -150,10 +120,26 @@ def _backup_room(run: Run) -> dict[str, Any]:
     if free < need:
         raise PreconditionRefused(
             f"backup folder {folder} on {bh.label} has {free} bytes free; the dumps need about "
-            f"{need} (database sizes {sizes} x {SPACE_MARGIN} + 64 MiB)",
+            f"{need} (estimated dump sizes {sizes} x {SPACE_MARGIN} + 64 MiB)",
             "free space there or point backup.dir elsewhere",
         )
     return {"folder": folder, "host": bh.label, "free": free, "needed": need, "sizes": sizes}
+
+
+def metadb_preconditions(run: Run, oms: Version, dump: bool, dump_heads: list[str] | None = None) -> None:
+    """Engine and version, clocks, grants (what a backup, the upgrade and a restore need), the client
+    tools: each refuses with what was seen and what to do, before anything changes."""
+    found = {
+        "engine": metadb_checks.check_engine(run, oms),
+        "clocks": metadb_checks.check_clocks(run),
+        "grants": metadb_checks.check_grants(
+            run, metadb_checks.UPGRADE_NEEDS + metadb_checks.RESTORE_NEEDS if dump else metadb_checks.RESTORE_NEEDS
+        ),
+        "clients": metadb_checks.check_clients(run, dump=dump, dump_heads=dump_heads),
+    }
+    run.evidence("the MetaDB's preconditions", found)
+    with run.record.change() as f:
+        f.metadb_engine = found["engine"]
 
 
 def preflight(run: Run) -> None:
@@ -179,6 +165,7 @@ def preflight(run: Run) -> None:
         check_upgrade(source, target)
     except VersionError as e:
         raise PreconditionRefused(str(e), "follow the documented upgrade path (omsup path FROM TO)") from e
+    metadb_preconditions(run, target, dump=True)
     packages = run.each_node(lambda n: check_package(run, n, target), what="installation package checked")
     room = _backup_room(run)
     projects = list_projects(run, source)
@@ -190,6 +177,9 @@ def preflight(run: Run) -> None:
             f"projects in a state the documents forbid for an upgrade: {lines}",
             "wait until they are real-time and their forward switchover is done (doc 000/001)",
         )
+    ha = run.metadb.ha_config(run.env.metadb.rm)
+    with run.record.change() as f:  # what the Connector survey needs to know first
+        f.versions = Versions(source=str(source), target=str(target), oms_version_before=rows)
     survey = None
     if run.runbook.has(connectors.CONNECTOR_DBTYPE):  # docs 000/001: check dbType first
         survey = connectors.survey(run)
@@ -197,9 +187,7 @@ def preflight(run: Run) -> None:
             "Connectors lacking dbType/db_type that need it (fixed in the next step)",
             [r for r in survey.connectors if r.needs_fix],
         )
-    ha = run.metadb.ha_config(run.env.metadb.rm)
     with run.record.change() as f:
-        f.versions = Versions(source=str(source), target=str(target), oms_version_before=rows)
         f.nodes, f.packages, f.projects_before, f.ha_before = old, packages, projects, ha
         f.sizes, f.connectors_before = room["sizes"], survey
     run.evidence("old containers (binds, environment, image)", {k: v.model_dump() for k, v in old.items()})
@@ -230,6 +218,38 @@ PREFLIGHT = Step(
 
 
 # == the rollback's preflight ======================================================================
+def _upgraded(run: Run, up: Record) -> dict[str, Any]:
+    """The deployment is in the state the upgrade left: on some node the new container holds the
+    container's name, or oms_version names the target. Otherwise there is nothing to roll back (and
+    a second rollback would throw away everything written since the first)."""
+    f = up.facts
+    holders = {}
+    for n in run.env.nodes:
+        attrs = run.engines[n.name].inspect(run.env.container)
+        nf = f.nodes.get(n.name)
+        holders[n.name] = (
+            "new"
+            if attrs is not None and nf is not None and attrs["Id"] == nf.new_container_id
+            else "old"
+            if attrs is not None and nf is not None and attrs["Id"] == nf.container_id
+            else "other"
+            if attrs is not None
+            else "none"
+        )
+    rows = run.metadb.oms_versions(run.env.metadb.rm) or []
+    target = Version.parse(f.versions.target) if f.versions else run.runbook.target
+    at_target = any(Version.parse(v) == target for v in rows)
+    if "new" not in holders.values() and not at_target:
+        raise PreconditionRefused(
+            f"the deployment is not in the state upgrade run {up.run_id} left: no node runs its new container "
+            f"({holders}) and oms_version is {rows}, not {target}; a rollback now would drop and restore the "
+            "metadata from the pre-upgrade backups and lose everything written since",
+            "if the upgrade stopped before its new containers started, restart the old containers (docker start) "
+            "and enable HA; nothing needs restoring",
+        )
+    return {"containers": holders, "oms_version": rows}
+
+
 def rollback_preflight(run: Run) -> None:
     up = upgrade_record(run)
     f = up.facts
@@ -239,8 +259,16 @@ def rollback_preflight(run: Run) -> None:
             "path": str(up.path),
             "status": up.data.status,
             "steps": {k: v.model_dump() for k, v in up.data.steps.items()},
+            "rolled_back": up.data.rolled_back.model_dump() if up.data.rolled_back else None,
         },
     )
+    if up.data.rolled_back is not None:
+        raise PreconditionRefused(
+            f"upgrade run {up.run_id} was rolled back already (by rollback run {up.data.rolled_back.by} at "
+            f"{up.data.rolled_back.at}); rolling it back again would drop and restore the metadata from its "
+            "pre-upgrade backups and lose everything written since",
+            "nothing to do: the deployment runs the version before that upgrade",
+        )
     if not up.step_done(BACKUP.key):
         raise PreconditionRefused(
             f"the upgrade run {up.run_id} has no verified backups (its backup step did not "
@@ -273,7 +301,10 @@ def rollback_preflight(run: Run) -> None:
         return {"container": nf.container_id[:12], "name_now": attrs["Name"].lstrip("/"), "image": nf.image}
 
     found = run.each_node(old_container, what="old container present")
-    run.metadb.ping()
+    run.evidence("the deployment as the upgrade left it", _upgraded(run, up))
+    # the restore side, the same way as the upgrade's: a missing client never surfaces after a DROP
+    source = Version.parse(f.versions.source) if f.versions else run.runbook.target
+    metadb_preconditions(run, source, dump=False, dump_heads=[run.backup_host.head_line(b.path) for b in f.backups])
     with run.record.change() as rf:
         rf.upgrade = UpgradeRef(
             run_id=up.run_id,
@@ -283,6 +314,7 @@ def rollback_preflight(run: Run) -> None:
             backups=f.backups,
             nodes=f.nodes,
             ha_before=f.ha_before,
+            projects_before=f.projects_before,
         )
     run.evidence("old containers", found)
 

@@ -7,11 +7,14 @@ that adapter).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ..context import Run
-from ..projects import forbidden_reason
-from ..record import Project
+from ..errors import PreconditionRefused
+from ..projects import RUNNING, forbidden_reason
+from ..record import Project, Record, RolledBack, utc_now
+from ..runbook import Step, Touches
 from ..versions import LIST_PROJECTS_FROM, Version
 
 
@@ -34,3 +37,66 @@ def list_projects(run: Run, version: Version) -> list[Project]:
         )
         for p in found
     ]
+
+
+# == after a rollback: the projects that ran before run again =========================================
+def projects_running_again(run: Run) -> None:
+    """The projects RUNNING before the upgrade are RUNNING again; those that are not are resumed with
+    the published ResumeProject and reported (after a rollback Incr-Sync or Full-Import may need a
+    manual resume: field notes). Then the upgrade's record is marked rolled back: it is not rolled
+    back a second time."""
+    up = run.facts.upgrade
+    if up is None:
+        raise PreconditionRefused(
+            "this rollback's ledger has no copy of the upgrade's record", "run the rollback from its preflight"
+        )
+    version = Version.parse(up.versions.source) if up.versions else run.runbook.target
+    wanted = [p for p in up.projects_before or [] if (p.status or "").upper() in RUNNING]
+    now = {p.id: p for p in list_projects(run, version)}
+    stopped = [p for p in wanted if (now[p.id].status if p.id in now else None) not in RUNNING]
+    resumed: list[str] = []
+    if stopped and version >= LIST_PROJECTS_FROM:
+        console = run.consoles[run.env.nodes[0].name]
+        for p in stopped:
+            console.resume_project(p.id)
+            resumed.append(p.id)
+        now = {p.id: p for p in list_projects(run, version)}
+    rows = [
+        {
+            "id": p.id,
+            "name": p.name,
+            "before the upgrade": p.status,
+            "now": now[p.id].status if p.id in now else None,
+            "resumed": p.id in resumed,
+        }
+        for p in wanted
+    ]
+    run.evidence("projects that ran before the upgrade, after the rollback", rows)
+    with run.record.change() as f:
+        f.resumed_projects = resumed
+    still = [r for r in rows if r["now"] not in RUNNING]
+    assert not still, (
+        f"projects that ran before the upgrade do not run after the rollback: {still}; resume them in "
+        "the console ("
+        + (
+            "ResumeProject did not bring them back"
+            if version >= LIST_PROJECTS_FROM
+            else f"OMS {version} publishes no ResumeProject"
+        )
+        + ")"
+    )
+    # the upgrade is undone: its record says so, and a second rollback of it is refused
+    rec = Record.load(Path(up.ledger))
+    if rec.data.rolled_back is None:
+        with rec.lock:
+            rec.data.rolled_back = RolledBack(by=run.record.run_id, at=utc_now())
+            rec.save()
+
+
+RESUME_PROJECTS = Step(
+    "projects_running_again",
+    "Projects that ran before run again (ResumeProject)",
+    projects_running_again,
+    frozenset({Touches.CONSOLE, Touches.METADB}),
+    True,
+)

@@ -71,12 +71,12 @@ RESTORE = Step(
 
 
 def verify_restore(run: Run) -> None:
-    """Per-table row counts and checksums equal those recorded when each backup was taken."""
+    """Per-table row counts and content digests equal those recorded when each backup was taken."""
     diffs = []
     report: dict[str, Any] = {}
     up = upgrade_ref(run)
     for b in up.backups:
-        now = run.metadb.table_stats(b.db)
+        now = run.metadb.table_digests(b.db)
         then = {t: s.model_dump() for t, s in b.tables.items()}
         report[b.db] = {"at_backup": then, "now": now}
         if now != then:
@@ -93,7 +93,7 @@ def verify_restore(run: Run) -> None:
 
 VERIFY_RESTORE = Step(
     "verify_restore",
-    "Verify the restore (row counts, checksums, oms_version)",
+    "Verify the restore (row counts, content digests, oms_version)",
     verify_restore,
     frozenset({Touches.METADB}),
     False,

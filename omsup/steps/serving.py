@@ -1,12 +1,20 @@
 """Waiting for OMS: ready for docker_init.sh, serving, every server Online.
 
 doc 004 has the operator `sleep 300` before docker_init.sh and then look at the console's server
-list; here each wait polls what it waits for and gives up with what it saw.
+list; here each wait polls what it waits for and, when it gives up, says what it saw last and
+shows the container's last log lines.
+
+- ready for docker_init.sh: `supervisorctl status` shows oms_drc_cm and oms_drc_supervisor
+  RUNNING, whatever its exit code (supervisor 3.x always exits 0, 4.x exits 3 while any program,
+  such as oms_console before init, is not running; field notes);
+- serving: GET /oms/health answers data.healthy true (obd waits on that after an upgrade);
+- Online (the vendor's host-down guide): cm.host.host_status is ONLINE for the node's ip, and its
+  supervisor heartbeat in its region's heart_beat table is current.
 """
 
 from __future__ import annotations
 
-import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -18,8 +26,11 @@ from .containers import require_running
 
 T = TypeVar("T")
 READY_TIMEOUT = 600.0  # the document sleeps 300 s; we poll, and give up after twice that
-SERVING_LINE = "OMS service start successfully"  # obd waits for this last log line
+SERVING_LINE = "OMS service start successfully"  # obd waits for it in docker logs after a fresh deployment
 METADB_CHECK_EVERY = 5.0  # seconds, while waiting for a console
+HEARTBEAT_FRESH = 30  # seconds: a supervisor heartbeat older than this is not "the current time"
+INIT_NEEDS = ("oms_drc_cm", "oms_drc_supervisor")
+STATUS_LINE = re.compile(r"^(\S+)\s+(STOPPED|STARTING|RUNNING|BACKOFF|STOPPING|EXITED|FATAL|UNKNOWN)\b")
 
 
 def wait_until(
@@ -48,36 +59,68 @@ def wait_until(
         time.sleep(interval)
 
 
-def init_ready(run: Run, node: Node) -> bool:
-    """Ready for docker_init.sh: the container runs and its supervisord answers.
+def parse_supervisor_status(text: str) -> dict[str, str]:
+    """`supervisorctl status` as program -> state (lines it does not recognize are left out)."""
+    out = {}
+    for line in text.splitlines():
+        m = STATUS_LINE.match(line.strip())
+        if m:
+            out[m.group(1)] = m.group(2)
+    return out
 
-    Not public: what the documented `sleep 300` waits for. This project's choice: the
-    container's processes are up, i.e. `supervisorctl status` answers (OMS runs them under
-    supervisord, obd).
-    """
+
+def programs(run: Run, node: Node) -> tuple[dict[str, str], str]:
+    """The node's supervisor programs and their states, and what supervisorctl printed."""
     require_running(run, node)
-    rc, _ = run.engines[node.name].exec(run.env.container, "supervisorctl", "status")
-    return rc == 0
+    _, out = run.engines[node.name].exec(run.env.container, "supervisorctl", "status")
+    return parse_supervisor_status(out), out
+
+
+def wait_programs(run: Run, node: Node, names: tuple[str, ...], timeout: float = READY_TIMEOUT) -> dict[str, str]:
+    """Until ``names`` are RUNNING in the node's `supervisorctl status` (its exit code does not matter)."""
+    seen: list[str] = [""]
+
+    def check() -> dict[str, str] | None:
+        states, seen[0] = programs(run, node)
+        return states if all(states.get(p) == "RUNNING" for p in names) else None
+
+    return wait_until(
+        check,
+        timeout,
+        interval=0.2,
+        live=lambda m: run.live(f"{node.name}: supervisor: {m}"),
+        describe=lambda: (
+            f"node {node.name}: {', '.join(names)} not RUNNING; `supervisorctl status` "
+            f"said:\n{seen[0].strip() or '(nothing)'}\n  last log lines:\n"
+            f"{run.engines[node.name].logs(run.env.container, 15)}"
+        ),
+    )
 
 
 def serving(run: Run, node: Node) -> bool:
-    """The node serves: /oms/health says healthy and the log shows the start line (obd)."""
+    """The node serves: its container runs and /oms/health says healthy (obd)."""
     require_running(run, node)
     try:
-        healthy = bool(run.consoles[node.name].health().get("healthy"))
+        return run.consoles[node.name].health().get("healthy") is True
     except NotReady:
         return False
-    return healthy and SERVING_LINE in run.engines[node.name].logs(run.env.container, 200)
 
 
 def wait_serving(run: Run, node: Node, timeout: float = READY_TIMEOUT) -> None:
     run.live(f"{node.name}: waiting for the console to serve")
     last_ping = time.monotonic()
+    last: list[str] = ["no answer yet"]
 
     def check() -> bool:
         nonlocal last_ping
-        if serving(run, node):
-            return True
+        require_running(run, node)
+        try:
+            h = run.consoles[node.name].health()
+            if h.get("healthy") is True:
+                return True
+            last[0] = f"/oms/health answered healthy={h.get('healthy')!r}"
+        except NotReady as e:
+            last[0] = e.message
         # OMS does not start without its MetaDB: a MetaDB that does not answer is said at once (as a
         # MetaDB problem) instead of after the whole readiness timeout
         if time.monotonic() - last_ping >= METADB_CHECK_EVERY:
@@ -93,24 +136,51 @@ def wait_serving(run: Run, node: Node, timeout: float = READY_TIMEOUT) -> None:
         interval=0.2,
         live=lambda m: run.live(f"{node.name}: console: {m}"),
         describe=lambda: (
-            f"node {node.name}: the console does not serve (health or '{SERVING_LINE}' missing); "
-            f"last log lines:\n{run.engines[node.name].logs(run.env.container, 15)}"
+            f"node {node.name}: the console does not serve ({last[0]}); last log lines:\n"
+            f"{run.engines[node.name].logs(run.env.container, 15)}"
         ),
     )
 
 
-def servers_online(run: Run) -> list[dict[str, Any]]:
-    """doc 004 step 7: every machine Online in the server list; returns the list."""
-    last: list[list[dict[str, Any]]] = []
+def server_states(run: Run) -> list[dict[str, Any]]:
+    """Every node of the environment: host_status in cm, the age of its supervisor heartbeat, health."""
+    status = run.metadb.host_status(run.env.metadb.cm)
+    out = []
+    for region in run.env.regions:
+        beats = run.metadb.supervisor_heartbeats(region.cm_hb)
+        for n in region.nodes:
+            out.append(
+                {
+                    "node": n.name,
+                    "ip": n.ip,
+                    "region": region.name,
+                    "host_status": status.get(n.ip),
+                    "heartbeat_age_s": beats.get(n.ip),
+                }
+            )
+    return out
+
+
+def online(s: dict[str, Any]) -> bool:
+    age = s.get("heartbeat_age_s")
+    return s.get("host_status") == "ONLINE" and age is not None and age <= HEARTBEAT_FRESH
+
+
+def servers_online(run: Run, timeout: float = 60) -> list[dict[str, Any]]:
+    """doc 004 step 7: every server Online; returns what was seen."""
+    last: list[list[dict[str, Any]]] = [[]]
 
     def check() -> list[dict[str, Any]] | None:
-        lst = run.consoles[run.env.nodes[0].name].servers()
-        by_ip = {s.get("ip"): s for s in lst}
-        if all(by_ip.get(n.ip, {}).get("status") == "Online" for n in run.env.nodes):
-            return lst
-        last[:] = [lst]
-        return None
+        last[0] = server_states(run)
+        return last[0] if all(online(s) for s in last[0]) else None
 
-    return wait_until(
-        check, 60, lambda: "not every server is Online: " + json.dumps(last[0] if last else None), interval=1.0
-    )
+    def describe() -> str:
+        bad = [
+            f"{s['node']} ({s['ip']}): host_status {s['host_status']}, supervisor heartbeat "
+            + (f"{s['heartbeat_age_s']} s old" if s["heartbeat_age_s"] is not None else "missing")
+            for s in last[0]
+            if not online(s)
+        ]
+        return "not every server is Online: " + "; ".join(bad)
+
+    return wait_until(check, timeout, describe, interval=1.0)

@@ -20,3 +20,6 @@ test_03_restore = runbook.step(3, steps.RESTORE, '003 steps 6.3-6.4: drop/create
 test_04_verify_restore = runbook.step(4, steps.VERIFY_RESTORE, "003 step 6.4: the databases are those of the SQL files")
 test_05_restart_old = runbook.step(5, steps.RESTART_OLD, "003 step 6.5: Restart the container of V3.3.0-CE")
 test_06_enable_ha = runbook.step(6, steps.ROLLBACK_ENABLE_HA, "003 step 6.6: enable HA and set refetchStoreIntervalMin")
+test_07_projects_running_again = runbook.step(
+    7, steps.RESUME_PROJECTS, "after 004 step 9 (zh docs, field notes): Incr-Sync/Full-Import may need a manual resume"
+)

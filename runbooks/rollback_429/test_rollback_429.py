@@ -22,3 +22,6 @@ test_05_restart_old = runbook.step(
     5, steps.RESTART_OLD, "004 step 9.5: Restart the OMS Community Edition V4.2.8-CE container"
 )
 test_06_enable_ha = runbook.step(6, steps.ROLLBACK_ENABLE_HA, "003 step 6.6: enable HA and set refetchStoreIntervalMin")
+test_07_projects_running_again = runbook.step(
+    7, steps.RESUME_PROJECTS, "after 004 step 9 (zh docs, field notes): Incr-Sync/Full-Import may need a manual resume"
+)

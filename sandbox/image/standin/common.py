@@ -1,4 +1,8 @@
-"""What the stand-in's server and its docker_init.sh share: config, MetaDB, faults, logging."""
+"""What the stand-in's processes share: config.yaml, the MetaDB, faults, logging, supervisor state.
+
+Runs inside the stand-in image (Debian's python3, PyMySQL, PyYAML); facts.py is the sandbox's
+copy of the documented facts, put beside this file when the image is built.
+"""
 
 from __future__ import annotations
 
@@ -10,36 +14,35 @@ import time
 import pymysql
 import yaml
 
-from versions import Version
+import facts
 
-# doc 003/004: the config is mounted at /home/admin/conf/config.yaml; logs at /home/admin/logs,
-# the Store's files at /home/ds/store, the synchronization components' files at /home/ds/run.
-CONFIG_PATH = "/home/admin/conf/config.yaml"
-LOGS = "/home/admin/logs"
-STORE = "/home/ds/store"
-RUN = "/home/ds/run"
-# Sandbox-only hook, not part of OMS: faults injected by `python -m sandbox fault`, read from
-# the node's logs mount (the one place both the old and the new container of a node see).
-FAULTS_PATH = os.path.join(LOGS, ".sandbox-faults.json")
-
-VERSION = Version.parse(os.environ["OMS_VERSION"])
+VERSION = os.environ["OMS_VERSION"]  # set by the image (Dockerfile)
+HOST_IP = os.environ.get("OMS_HOST_IP", "")
+IS_UPGRADE = os.environ.get("IS_UPGRADE", "") == "true"  # doc 004: "IS_UPGRADE must be in uppercase"
+STATE_DIR = "/var/run/standin"
+SUPERVISOR_STATE = os.path.join(STATE_DIR, "supervisor.json")
+CTL_DIR = os.path.join(STATE_DIR, "ctl")
+# Sandbox-only hook, not part of OMS: faults injected by `python -m sandbox fault`, read from the
+# node's logs mount (the one place both the old and the new container of a node see).
+FAULTS_PATH = os.path.join(facts.LOGS, ".sandbox-faults.json")
 
 
-def log(msg: str) -> None:
+def log(msg: str, to_stdout: bool = True) -> None:
     line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} [{VERSION}] {msg}"
-    print(line, flush=True)
+    if to_stdout:
+        print(line, flush=True)
     try:
-        with open(os.path.join(LOGS, "oms_standin.log"), "a") as f:
+        with open(os.path.join(facts.LOGS, "oms_standin.log"), "a") as f:
             f.write(line + "\n")
     except OSError:
         pass
 
 
 def load_config() -> dict:
-    with open(CONFIG_PATH) as f:
+    with open(facts.CONFIG_PATH) as f:
         cfg = yaml.safe_load(f)
     if not isinstance(cfg, dict):
-        raise SystemExit(f"{CONFIG_PATH}: expected a mapping")
+        raise SystemExit(f"{facts.CONFIG_PATH}: expected a mapping")
     return cfg
 
 
@@ -64,6 +67,35 @@ def connect(cfg: dict, db: str | None = None) -> pymysql.connections.Connection:
     )
 
 
+class Meta:
+    """One MetaDB connection per process, reconnected once on a dropped connection."""
+
+    def __init__(self, cfg: dict) -> None:
+        self.cfg = cfg
+        self.conn: pymysql.connections.Connection | None = None
+
+    def query(self, sql: str, args: tuple = (), db: str | None = None) -> list[tuple]:
+        for attempt in (1, 2):
+            try:
+                if self.conn is None:
+                    self.conn = connect(self.cfg)
+                cur = self.conn.cursor()
+                if db:
+                    cur.execute(f"USE `{db}`")
+                cur.execute(sql, args)
+                return list(cur.fetchall())
+            except pymysql.err.OperationalError:
+                if self.conn is not None:
+                    try:
+                        self.conn.close()
+                    except Exception:
+                        pass
+                    self.conn = None
+                if attempt == 2:
+                    raise
+        return []
+
+
 def cm_nodes_key(cfg: dict) -> str:
     """Key under which docker_init.sh records that it ran for this set of cm_nodes.
 
@@ -74,10 +106,16 @@ def cm_nodes_key(cfg: dict) -> str:
     return f"standin.init.{cfg.get('drc_cm_heartbeat_db')}.{nodes}"
 
 
-def init_done(cur, cfg: dict) -> bool:
-    cur.execute(f"SELECT value FROM `{cfg['drc_cm_db']}`.config_job WHERE `key`=%s", (cm_nodes_key(cfg),))
-    row = cur.fetchone()
-    return bool(row) and row[0] == str(VERSION)
+def supervisor_state() -> dict:
+    try:
+        with open(SUPERVISOR_STATE) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def program_running(name: str) -> bool:
+    return supervisor_state().get(name, {}).get("state") == "RUNNING"
 
 
 def fail(msg: str, code: int = 1) -> None:

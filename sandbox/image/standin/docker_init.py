@@ -1,37 +1,64 @@
 """The stand-in's /root/docker_init.sh: apply this version's schema changes to rm, cm and cm_hb.
 
-doc 003/004: "the script automatically applies the schema changes to the three databases".
-doc 004: for 4.2.x targets it stops with "Version before 4.1.1 is not allowed to upgrade" when
-the pre-upgrade version cannot be read from rm's `oms_version`; the recovery is to create the
-table, REPLACE the pre-upgrade version into it and run the script again.
-Idempotent: running it again at the same version changes nothing.
+doc 003/004: "the script automatically applies the schema changes to the three databases"; once
+per region when the nodes' cm_nodes are identical, on every node otherwise. doc 004: for 4.2.x
+targets it stops with "Version before 4.1.1 is not allowed to upgrade" when the version before
+the upgrade cannot be read from rm's oms_version; the recovery is to create the table, REPLACE the
+version into it and run the script again. obdiag: its output also goes to
+/home/admin/logs/docker_init.log.<date>.<time>. obd: a non-empty /root/init_flag.txt means it
+succeeded (obd does not trust the exit status), and running it again is unsafe: here a second run
+for the same cm_nodes on migrated metadata fails (facts.CHOICES init_rerun_fails). At its end it
+starts oms_console in its own container and prints the start line (facts.CHOICES
+start_line_after_upgrade).
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+
 import common
+import facts
 import schema
-from common import VERSION, log
-from versions import MIN_VERSION_FOR_4X_INIT, OMS_VERSION_DDL, UPGRADE_RULES, Version
+from common import VERSION
+
+LOG_PATH = f"{facts.INIT_LOG_PREFIX}.{time.strftime('%Y%m%d')}.{time.strftime('%H%M%S')}"
+
+
+def say(msg: str) -> None:
+    line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}"
+    print(line, flush=True)
+    with open(LOG_PATH, "a") as f:
+        f.write(line + "\n")
+
+
+def stop(msg: str) -> None:
+    say(msg)
+    if common.faults().get("init_exit_zero"):  # sandbox fault: the exit status is not passed on (obd's concern)
+        sys.exit(0)
+    sys.exit(1)
 
 
 def main() -> None:
     cfg = common.load_config()
-    if common.faults().get("init_fail"):
-        common.fail("ERROR sandbox fault: schema change failed (docker_init.sh)")
+    say(f"docker_init.sh of OMS {VERSION}: initializing the metadata (log {LOG_PATH})")
+    if common.faults().get("init_fail") or common.faults().get("init_exit_zero"):
+        stop("ERROR sandbox fault: schema change failed (docker_init.sh)")
     conn = common.connect(cfg)
     cur = conn.cursor()
     rm, cm, hb = cfg["drc_rm_db"], cfg["drc_cm_db"], cfg["drc_cm_heartbeat_db"]
     cur.execute(
         "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema=%s AND table_name='oms_version'", (rm,)
     )
-    has_table = cur.fetchone()[0] == 1
-    recorded: list[Version] = []
-    if has_table:
+    recorded: list[str] = []
+    if cur.fetchone()[0] == 1:
         cur.execute(f"SELECT version FROM `{rm}`.oms_version")
-        recorded = sorted(Version.parse(r[0]) for r in cur.fetchall())
-    if VERSION >= Version.parse("4.2.0") and not recorded:
-        common.fail("Version before 4.1.1 is not allowed to upgrade")
+        recorded = sorted((r[0].removesuffix("-CE") for r in cur.fetchall()), key=facts.vkey)
+    four_x = facts.vkey(VERSION) >= (4, 2, 0)
+    if four_x and not recorded:
+        stop(facts.INIT_TOO_OLD)
     if recorded:
         source = recorded[-1]
     else:
@@ -40,28 +67,48 @@ def main() -> None:
             (rm,),
         )
         source = schema.schema_version_of({r[0] for r in cur.fetchall()})
-    if VERSION >= Version.parse("4.2.0") and source < MIN_VERSION_FOR_4X_INIT:
-        common.fail("Version before 4.1.1 is not allowed to upgrade")
-    if source > VERSION:
-        common.fail(f"ERROR metadata is at {source}, newer than this image ({VERSION})")
-    if source < VERSION:
-        rule = next((r for r in UPGRADE_RULES if r.target == VERSION), None)
-        if rule is None or not rule.allows(source):
-            common.fail(f"ERROR upgrade from {source} to {VERSION} is not supported")
-    log(f"docker_init.sh: applying schema changes {source} -> {VERSION}")
+    if four_x and facts.vkey(source) < facts.vkey(facts.INIT_MIN_SOURCE_4X):
+        stop(facts.INIT_TOO_OLD)
+    key = common.cm_nodes_key(cfg)
+    cur.execute(f"SELECT value FROM `{cm}`.config_job WHERE `key`=%s", (key,))
+    done = cur.fetchone()
+    if done and done[0] == VERSION:  # facts.CHOICES init_rerun_fails
+        col = schema.migration_column(VERSION)
+        stop(
+            f"ERROR 1060 (42S21) at line 1: Duplicate column name '{col}' (the metadata of these cm_nodes is "
+            f"already at {VERSION})"
+        )
+    if facts.vkey(source) > facts.vkey(VERSION):
+        stop(f"ERROR metadata is at {source}, newer than this image ({VERSION})")
+    if facts.vkey(source) < facts.vkey(VERSION) and source not in facts.UPGRADES.get(VERSION, ()):
+        stop(f"ERROR upgrade from {source} to {VERSION} is not supported")
+    say(f"applying schema changes {source} -> {VERSION}")
     for role, db in (("rm", rm), ("cm", cm), ("cm_hb", hb)):
-        cur.execute(f"USE `{db}`")
-        for stmt in schema.migration_statements(role, source, VERSION):
-            cur.execute(stmt)
+        for col in schema.migrate(cur, role, db, source, VERSION):
+            say(f"  {db}: added column {col}")
     if schema.has_oms_version_table(VERSION):
         cur.execute(f"USE `{rm}`")
-        cur.execute(OMS_VERSION_DDL)
-        cur.execute("REPLACE INTO `oms_version`(`version`) VALUES(%s)", (str(VERSION),))
-    cur.execute(
-        f"REPLACE INTO `{cm}`.config_job (`key`, `value`) VALUES (%s, %s)", (common.cm_nodes_key(cfg), str(VERSION))
-    )
-    log(f"docker_init.sh: metadata initialized to {VERSION}")
+        cur.execute(facts.OMS_VERSION_DDL)
+        cur.execute("REPLACE INTO `oms_version`(`version`) VALUES(%s)", (facts.ce(VERSION),))
+    cur.execute(f"REPLACE INTO `{cm}`.config_job (`key`, `value`) VALUES (%s, %s)", (key, VERSION))
+    with open(facts.INIT_FLAG, "w") as f:
+        f.write(f"success {VERSION} {time.strftime('%Y-%m-%dT%H:%M:%S')}\n")
+    say(f"metadata initialized to {VERSION}")
+    if common.IS_UPGRADE and not common.program_running("oms_console"):
+        out = subprocess.run(
+            ["python3", os.path.join(os.path.dirname(__file__), "supervisorctl.py"), "start", "oms_console"],
+            capture_output=True,
+            text=True,
+        )
+        say(out.stdout.strip() or out.stderr.strip())
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not common.program_running("oms_console"):
+            time.sleep(0.1)
+    say(facts.START_LINE)
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except Exception as e:  # what a failed script prints: its error, last
+        stop(f"ERROR {type(e).__name__}: {e}")

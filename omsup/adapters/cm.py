@@ -1,0 +1,92 @@
+"""The Cluster Manager's HTTP API on port 8088: the documented Connector operations.
+
+doc (V4.0.0, "O&M operations for the Connector component"): POST
+``/connector/task/stopByName?taskName=``, ``/connector/task/startByName?taskName=``, and
+``/connector/task/updateByName`` with the form fields ``taskName`` and ``source.<key>=<value>``,
+which the CM accepts only for a stopped or abnormal Connector. Answers carry
+``{errCode, errMsg, errorDetail, isSuccess, result, retryable}`` (field notes). One choke point
+(``_post``): every request recorded once; failures become ``NotReady``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from ..audit import AUDIT
+from ..errors import NotReady
+from ..redact import redact
+
+CM_PORT = 8088  # obd
+MAX_ANSWER = 4 * 1024 * 1024
+
+
+def parse_cm_answer(raw: bytes) -> dict[str, Any]:
+    """The CM's answer {isSuccess, errCode, errMsg, result, ...}; anything else is the project's error."""
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise NotReady(
+            f"the CM answered something that is not JSON: {redact(raw[:200])!r} ({type(e).__name__})"
+        ) from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("isSuccess"), bool):
+        raise NotReady(f"the CM answered without isSuccess: {redact(raw[:200])!r}")
+    return doc
+
+
+class CM:
+    def __init__(self, ip: str, label: str) -> None:
+        self.base = f"http://{ip}:{CM_PORT}"
+        self.label = label
+        self.node = label
+
+    def _post(self, path: str, query: dict[str, str] | None = None, form: dict[str, str] | None = None) -> Any:
+        url = self.base + path + (f"?{urllib.parse.urlencode(query)}" if query else "")
+        data = urllib.parse.urlencode(form).encode() if form else b""
+        req = urllib.request.Request(url, data=data, method="POST")
+        req.add_header("Content-Type", "application/x-www-form-urlencoded")
+        shown = f"POST {url}" + (f" {urllib.parse.unquote_plus(data.decode())}" if data else "")
+        t0 = time.monotonic()
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                status, raw = r.status, r.read(MAX_ANSWER)
+        except urllib.error.HTTPError as e:
+            status, raw = e.code, e.read(MAX_ANSWER)
+        except (OSError, ValueError, http.client.HTTPException) as e:
+            AUDIT.record("cm", self.label, shown, f"no answer: {e}", time.monotonic() - t0, node=self.node)
+            raise NotReady(
+                f"the CM of {self.label} ({self.base}) does not answer: {type(e).__name__}: {redact(e)}",
+                "the Cluster Manager (oms_drc_cm) must run on the node",
+            ) from None
+        doc = parse_cm_answer(raw)
+        AUDIT.record(
+            "cm",
+            self.label,
+            shown,
+            f"HTTP {status} isSuccess={doc['isSuccess']} errCode={doc.get('errCode')}",
+            time.monotonic() - t0,
+            node=self.node,
+        )
+        if not doc["isSuccess"]:
+            raise NotReady(
+                f"the CM of {self.label}: {path} for {query or form} answered errCode={doc.get('errCode')}: "
+                f"{redact(doc.get('errMsg'))}"
+            )
+        return doc.get("result")
+
+    def stop_connector(self, name: str) -> None:
+        self._post("/connector/task/stopByName", {"taskName": name})
+
+    def start_connector(self, name: str) -> None:
+        self._post("/connector/task/startByName", {"taskName": name})
+
+    def update_connector(self, name: str, source: dict[str, str]) -> None:
+        """``source.<key>=<value>`` for each entry; the Connector must be stopped (doc)."""
+        self._post(
+            "/connector/task/updateByName", form={"taskName": name, **{f"source.{k}": v for k, v in source.items()}}
+        )

@@ -1,0 +1,137 @@
+"""What the stand-in knows of the real OMS CE: the documented facts, each with its public source.
+
+Written from shared/oms-interfaces.md and shared/field-notes.md, never from the runbooks' code:
+nothing under sandbox/ imports omsup. This module is also copied into the stand-in image, so it
+uses the standard library only. Sources: doc = the OMS CE documentation (shared/seeds, or
+oceanbase/oms-doc), obd = oceanbase/obdeploy, odc = oceanbase/odc, obdiag = oceanbase/obdiag.
+
+Where the public sources are silent the stand-in chooses; every such choice is in ``CHOICES``
+below, in this one place, and the probe runbook (runbooks/probe) checks each of them on a real
+deployment.
+"""
+
+from __future__ import annotations
+
+import re
+
+# -- versions and upgrades (doc 000, 001/002, 004; field notes) -------------------------------------
+VERSIONS = (
+    "3.2.2", "3.3.0", "3.3.1", "4.0.0", "4.1.0", "4.1.1",
+    "4.2.0", "4.2.1", "4.2.2", "4.2.3", "4.2.4", "4.2.5", "4.2.6", "4.2.7", "4.2.8", "4.2.9",
+)  # fmt: skip
+# target: the versions docker_init.sh of that target migrates from (doc 000: 3.2.2 > 3.3.0 > 3.3.1;
+# doc 001: 4.0.0 from 3.2.2 (and 3.3.0); doc 004: 4.2.9 from 4.2.0 .. 4.2.8)
+UPGRADES = {
+    "3.3.0": ("3.2.2",),
+    "3.3.1": ("3.3.0",),
+    "4.0.0": ("3.2.2", "3.3.0"),
+    "4.2.9": ("4.2.0", "4.2.1", "4.2.2", "4.2.3", "4.2.4", "4.2.5", "4.2.6", "4.2.7", "4.2.8"),
+}
+INIT_TOO_OLD = "Version before 4.1.1 is not allowed to upgrade"  # doc 004, verbatim
+INIT_MIN_SOURCE_4X = "4.1.1"  # doc 004, obd ("Must be higher than 4.1.1")
+LIST_PROJECTS_FROM = "4.1.1"  # doc: ListProjects and DescribeProjectComponents exist from V4.1.1-CE
+OMS_VERSION_DDL = """CREATE TABLE IF NOT EXISTS `oms_version` (
+  `version` varchar(64) NOT NULL COMMENT 'Version',
+  `gmt_modified` timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  PRIMARY KEY (`version`)
+) DEFAULT CHARSET = utf8mb4 COMMENT = 'Version Table'"""  # obd, verbatim
+
+
+def vkey(v: str) -> tuple[int, int, int]:
+    """``4.2.8`` (or ``4.2.8-CE``) as a comparable tuple."""
+    m = re.match(r"^(\d+)\.(\d+)\.(\d+)", v)
+    if not m:
+        raise ValueError(f"not a version: {v!r}")
+    return int(m.group(1)), int(m.group(2)), int(m.group(3))
+
+
+def ce(v: str) -> str:
+    """``4.2.8`` -> ``4.2.8-CE``, as OMS writes it into oms_version (doc 004)."""
+    return v.removesuffix("-CE") + "-CE"
+
+
+# -- images (doc 003/004; field notes: tags and repositories in practice) ---------------------------
+def image_repository(v: str) -> str:
+    """The repository an installation package loads as: `oms`, `oms-ce` from 4.2.11 on (field notes)."""
+    return "oceanbase/oms-ce" if vkey(v) >= (4, 2, 11) else "oceanbase/oms"
+
+
+def image_tag(v: str) -> str:
+    """Tags in practice: feature_x.y.z_ce (4.2.7 and later, field notes), feature_x.y.z-ce (doc 004's form)."""
+    return f"feature_{v}_ce" if vkey(v) >= (4, 2, 7) else f"feature_{v}-ce"
+
+
+def image_ref(v: str) -> str:
+    return f"{image_repository(v)}:{image_tag(v)}"
+
+
+# -- the container (doc 003/004, obd) -------------------------------------------------------------
+CONFIG_PATH = "/home/admin/conf/config.yaml"
+LOGS, STORE, RUN = "/home/admin/logs", "/home/ds/store", "/home/ds/run"
+CERT, KEY = "/etc/pki/nginx/oms_server.crt", "/etc/pki/nginx/oms_server.key"  # with them nginx serves HTTPS only
+CONSOLE_PORT, CM_PORT = 8089, 8088  # obd: console/nginx 8089, cm 8088 (ghana 8090, supervisor 9000, sshd 2023)
+START_LINE = "OMS service start successfully"  # obd waits for it in docker logs after a fresh deploy
+INIT_FLAG = "/root/init_flag.txt"  # obd: a non-empty file means docker_init.sh succeeded
+INIT_LOG_PREFIX = "/home/admin/logs/docker_init.log"  # obdiag: docker_init.log.<date>.<time>
+# supervisord programs (obd, field notes); 3.3.0 adds crond
+PROGRAMS = ("nginx", "oms_console", "oms_drc_cm", "oms_drc_supervisor", "sshd")
+
+
+def programs(v: str) -> tuple[str, ...]:
+    return (*PROGRAMS, "crond") if vkey(v) >= (3, 3, 0) else PROGRAMS
+
+
+# -- the MetaDB (doc, obd, the host-down guide) -------------------------------------------------------
+HA_CONFIG = {  # the documented keys with their defaults, HA enabled as on a production deployment
+    "enable": True, "checkRequestIntervalSec": 600, "enableHost": False, "checkHostDownIntervalSec": 540,
+    "enableStore": True, "checkModuleExceptionIntervalSec": 240, "subtopicStoreNumberThreshold": 5,
+    "refetchStoreIntervalMin": 30, "perceiveStoreClientCheckpoint": False, "clearAbnormalResourceHours": 72,
+    "enableConnector": True,
+}  # fmt: skip
+HOST_ONLINE = "ONLINE"  # the host-down guide: SELECT ip, host_status FROM host -> ONLINE
+
+# -- HTTP (doc, odc) ----------------------------------------------------------------------------------
+ENVELOPE_KEYS = ("success", "errorDetail", "code", "message", "advice", "requestId", "pageNumber", "pageSize",
+                 "totalCount", "cost", "data")  # fmt: skip  # doc, verbatim order
+LIST_PAGE_MAX = 150  # doc: pageSize default 10, maximum 150
+CM_ENVELOPE_KEYS = ("errCode", "errMsg", "errorDetail", "isSuccess", "result", "retryable")  # field notes
+LOCK_AFTER_FAILED_LOGINS = 5  # field notes: five wrong console passwords lock the account
+
+# -- where the public sources are silent: the stand-in's choices (the probe checks each) --------------
+CHOICES = {
+    "oms_version_from": (
+        "4.2.1",
+        "which release introduced rm.oms_version: 4.2.0 lacks it, so it takes doc 004's recovery",
+    ),
+    "offline_after_seconds": (
+        10,
+        "a host whose supervisor heartbeat (heart_beat.gmt_modified) is older turns host_status OFFLINE",
+    ),
+    "host_offline_value": ("OFFLINE", "the host_status of a host that is not ONLINE"),
+    "heart_beat_columns": (
+        "task_type, task_name, host_ip, gmt_created, gmt_modified",
+        "the heart_beat table (the guide selects these columns)",
+    ),
+    "console_waits_for_init": (
+        True,
+        "with IS_UPGRADE=true oms_console stays STOPPED until docker_init.sh ran in "
+        "that container, or `supervisorctl start oms_console` (inferred from the "
+        "enterprise procedure)",
+    ),
+    "init_rerun_fails": (
+        True,
+        "docker_init.sh run again for the same cm_nodes on migrated metadata fails (obd treats a re-run as unsafe)",
+    ),
+    "start_line_after_upgrade": (
+        "init output",
+        "after an upgrade the start line is printed by docker_init.sh, "
+        "not in docker logs (obd drops the log check after an upgrade)",
+    ),
+    "unknown_action": ("HTTP 200, success false, code PARAM_ERROR", "how /api/v2 answers an Action it does not know"),
+    "connector_listing_before_4_1_1": (
+        "cm.connector_task(name, project_id, host_ip, status, source_config)",
+        "where Connectors are listed before DescribeProjectComponents (4.1.1)",
+    ),
+    "projects_before_4_1_1": ("rm.oms_project, rm.oms_project_step", "where projects are read before ListProjects"),
+    "checkpoint_value": ("{subtopic: seconds}", "the source.checkpoint a Connector without one is given"),
+}
