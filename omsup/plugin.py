@@ -216,7 +216,7 @@ class RunbookSession(StepRunner):
         book, env = self.runbook, self.env
         facts = Facts(target=str(book.target), environment_file=env.source)
         tr = self.config.pluginmanager.get_plugin("terminalreporter")
-        if self.plan:  # plan mode changes nothing, so takes no lock and writes no record
+        if self.plan or book.read_only:  # changes nothing, so takes no lock and writes no record
             record, resumed = Record.in_memory(book.name, env.name, facts), False
         else:  # one operator at a time: the lock before anything is written
             self.lock = lock.acquire(backup_host_of(env), env, book.name, operator(self.config))

@@ -97,6 +97,7 @@ class Runbook:
     doc: str
     title: str
     single_node: bool = False
+    read_only: bool = False  # reads only: no lock, no ledger on disk (the probe)
     notes: tuple[str, ...] = ()  # operator actions the document asks for, shown in the report
     after_preflight: Callable[[Run], None] | None = None  # work to start once the preflight passed
     steps: list[RunbookStep] = field(default_factory=list)

@@ -80,6 +80,11 @@ class Engine:
     def ping(self) -> bool:
         return bool(self._call("ping", lambda: self.client.ping()))
 
+    def version(self) -> dict[str, Any]:
+        """The engine's version facts (Version, ApiVersion, MinAPIVersion)."""
+        facts: dict[str, Any] = dict(self._call("version", lambda: self.client.version()))
+        return facts
+
     def inspect(self, name: str) -> dict[str, Any] | None:
         """The container's inspect data, or None if there is none of that name."""
         try:
@@ -164,6 +169,11 @@ class Engine:
         now and then (broken pipe), and this is what the document has the operator type.
         """
         r = self.host.run(self._cli() + " exec %s" + " %s" * len(cmd), container, *cmd)
+        return r.rc, r.stdout + r.stderr
+
+    def cli_ps(self, container: str) -> tuple[int, str]:
+        """`docker ps -a --filter name=...` on the node, as the node's user (the CLI works there)."""
+        r = self.host.run(self._cli() + " ps -a --filter name=%s --format '{{.Names}} {{.Status}}'", container)
         return r.rc, r.stdout + r.stderr
 
     def load_archive(self, path: str) -> str:

@@ -8,6 +8,7 @@ from .heartbeats import PRUNE
 from .image import LOAD_IMAGE, preload_images
 from .init import INIT
 from .preflight import PREFLIGHT, ROLLBACK_PREFLIGHT
+from .probe import PROBE
 from .projects import RESUME_PROJECTS
 from .restore import RESTORE, VERIFY_RESTORE
 from .start import RESTART_OLD, START_NEW
@@ -23,6 +24,7 @@ __all__ = [
     "INIT",
     "LOAD_IMAGE",
     "PREFLIGHT",
+    "PROBE",
     "PRUNE",
     "RESTART_OLD",
     "RESTORE",

@@ -93,7 +93,7 @@ def test_every_fault_at_its_step_along_one_upgrade(sandbox):
     ledgers = list((STATE / "ledgers" / "upgrade_429").glob("*/ledger.json"))
     assert len(ledgers) == 1 and json.loads(ledgers[0].read_text())["status"] == "complete"
     for ctrs in sandbox.containers().values():
-        assert ctrs["oms_ce"]["image"].endswith(":feature_4.2.9-ce") and ctrs["oms_ce"]["running"]
+        assert ctrs["oms_ce"]["image"].endswith(":feature_4.2.9_ce") and ctrs["oms_ce"]["running"]
     old_containers_kept(sandbox, old)
 
 
@@ -106,10 +106,10 @@ def test_rollback_after_an_upgrade_that_stopped(sandbox, fault, step):
     sandbox.fault(fault, node="n2" if fault == "start-fail" else None)
     assert_stopped_at(sandbox.runbook("upgrade_429"), step)
     sandbox.fault("clear")
-    assert_passed(sandbox.runbook("rollback_429"), 7)
+    assert_passed(sandbox.runbook("rollback_429"), 8)
     for node, ctrs in sandbox.containers().items():
         assert ctrs["oms_ce"]["id"] == old[node]["oms_ce"]["id"] and ctrs["oms_ce"]["running"]
-        assert ctrs["oms_ce"]["image"].endswith(":feature_4.2.8-ce")
+        assert ctrs["oms_ce"]["image"].endswith(":feature_4.2.8_ce")
     restored = without_volatile(sandbox.snapshot())
     rm = sandbox.status()["metadb"]["rm"]
     for db in at_backup:
@@ -136,7 +136,7 @@ def test_rollback_refuses_a_damaged_backup_before_dropping_anything(sandbox, dam
     assert_stopped_at(p, 0, str(victim), "Backup problem")
     assert sandbox.snapshot()["rm_428"] == before["rm_428"]  # nothing dropped: the 4.2.9 schema is still there
     for ctrs in sandbox.containers().values():
-        assert ctrs["oms_ce"]["image"].endswith(":feature_4.2.9-ce") and ctrs["oms_ce"]["running"]
+        assert ctrs["oms_ce"]["image"].endswith(":feature_4.2.9_ce") and ctrs["oms_ce"]["running"]
 
 
 def test_rollback_resumes_after_the_metadb_stopped_during_the_restore(sandbox):
@@ -185,7 +185,7 @@ def test_rollback_resumes_after_the_metadb_stopped_during_the_restore(sandbox):
     assert "MetaDB" in out.split("STOPPED at step 3.")[1][:400]
     sandbox.fault("metadb-up")
     p = sandbox.runbook("rollback_429")
-    assert_passed(p, 7)
+    assert_passed(p, 8)
     assert "resumed run" in p.output
     assert sandbox.bulk_digest() == at_backup[0]
     restored = without_volatile(sandbox.snapshot_small())

@@ -69,7 +69,7 @@ def test_upgrade_then_rollback_interrupted_at_every_step(sandbox):
     ledgers = list((STATE / "ledgers" / "upgrade_429").glob("*/ledger.json"))
     assert len(ledgers) == 1  # one run, resumed 22 times, never started anew
     for ctrs in sandbox.containers().values():
-        assert ctrs["oms_ce"]["image"].endswith(":feature_4.2.9-ce") and ctrs["oms_ce"]["running"]
+        assert ctrs["oms_ce"]["image"].endswith(":feature_4.2.9_ce") and ctrs["oms_ce"]["running"]
 
     for step in steps_of("rollback_429"):
         for sig in (signal.SIGINT, signal.SIGKILL):
@@ -83,7 +83,7 @@ def test_upgrade_then_rollback_interrupted_at_every_step(sandbox):
                 )
             backups_intact(sandbox)
             old_containers_kept(sandbox, old)
-    assert_passed(sandbox.runbook("rollback_429"), 7)
+    assert_passed(sandbox.runbook("rollback_429"), 8)
     for node, ctrs in sandbox.containers().items():
         assert ctrs["oms_ce"]["id"] == old[node]["oms_ce"]["id"] and ctrs["oms_ce"]["running"]
     assert at_backup is not None

@@ -32,7 +32,8 @@ def console(
         with urllib.request.urlopen(req, timeout=5) as r:
             return r.status, json.load(r)
     except urllib.error.HTTPError as e:
-        return e.code, json.load(e)
+        with e:
+            return e.code, json.load(e)
 
 
 def cm(path: str, query: dict | None = None, form: dict | None = None) -> dict:
@@ -43,18 +44,30 @@ def cm(path: str, query: dict | None = None, form: dict | None = None) -> dict:
 
 
 def exec_in(sandbox, node: str, *cmd: str, env: dict | None = None) -> tuple[int, str]:
-    c = sandbox.engine(node).containers.get("oms_ce")
-    r = c.exec_run(list(cmd), environment=env)
-    return r.exit_code, r.output.decode()
+    eng = sandbox.engine(node)
+    try:
+        r = eng.containers.get("oms_ce").exec_run(list(cmd), environment=env)
+        return r.exit_code, r.output.decode()
+    finally:
+        eng.close()
 
 
 def upgrade_mode_container(sandbox, node: str) -> None:
     """The 4.2.9 image started as doc 004 has it (IS_UPGRADE=true), in place of the node's 4.2.8 container."""
     eng = sandbox.engine(node)
+    try:
+        _upgrade_mode(eng)
+    finally:
+        eng.close()
+
+
+def _upgrade_mode(eng) -> None:
+    import glob
+
     old = eng.containers.get("oms_ce")
     old.stop(timeout=10)
     old.rename("oms_ce-old")
-    pkg = next(p for v, p in sandbox.status()["packages"].items() if v.startswith("4.2.9"))
+    (pkg,) = glob.glob(f"{STATE}/packages/oms_4.2.9*")
     with open(pkg, "rb") as f:
         (image,) = eng.images.load(f)
     ip = next(e.split("=", 1)[1] for e in old.attrs["Config"]["Env"] if e.startswith("OMS_HOST_IP="))
@@ -72,6 +85,7 @@ def upgrade_mode_container(sandbox, node: str) -> None:
 
 def test_supervisorctl_behaves_like_supervisor_4(sandbox):
     sandbox.fresh()
+    sandbox.wait(lambda: exec_in(sandbox, "n1", "supervisorctl", "status")[0] == 0, 30, "every program RUNNING")
     rc, out = exec_in(sandbox, "n1", "supervisorctl", "status")
     assert rc == 0 and {"nginx", "oms_console", "oms_drc_cm", "oms_drc_supervisor", "sshd", "crond"} <= {
         line.split()[0] for line in out.splitlines()
@@ -86,6 +100,7 @@ def test_supervisorctl_behaves_like_supervisor_4(sandbox):
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen("http://127.0.0.11:8089/oms/health", timeout=5)
     assert e.value.code == 502
+    e.value.close()
     exec_in(sandbox, "n1", "supervisorctl", "start", "oms_console")
     assert exec_in(sandbox, "n1", "supervisorctl", "status")[0] == 0
 
@@ -97,7 +112,9 @@ def test_after_an_upgrade_start_only_init_brings_the_console_and_a_second_init_f
     sandbox.wait(lambda: "RUNNING" in exec_in(sandbox, "n1", "supervisorctl", "status", "oms_drc_cm")[1], 30, "cm")
     rc, out = exec_in(sandbox, "n1", "supervisorctl", "status")
     assert rc == 3 and "oms_console" in out and "STOPPED" in out  # not started by itself in upgrade mode
-    logs = sandbox.engine("n1").containers.get("oms_ce").logs().decode()
+    eng = sandbox.engine("n1")
+    logs = eng.containers.get("oms_ce").logs().decode()
+    eng.close()
     assert "OMS service start successfully" not in logs
     rc, out = exec_in(sandbox, "n1", "bash", "/root/docker_init.sh")
     assert rc == 0 and out.rstrip().endswith("OMS service start successfully"), out  # the start line is init's
@@ -118,6 +135,9 @@ def _healthy(ip: str) -> bool:
     try:
         with urllib.request.urlopen(f"http://{ip}:8089/oms/health", timeout=3) as r:
             return json.load(r)["data"]["healthy"] is True
+    except urllib.error.HTTPError as e:  # 502 while oms_console is down
+        e.close()
+        return False
     except (OSError, ValueError, KeyError):
         return False
 

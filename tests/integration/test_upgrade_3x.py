@@ -13,7 +13,8 @@ pytestmark = pytest.mark.integration
 
 def connector_sources(sandbox) -> dict[str, dict]:
     cm = sandbox.status()["metadb"]["cm"]
-    return {r[0]: json.loads(r[1])["source"] for r in sandbox.sql("SELECT id, config FROM connector_config", cm)}
+    rows = sandbox.sql("SELECT name, source_config FROM connector_task", cm)
+    return {r[0].split(":")[2].split("-incr-")[1]: json.loads(r[1]) for r in rows}  # by the short name: orders-1 ...
 
 
 def has_type(source: dict) -> bool:
@@ -37,19 +38,20 @@ def test_upgrade_fixes_dbtype_and_rollback_restores(sandbox, start, runbook, tar
     p = sandbox.runbook(runbook)
     assert_passed(p, steps)
     after = connector_sources(sandbox)
-    needing = {"conn-orders-2", "conn-events-1", "conn-events-2"}  # created on 3.2.2, without dbType/db_type
+    needing = {"orders-2", "events-1", "events-2"}  # created on 3.2.2, without dbType/db_type
     for cid in needing:
         assert after[cid]["dbType"] in ("MYSQL", "OB_MYSQL"), (cid, after[cid])
-    assert after["conn-users-1"] == before["conn-users-1"]  # db_type present: left alone
+    assert after["users-1"] == before["users-1"]  # db_type present: left alone
+    assert "checkpoint" in after["events-2"] and "checkpoint" not in before["events-2"]  # it lacked one too
     if start == "3.3.0-CE":  # a project created on 3.3.0 does not need it
-        assert not has_type(after["conn-archive-1"])
+        assert not has_type(after["archive-1"])
     (ctr,) = [c for name, c in sandbox.containers()["n1"].items() if name == "oms_ce"]
     assert ctr["image"].endswith(f":feature_{target}-ce") and ctr["binds"] == old["n1"]["oms_ce"]["binds"]
     if target == "4.0.0":
         assert "clear the browser cache" in p.output.lower()
         summary = json.loads((sandbox.last_report(runbook) / "summary.json").read_text())
         assert any("browser cache" in a for a in summary["operator_actions"])
-    assert_passed(sandbox.runbook(rollback), 7)
+    assert_passed(sandbox.runbook(rollback), 8)
     (ctr,) = [c for name, c in sandbox.containers()["n1"].items() if name == "oms_ce"]
     assert ctr["id"] == old["n1"]["oms_ce"]["id"] and ctr["running"]
     assert ctr["image"].endswith(f":feature_{start.removesuffix('-CE')}-ce")
@@ -79,5 +81,5 @@ def test_connector_dbtype_alone_uses_batch_om_where_a_host_has_one_source_type(s
     hows = {(x["host"], x["how"]) for x in plan}
     assert ("127.0.0.12", "one") in hows
     after = connector_sources(sandbox)
-    assert after["conn-events-1"]["dbType"] == "OB_MYSQL" and after["conn-orders-2"]["dbType"] == "MYSQL"
+    assert after["events-1"]["dbType"] == "OB_MYSQL" and after["orders-2"]["dbType"] == "MYSQL"
     assert_passed(sandbox.runbook("connector_dbtype"), 2)  # idempotent: nothing left to fix

@@ -58,7 +58,7 @@ def test_upgrade_then_rollback_restores_what_was_there(sandbox):
     rm = st["metadb"]["rm"]
     now = sandbox.containers()
     for node, ctrs in now.items():
-        assert ctrs["oms_ce"]["image"].endswith(":feature_4.2.9-ce") and ctrs["oms_ce"]["running"]
+        assert ctrs["oms_ce"]["image"].endswith(":feature_4.2.9_ce") and ctrs["oms_ce"]["running"]
         assert ctrs["oms_ce"]["binds"] == old[node]["oms_ce"]["binds"]
         kept = [c for name, c in ctrs.items() if name.startswith("oms_ce-pre-4.2.8-CE-")]
         assert len(kept) == 1 and kept[0]["id"] == old[node]["oms_ce"]["id"] and not kept[0]["running"]
@@ -75,11 +75,11 @@ def test_upgrade_then_rollback_restores_what_was_there(sandbox):
     assert summary["outcome"] == "complete" and summary["times"]["T1"] and summary["times"]["T2"]
     assert (report / "report.html").exists()
 
-    assert_passed(sandbox.runbook("rollback_429"), 7)
+    assert_passed(sandbox.runbook("rollback_429"), 8)
     back = sandbox.containers()
     for node, ctrs in back.items():
         assert ctrs["oms_ce"]["id"] == old[node]["oms_ce"]["id"] and ctrs["oms_ce"]["running"]
-        assert ctrs["oms_ce"]["image"].endswith(":feature_4.2.8-ce")
+        assert ctrs["oms_ce"]["image"].endswith(":feature_4.2.8_ce")
         assert ctrs["oms_ce"]["binds"] == old[node]["oms_ce"]["binds"]
         assert any(n.startswith("oms_ce-failed-4.2.9-CE-") and not c["running"] for n, c in ctrs.items())
     assert_restored(at_backup, sandbox.snapshot())
@@ -120,7 +120,7 @@ def test_two_regions_over_ssh(sandbox):
     old = sandbox.containers()
     assert_passed(sandbox.runbook("upgrade_429"), 11)
     for node, ctrs in sandbox.containers().items():
-        assert ctrs["oms_ce"]["image"].endswith(":feature_4.2.9-ce")
+        assert ctrs["oms_ce"]["image"].endswith(":feature_4.2.9_ce")
         assert ctrs["oms_ce"]["binds"] == old[node]["oms_ce"]["binds"]
     manifest = backups_intact(sandbox)
     assert {b["db"] for b in manifest} == {"rm_428", "cm_428", "cm_hb_428_1", "cm_hb_428_2"}
@@ -129,7 +129,7 @@ def test_two_regions_over_ssh(sandbox):
     # docker_init.sh ran once per region (cm_nodes identical within a region)
     inits = [json.loads(x) for x in events.splitlines() if "docker_init.sh" in x]
     assert sorted({e["node"] for e in inits}) == ["n1", "n3"]
-    assert_passed(sandbox.runbook("rollback_429"), 7)
+    assert_passed(sandbox.runbook("rollback_429"), 8)
     for node, ctrs in sandbox.containers().items():
         assert ctrs["oms_ce"]["id"] == old[node]["oms_ce"]["id"] and ctrs["oms_ce"]["running"]
 

@@ -187,7 +187,7 @@ class Handler(BaseHTTPRequestHandler):
                 healthy = True
             except Exception:
                 healthy = False
-            self._send(200, envelope({"healthy": healthy, "version": VERSION, "ip": HOST_IP}))
+            self._send(200, envelope({"healthy": healthy, "version": facts.ce(VERSION), "ip": HOST_IP}))
         else:
             self._send(404, envelope(success=False, code="NOT_FOUND", message=self.path))
 

@@ -60,6 +60,11 @@ def control(action: str, names: list[str]) -> int:
             with open(req + ".done") as f:
                 out = f.read()
             os.unlink(req + ".done")
+            if action in ("start", "restart"):  # as supervisor does: back once started (startsecs) or failed
+                while time.monotonic() < deadline and any(
+                    common.supervisor_state().get(n, {}).get("state") in ("STARTING", "BACKOFF") for n in names
+                ):
+                    time.sleep(0.05)
             print(out)
             return 1 if "ERROR" in out and "already" not in out else 0
         time.sleep(0.05)

@@ -1,0 +1,502 @@
+"""Every assumption the runbooks make about a deployment, in one list, each with its source.
+
+The probe runbook (runbooks/probe) checks each one on a real deployment by reading only: no lock,
+no ledger, no change. A check returns what it saw, or raises ``Broken`` naming what is not so;
+an assumption without a check cannot be checked by reading and is listed in the report as a
+manual check. Sources: doc (the OMS CE documentation), obd, odc, the host-down guide, field notes
+(shared/field-notes.md), or "not public" (the runbooks chose, in the place named).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .context import Run
+from .errors import OmsupError
+from .versions import LIST_PROJECTS_FROM, OMS_VERSION_TABLE_FROM, Version, VersionError
+
+
+class Broken(Exception):
+    """An assumption that does not hold on this deployment."""
+
+
+@dataclass(frozen=True)
+class Assumption:
+    key: str
+    what: str  # what the runbooks take to be so
+    source: str
+    breaks: str  # what would break if it were not so
+    check: Callable[[Run], Any] | None  # None: not checkable by reading (a manual check)
+
+
+def _each(run: Run, fn: Callable[[Any], Any]) -> dict[str, Any]:
+    return {n.name: fn(n) for n in run.env.nodes}
+
+
+def _node_version(run: Run) -> Version:
+    from .steps.connectors import deployment_version
+
+    return deployment_version(run)
+
+
+def _engines(run: Run) -> Any:
+    def one(n: Any) -> Any:
+        v = run.engines[n.name].version()
+        if tuple(int(x) for x in str(v.get("ApiVersion", "0.0")).split(".")[:2]) < (1, 41):
+            raise Broken(f"node {n.name}: the Docker engine speaks API {v.get('ApiVersion')}, older than 1.41")
+        return {"version": v.get("Version"), "api": v.get("ApiVersion"), "min_api": v.get("MinAPIVersion")}
+
+    return _each(run, one)
+
+
+def _docker_cli(run: Run) -> Any:
+    def one(n: Any) -> Any:
+        rc, out = run.engines[n.name].cli_ps(run.env.container)
+        if rc != 0:
+            raise Broken(f"node {n.name}: `docker ps` as the SSH user exited {rc}: {out.strip()[-200:]}")
+        return out.strip()
+
+    return _each(run, one)
+
+
+def _config(run: Run) -> Any:
+    from .steps.containers import binds_of
+    from .steps.metadb_checks import check_identity, read_config
+
+    def one(n: Any) -> Any:
+        attrs = run.engines[n.name].inspect(run.env.container)
+        if attrs is None:
+            raise Broken(f"node {n.name}: no container named {run.env.container}")
+        cfg = read_config(run, n, binds_of(attrs))
+        rc, inside = run.engines[n.name].exec(run.env.container, "cat", "/home/admin/conf/config.yaml")
+        if rc != 0:
+            raise Broken(f"node {n.name}: `docker exec {run.env.container} cat` of config.yaml exited {rc}")
+        check_identity(run, n, cfg)
+        if n.ip not in [str(x) for x in cfg.get("cm_nodes") or []]:
+            raise Broken(f"node {n.name}: its ip {n.ip} is not in its config.yaml's cm_nodes {cfg.get('cm_nodes')}")
+        return {
+            k: cfg.get(k)
+            for k in (
+                "oms_meta_host",
+                "oms_meta_port",
+                "oms_meta_user",
+                "drc_rm_db",
+                "drc_cm_db",
+                "drc_cm_heartbeat_db",
+                "cm_url",
+                "cm_nodes",
+            )
+        }
+
+    return _each(run, one)
+
+
+def _env_ip(run: Run) -> Any:
+    from .steps.containers import env_of
+
+    def one(n: Any) -> Any:
+        ip = env_of(run.engines[n.name].inspect(run.env.container) or {}).get("OMS_HOST_IP")
+        if ip != n.ip:
+            raise Broken(f"node {n.name}: the container's OMS_HOST_IP is {ip!r}, the environment file says {n.ip}")
+        return ip
+
+    return _each(run, one)
+
+
+def _supervisor(run: Run) -> Any:
+    from .steps.serving import programs
+
+    def one(n: Any) -> Any:
+        rc, version = run.engines[n.name].exec(run.env.container, "supervisorctl", "version")
+        states, _ = programs(run, n)
+        missing = [p for p in ("nginx", "oms_console", "oms_drc_cm", "oms_drc_supervisor") if p not in states]
+        if rc != 0 or missing:
+            raise Broken(
+                f"node {n.name}: supervisorctl version exited {rc}; programs missing from its status: "
+                f"{missing or 'none'} (saw {states})"
+            )
+        return {"supervisor": version.strip(), "programs": states}
+
+    return _each(run, one)
+
+
+def _start_line(run: Run) -> Any:
+    from .steps.serving import SERVING_LINE
+
+    def one(n: Any) -> Any:
+        if SERVING_LINE in run.engines[n.name].logs(run.env.container, 2000):
+            return "in docker logs"
+        rc, out = run.engines[n.name].exec(
+            run.env.container, "sh", "-c", "tail -n 3 /home/admin/logs/docker_init.log.*"
+        )
+        if rc == 0 and SERVING_LINE in out:
+            return "in the docker_init.sh log (after an upgrade)"
+        raise Broken(f"node {n.name}: '{SERVING_LINE}' is neither in docker logs nor in a docker_init.sh log")
+
+    return _each(run, one)
+
+
+def _health(run: Run) -> Any:
+    def one(n: Any) -> Any:
+        h = run.consoles[n.name].health()
+        if h.get("healthy") is not True:
+            raise Broken(f"node {n.name}: /oms/health says healthy={h.get('healthy')!r}")
+        return h
+
+    return _each(run, one)
+
+
+def _list_projects(run: Run) -> Any:
+    if _node_version(run) < LIST_PROJECTS_FROM:
+        return "not checked: ListProjects exists from 4.1.1 (the runbooks read rm's project tables before)"
+    console = run.consoles[run.env.nodes[0].name]
+    projects = console.list_projects()
+    first = console.action("ListProjects", {"pageNumber": 1, "pageSize": 150}) or []
+    return {"projects": len(projects), "first page": len(first)}
+
+
+def _project_steps(run: Run) -> Any:
+    if _node_version(run) < LIST_PROJECTS_FROM:
+        return "not checked before 4.1.1"
+    console = run.consoles[run.env.nodes[0].name]
+    projects = console.list_projects()
+    if not projects:
+        return "no project to describe"
+    steps = console.project_steps(str(projects[0]["id"]))
+    return {"project": projects[0]["id"], "steps": [s.get("name") for s in steps]}
+
+
+def _connectors(run: Run) -> Any:
+    from .steps.connectors import list_connectors
+
+    found = list_connectors(run, _node_version(run))
+    return {
+        "connectors": len(found),
+        "sample": [
+            {"name": c["name"], "status": c.get("status"), "source keys": sorted(c["source"])} for c in found[:3]
+        ],
+    }
+
+
+def _unknown_action(run: Run) -> Any:
+    from .errors import NotReady
+
+    try:
+        run.consoles[run.env.nodes[0].name].action("OmsupProbeNoSuchAction")
+    except NotReady as e:
+        return f"refused: {e.message[:200]}"
+    raise Broken("the console answered success=true to an Action that does not exist")
+
+
+def _metadb(run: Run) -> Any:
+    from .steps.metadb_checks import RESTORE_NEEDS, UPGRADE_NEEDS, check_clocks, check_engine, check_grants
+
+    return {
+        "engine": check_engine(run, _node_version(run)),
+        "clocks": check_clocks(run),
+        "grants": check_grants(run, UPGRADE_NEEDS + RESTORE_NEEDS),
+    }
+
+
+def _ha_config(run: Run) -> Any:
+    ha = run.metadb.ha_config(run.env.metadb.rm)
+    missing = [k for k in ("enable", "refetchStoreIntervalMin", "perceiveStoreClientCheckpoint") if k not in ha]
+    if missing:
+        raise Broken(f"{run.env.metadb.rm}.oms_normal_config ha.config lacks {missing}: {ha}")
+    return ha
+
+
+def _oms_version(run: Run) -> Any:
+    rows = run.metadb.oms_versions(run.env.metadb.rm)
+    v = _node_version(run)
+    if rows is None:
+        if v >= OMS_VERSION_TABLE_FROM:
+            raise Broken(
+                f"{run.env.metadb.rm}.oms_version does not exist on OMS {v} (the runbooks take it to exist "
+                f"from {OMS_VERSION_TABLE_FROM})"
+            )
+        return "absent (before 4.2.1: doc 004's recovery creates it)"
+    cols = run.metadb.columns(run.env.metadb.rm, "oms_version")
+    if cols[:2] != ["version", "gmt_modified"]:
+        raise Broken(f"{run.env.metadb.rm}.oms_version has the columns {cols}, not version, gmt_modified (obd)")
+    return {"rows": rows, "columns": cols}
+
+
+def _server_tables(run: Run) -> Any:
+    from .steps.serving import online, server_states
+
+    cm_cols = run.metadb.columns(run.env.metadb.cm, "host")
+    hb_cols = {r.cm_hb: run.metadb.columns(r.cm_hb, "heart_beat") for r in run.env.regions}
+    if not {"ip", "host_status"} <= set(cm_cols):
+        raise Broken(f"{run.env.metadb.cm}.host has the columns {cm_cols}, without ip and host_status")
+    for db, cols in hb_cols.items():
+        if not {"task_name", "host_ip", "gmt_modified"} <= set(cols):
+            raise Broken(f"{db}.heart_beat has the columns {cols}, without task_name, host_ip and gmt_modified")
+    states = server_states(run)
+    bad = [s for s in states if not online(s)]
+    if bad:
+        raise Broken(f"servers not Online (host_status ONLINE and a current supervisor heartbeat): {bad}")
+    return states
+
+
+def _prune_plan(run: Run) -> Any:
+    from .adapters.metadb import PRUNE_SQL
+
+    return {
+        r.cm_hb: [list(map(str, x)) for x in run.metadb.query("EXPLAIN " + PRUNE_SQL.rstrip(";"), db=r.cm_hb)]
+        for r in run.env.regions
+    }
+
+
+def _digest(run: Run) -> Any:
+    return run.metadb.table_digests(run.env.metadb.rm)
+
+
+def _chosen_tables(run: Run) -> Any:
+    rm, cm = run.env.metadb.rm, run.env.metadb.cm
+    found = {
+        "rm.oms_project": run.metadb.columns(rm, "oms_project"),
+        "rm.oms_project_step": run.metadb.columns(rm, "oms_project_step"),
+        "cm.connector_task": run.metadb.columns(cm, "connector_task"),
+    }
+    if _node_version(run) < LIST_PROJECTS_FROM:
+        for table, need in (
+            ("rm.oms_project", {"id", "name", "type", "status", "created_version", "source_type"}),
+            ("rm.oms_project_step", {"project_id", "step_name", "status"}),
+            ("cm.connector_task", {"name", "project_id", "host_ip", "status", "source_config"}),
+        ):
+            if not need <= set(found[table]):
+                raise Broken(f"{table} has the columns {found[table]}, without {sorted(need - set(found[table]))}")
+    return found
+
+
+def _clients(run: Run) -> Any:
+    from .steps.metadb_checks import check_clients
+
+    return check_clients(run, dump=True)
+
+
+def _packages(run: Run) -> Any:
+    from .steps.image import check_package
+
+    out = {}
+    for version in run.env.packages:
+        out[str(version)] = {n.name: check_package(run, n, version).model_dump() for n in run.env.nodes}
+    return out or "no installation package in the environment file"
+
+
+def _init_once(run: Run) -> Any:
+    def one(n: Any) -> Any:
+        rc, out = run.engines[n.name].exec(
+            run.env.container,
+            "sh",
+            "-c",
+            'for f in /home/admin/logs/docker_init.log.*; do [ -e "$f" ] && echo "== $f" && tail -n 2 "$f"; done',
+        )
+        runs = [block for block in out.split("== ") if block.strip()]
+        if len(runs) > 1 and "ERROR" in runs[-1]:
+            raise Broken(
+                f"node {n.name}: docker_init.sh ran {len(runs)} times and its last run failed: "
+                f"{runs[-1].strip()[-300:]}"
+            )
+        return f"{len(runs)} run(s) logged"
+
+    return _each(run, one)
+
+
+ASSUMPTIONS: tuple[Assumption, ...] = (
+    Assumption(
+        "engine_api",
+        "each node's Docker engine answers with API 1.41 or newer; the client negotiates it",
+        "docker SDK; field notes (recent engines refuse a pinned 1.41)",
+        "every container operation",
+        _engines,
+    ),
+    Assumption(
+        "docker_cli",
+        "the SSH user runs `docker` on the node (exec and load run there, as the document types)",
+        "doc 004 (`docker exec`, `docker load -i`)",
+        "docker_init.sh, loading the image, readiness",
+        _docker_cli,
+    ),
+    Assumption(
+        "config_yaml",
+        "config.yaml, from the host and through docker exec, names the environment file's "
+        "MetaDB (oms_meta_*, drc_*) and the node in cm_nodes",
+        "doc, obd",
+        "the backup would dump another MetaDB than OMS uses",
+        _config,
+    ),
+    Assumption(
+        "host_ip",
+        "each container's OMS_HOST_IP is the node's ip of the environment file",
+        "the host-down guide (90% of Down servers: a wrong OMS_HOST_IP)",
+        "the server check, the console",
+        _env_ip,
+    ),
+    Assumption(
+        "supervisor",
+        "supervisorctl answers `version` and lists nginx, oms_console, oms_drc_cm, oms_drc_supervisor in `status`",
+        "obd, field notes, the host-down guide",
+        "the readiness wait before docker_init.sh",
+        _supervisor,
+    ),
+    Assumption(
+        "start_line",
+        "'OMS service start successfully' is in docker logs (fresh deployment) or in "
+        "docker_init.sh's log (after an upgrade)",
+        "obd",
+        "nothing (evidence only)",
+        _start_line,
+    ),
+    Assumption(
+        "health",
+        "GET /oms/health answers data.healthy true on every node",
+        "obd",
+        "the waits for the console to serve",
+        _health,
+    ),
+    Assumption(
+        "list_projects",
+        "ListProjects pages of at most 150 until a short page (totalCount may be null)",
+        "doc (the sample envelope shows totalCount null)",
+        "the project checks before and after",
+        _list_projects,
+    ),
+    Assumption(
+        "project_steps",
+        "DescribeProjectSteps answers the steps of a project with their names",
+        "doc, odc",
+        "the real-time and switchover checks",
+        _project_steps,
+    ),
+    Assumption(
+        "connectors",
+        "Connectors are listed by DescribeProjectComponents (4.1.1 on), before that from cm.connector_task",
+        "doc from 4.1.1; not public before (omsup.steps.connectors.list_connectors)",
+        "the dbType fix",
+        _connectors,
+    ),
+    Assumption(
+        "unknown_action",
+        "the console answers an Action it does not know with success false",
+        "not public (the stand-in's choice)",
+        "a misspelt or removed action would pass unnoticed",
+        _unknown_action,
+    ),
+    Assumption(
+        "metadb",
+        "the MetaDB engine is documented for the version (or overridden), its clock agrees with "
+        "the nodes' in one time zone, the user has what a backup, the upgrade and a restore need",
+        "community FAQ, OD system requirements",
+        "the backup, the restore, T1/T2/T3",
+        _metadb,
+    ),
+    Assumption(
+        "ha_config",
+        "rm.oms_normal_config holds ha.config as JSON with enable, refetchStoreIntervalMin, "
+        "perceiveStoreClientCheckpoint",
+        "obd; not public: that a SQL write of it takes effect",
+        "disabling and enabling HA",
+        _ha_config,
+    ),
+    Assumption(
+        "oms_version",
+        "rm.oms_version (version, gmt_modified) exists from 4.2.1",
+        "obd (DDL); not public: the release that introduced it",
+        "the version check and doc 004's recovery",
+        _oms_version,
+    ),
+    Assumption(
+        "server_state",
+        "cm.host (ip, host_status ONLINE) and heart_beat (task_name 'supervisor', host_ip, "
+        "gmt_modified current) show every node Online",
+        "the host-down guide",
+        "doc 004 step 7's check",
+        _server_tables,
+    ),
+    Assumption(
+        "prune",
+        "the MetaDB takes doc 004's prune statement (EXPLAIN)",
+        "doc 003/004",
+        "pruning the heartbeats",
+        _prune_plan,
+    ),
+    Assumption(
+        "digest",
+        "the MetaDB computes the content digest (CRC32 and MD5 sums of each row's text)",
+        "this project's choice (no CHECKSUM TABLE on OceanBase)",
+        "verifying backups and restores",
+        _digest,
+    ),
+    Assumption(
+        "chosen_tables",
+        "before 4.1.1: rm.oms_project, rm.oms_project_step and cm.connector_task hold the projects and the Connectors",
+        "not public (omsup.adapters.metadb)",
+        "the project checks and the dbType fix before 4.1.1",
+        _chosen_tables,
+    ),
+    Assumption(
+        "clients",
+        "mysqldump and mysql on the backup host; a --no-data dump works and the restore client reads it",
+        "doc 003/004, field notes (mysqldump mismatches)",
+        "the backup and the restore",
+        _clients,
+    ),
+    Assumption(
+        "packages",
+        "each installation package named in the environment file is a complete `docker save` "
+        "archive whose manifest names its version",
+        "doc 004 (docker load -i)",
+        "loading the image",
+        _packages,
+    ),
+    Assumption(
+        "init_once",
+        "docker_init.sh ran once per cm_nodes: no failed run after a successful one",
+        "doc 004; obd treats a re-run as unsafe",
+        "the metadata",
+        _init_once,
+    ),
+    Assumption(
+        "ha_write_effect",
+        "a SQL write of ha.config takes effect in a running OMS (the console shows it)",
+        "not public",
+        "disabling HA before the containers stop",
+        None,
+    ),
+    Assumption(
+        "init_rerun",
+        "docker_init.sh is not safe to run again on migrated metadata",
+        "obd (treats a re-run as unsafe); not public for the CE scripts",
+        "a resumed upgrade",
+        None,
+    ),
+    Assumption(
+        "console_after_init",
+        "after an upgrade, a node without its own docker_init.sh does not start oms_console by itself",
+        "inferred from the vendor's multi-node procedures",
+        "the console of the other nodes of a region",
+        None,
+    ),
+)
+
+
+def check_all(run: Run) -> list[dict[str, Any]]:
+    """Every assumption: holds (with what was seen), broken (with why), or manual."""
+    out = []
+    for a in ASSUMPTIONS:
+        row: dict[str, Any] = {"key": a.key, "assumption": a.what, "source": a.source, "breaks": a.breaks}
+        if a.check is None:
+            row["result"] = "manual check"
+        else:
+            try:
+                row["seen"] = json.loads(json.dumps(a.check(run), default=str))
+                row["result"] = "holds"
+            except (Broken, OmsupError, AssertionError, VersionError) as e:
+                row["result"], row["why"] = "BROKEN", str(e).splitlines()[0][:500]
+        out.append(row)
+    return out

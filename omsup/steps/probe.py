@@ -1,0 +1,32 @@
+"""The probe: every assumption the runbooks make, checked on a deployment by reading only."""
+
+from __future__ import annotations
+
+from ..assumptions import ASSUMPTIONS, check_all
+from ..context import Run
+from ..runbook import Step, Touches
+
+
+def probe(run: Run) -> None:
+    rows = check_all(run)
+    run.evidence("assumptions: holds, BROKEN or manual check", rows)
+    manual = [r for r in rows if r["result"] == "manual check"]
+    run.evidence(
+        "manual checks (not checkable by reading)",
+        "\n".join(f"- {r['assumption']} ({r['source']}); it matters for {r['breaks']}" for r in manual),
+    )
+    broken = [r for r in rows if r["result"] == "BROKEN"]
+    held = sum(r["result"] == "holds" for r in rows)
+    run.live(f"probe: {held} hold, {len(broken)} broken, {len(manual)} to check by hand")
+    assert not broken, f"{len(broken)} of {len(ASSUMPTIONS)} assumptions do not hold on {run.env.name}:\n" + "\n".join(
+        f"  - {r['key']}: {r['why']}  (would break: {r['breaks']})" for r in broken
+    )
+
+
+PROBE = Step(
+    "probe",
+    "Check every assumption of the runbooks (reads only)",
+    probe,
+    frozenset({Touches.HOSTS, Touches.ENGINES, Touches.METADB, Touches.CONSOLE, Touches.BACKUP}),
+    False,
+)
