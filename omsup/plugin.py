@@ -320,6 +320,8 @@ class RunbookSession(StepRunner):
             tr.write_line(
                 "  (plan mode)"
                 if self.plan
+                else "  (reads only: nothing was changed)"
+                if self.runbook.read_only
                 else f"  nothing later ran; fix the cause and run the same command again to resume{where}"
             )
         if run is not None:

@@ -160,6 +160,7 @@ def summary(session: RunbookSession, operator: str) -> dict[str, Any]:
                 },
                 "servers": verified.servers if verified else None,
                 "oms_version_recovery": f.oms_version_recovery.model_dump() if f and f.oms_version_recovery else None,
+                "metadb": f.metadb_engine if f else None,
                 "operator_actions": list(book.notes),
                 "plans": run.plans if run is not None else {},
             }
@@ -188,6 +189,17 @@ def markdown(s: dict[str, Any]) -> str:
         f"oms_version before {s['oms_version']['before']}, after {s['oms_version']['after']}",
         "",
     ]
+    m = s.get("metadb")
+    if m:
+        lines += [
+            f"MetaDB: {m.get('engine')} ({m.get('version')}); "
+            + (
+                f"**not a documented engine for OMS {m.get('oms')}**, run deliberately: {m['override']}"
+                if m.get("override")
+                else f"documented: {m.get('supported_by')}"
+            ),
+            "",
+        ]
     if s.get("oms_version_recovery"):
         lines += [
             "docker_init.sh answered 'Version before 4.1.1 is not allowed to upgrade': the doc 004 recovery "

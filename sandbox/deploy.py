@@ -175,6 +175,32 @@ def wait_healthy(node: dict, https: bool, timeout: float = 90) -> None:
     )
 
 
+def wait_settled(nodes: list[dict], names: dict, timeout: float = 60) -> None:
+    """Up means settled: every supervisor program RUNNING and every host ONLINE in cm.host."""
+    deadline = time.monotonic() + timeout
+    ips = sorted(n["ip"] for n in nodes)
+    while time.monotonic() < deadline:
+        try:
+            with metadb.root_conn(names["cm"]) as c, c.cursor() as cur:
+                cur.execute("SELECT ip FROM host WHERE host_status='ONLINE'")
+                online = sorted(r[0] for r in cur.fetchall())
+            running = all(_supervisor_ok(n) for n in nodes)
+            if online == ips and running:
+                return
+        except Exception:
+            pass
+        time.sleep(0.3)
+    raise SandboxError(f"the deployment did not settle in {timeout:.0f}s (programs RUNNING, hosts {ips} ONLINE)")
+
+
+def _supervisor_ok(node: dict) -> bool:
+    client = engines.client(paths.node_paths(node["name"]), timeout=10)
+    try:
+        return client.containers.get(paths.CONTAINER_NAME).exec_run(["supervisorctl", "status"]).exit_code == 0
+    finally:
+        client.close()
+
+
 def _start_node(node: dict, version: str, package: Path, https: bool) -> None:
     np_ = paths.node_paths(node["name"])
     engines.start(np_)
@@ -242,6 +268,7 @@ def up(
     with ThreadPoolExecutor(max_workers=max(1, len(node_list))) as pool:
         list(pool.map(lambda n: _start_node(n, v, pkgs[v], https), node_list))
         list(pool.map(lambda n: wait_healthy(n, https), node_list))
+    wait_settled(node_list, names)
     ssh_info = sshd.start_all(node_list) if ssh else {}
     backups = paths.STATE_DIR / "backups"
     backups.mkdir(exist_ok=True, mode=0o700)

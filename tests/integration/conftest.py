@@ -49,6 +49,16 @@ class Sandbox:
         self.env_file = self.cli("up", *args).stdout.strip().splitlines()[-1]
         return self.env_file
 
+    def edited_env(self, edit) -> str:
+        """A copy of the sandbox's environment file, changed by ``edit(doc)``."""
+        import yaml
+
+        doc = yaml.safe_load(Path(self.env_file).read_text())
+        edit(doc)
+        out = self.reports / f"edited-{time.monotonic_ns()}.env.yaml"
+        out.write_text(yaml.safe_dump(doc, sort_keys=False))
+        return str(out)
+
     def status(self) -> dict:
         return json.loads(self.cli("status", "--json").stdout)
 
@@ -57,23 +67,31 @@ class Sandbox:
         self.cli(*args)
 
     # -- running runbooks --------------------------------------------------------------------
-    def runbook(self, name: str, *args: str) -> subprocess.CompletedProcess:
+    def runbook(
+        self, name: str, *args: str, env_file: str | None = None, path: str | None = None
+    ) -> subprocess.CompletedProcess:
+        """Run a runbook on the sandbox (or with another environment file, or with a PATH of the test's)."""
         assert self.env_file, "no sandbox is up"
-        p = _run(
+        env = {**os.environ, "PATH": path} if path else None
+        p = subprocess.run(
             [
                 sys.executable,
                 "-m",
                 "pytest",
                 f"runbooks/{name}",
                 "--env",
-                self.env_file,
+                env_file or self.env_file,
                 "--report-root",
                 str(self.reports),
                 "-p",
                 "no:cacheprovider",
                 *args,
             ],
-            check=False,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            env=env,
         )
         p.output = p.stdout + p.stderr  # type: ignore[attr-defined]
         return p

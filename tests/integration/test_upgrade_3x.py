@@ -22,14 +22,15 @@ def has_type(source: dict) -> bool:
 
 
 @pytest.mark.parametrize(
-    ("start", "runbook", "target", "rollback", "steps"),
+    ("start", "runbook", "target", "rollback", "steps", "metadb"),
     [
-        ("3.3.0-CE", "upgrade_331", "3.3.1", "rollback_331", 12),
-        ("3.2.2-CE", "upgrade_400", "4.0.0", "rollback_400", 12),
+        ("3.3.0-CE", "upgrade_331", "3.3.1", "rollback_331", 12, "oceanbase"),
+        ("3.3.0-CE", "upgrade_331", "3.3.1", "rollback_331", 12, "mariadb"),
+        ("3.2.2-CE", "upgrade_400", "4.0.0", "rollback_400", 12, "oceanbase"),
     ],
 )
-def test_upgrade_fixes_dbtype_and_rollback_restores(sandbox, start, runbook, target, rollback, steps):
-    sandbox.fresh("--version", start, "--nodes", "1")
+def test_upgrade_fixes_dbtype_and_rollback_restores(sandbox, start, runbook, target, rollback, steps, metadb):
+    sandbox.fresh("--version", start, "--nodes", "1", "--metadb", metadb)
     before = connector_sources(sandbox)
     assert any(not has_type(s) for s in before.values())  # Connectors left by projects created on 3.2.2
     old = sandbox.containers()

@@ -48,8 +48,9 @@ def test_plan_changes_nothing(sandbox):
     assert not any("4.2.9" in t for t in images)
 
 
-def test_upgrade_then_rollback_restores_what_was_there(sandbox):
-    sandbox.fresh()
+@pytest.mark.parametrize("metadb", ["oceanbase", "mariadb"])
+def test_upgrade_then_rollback_restores_what_was_there(sandbox, metadb):
+    sandbox.fresh("--metadb", metadb)
     old = sandbox.containers()
     assert_passed(sandbox.runbook("upgrade_429", "--until", "4"), 5)  # up to and with the backup
     at_backup = sandbox.snapshot()  # what the rollback must give back, seen independently
