@@ -10,6 +10,7 @@ manual check. Sources: doc (the OMS CE documentation), obd, odc, the host-down g
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -42,10 +43,16 @@ def _node_version(run: Run) -> Version:
     return deployment_version(run)
 
 
+def api_version(text: Any) -> tuple[int, int]:
+    """An engine's ApiVersion ("1.43") as (1, 43); anything else as (0, 0), older than every engine."""
+    m = re.match(r"^(\d{1,4})\.(\d{1,4})$", text) if isinstance(text, str) else None
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
 def _engines(run: Run) -> Any:
     def one(n: Any) -> Any:
         v = run.engines[n.name].version()
-        if tuple(int(x) for x in str(v.get("ApiVersion", "0.0")).split(".")[:2]) < (1, 41):
+        if api_version(v.get("ApiVersion")) < (1, 41):
             raise Broken(f"node {n.name}: the Docker engine speaks API {v.get('ApiVersion')}, older than 1.41")
         return {"version": v.get("Version"), "api": v.get("ApiVersion"), "min_api": v.get("MinAPIVersion")}
 

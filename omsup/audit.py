@@ -73,7 +73,7 @@ class Audit:
         self, system: str, target: str, action: str, outcome: str, seconds: float, node: str | None = None
     ) -> Event:
         ev = Event(
-            time=datetime.now(UTC).strftime("%H:%M:%S.%f")[:-3],
+            time=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             system=system,
             target=redact(target),
             action=redact(action),

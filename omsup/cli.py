@@ -36,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
         "unlock", help="release the lock a killed run left on an environment (check no run is going on)"
     )
     ul.add_argument("--env", required=True)
+    ul.add_argument(
+        "--force", action="store_true", help="release it even though its holder may still be running elsewhere"
+    )
     return p
 
 
@@ -67,13 +70,27 @@ def _report(folder: Path) -> int:
     return 0
 
 
-def _unlock(env_file: str) -> int:
+def _unlock(env_file: str, force: bool) -> int:
     from . import envfile, lock
     from .context import backup_host_of
 
     env = envfile.load(env_file)
-    released = lock.release(backup_host_of(env), env)
-    print(f"released the lock held by {released}" if released else f"no lock on {env.name}")
+    host = backup_host_of(env)
+    held = lock.holder(host, env)
+    if held is None:
+        print(f"no lock on {env.name} ({lock.lock_path(env)} on {host.label})")
+        return 0
+    alive, why = lock.may_live(held)
+    print(f"the lock of {env.name} is held by {lock.describe(held)}: {why}")
+    if alive and not force:
+        print(
+            "not released: make sure that run is over (ask its operator, look at that machine), then run again "
+            "with --force",
+            file=sys.stderr,
+        )
+        return 1
+    lock.release(host, env)
+    print(f"released the lock held by {lock.describe(held)}")
     return 0
 
 
@@ -96,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.cmd == "report":
             return _report(a.folder)
         if a.cmd == "unlock":
-            return _unlock(a.env)
+            return _unlock(a.env, a.force)
         if a.cmd == "schema":
             import json
 

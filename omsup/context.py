@@ -90,11 +90,11 @@ class Run:
     # -- adapters (lazy: one per node, created on first use) --------------------------------
     @cached_property
     def hosts(self) -> dict[str, Host]:
-        return {n.name: Host(n.host, n.name, node=n.name) for n in self.env.nodes}
+        return {n.name: Host(n.host, n.name, node=n.name, sudo=n.sudo) for n in self.env.nodes}
 
     @cached_property
     def engines(self) -> dict[str, Engine]:
-        return {n.name: Engine(n.docker, n.name, self.hosts[n.name]) for n in self.env.nodes}
+        return {n.name: Engine(n.docker, n.name, self.hosts[n.name], n.tls) for n in self.env.nodes}
 
     @cached_property
     def consoles(self) -> dict[str, Console]:
@@ -102,7 +102,7 @@ class Run:
 
     @cached_property
     def backup_host(self) -> Host:
-        return backup_host_of(self.env, self.hosts)
+        return backup_host_of(self.env)
 
     @cached_property
     def metadb(self) -> MetaDB:
@@ -220,9 +220,9 @@ class Run:
         self.plans[self.current.label] = [redact(x) for x in lines]
 
 
-def backup_host_of(env: Environment, hosts: dict[str, Host] | None = None) -> Host:
-    """The backup host: a node's host adapter when it is one of the nodes, else its own."""
-    for n in env.nodes:
-        if n.host == env.backup.host:
-            return hosts[n.name] if hosts is not None else Host(n.host, n.name, node=n.name)
-    return Host(env.backup.host, f"backup host {env.backup.host}")
+def backup_host_of(env: Environment) -> Host:
+    """The backup host (no sudo: the dumps are the SSH user's); named after its node when it is one."""
+    node = next((n for n in env.nodes if n.host == env.backup.host), None)
+    return Host(
+        env.backup.host, node.name if node else f"backup host {env.backup.host}", node=node.name if node else None
+    )

@@ -139,6 +139,25 @@ class Environment:
     def nodes(self) -> tuple[Node, ...]:
         return tuple(n for r in self.regions for n in r.nodes)
 
+    def transport_warnings(self) -> list[str]:
+        """What crosses the network in clear with this file (shown at the start and in the report)."""
+        out = []
+        if self.console.scheme == "http":
+            out.append(
+                "console.scheme is http: the console's Basic auth credentials cross the network in clear; "
+                "use https (console.scheme: https, console.ca_file for a private CA)"
+            )
+        out += [
+            f"node {n.name}: its Docker engine {n.docker} is reached without TLS (insecure: true)"
+            for n in self.nodes
+            if n.docker.startswith("tcp://") and n.tls is None
+        ]
+        if self.metadb.ssl_ca is None and self.metadb.host not in ("127.0.0.1", "localhost", "::1"):
+            out.append(
+                f"the MetaDB {self.metadb.host}:{self.metadb.port} is reached without TLS (metadb.ssl_ca not set)"
+            )
+        return out
+
     def databases(self) -> list[tuple[str, str]]:
         """(role, name) of every database the procedure backs up: rm, cm and each region's cm_hb (doc 004)."""
         return [("rm", self.metadb.rm), ("cm", self.metadb.cm)] + [("cm_hb", r.cm_hb) for r in self.regions]

@@ -26,6 +26,7 @@ from . import envfile, hookspecs
 from .context import Run
 from .errors import ConfigError
 from .executor import EXIT_CODES_HELP, Executor, ExitCode, NotRun, Outcomes, exit_code
+from .record import utc_now
 from .redact import redact, redacted_copy
 from .runbook import Runbook, RunbookStep, StepRunner, step_of
 
@@ -110,6 +111,7 @@ class RunbookSession(StepRunner):
         self.executor: Executor | None = None
         self.lock: dict[str, Any] | None = None
         self.exit_code: ExitCode | None = None
+        self.started: str | None = None  # UTC, when the run folder was made
         self.plan = bool(config.getoption("--plan"))
         self.until: int | None = config.getoption("--until")
         config.stash[SESSION_KEY] = self
@@ -188,6 +190,7 @@ class RunbookSession(StepRunner):
             folder = root / f"{base}-{n}"
         folder.mkdir(parents=True, mode=0o700)
         self.report_dir = folder
+        self.started = utc_now()
         attach_result_writers(self.config, folder)
         AUDIT.set_sink(folder / "events.jsonl")
 
@@ -203,6 +206,7 @@ class RunbookSession(StepRunner):
         ]
         if self.until is not None:
             lines.append(f"stopping after step {self.until} (--until)")
+        lines += [f"WARNING: {w}" for w in env.transport_warnings()]
         return lines
 
     # -- the run -----------------------------------------------------------------------------------

@@ -56,6 +56,18 @@ def redact(text: Any) -> str:
     return s
 
 
+def excerpt(value: Any, limit: int = 200) -> str:
+    """At most ``limit`` characters of ``value`` (bytes decoded), redacted before it is cut: a secret
+    straddling the cut cannot survive in part."""
+    try:
+        s = value.decode("utf-8", "replace") if isinstance(value, bytes | bytearray) else str(value)
+    except RecursionError:
+        s = f"<a {type(value).__name__} nested too deeply to show>"
+    with _lock:
+        longest = max((len(x) for x in _secrets), default=0)
+    return redact(s[: limit + longest])[:limit]
+
+
 def redact_obj(obj: Any) -> Any:
     """Redact every string inside a JSON-like structure."""
     if isinstance(obj, str):
@@ -70,23 +82,29 @@ def redact_obj(obj: Any) -> Any:
 SENSITIVE_KEY = re.compile(r"pass(word|wd)?|pwd|secret|token|credential|private|key$|apikey|access.?key", re.I)
 
 
-def mask_config(obj: Any) -> Any:
+MAX_CONFIG_DEPTH = 64  # a Connector's configuration is a few levels deep
+
+
+def mask_config(obj: Any, depth: int = 0) -> Any:
     """A configuration (a Connector's, a request body) with the values of sensitive keys masked.
 
     Connector configurations may hold the credentials of source and sink databases: what is logged
-    or reported of them shows their keys, never those values.
+    or reported of them shows their keys, never those values. Deeper than any configuration, a value
+    is not shown at all.
     """
+    if depth > MAX_CONFIG_DEPTH and isinstance(obj, dict | list):
+        return f"<nested deeper than {MAX_CONFIG_DEPTH}: not shown>"
     if isinstance(obj, dict):
         return {
             k: (
                 MASK
                 if isinstance(k, str) and SENSITIVE_KEY.search(k) and not isinstance(v, dict | list)
-                else mask_config(v)
+                else mask_config(v, depth + 1)
             )
             for k, v in obj.items()
         }
     if isinstance(obj, list):
-        return [mask_config(v) for v in obj]
+        return [mask_config(v, depth + 1) for v in obj]
     return obj
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .record import parse_utc, write_json_atomic
+from .record import parse_utc, utc_now, write_json_atomic
 from .redact import redact, redact_obj, sweep
 
 if TYPE_CHECKING:
@@ -78,16 +79,13 @@ def attach_result_writers(config: pytest.Config, folder: Path) -> None:
         config.stash[junitxml.xml_key].pytest_sessionstart()  # the session began before the folder was known
 
 
-def _commit() -> str:
-    try:
-        return (
-            subprocess.run(
-                ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
-            ).stdout.strip()
-            or "unknown"
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+def control_machine() -> dict[str, str]:
+    """Where the run was driven from: this machine, its user, its Python."""
+    import getpass
+    import platform
+    import socket
+
+    return {"host": socket.gethostname(), "user": getpass.getuser(), "python": platform.python_version()}
 
 
 def summary(session: RunbookSession, operator: str) -> dict[str, Any]:
@@ -128,8 +126,10 @@ def summary(session: RunbookSession, operator: str) -> dict[str, Any]:
                 "environment": env.name,
                 "environment_file": env.source,
                 "operator": operator,
-                "project_version": __version__,
-                "project_commit": _commit(),
+                "project_version": __version__,  # of the installed package (its metadata), not of a checkout
+                "environment_sha256": env.sha256,
+                "control_machine": control_machine(),
+                "warnings": env.transport_warnings(),
                 "run_id": run.record.run_id if run is not None else None,
                 "resumed": run.resumed if run is not None else False,
                 "ledger": str(run.record.path) if run is not None else None,
@@ -141,6 +141,8 @@ def summary(session: RunbookSession, operator: str) -> dict[str, Any]:
                     "target": versions.target if versions else None,
                 },
                 "times": {
+                    "run_started": session.started,
+                    "run_ended": utc_now(),
                     "T1": t1,
                     "T2": f.t2 if f else None,
                     "T3": f.t3 if f else None,
@@ -162,7 +164,11 @@ def summary(session: RunbookSession, operator: str) -> dict[str, Any]:
                 "oms_version_recovery": f.oms_version_recovery.model_dump() if f and f.oms_version_recovery else None,
                 "metadb": f.metadb_engine if f else None,
                 "operator_actions": list(book.notes),
-                "plans": run.plans if run is not None else {},
+                "plan": [
+                    {"step": o.rs.label, "doc": o.rs.doc, "lines": run.plans[o.rs.label]}
+                    for o in outcomes
+                    if run is not None and o.rs.label in run.plans
+                ],
             }
         )
     )
@@ -172,10 +178,14 @@ def markdown(s: dict[str, Any]) -> str:
     lines = [
         f"# {s['runbook']} on {s['environment']}: {s['outcome'].upper()}",
         "",
-        f"{s['title']} (doc {s['document']}). Run `{s['run_id']}` by {s['operator']}; "
-        f"project {s['project_version']} ({s['project_commit']}).",
+        f"{s['title']} (doc {s['document']}). Run `{s['run_id']}` by {s['operator']} from "
+        f"{s['control_machine']['user']}@{s['control_machine']['host']}, omsup {s['project_version']}.",
+        "",
+        f"Environment file `{s['environment_file']}` (SHA-256 `{s['environment_sha256']}`). "
+        f"Started {s['times']['run_started']}, ended {s['times']['run_ended']} (UTC).",
         "",
     ]
+    lines += [f"> **Warning**: {w}" for w in s["warnings"]] + ([""] if s["warnings"] else [])
     if s["failed_step"]:
         lines += [f"**Stopped at step {s['failed_step']['step']}**: {s['failed_step']['reason']}", ""]
     t = s["times"]
@@ -206,6 +216,18 @@ def markdown(s: dict[str, Any]) -> str:
             f"created oms_version with {s['oms_version_recovery']['version']} and ran it again.",
             "",
         ]
+    if s["plan"]:
+        lines += [
+            "## Plan (change ticket)",
+            "",
+            "What each step will do, in this order, on which node; the document step it implements. "
+            "Nothing was changed to make this plan."
+            if s["outcome"] == "planned"
+            else "What each step planned to do before it ran.",
+            "",
+        ]
+        for p in s["plan"]:
+            lines += [f"### {p['step']} (doc {p['doc']})", ""] + [f"- {x}" for x in p["lines"]] + [""]
     lines += ["## Steps", "", "| # | step | document | status | seconds |", "|---|---|---|---|---|"]
     for st in s["steps"]:
         lines.append(
@@ -242,7 +264,10 @@ def environment_properties(session: RunbookSession, s: dict[str, Any]) -> str:
         "regions": ",".join(r.name for r in env.regions),
         "operator": s["operator"],
         "project.version": s["project_version"],
-        "project.commit": s["project_commit"],
+        "environment.sha256": s["environment_sha256"],
+        "control.machine": f"{s['control_machine']['user']}@{s['control_machine']['host']}",
+        "run.started": s["times"]["run_started"],
+        "run.ended": s["times"]["run_ended"],
         "outcome": s["outcome"],
     }
     return "".join(f"{k}={redact(v)}\n" for k, v in props.items())
@@ -298,6 +323,24 @@ def write_run_folder(session: RunbookSession, operator: str) -> None:
         os.chmod(p, 0o700 if p.is_dir() else 0o600)
 
 
+OUTSIDE_SCRIPT = re.compile(r"<script\b[^>]*\bsrc=[\"']?(?:https?:)?//[^>]*>\s*</script>", re.I)
+INLINE_SCRIPT = re.compile(r"<script\b[^>]*>(.*?)</script>", re.I | re.S)
+# the page may load only what it holds itself: an auditor's browser makes no request because of it
+CSP = (
+    '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+    "script-src 'unsafe-inline' 'unsafe-eval' data: blob:; style-src 'unsafe-inline' data: blob:; "
+    'img-src data: blob:; font-src data: blob:; connect-src data: blob:; worker-src data: blob:">'
+)
+
+
+def offline(html: str) -> str:
+    """Allure's single file without what reaches outside hosts (the analytics script Allure 3 embeds and its
+    inline setup), and with a Content-Security-Policy that forbids any other request."""
+    html = OUTSIDE_SCRIPT.sub("", html)
+    html = INLINE_SCRIPT.sub(lambda m: "" if "gtag(" in m.group(1) or "dataLayer" in m.group(1) else m.group(0), html)
+    return re.sub(r"<head\b[^>]*>", lambda m: m.group(0) + CSP, html, count=1, flags=re.I)
+
+
 def render_html(folder: Path) -> Path | None:
     """Render ``folder/allure-results`` into the single file ``folder/report.html`` (Allure Report 3)."""
     results = folder / "allure-results"
@@ -335,6 +378,6 @@ def render_html(folder: Path) -> Path | None:
             )
             return None
         out = folder / "report.html"
-        shutil.copyfile(index, out)
+        out.write_text(offline(index.read_text(encoding="utf-8")), encoding="utf-8")
     (folder / "RENDER.txt").unlink(missing_ok=True)
     return out

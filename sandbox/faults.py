@@ -29,7 +29,8 @@ FAULTS = {
     "engine-down": "a node's Docker engine becomes unreachable (--node)",
     "engine-up": "a node's Docker engine is reachable again (--node)",
     "sshd-down": "a node's sshd stops (--node; sandbox up --ssh)",
-    "sshd-up": "a node's sshd runs again (--node)",
+    "sshd-up": "a node's sshd runs again (--node), with its own host key, its open sessions ended",
+    "sshd-rekey": "a node's sshd comes back with another host key, its open sessions ended (--node)",
     "project-not-realtime": "a synchronization project's incremental step is not real-time",
     "switchover-not-done": "a migration project's forward switchover is not done",
     "projects-ok": "every project back in a state the documents allow",
@@ -162,7 +163,14 @@ def inject(
     elif name == "sshd-up":
         host_key, client_key = sshd.ROOT / "host_ed25519", sshd.ROOT / "id_ed25519"
         for n in _nodes(st, node):
+            if (sshd.ROOT / n["name"] / "sshd_config").exists() and str(host_key) not in (
+                sshd.ROOT / n["name"] / "sshd_config"
+            ).read_text():
+                sshd.stop_node(n["name"], sessions=True)  # after sshd-rekey: the node's own key again
             sshd.start_node(n, host_key, client_key)
+    elif name == "sshd-rekey":
+        for n in _nodes(st, node):
+            sshd.rekey(n, sshd.ROOT / "id_ed25519")
     elif name in ("project-not-realtime", "switchover-not-done", "projects-ok", "project-suspended"):
         metadb.set_projects(name.replace("project-", ""))
     elif name == "clear":

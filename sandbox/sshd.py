@@ -2,7 +2,7 @@
 
 The login shell of a node's sshd gets ``DOCKER_HOST`` of that node's engine (SetEnv,
 shared/machine-notes.md), so `docker` over SSH talks to that node, as on a real host. The
-client side (ssh, paramiko, the docker SDK's ssh transport) finds the key and the host keys
+client side (OpenSSH's ssh, for commands and for `docker system dial-stdio`) finds the key and the host keys
 through one ``Include`` line the sandbox adds to ~/.ssh/config between markers, and removes
 again on `down`.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 from pathlib import Path
 
@@ -107,8 +108,48 @@ def start_all(nodes: list[dict]) -> dict:
     }
 
 
-def stop_node(name: str) -> None:
-    stop_pid(ROOT / name / "sshd.pid")
+def _descendants(pid: int) -> list[int]:
+    """Processes under ``pid`` (read from /proc), children first."""
+    parents: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(d.name))
+    out, todo = [], [pid]
+    while todo:
+        kids = parents.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
+
+
+def stop_node(name: str, sessions: bool = False) -> None:
+    """Stop a node's sshd; with ``sessions`` its open sessions too (clients must connect anew).
+
+    Each session is a process of its own under the listener and outlives it; ending them is what a
+    host reboot does to the clients' master connections.
+    """
+    pidfile = ROOT / name / "sshd.pid"
+    pid = pid_alive(pidfile)
+    kids = _descendants(pid) if sessions and pid else []
+    stop_pid(pidfile)
+    for pid in kids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
+def rekey(node: dict, client_key: Path) -> None:
+    """The node's sshd with a host key no client knows (a reinstalled or impersonated host)."""
+    stop_node(node["name"], sessions=True)
+    other = ROOT / f"host_ed25519_other_{node['name']}"
+    if not other.exists():
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "omsup-sandbox-other", "-f", str(other)])
+    start_node(node, other, client_key)
 
 
 def stop_all(nodes: list[dict]) -> None:

@@ -26,6 +26,7 @@ have node         || missing+=(nodejs)
 have npm          || missing+=(npm)
 have gzip         || missing+=(gzip)
 have curl         || missing+=(curl)
+have sudo         || missing+=(sudo)  # the tests of `sudo: true` nodes
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   log "apt-get install ${missing[*]}"

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..audit import AUDIT
 from ..errors import NotReady
-from ..redact import redact
+from ..redact import excerpt, redact
 
 CM_PORT = 8088  # obd
 MAX_ANSWER = 4 * 1024 * 1024
@@ -31,11 +31,9 @@ def parse_cm_answer(raw: bytes) -> dict[str, Any]:
     try:
         doc = json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
-        raise NotReady(
-            f"the CM answered something that is not JSON: {redact(raw[:200])!r} ({type(e).__name__})"
-        ) from None
+        raise NotReady(f"the CM answered something that is not JSON: {excerpt(raw)!r} ({type(e).__name__})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("isSuccess"), bool):
-        raise NotReady(f"the CM answered without isSuccess: {redact(raw[:200])!r}")
+        raise NotReady(f"the CM answered without isSuccess: {excerpt(raw)!r}")
     return doc
 
 

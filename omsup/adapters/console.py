@@ -22,7 +22,7 @@ from typing import Any
 from ..audit import AUDIT
 from ..envfile import Console as ConsoleConfig
 from ..errors import NotReady
-from ..redact import mask_config, redact
+from ..redact import excerpt, mask_config, redact
 
 MAX_ANSWER = 32 * 1024 * 1024
 PAGE_SIZE = 150  # doc: the maximum
@@ -34,9 +34,9 @@ def parse_envelope(raw: bytes) -> dict[str, Any]:
     try:
         env = json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
-        raise NotReady(f"an answer that is not JSON: {redact(raw[:200])!r} ({type(e).__name__})") from None
+        raise NotReady(f"an answer that is not JSON: {excerpt(raw)!r} ({type(e).__name__})") from None
     if not isinstance(env, dict) or "success" not in env:
-        raise NotReady(f"an answer without the documented envelope: {redact(raw[:200])!r}")
+        raise NotReady(f"an answer without the documented envelope: {excerpt(raw)!r}")
     return env
 
 
@@ -45,14 +45,14 @@ def _records(data: Any, what: str) -> list[dict[str, Any]]:
     if data is None:
         return []
     if not isinstance(data, list) or not all(isinstance(x, dict) for x in data):
-        raise NotReady(f"{what}: the console answered {redact(str(data)[:200])!r}, not a list of objects")
+        raise NotReady(f"{what}: the console answered {excerpt(data)!r}, not a list of objects")
     return list(data)
 
 
 def parse_health(data: Any) -> dict[str, Any]:
     """obd: GET /oms/health answers data.healthy (a boolean)."""
     if not isinstance(data, dict) or not isinstance(data.get("healthy"), bool):
-        raise NotReady(f"/oms/health answered {redact(str(data)[:200])!r}, without data.healthy true or false")
+        raise NotReady(f"/oms/health answered {excerpt(data)!r}, without data.healthy true or false")
     return dict(data)
 
 
@@ -60,7 +60,7 @@ def parse_projects(data: Any) -> list[dict[str, Any]]:
     items = _records(data, "ListProjects")
     for p in items:
         if not isinstance(p.get("id"), str | int) or not isinstance(p.get("status"), str | None):
-            raise NotReady(f"ListProjects answered a project without an id or a status: {redact(str(p)[:200])!r}")
+            raise NotReady(f"ListProjects answered a project without an id or a status: {excerpt(p)!r}")
     return items
 
 
@@ -68,22 +68,21 @@ def parse_steps(data: Any) -> list[dict[str, Any]]:
     steps = _records(data, "DescribeProjectSteps")
     for s in steps:
         if not isinstance(s.get("name"), str):
-            raise NotReady(f"DescribeProjectSteps answered a step without a name: {redact(str(s)[:200])!r}")
+            raise NotReady(f"DescribeProjectSteps answered a step without a name: {excerpt(s)!r}")
     return steps
 
 
 def parse_components(data: Any) -> list[dict[str, Any]]:
     """The Incr-Sync components (the Connectors) of DescribeProjectComponents (doc, from 4.1.1)."""
     if not isinstance(data, dict):
-        raise NotReady(f"DescribeProjectComponents answered {redact(str(data)[:200])!r}, not an object")
+        raise NotReady(f"DescribeProjectComponents answered {excerpt(data)!r}, not an object")
     out = []
     for c in _records(data.get("incrSyncComponents"), "DescribeProjectComponents incrSyncComponents"):
         config = c.get("config")
         source = config.get("source") if isinstance(config, dict) else None
         if not isinstance(c.get("name"), str) or not isinstance(source, dict):
             raise NotReady(
-                f"DescribeProjectComponents: a component without a name or config.source: "
-                f"{redact(str(mask_config(c))[:200])!r}"
+                f"DescribeProjectComponents: a component without a name or config.source: {excerpt(mask_config(c))!r}"
             )
         out.append({"name": c["name"], "host": c.get("ip"), "status": c.get("status"), "source": source})
     return out
@@ -177,7 +176,7 @@ class Console:
     def project(self, project_id: str) -> dict[str, Any]:
         data = self.action("DescribeProject", {"id": project_id})
         if not isinstance(data, dict):
-            raise NotReady(f"DescribeProject {project_id} answered {redact(str(data)[:200])!r}, not an object")
+            raise NotReady(f"DescribeProject {project_id} answered {excerpt(data)!r}, not an object")
         return data
 
     def components(self, project_id: str) -> list[dict[str, Any]]:

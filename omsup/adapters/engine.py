@@ -8,6 +8,7 @@ through the node's host adapter, whose choke point records it.
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Callable
 from functools import cached_property
@@ -15,32 +16,52 @@ from typing import Any, TypeVar
 
 import docker
 import docker.errors
+import docker.tls
 import requests
 
 from ..audit import AUDIT
 from ..container_spec import ContainerSpec
+from ..envfile import TLS
 from ..errors import ContainerProblem
 from ..redact import redact
+from . import ssh
 from .hosts import Host
 
 T = TypeVar("T")
 
 
 class Engine:
-    def __init__(self, url: str, label: str, host: Host) -> None:
+    def __init__(self, url: str, label: str, host: Host, tls: TLS | None = None) -> None:
         self.url = url
         self.label = label
         self.node = label
-        self.host = host  # where the docker CLI runs
+        self.host = host  # where the docker CLI runs (and, for ssh, the transport)
+        self.tls = tls
+        self._relay: ssh.DialStdio | None = None
 
     @cached_property
     def client(self) -> docker.DockerClient:
-        # ssh:// goes through the system ssh client (as the docker CLI does), which honours
-        # ~/.ssh/config and known_hosts; the SDK's paramiko path ignores UserKnownHostsFile.
         # the API version is negotiated with the engine (recent engines refuse an old pinned one)
-        return docker.DockerClient(
-            base_url=self.url, timeout=120, use_ssh_client=self.url.startswith("ssh://"), version="auto"
-        )
+        if self.url.startswith("tcp://"):
+            tls = None
+            if self.tls is not None:  # verified both ways: the engine's certificate and ours
+                tls = docker.tls.TLSConfig(client_cert=(self.tls.cert, self.tls.key), ca_cert=self.tls.ca, verify=True)
+            return docker.DockerClient(base_url=self.url, tls=tls or False, timeout=120, version="auto")
+        if self.url.startswith("ssh://") or not self.host.is_local:
+            # the same OpenSSH transport as the host's commands: `docker system dial-stdio` on the node
+            target = ssh.resolve(self.url if self.url.startswith("ssh://") else self.host.spec)
+            remote = "docker system dial-stdio"
+            if self.url.startswith("unix://"):
+                remote = f"env DOCKER_HOST={shlex.quote(self.url)} {remote}"
+            if self.host.sudo:
+                remote = f"sudo -n {remote}"
+            self._relay = ssh.DialStdio(target, remote)
+            return docker.DockerClient(base_url=self._relay.url, timeout=120, version="auto")
+        return docker.DockerClient(base_url=self.url, timeout=120, version="auto")
+
+    def transport_error(self) -> str:
+        """What the ssh transport said last (a refused host key, a refused login), for messages."""
+        return f" (ssh: {self._relay.last_error})" if self._relay is not None and self._relay.last_error else ""
 
     def _call(
         self, action: str, fn: Callable[[], T], outcome: Callable[[T], str] = lambda _: "ok", retry: bool = True
@@ -70,7 +91,8 @@ class Engine:
         except Exception as e:
             AUDIT.record("engine", self.label, action, f"failed: {e}", time.monotonic() - t0, node=self.node)
             raise ContainerProblem(
-                f"engine of {self.label} ({self.url}): {action} failed: {type(e).__name__}: {redact(e)}",
+                f"engine of {self.label} ({self.url}): {action} failed: {type(e).__name__}: {redact(e)}"
+                f"{self.transport_error()}",
                 "check that the node's Docker engine runs and is reachable from here",
             ) from e
         AUDIT.record("engine", self.label, action, outcome(result), time.monotonic() - t0, node=self.node)
@@ -184,3 +206,6 @@ class Engine:
         if "client" in self.__dict__:
             self.client.close()
             del self.__dict__["client"]
+        if self._relay is not None:
+            self._relay.close()
+            self._relay = None

@@ -1,5 +1,8 @@
 """Hosts, through testinfra: run commands and move small files on a node or the backup host.
 
+Remote hosts are reached through OpenSSH (omsup/adapters/ssh.py: resolved with `ssh -G`,
+BatchMode, host keys verified on every connection); testinfra's ssh backend runs the commands.
+
 One choke point: ``run`` records every command once (redacted) with its exit code. Arguments
 are quoted in one place (``run("ls -- %s", path)``), never glued into shell strings. Steps do
 not write shell text: they call the verbs below (file facts, free space, an empty private
@@ -9,18 +12,20 @@ folder, an archive's manifest, ...).
 from __future__ import annotations
 
 import os
+import re
 import shlex
+import subprocess
 import time
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 import testinfra
 
 from ..audit import AUDIT
 from ..errors import HostProblem
-from ..redact import redact
+from ..redact import excerpt, redact
+from . import ssh
 
 
 @dataclass(frozen=True)
@@ -30,90 +35,65 @@ class Result:
     stderr: str
 
 
-def testinfra_spec(spec: str) -> str:
-    """The testinfra host spec for an environment file's ``host``.
-
-    ``ssh://`` is served by testinfra's paramiko backend (this project's choice): it gives SFTP,
-    so files such as the MySQL option file reach the host without appearing on a command line.
-    It reads ~/.ssh/config like ssh does.
-    """
-    if spec.startswith("ssh://"):
-        return "paramiko://" + spec[len("ssh://") :]
-    return spec
+# -- what the commands answer: total parsers (the project's error for anything unexpected) ---------
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+DF_LINE = re.compile(r"^\S.*?\s+(\d+)\s+(\d+)\s+(\d+)\s+(?:\d+%|-)\s+\S.*$")
+CLOCK = re.compile(r"^\s*(\d{1,12})\.(\d{1,9})\s+([+-])(\d\d)(\d\d)\s*$")
 
 
-def known_hosts_files(config: Path) -> list[str]:
-    """~/.ssh/known_hosts and every UserKnownHostsFile named in the ssh config (following Include)."""
-    files = [str(Path.home() / ".ssh" / "known_hosts")]
-    seen: set[Path] = set()
-
-    def walk(path: Path) -> None:
-        if path in seen or not path.exists():
-            return
-        seen.add(path)
-        for line in path.read_text().splitlines():
-            words = line.strip().split()
-            if len(words) >= 2 and words[0].lower() == "include":
-                for w in words[1:]:
-                    walk(Path(os.path.expanduser(w)) if w.startswith(("/", "~")) else path.parent / w)
-            elif len(words) >= 2 and words[0].lower() == "userknownhostsfile":
-                files.extend(os.path.expanduser(w) for w in words[1:])
-
-    walk(config)
-    return files
+def parse_file_facts(text: str, what: str) -> dict[str, Any]:
+    """`stat -c %s FILE && sha256sum -- FILE`: {"size", "sha256"}."""
+    lines = str(text).split("\n")
+    size = lines[0].strip() if lines else ""
+    digest = lines[1].split()[0] if len(lines) > 1 and lines[1].split() else ""
+    if not size.isascii() or not size.isdigit() or not SHA256.match(digest):
+        raise HostProblem(f"{what}: stat and sha256sum answered {excerpt(text)!r}, not a size and a SHA-256")
+    return {"size": int(size), "sha256": digest}
 
 
-def verified_client(backend: Any, config: Path) -> Any:
-    """A paramiko client for testinfra's backend that verifies host keys.
+def parse_df(text: str, what: str) -> int:
+    """The available bytes of `df -P -B1 -- FOLDER | tail -n 1` (the fourth column)."""
+    m = DF_LINE.match(str(text).strip())
+    if not m:
+        raise HostProblem(f"{what}: df answered {excerpt(text)!r}, not a line of df -P")
+    return int(m.group(3))
 
-    testinfra's paramiko backend accepts unknown host keys with a warning; a runbook for
-    production must not. Known hosts come from ~/.ssh/known_hosts and the ssh config's
-    UserKnownHostsFile; an unknown host is refused.
-    """
-    import paramiko
 
-    client = paramiko.SSHClient()
-    for known in known_hosts_files(config):
-        if os.path.exists(known):
-            client.load_host_keys(known)
-    client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    cfg: dict[str, Any] = {
-        "hostname": backend.host.name,
-        "port": int(backend.host.port) if backend.host.port else 22,
-        "username": backend.host.user,
-        "timeout": backend.timeout,
-    }
-    if config.exists():
-        with open(config) as f:
-            parsed = paramiko.SSHConfig()
-            parsed.parse(f)
-        backend._load_ssh_config(client, cfg, parsed, str(config.parent))
-    client.connect(**cfg)
-    return client
+def parse_clock(text: str, label: str) -> tuple[float, int]:
+    """`date -u +%s.%N; date +%z`: (seconds since the epoch, the UTC offset in minutes)."""
+    m = CLOCK.match(str(text))
+    if not m or int(m.group(4)) > 23 or int(m.group(5)) > 59:
+        raise HostProblem(f"{label}: `date` answered {excerpt(text)!r}, not a time and an offset")
+    sign = 1 if m.group(3) == "+" else -1
+    return float(f"{m.group(1)}.{m.group(2)}"), sign * (int(m.group(4)) * 60 + int(m.group(5)))
 
 
 class Host:
-    """A node or the backup host."""
+    """A node or the backup host: local://, or ssh://[user@]host[:port] through OpenSSH (see ssh.py)."""
 
-    def __init__(self, spec: str, label: str, node: str | None = None) -> None:
+    def __init__(self, spec: str, label: str, node: str | None = None, sudo: bool = False) -> None:
         self.spec = spec
         self.label = label
         self.node = node
+        self.sudo = sudo  # `sudo -n` for every command, as the documents' `sudo docker ...`
 
     @property
     def is_local(self) -> bool:
         return self.spec == "local://"
 
     @cached_property
+    def target(self) -> ssh.SshTarget:
+        return ssh.resolve(self.spec)
+
+    @cached_property
     def _host(self) -> Any:
-        kwargs: dict[str, Any] = {}
-        cfg = Path.home() / ".ssh" / "config"
-        if not self.is_local and cfg.exists():
-            kwargs["ssh_config"] = str(cfg)
-        host = testinfra.get_host(testinfra_spec(self.spec), **kwargs)
-        if not self.is_local:
-            host.backend.client = verified_client(host.backend, cfg)
-        return host
+        if self.is_local:
+            return testinfra.get_host("local://")
+        # testinfra's ssh backend runs the system's ssh with these options (they override the config's)
+        return testinfra.get_host(f"ssh://{self.target.alias}", ssh_extra_args=shlex.join(ssh.options(self.target)))
+
+    def _sudo(self, shown: str) -> str:
+        return f"sudo -n /bin/sh -c {shlex.quote(shown)}" if self.sudo else shown
 
     # -- the choke point ---------------------------------------------------------------------
     def run(self, command: str, *args: str, quiet: bool = False) -> Result:
@@ -121,14 +101,15 @@ class Host:
         shown = command % tuple(shlex.quote(str(a)) for a in args) if args else command
         t0 = time.monotonic()
         try:
-            r = self._host.run(command, *args)
+            r = self._host.run(self._sudo(shown))  # already quoted: no arguments, no %-formatting
         except Exception as e:  # connection refused, auth failure, host key...
             AUDIT.record("host", self.label, shown, f"unreachable: {e}", time.monotonic() - t0, node=self.node)
             raise HostProblem(
                 f"host {self.label} ({self.spec}) is unreachable: {type(e).__name__}: {redact(e)}",
                 "check that the host is up, that SSH answers and the key is accepted (ssh from this machine)",
             ) from e
-        result = Result(int(r.rc), str(r.stdout), str(r.stderr))
+        # the bytes, decoded leniently: a file or a tool may answer anything (a lock file of garbage)
+        result = Result(int(r.rc), r.stdout_bytes.decode("utf-8", "replace"), r.stderr_bytes.decode("utf-8", "replace"))
         outcome = f"exit {result.rc}"
         if result.rc != 0 and not quiet:
             outcome += f": {redact(result.stderr.strip())[-300:]}"
@@ -202,24 +183,19 @@ class Host:
         r = self.run("test -f %s && stat -c %%s %s && sha256sum -- %s", path, path, path, quiet=True)
         if r.rc != 0:
             return None
-        lines = r.stdout.split("\n")
-        return {"size": int(lines[0].strip()), "sha256": lines[1].split()[0]}
+        return parse_file_facts(r.stdout, f"{self.label}: {path}")
 
     def tail(self, path: str, nbytes: int = 256) -> str:
         return self.check("tail -c %s -- %s", str(nbytes), path, what="read the end of a file")
 
     def free_bytes(self, folder: str) -> int:
         out = self.check("df -P -B1 -- %s | tail -n 1", folder, what="disk space")
-        return int(out.split()[3])
+        return parse_df(out, f"{self.label}: {folder}")
 
     def clock(self) -> tuple[float, int]:
         """The host's clock: (seconds since the epoch, its UTC offset in minutes)."""
-        out = self.check("date -u +%s.%N; date +%z", what="read the clock").split()  # no arguments: no %-quoting
-        try:
-            offset = int(out[1][0] + "1") * (int(out[1][1:3]) * 60 + int(out[1][3:5]))
-            return float(out[0]), offset
-        except (IndexError, ValueError):
-            raise HostProblem(f"{self.label}: `date` answered {out!r}, not a time and an offset") from None
+        out = self.check("date -u +%s.%N; date +%z", what="read the clock")  # no arguments: no %-quoting
+        return parse_clock(out, self.label)
 
     def head_line(self, path: str) -> str:
         """The first line of a file (at most 4 KiB of it)."""
@@ -231,37 +207,22 @@ class Host:
         return self.run("tar -xzOf %s manifest.json", path, quiet=True)
 
     def put_secret_file(self, path: str, content: str) -> None:
-        """Write ``content`` to ``path`` with mode 0600, never through a command line."""
+        """Write ``content`` to ``path`` with mode 0600, through stdin: never on a command line."""
         t0 = time.monotonic()
         data = content.encode("utf-8")
+        shown = f"write {path} (0600, {len(data)} bytes, content not shown)"
         try:
-            if self.is_local:
+            if self.is_local and not self.sudo:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)
             else:
-                sftp = self._host.backend.client.open_sftp()
-                try:
-                    with sftp.open(path, "wb") as f:
-                        f.chmod(0o600)
-                        f.write(data)
-                finally:
-                    sftp.close()
-        except Exception as e:
-            AUDIT.record(
-                "host",
-                self.label,
-                f"write {path} (0600, {len(data)} bytes)",
-                f"failed: {e}",
-                time.monotonic() - t0,
-                node=self.node,
-            )
-            raise HostProblem(f"cannot write {path} on {self.label}: {redact(e)}") from e
-        AUDIT.record(
-            "host",
-            self.label,
-            f"write {path} (0600, {len(data)} bytes, content not shown)",
-            "ok",
-            time.monotonic() - t0,
-            node=self.node,
-        )
+                remote = self._sudo(f"umask 077 && cat > {shlex.quote(path)} && chmod 600 {shlex.quote(path)}")
+                argv = ["/bin/sh", "-c", remote] if self.is_local else ssh.command(self.target, remote)
+                p = subprocess.run(argv, input=data, capture_output=True, timeout=60)
+                if p.returncode != 0:
+                    raise OSError(f"exit {p.returncode}: {p.stderr.decode('utf-8', 'replace').strip()[-300:]}")
+        except (OSError, subprocess.SubprocessError) as e:
+            AUDIT.record("host", self.label, shown, f"failed: {e}", time.monotonic() - t0, node=self.node)
+            raise HostProblem(f"cannot write {path} on {self.label}: {redact(e)}") from None
+        AUDIT.record("host", self.label, shown, "ok", time.monotonic() - t0, node=self.node)

@@ -25,7 +25,7 @@ import pymysql
 from ..audit import AUDIT
 from ..envfile import MetaDB as MetaDBConfig
 from ..errors import BackupProblem, MetaDBProblem
-from ..redact import redact
+from ..redact import excerpt, redact
 from .hosts import Host
 
 # doc 003/004: the prune statement, verbatim.
@@ -56,6 +56,30 @@ def _option_value(value: str) -> str:
 def row_text(columns: list[str]) -> str:
     """One row as text, NULL and '' told apart: CONCAT_WS of 'v'+value or 'n' per column."""
     return "CONCAT_WS(0x1f, " + ", ".join(f"IFNULL(CONCAT('v', {quote_ident(c)}), 'n')" for c in columns) + ")"
+
+
+def parse_ha_config(raw: Any, what: str) -> dict[str, Any]:
+    """The ha.config value: a JSON object (enable, perceiveStoreClientCheckpoint, ...)."""
+    if isinstance(raw, bytes | bytearray):
+        raw = raw.decode("utf-8", "replace")
+    try:
+        value = json.loads(raw)
+    except (ValueError, TypeError, RecursionError):
+        raise MetaDBProblem(f"{what} is not JSON: {excerpt(raw)!r}") from None
+    if not isinstance(value, dict):
+        raise MetaDBProblem(f"{what} is not a JSON object: {excerpt(raw)!r}")
+    return value
+
+
+def parse_source_config(raw: Any) -> dict[str, Any]:
+    """connector_task.source_config: a JSON object, or {} for anything else (shown as not readable)."""
+    if isinstance(raw, bytes | bytearray):
+        raw = raw.decode("utf-8", "replace")
+    try:
+        value = json.loads(raw)
+    except (ValueError, TypeError, RecursionError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 class MetaDB:
@@ -240,13 +264,7 @@ class MetaDB:
                 f"{rm}.oms_normal_config has no ha.config row",
                 "check metadb.rm in the environment file names the rm database",
             )
-        try:
-            value = json.loads(rows[0][0])
-        except (ValueError, TypeError, RecursionError):
-            raise MetaDBProblem(f"{rm}.oms_normal_config ha.config is not JSON: {str(rows[0][0])[:200]!r}") from None
-        if not isinstance(value, dict):
-            raise MetaDBProblem(f"{rm}.oms_normal_config ha.config is not a JSON object: {str(rows[0][0])[:200]!r}")
-        return value
+        return parse_ha_config(rows[0][0], f"{rm}.oms_normal_config ha.config")
 
     def write_ha_config(self, rm: str, value: dict[str, Any]) -> None:
         self.execute(
@@ -301,17 +319,13 @@ class MetaDB:
         for name, pid, host, status, raw in self.query(
             "SELECT name, project_id, host_ip, status, source_config FROM connector_task ORDER BY name", db=cm
         ):
-            try:
-                source = json.loads(raw)
-            except (ValueError, TypeError, RecursionError):
-                source = None
             out.append(
                 {
                     "name": str(name),
                     "project": str(pid),
                     "host": str(host),
                     "status": str(status),
-                    "source": source if isinstance(source, dict) else {},
+                    "source": parse_source_config(raw),
                 }
             )
         return out

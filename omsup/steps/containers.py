@@ -46,17 +46,29 @@ def env_of(attrs: dict[str, Any]) -> dict[str, str]:
 
 def image_version(run: Run, node: Node, attrs: dict[str, Any]) -> Version | None:
     """The OMS version an image names: its tag (feature_x.y.z-ce), else its label."""
-    candidates = [attrs.get("Config", {}).get("Image", "")]
-    candidates += run.engines[node.name].image_tags(attrs.get("Image", ""))
+    image = attrs.get("Image") if isinstance(attrs, dict) else None
+    tags = run.engines[node.name].image_tags(image) if isinstance(image, str) and image else []
+    return version_from_inspect(attrs, tags)
+
+
+def version_from_inspect(attrs: Any, tags: list[str]) -> Version | None:
+    """The version named by a container's `docker inspect` (Config.Image, then the image's tags, then
+    the label com.oceanbase.oms.version), or None: never an error, whatever the engine answered."""
+    config = attrs.get("Config") if isinstance(attrs, dict) else None
+    config = config if isinstance(config, dict) else {}
+    candidates = [config.get("Image"), *tags]
     for ref in candidates:
+        if not isinstance(ref, str):
+            continue
         tag = ref.rsplit(":", 1)[-1] if ":" in ref.rsplit("/", 1)[-1] else ""
         try:
             return Version.from_image_tag(tag)
         except ValueError:
             continue
-    label = (attrs.get("Config", {}).get("Labels") or {}).get("com.oceanbase.oms.version")
+    labels = config.get("Labels")
+    label = labels.get("com.oceanbase.oms.version") if isinstance(labels, dict) else None
     try:
-        return Version.parse(label) if label else None
+        return Version.parse(label) if isinstance(label, str) and label else None
     except ValueError:
         return None
 

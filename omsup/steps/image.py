@@ -15,22 +15,23 @@ from ..context import Run
 from ..envfile import Node
 from ..errors import ContainerProblem, PreconditionRefused
 from ..record import Package
+from ..redact import redact
 from ..runbook import Step, Touches
 from ..versions import Version, VersionError
 
 
 def manifest_tags(text: str) -> list[str]:
-    """RepoTags of a `docker save` manifest.json. Raises ValueError when it is not one."""
+    """RepoTags of a `docker save` manifest.json. Raises ValueError (naming manifest.json) when it is not one."""
     try:
         doc = json.loads(text)
-    except ValueError as e:
-        raise ValueError("manifest.json is not JSON") from e
+    except (ValueError, RecursionError):
+        raise ValueError("manifest.json is not JSON") from None
     if not isinstance(doc, list) or not all(isinstance(e, dict) for e in doc):
         raise ValueError("manifest.json is not a list of images")
-    tags = [t for e in doc for t in (e.get("RepoTags") or [])]
-    if not all(isinstance(t, str) for t in tags):
-        raise ValueError("manifest.json has RepoTags that are not strings")
-    return tags
+    lists = [e.get("RepoTags") or [] for e in doc]
+    if not all(isinstance(x, list) and all(isinstance(t, str) for t in x) for x in lists):
+        raise ValueError("manifest.json has RepoTags that are not lists of strings")
+    return [t for x in lists for t in x]
 
 
 def check_package(run: Run, node: Node, target: Version) -> Package:
@@ -51,12 +52,12 @@ def check_package(run: Run, node: Node, target: Version) -> Package:
     if listing.rc != 0:
         raise PreconditionRefused(
             f"node {node.name}: {path} is not a complete image archive (damaged download?): "
-            f"tar says {listing.stderr.strip()[-300:]!r}"
+            f"tar says {redact(listing.stderr.strip())[-300:]!r}"
         )
     try:
         tags = manifest_tags(listing.stdout)
     except ValueError as e:
-        raise PreconditionRefused(f"node {node.name}: {path} is not a docker save archive ({e})") from e
+        raise PreconditionRefused(f"node {node.name}: {path} is not a docker save archive ({e})") from None
     for tag in tags:
         try:
             if Version.from_image_tag(tag.rsplit(":", 1)[-1]) == target:

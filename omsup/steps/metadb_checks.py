@@ -21,6 +21,7 @@ from ..container_spec import CONFIG_TARGET, bind_target
 from ..context import Run
 from ..envfile import Node
 from ..errors import PreconditionRefused
+from ..redact import excerpt
 from ..versions import Version, metadb_engine, metadb_rule_for, metadb_supported
 
 CLOCK_TOLERANCE = 10.0  # seconds between the MetaDB's and a node's clock
@@ -77,14 +78,20 @@ def read_config(run: Run, node: Node, binds: list[str]) -> dict[str, Any]:
                 f"node {node.name}: {src} is not readable by the SSH user, and `docker exec "
                 f"{run.env.container} cat {CONFIG_TARGET}` exited {rc}"
             )
+    return parse_config_yaml(text, f"node {node.name}: {src}")
+
+
+def parse_config_yaml(text: str, what: str) -> dict[str, Any]:
+    """An OMS config.yaml (a flat mapping of a few dozen keys); anything else is the project's error."""
     if len(text) > MAX_CONFIG_BYTES:
-        raise PreconditionRefused(f"node {node.name}: {src} is {len(text)} bytes, not an OMS config.yaml")
+        raise PreconditionRefused(f"{what} is {len(text)} bytes, not an OMS config.yaml")
     try:
         cfg = yaml.safe_load(text)
-    except (yaml.YAMLError, RecursionError) as e:
-        raise PreconditionRefused(f"node {node.name}: {src} is not valid YAML: {str(e).splitlines()[0]}") from None
+    except Exception as e:  # noqa: BLE001 - PyYAML's constructors raise anything on odd tags (!!timestamp x)
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise PreconditionRefused(f"{what} is not valid YAML: {excerpt(first)}") from None
     if not isinstance(cfg, dict):
-        raise PreconditionRefused(f"node {node.name}: {src} is not a mapping")
+        raise PreconditionRefused(f"{what} is not a mapping")
     return cfg
 
 

@@ -8,6 +8,7 @@ a folder that has no conftest.py at all.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -33,7 +34,13 @@ def sh(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.C
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("wheel")
-    sh(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp / "dist"), str(ROOT), cwd=tmp)
+    src = tmp / "src"  # built from a copy of the checkout: the build leaves nothing in the checkout
+    shutil.copytree(
+        ROOT,
+        src,
+        ignore=shutil.ignore_patterns(".venv", "node_modules", "reports", ".git", "build", "__pycache__", "*.egg-info"),
+    )
+    sh(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp / "dist"), str(src), cwd=tmp)
     (wheel,) = (tmp / "dist").glob("omsup-*.whl")
     venv = tmp / "venv"
     sh(sys.executable, "-m", "venv", str(venv), cwd=tmp)

@@ -1,16 +1,21 @@
 """The audit report of a sandbox run: the run folder, no secret anywhere, the HTML in a real browser."""
 
 import base64
+import hashlib
 import json
 import re
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+
+import omsup
 
 from .conftest import ROOT, STATE
 
@@ -67,7 +72,13 @@ def upgraded(sandbox):
     stop.set()
     t.join()
     assert p.returncode == 0, p.stdout[-3000:]
-    return {"folder": sandbox.last_report("upgrade_429"), "output": p.stdout + p.stderr, "ps": seen, "secrets": secrets}
+    return {
+        "folder": sandbox.last_report("upgrade_429"),
+        "output": p.stdout + p.stderr,
+        "ps": seen,
+        "secrets": secrets,
+        "env": env,
+    }
 
 
 def test_run_folder_holds_everything(upgraded):
@@ -89,13 +100,28 @@ def test_run_folder_holds_everything(upgraded):
         "version.target=4.2.9-CE",
         "nodes=n1(127.0.0.11)",
         "operator=",
-        "project.commit=",
+        f"project.version={omsup.__version__}",
+        "control.machine=",
+        "run.started=20",
+        "run.ended=20",
     ):
         assert key in props
+    env_sha = hashlib.sha256(Path(upgraded["env"]).read_bytes()).hexdigest()
+    assert f"environment.sha256={env_sha}" in props
     cats = {c["name"] for c in json.loads((f / "allure-results" / "categories.json").read_text())}
     assert {"Precondition refused", "Backup problem", "Container problem", "MetaDB problem", "OMS not ready"} <= cats
     s = json.loads((f / "summary.json").read_text())
     assert s["outcome"] == "complete" and s["times"]["T1"] and s["times"]["T2"]
+    assert s["environment_sha256"] == env_sha and s["project_version"] == omsup.__version__
+    assert s["control_machine"]["host"] == socket.gethostname()
+    started, ended = (datetime.fromisoformat(s["times"][k]) for k in ("run_started", "run_ended"))
+    assert started.utcoffset() == ended.utcoffset() == timedelta(0) and started < ended
+    md = (f / "summary.md").read_text()
+    assert env_sha in md and f"Started {s['times']['run_started']}, ended {s['times']['run_ended']}" in md
+    assert "> **Warning**: console.scheme is http" in md  # the sandbox's console speaks http with Basic auth
+    for line in (f / "events.jsonl").read_text().splitlines():  # full ISO-8601 UTC times
+        t = datetime.fromisoformat(json.loads(line)["time"])
+        assert t.utcoffset() == timedelta(0) and started <= t <= ended + timedelta(seconds=1)
     assert s["times"]["downtime_seconds"] > 0
     assert len(s["steps"]) == 11 and all(st["status"] == "passed" and st["seconds"] is not None for st in s["steps"])
     assert {b["db"] for b in s["backups"]} == {"rm_428", "cm_428", "cm_hb_428"}
@@ -186,6 +212,62 @@ def test_the_single_file_report_opens_from_disk_in_chromium(upgraded, tmp_path):
     assert shot.exists() and shot.stat().st_size > 10_000
     (ROOT / "reports").mkdir(exist_ok=True)
     (ROOT / "reports" / "last-browser-test.png").write_bytes(shot.read_bytes())
+
+
+def test_the_report_makes_no_request_to_any_outside_host(upgraded, tmp_path):
+    """Chromium with every outside host unreachable and its network log on: the page asks for nothing but
+    itself (Allure 3 embeds an analytics script; the run folder's copy has it stripped)."""
+    html = upgraded["folder"] / "report.html"
+    text = html.read_text()
+    assert "googletagmanager" not in text and "gtag(" not in text and "Content-Security-Policy" in text
+    netlog = tmp_path / "netlog.json"
+    with tempfile.TemporaryDirectory() as profile:
+        dom = subprocess.run(
+            [
+                *CHROMIUM,
+                f"--user-data-dir={profile}",
+                "--virtual-time-budget=15000",
+                "--host-resolver-rules=MAP * ~NOTFOUND",  # the network blocked: no name resolves
+                "--proxy-server=127.0.0.1:9",
+                f"--log-net-log={netlog}",
+                "--net-log-capture-mode=Everything",
+                "--dump-dom",
+                html.as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout
+    assert "Run summary" in dom  # the page rendered
+    log = json.loads(netlog.read_text())
+    urls = set()
+    for ev in log["events"]:
+        url = (ev.get("params") or {}).get("url")
+        if isinstance(url, str):
+            urls.add(url)
+    outside = {u for u in urls if u.startswith(("http://", "https://", "ws://", "wss://"))}
+    assert urls, "the network log recorded nothing: it would prove nothing"
+    assert outside == set(), outside
+
+
+def test_a_plan_is_a_change_ticket(sandbox):
+    sandbox.fresh()
+    p = sandbox.runbook("upgrade_429", "--plan")
+    assert p.returncode == 0, p.output[-3000:]
+    folder = sandbox.last_report("upgrade_429")
+    md = (folder / "summary.md").read_text()
+    s = json.loads((folder / "summary.json").read_text())
+    assert s["outcome"] == "planned" and "## Plan (change ticket)" in md and "Nothing was changed" in md
+    labels = [f"{st['number']}. {st['title']}" for st in s["steps"]]
+    planned = [x["step"] for x in s["plan"]]
+    assert len(planned) >= 8 and planned == [x for x in labels if x in planned]  # in the runbook's order
+    for entry in s["plan"]:
+        assert entry["doc"] and entry["lines"] and f"### {entry['step']} (doc {entry['doc']})" in md
+    text = "\n".join(x for e in s["plan"] for x in e["lines"])
+    for what in ("n1", "n2", "docker stop", "mysqldump", "IS_UPGRADE=true", "docker_init.sh"):
+        assert what in text, what
+    # in the document's order: the containers stop before the dumps, the new image starts after them
+    assert text.index("docker stop") < text.index("mysqldump") < text.index("IS_UPGRADE=true")
 
 
 def test_regenerating_the_html_gives_the_same_content(upgraded, tmp_path):

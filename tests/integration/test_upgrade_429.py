@@ -126,7 +126,7 @@ def test_two_regions_over_ssh(sandbox):
     manifest = backups_intact(sandbox)
     assert {b["db"] for b in manifest} == {"rm_428", "cm_428", "cm_hb_428_1", "cm_hb_428_2"}
     events = (sandbox.last_report("upgrade_429") / "events.jsonl").read_text()
-    assert "paramiko" not in events and '"target": "n3"' in events
+    assert '"target": "n3"' in events
     # docker_init.sh ran once per region (cm_nodes identical within a region)
     inits = [json.loads(x) for x in events.splitlines() if "docker_init.sh" in x]
     assert sorted({e["node"] for e in inits}) == ["n1", "n3"]

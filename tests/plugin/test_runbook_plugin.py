@@ -1,6 +1,7 @@
 """The runbook plugin from outside (pytester): ordering, skip cascade, resume, --until, --plan."""
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -212,9 +213,76 @@ def test_a_second_operator_is_refused_naming_who_holds_the_lock(book, pytester):
         ["*another run holds the lock of environment prod-eu: rollback_429 by alice*since 2026-11-23T01:00:00Z*"]
     )
     u = pytester.run(sys.executable, "-m", "omsup", "unlock", "--env", "env.yaml")
-    assert u.ret == 0 and "alice" in u.stdout.str()
+    assert u.ret == 1 and "taken on jump1" in u.stdout.str() and "--force" in u.stderr.str() and lock.exists()
+    u = pytester.run(sys.executable, "-m", "omsup", "unlock", "--env", "env.yaml", "--force")
+    assert u.ret == 0 and "released the lock held by rollback_429 by alice" in u.stdout.str()
     book().assert_outcomes(passed=4)
     assert not lock.exists()  # released at the end of the run
+
+
+@pytest.mark.parametrize("content", ["5", "null", '{"pid": [1]}', "\udcff garbage"])
+def test_a_lock_file_omsup_did_not_write_is_shown_not_a_traceback(book, pytester, content):
+    lock = book.backups / "prod-eu" / ".omsup.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_bytes(content.encode("utf-8", "surrogateescape"))
+    r = book()
+    assert r.ret == 10 and book.log() == [] and "Traceback" not in r.stdout.str() + r.stderr.str()
+    r.stdout.fnmatch_lines(["*another run holds the lock of environment prod-eu: a lock file omsup did not write*"])
+    u = pytester.run(sys.executable, "-m", "omsup", "unlock", "--env", "env.yaml")
+    assert u.ret == 1 and "cannot be told" in u.stdout.str() and lock.exists()
+    assert "Traceback" not in u.stdout.str() + u.stderr.str()
+    u = pytester.run(sys.executable, "-m", "omsup", "unlock", "--env", "env.yaml", "--force")
+    assert u.ret == 0 and not lock.exists()
+    book().assert_outcomes(passed=4)
+
+
+def test_unlock_of_a_run_killed_on_this_machine_needs_no_force(book, pytester):
+    import socket
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock = book.backups / "prod-eu" / ".omsup.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text(
+        json.dumps(
+            {
+                "runbook": "upgrade_429",
+                "operator": "bob",
+                "user": "root",
+                "pid": dead.pid,
+                "machine": socket.gethostname(),
+                "since": "2026-11-23T01:00:00Z",
+            }
+        )
+    )
+    u = pytester.run(sys.executable, "-m", "omsup", "unlock", "--env", "env.yaml")
+    assert u.ret == 0 and f"pid {dead.pid} no longer runs on this machine" in u.stdout.str() and not lock.exists()
+
+
+def test_unlock_of_a_live_run_on_this_machine_needs_force(book, pytester):
+    import socket
+
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "pytest"])
+    try:
+        lock = book.backups / "prod-eu" / ".omsup.lock"
+        lock.parent.mkdir(parents=True)
+        lock.write_text(
+            json.dumps(
+                {
+                    "runbook": "upgrade_429",
+                    "operator": "bob",
+                    "user": "root",
+                    "pid": live.pid,
+                    "machine": socket.gethostname(),
+                    "since": "2026-11-23T01:00:00Z",
+                }
+            )
+        )
+        u = pytester.run(sys.executable, "-m", "omsup", "unlock", "--env", "env.yaml")
+        assert u.ret == 1 and f"pid {live.pid} still runs on this machine" in u.stdout.str() and lock.exists()
+    finally:
+        live.kill()
+        live.wait()
 
 
 def test_the_lock_is_released_after_a_failed_run(book, monkeypatch):

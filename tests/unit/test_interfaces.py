@@ -137,3 +137,44 @@ def test_grants_global_and_per_database():
     assert "ALL" in privileges(grants, "cm_428")
     assert all(p not in privileges(grants, "cm_hb_428") for p in RESTORE_NEEDS)
     assert privileges(["GRANT ALL PRIVILEGES ON *.* TO 'root' WITH GRANT OPTION"], "x") == {"ALL"}
+
+
+def test_list_projects_stops_at_the_page_cap(monkeypatch):
+    """A console that keeps answering full pages is not believed forever: a clear error after the cap."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from omsup.adapters import console as mod
+    from omsup.envfile import Console as ConsoleConfig
+    from omsup.envfile import Secret
+
+    asked: list[int] = []
+
+    class Endless(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the http.server API
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            asked.append(body["pageNumber"])
+            page = [{"id": f"p{body['pageNumber']}-{i}", "status": "RUNNING"} for i in range(body["pageSize"])]
+            raw = json.dumps({"success": True, "data": page, "totalCount": None}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Endless)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(mod, "MAX_PAGES", 7)
+    try:
+        c = mod.Console(
+            ConsoleConfig(server.server_port, "http", "admin", Secret("test", "x" * 12), None), "127.0.0.1", "n1"
+        )
+        with pytest.raises(NotReady, match="still answers full pages after 7 pages"):
+            c.list_projects()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert asked == [1, 2, 3, 4, 5, 6, 7]

@@ -54,3 +54,35 @@ def test_non_ascii_secret_is_masked_in_every_encoding_it_takes_in_output():
     ):
         out = redact.redact(f"before {shown} after")
         assert redact.MASK in out and "äß" not in out and "\\u00e4" not in out and "%C3%A4" not in out, shown
+
+
+def test_an_excerpt_is_redacted_before_it_is_cut():
+    secret = "Straddling-Secret-42"
+    redact.register(secret)
+    text = "x" * 190 + secret + "y" * 50  # the cut at 200 falls inside the secret
+    out = redact.excerpt(text)
+    assert len(out) <= 200 and "Straddling" not in out and "Stra" not in out[190:]
+    assert redact.excerpt(text.encode()) == out  # bytes are decoded first, the same way
+
+
+def test_a_configuration_nested_too_deeply_is_not_shown():
+    deep: object = {"password": "p"}
+    for _ in range(5000):
+        deep = {"a": deep}
+    masked = redact.mask_config(deep)
+    assert "nested deeper than" in str(redact.excerpt(masked, 100_000))
+
+
+def test_the_report_is_stripped_of_outside_requests():
+    from omsup.report import offline
+
+    html = (
+        '<html><head><meta charset="utf-8"><script src="data:text/javascript;base64,eA=="></script>'
+        '<script async src="https://www.googletagmanager.com/gtag/js?id=G-X"></script>\n<script>\n'
+        "window.dataLayer = window.dataLayer || [];\nfunction gtag(){dataLayer.push(arguments);}\n"
+        "gtag('config', 'G-X');</script><script>window.allureReportData = {};</script></head><body></body></html>"
+    )
+    out = offline(html)
+    assert "googletagmanager" not in out and "gtag" not in out and "dataLayer" not in out
+    assert 'src="data:text/javascript;base64,eA=="' in out and "window.allureReportData" in out
+    assert out.index("Content-Security-Policy") < out.index("<script") and "default-src 'none'" in out
