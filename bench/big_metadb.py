@@ -6,9 +6,9 @@ backup) and configuration history in cm (--bulk-mb of 1 KiB rows), on top of the
 rows it always has. Memory is sampled every 50 ms from /proc: VmHWM (the high-water mark) of the
 runbook's own process, and the largest resident size of any mysqldump/mysql it started. The same
 run on the default (small) sandbox gives the baseline for "memory stays flat".
-Writes bench/results/big_metadb.json.
+Writes bench/results/big_metadb-<metadb>.json.
 
-    python bench/big_metadb.py --heartbeat-rows 30000000 --bulk-mb 1200
+    python bench/big_metadb.py --metadb oceanbase --heartbeat-rows 20000000 --bulk-mb 1500
 """
 
 from __future__ import annotations
@@ -87,19 +87,22 @@ def measured(args: list[str]) -> dict:
 
 
 def sizes() -> dict[str, int]:
+    """Bytes of each database as the engine counts them (data and indexes), read as the MetaDB's root."""
+    import pymysql
+
     st = json.loads(sh(sys.executable, "-m", "sandbox", "status", "--json").stdout)["metadb"]
     dbs = [st["rm"], st["cm"], *st["cm_hb"]]
-    q = (
-        "SELECT table_schema, SUM(data_length + index_length) FROM information_schema.tables "
-        f"WHERE table_schema IN ({','.join(repr(d) for d in dbs)}) GROUP BY table_schema"
-    )
-    out = subprocess.run(
-        ["mariadb", "-S", str(STATE / "metadb" / "mysqld.sock"), "-uroot", "-N", "-e", q],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return {line.split("\t")[0]: int(line.split("\t")[1]) for line in out.splitlines()}
+    conn = pymysql.connect(host=st["host"], port=int(st["port"]), user="root", password=st["root_password"])
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT table_schema, SUM(data_length + index_length) FROM information_schema.tables "
+                f"WHERE table_schema IN ({','.join(['%s'] * len(dbs))}) GROUP BY table_schema",
+                dbs,
+            )
+            return {str(db): int(n or 0) for db, n in cur.fetchall()}
+    finally:
+        conn.close()
 
 
 def ledger(name: str) -> dict:
@@ -192,15 +195,18 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--heartbeat-rows", default="30000000")
     ap.add_argument("--bulk-mb", default="1200")
+    ap.add_argument("--metadb", default="oceanbase", choices=["oceanbase", "mariadb"])
     a = ap.parse_args()
+    engine = ["--metadb", a.metadb]
     result = {
-        "small": one([], with_plain=False),
-        "big": one(["--heartbeat-rows", a.heartbeat_rows, "--bulk-mb", a.bulk_mb], with_plain=True),
+        "metadb": a.metadb,
+        "small": one(engine, with_plain=False),
+        "big": one([*engine, "--heartbeat-rows", a.heartbeat_rows, "--bulk-mb", a.bulk_mb], with_plain=True),
     }
     sh(sys.executable, "-m", "sandbox", "down")
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
-    (out / "big_metadb.json").write_text(json.dumps(result, indent=2))
+    (out / f"big_metadb-{a.metadb}.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
 
 

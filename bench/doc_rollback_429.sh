@@ -6,12 +6,12 @@ set -euo pipefail
 . "$(dirname "$0")/sandbox_client.sh"
 LEDGER=$(ls -d "$S"/ledgers/upgrade_429/*/ledger.json | tail -1)
 DIR=$(python3 -c 'import json,sys,os; print(os.path.dirname(json.load(open(sys.argv[1]))["facts"]["backups"][0]["path"]))' "$LEDGER")
-sql -D rm_428 -e "UPDATE oms_normal_config SET cfg_value=JSON_SET(cfg_value,'$.enable',false) WHERE cfg_name='ha.config'"
+sql -D "$RM" -e "UPDATE oms_normal_config SET cfg_value=JSON_SET(cfg_value,'$.enable',false) WHERE cfg_name='ha.config'"
 echo "T3 $(date +%s.%N)"
 for n in $NODES; do DOCKER_HOST=unix://$S/nodes/$n/docker.sock docker stop oms_ce >/dev/null; done
 echo "RESTORE_START $(date +%s.%N)"
-sql -e "drop database rm_428; drop database cm_428; drop database cm_hb_428; create database rm_428; create database cm_428; create database cm_hb_428;"
-for db in rm_428 cm_428 cm_hb_428; do sql -e "source $DIR/$db.sql" -D$db; done
+for db in $RM $CM $CM_HB; do sql -e "drop database $db; create database $db;"; done
+for db in $RM $CM $CM_HB; do sql -e "source $DIR/$db.sql" -D$db; done
 echo "RESTORE_END $(date +%s.%N)"
 for n in $NODES; do
   export DOCKER_HOST=unix://$S/nodes/$n/docker.sock
@@ -22,7 +22,7 @@ for n in $NODES; do
 done
 for n in $NODES; do
   ip=127.0.0.$((10 + ${n#n}))
-  until curl -sf "http://$ip:8089/oms/health" | grep -q '"healthy": true'; do sleep 0.5; done
+  until curl -sf "http://$ip:8089/oms/health" | grep -q '"healthy": *true'; do sleep 0.5; done
 done
 echo "SERVING $(date +%s.%N)"
-sql -D rm_428 -e "UPDATE oms_normal_config SET cfg_value=JSON_SET(cfg_value,'$.enable',true,'$.refetchStoreIntervalMin',40) WHERE cfg_name='ha.config'"
+sql -D "$RM" -e "UPDATE oms_normal_config SET cfg_value=JSON_SET(cfg_value,'$.enable',true,'$.refetchStoreIntervalMin',40) WHERE cfg_name='ha.config'"

@@ -80,8 +80,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--bulk-mb", default="200")
+    ap.add_argument("--metadb", default="oceanbase", choices=["oceanbase", "mariadb"])
     a = ap.parse_args()
-    up = ["--bulk-mb", a.bulk_mb]
+    up = ["--bulk-mb", a.bulk_mb, "--metadb", a.metadb]
     rows: dict[str, list[dict]] = {"script": [], "runbook": []}
     size = 0
     for _ in range(a.repeat):
@@ -95,13 +96,15 @@ def main() -> None:
     med = {
         k: {m: statistics.median(r[m] for r in v) for m in ("total", "restore_s", "mb_per_s")} for k, v in rows.items()
     }
-    print(f"dumps: {size / 1e6:.1f} MB; median of {a.repeat}")
+    print(f"dumps: {size / 1e6:.1f} MB; {a.metadb}; median of {a.repeat}")
     print(f"{'':10}{'total s':>10}{'restore s':>11}{'MB/s':>8}")
     for k in ("script", "runbook"):
         print(f"{k:10}{med[k]['total']:10.2f}{med[k]['restore_s']:11.2f}{med[k]['mb_per_s']:8.1f}")
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
-    (out / "rollback_429.json").write_text(json.dumps({"runs": rows, "median": med, "dump_bytes": size}, indent=2))
+    (out / f"rollback_429-{a.metadb}.json").write_text(
+        json.dumps({"runs": rows, "median": med, "dump_bytes": size, "metadb": a.metadb}, indent=2)
+    )
 
 
 if __name__ == "__main__":

@@ -1,12 +1,20 @@
 # Sourced by the bench scripts: S (the sandbox folder), CNF (a 0600 MySQL option file for the
-# sandbox MetaDB, removed on exit) and sql (the mysql client with it).
+# sandbox MetaDB as OMS's user, removed on exit), sql (the mysql client with it), NODES, and
+# RM/CM/CM_HB (the databases). The MetaDB (OceanBase seekdb or MariaDB) is read from
+# `python -m sandbox status --json`.
 S=${OMSUP_SANDBOX_DIR:-/tmp/omsup-sandbox}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CNF=$(mktemp); trap 'rm -f "$CNF"' EXIT
-python3 - "$CNF" "$S" <<'PY'
-import sys, pathlib
-pw = (pathlib.Path(sys.argv[2]) / "secrets/metadb_password").read_text(encoding="utf-8")
-q = '"' + pw.replace("\\", "\\\\").replace('"', '\\"') + '"'
-pathlib.Path(sys.argv[1]).write_text(f"[client]\nhost=127.0.0.1\nport=3310\nuser=oms_meta\npassword={q}\n", encoding="utf-8")
+eval "$("$ROOT/.venv/bin/python" - "$CNF" <<'PY'
+import json, pathlib, shlex, subprocess, sys
+st = json.loads(subprocess.run([sys.executable, "-m", "sandbox", "status", "--json"], capture_output=True,
+                               text=True, check=True).stdout)
+m = st["metadb"]
+q = '"' + m["password"].replace("\\", "\\\\").replace('"', '\\"') + '"'
+pathlib.Path(sys.argv[1]).write_text(f"[client]\nhost={m['host']}\nport={m['port']}\nuser={m['user']}\npassword={q}\n",
+                                     encoding="utf-8")
+print(f"RM={shlex.quote(m['rm'])} CM={shlex.quote(m['cm'])} CM_HB={shlex.quote(' '.join(m['cm_hb']))}")
 PY
+)"
 NODES=$(ls "$S/nodes")
 sql() { mysql --defaults-extra-file="$CNF" "$@"; }

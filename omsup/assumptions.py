@@ -264,6 +264,20 @@ def _prune_plan(run: Run) -> Any:
     }
 
 
+def _prune_online(run: Run) -> Any:
+    out = {}
+    for r in run.env.regions:
+        keys = run.metadb.query("SHOW KEYS FROM heatbeat_sequence WHERE Key_name = 'PRIMARY'", db=r.cm_hb)
+        cols = [str(k[4]).lower() for k in keys]  # Column_name
+        if cols != ["id"]:
+            raise Broken(
+                f"{r.cm_hb}.heatbeat_sequence has the primary key {cols or 'none'}, not (id): each id range "
+                "of the online prune would read the whole table"
+            )
+        out[r.cm_hb] = {"primary_key": cols, "ids": run.metadb.heartbeat_ids(r.cm_hb)}
+    return out
+
+
 def _digest(run: Run) -> Any:
     return run.metadb.table_digests(run.env.metadb.rm)
 
@@ -437,6 +451,14 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         "doc 003/004",
         "pruning the heartbeats",
         _prune_plan,
+    ),
+    Assumption(
+        "prune_online",
+        "cm_hb.heatbeat_sequence has the primary key (id), and its rows below max(id) are history a running "
+        "OMS does not read (doc 003/004 delete them; the upgrade deletes them before T1, in id ranges)",
+        "doc 003/004 (the DELETE); the key: the table's DDL; that a running OMS does not read them: not public",
+        "the downtime (the document's single DELETE would then run while OMS is stopped)",
+        _prune_online,
     ),
     Assumption(
         "digest",

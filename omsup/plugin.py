@@ -24,7 +24,7 @@ import pytest
 
 from . import envfile, hookspecs
 from .context import Run
-from .errors import ConfigError
+from .errors import ConfigError, OmsupError
 from .executor import EXIT_CODES_HELP, Executor, ExitCode, NotRun, Outcomes, exit_code
 from .record import utc_now
 from .redact import redact, redacted_copy
@@ -112,6 +112,7 @@ class RunbookSession(StepRunner):
         self.lock: dict[str, Any] | None = None
         self.exit_code: ExitCode | None = None
         self.started: str | None = None  # UTC, when the run folder was made
+        self.lock_left: str | None = None  # why the lock could not be released at the end
         self.plan = bool(config.getoption("--plan"))
         self.until: int | None = config.getoption("--until")
         config.stash[SESSION_KEY] = self
@@ -299,7 +300,13 @@ class RunbookSession(StepRunner):
         if run is not None and self.outcomes.all_done and not self.plan and self.until is None:
             run.record.finish(RunStatus.COMPLETE)
         if self.lock is not None:
-            lock.release(run.backup_host if run is not None else backup_host_of(self.env), self.env, self.lock)
+            try:
+                lock.release(run.backup_host if run is not None else backup_host_of(self.env), self.env, self.lock)
+            except OmsupError as e:  # the backup host went away: the run's outcome stands, the lock stays
+                self.lock_left = (
+                    f"the lock of {self.env.name} could not be released ({e.message}); once the backup host "
+                    f"answers: omsup unlock --env {self.env.source}"
+                )
         if self.report_dir is not None:
             write_run_folder(self, operator(self.config))
         if run is not None:
@@ -335,6 +342,8 @@ class RunbookSession(StepRunner):
                     tr.write_line(f"      {line}")
         for note in self.runbook.notes:
             tr.write_line(f"  operator action the document asks for: {note}", yellow=True)
+        if self.lock_left:
+            tr.write_line(f"  WARNING: {redact(self.lock_left)}", yellow=True)
         if self.report_dir:
             tr.write_line(f"  report folder: {self.report_dir}")
             html = self.report_dir / "report.html"

@@ -115,6 +115,16 @@ class PruneResult(Model):
     rows_after: int
 
 
+class OnlinePrune(Model):
+    """Heartbeats deleted before T1, while OMS ran, in short statements over id ranges."""
+
+    below_id: int | None  # max(id) when it began: every row below it was deleted
+    deleted: int
+    statements: int
+    started: str
+    ended: str
+
+
 class TableStat(Model):
     rows: int
     digest: str  # computed by the MetaDB server over every row (omsup.adapters.metadb.table_digests)
@@ -222,6 +232,7 @@ class Facts(Model):
     t2: str | None = None
     t3: str | None = None
     prune: dict[str, PruneResult] | None = None
+    prune_online: dict[str, OnlinePrune] | None = None
     backup_attempt: int = 0
     backups: list[BackupFile] = Field(default_factory=list)
     init_outputs: dict[str, list[InitAttempt]] = Field(default_factory=dict)

@@ -129,7 +129,7 @@ def summary(session: RunbookSession, operator: str) -> dict[str, Any]:
                 "project_version": __version__,  # of the installed package (its metadata), not of a checkout
                 "environment_sha256": env.sha256,
                 "control_machine": control_machine(),
-                "warnings": env.transport_warnings(),
+                "warnings": env.transport_warnings() + ([session.lock_left] if session.lock_left else []),
                 "run_id": run.record.run_id if run is not None else None,
                 "resumed": run.resumed if run is not None else False,
                 "ledger": str(run.record.path) if run is not None else None,
@@ -163,6 +163,10 @@ def summary(session: RunbookSession, operator: str) -> dict[str, Any]:
                 "servers": verified.servers if verified else None,
                 "oms_version_recovery": f.oms_version_recovery.model_dump() if f and f.oms_version_recovery else None,
                 "metadb": f.metadb_engine if f else None,
+                "heartbeats": {
+                    "before_t1": {db: r.model_dump() for db, r in (f.prune_online or {}).items()} if f else {},
+                    "at_the_document_step": {db: r.model_dump() for db, r in (f.prune or {}).items()} if f else {},
+                },
                 "operator_actions": list(book.notes),
                 "plan": [
                     {"step": o.rs.label, "doc": o.rs.doc, "lines": run.plans[o.rs.label]}
@@ -208,6 +212,15 @@ def markdown(s: dict[str, Any]) -> str:
                 if m.get("override")
                 else f"documented: {m.get('supported_by')}"
             ),
+            "",
+        ]
+    hb = s.get("heartbeats") or {}
+    for db, r in (hb.get("before_t1") or {}).items():
+        at_step = (hb.get("at_the_document_step") or {}).get(db)
+        lines += [
+            f"Heartbeats of {db}: {r['deleted']} old rows (ids below {r['below_id']}) deleted before T1 while OMS ran, "
+            f"in {r['statements']} statements from {r['started']} to {r['ended']}; the document's DELETE then "
+            + (f"deleted {at_step['deleted']} at its step." if at_step else "had not run yet."),
             "",
         ]
     if s.get("oms_version_recovery"):

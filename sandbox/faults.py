@@ -163,7 +163,7 @@ def inject(
     elif name == "sshd-up":
         host_key, client_key = sshd.ROOT / "host_ed25519", sshd.ROOT / "id_ed25519"
         for n in _nodes(st, node):
-            if (sshd.ROOT / n["name"] / "sshd_config").exists() and str(host_key) not in (
+            if (sshd.ROOT / n["name"] / "sshd_config").exists() and f"HostKey {host_key}\n" not in (
                 sshd.ROOT / n["name"] / "sshd_config"
             ).read_text():
                 sshd.stop_node(n["name"], sessions=True)  # after sshd-rekey: the node's own key again

@@ -68,6 +68,16 @@ def parse_clock(text: str, label: str) -> tuple[float, int]:
     return float(f"{m.group(1)}.{m.group(2)}"), sign * (int(m.group(4)) * 60 + int(m.group(5)))
 
 
+def transport_failure(e: BaseException) -> str:
+    """What went wrong reaching a host: ssh's own words (testinfra raises its CommandResult for exit 255)."""
+    result = e.args[0] if isinstance(e, RuntimeError) and e.args else None
+    stderr = getattr(result, "stderr_bytes", None)
+    if isinstance(stderr, bytes):
+        lines = [x for x in stderr.decode("utf-8", "replace").strip().splitlines() if x.strip()]
+        return f"ssh exited {getattr(result, 'rc', '?')}: " + (" / ".join(lines[-3:]) or "no message")
+    return f"{type(e).__name__}: {e}"
+
+
 class Host:
     """A node or the backup host: local://, or ssh://[user@]host[:port] through OpenSSH (see ssh.py)."""
 
@@ -98,16 +108,19 @@ class Host:
     # -- the choke point ---------------------------------------------------------------------
     def run(self, command: str, *args: str, quiet: bool = False) -> Result:
         """Run a command; never raises for a non-zero exit (see ``check``)."""
-        shown = command % tuple(shlex.quote(str(a)) for a in args) if args else command
+        # what runs, as it runs (with sudo where the node needs it): already quoted, no %-formatting left
+        shown = self._sudo(command % tuple(shlex.quote(str(a)) for a in args) if args else command)
         t0 = time.monotonic()
         try:
-            r = self._host.run(self._sudo(shown))  # already quoted: no arguments, no %-formatting
-        except Exception as e:  # connection refused, auth failure, host key...
-            AUDIT.record("host", self.label, shown, f"unreachable: {e}", time.monotonic() - t0, node=self.node)
+            r = self._host.run(shown)
+        except Exception as e:  # noqa: BLE001 - connection refused, auth failure, host key: said below
+            why = transport_failure(e)
+            AUDIT.record("host", self.label, shown, f"unreachable: {why}", time.monotonic() - t0, node=self.node)
             raise HostProblem(
-                f"host {self.label} ({self.spec}) is unreachable: {type(e).__name__}: {redact(e)}",
-                "check that the host is up, that SSH answers and the key is accepted (ssh from this machine)",
-            ) from e
+                f"host {self.label} ({self.spec}) is unreachable: {redact(why)}",
+                "check that the host is up, that SSH answers and the key is accepted: "
+                f"ssh -o BatchMode=yes {self.target.alias if not self.is_local else ''} true (from this machine)",
+            ) from None
         # the bytes, decoded leniently: a file or a tool may answer anything (a lock file of garbage)
         result = Result(int(r.rc), r.stdout_bytes.decode("utf-8", "replace"), r.stderr_bytes.decode("utf-8", "replace"))
         outcome = f"exit {result.rc}"

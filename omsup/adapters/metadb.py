@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import shlex
 import threading
 import time
 from collections.abc import Iterator
@@ -41,6 +42,7 @@ DUMP_OPTIONS = "--single-transaction --quick --triggers=false --hex-blob --defau
 OB_SESSION = "SET SESSION ob_query_timeout = 86400000000, ob_trx_timeout = 86400000000"
 NAME_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")  # charsets and collations, before they reach a statement
 SAMPLE_ROWS = 1000
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
 def quote_ident(name: str) -> str:
@@ -331,6 +333,15 @@ class MetaDB:
         return out
 
     # -- changes -----------------------------------------------------------------------------
+    def heartbeat_ids(self, cm_hb: str) -> tuple[int | None, int | None]:
+        """MIN(id) and MAX(id) of cm_hb's heatbeat_sequence."""
+        lo, hi = self.query("SELECT MIN(id), MAX(id) FROM heatbeat_sequence", db=cm_hb)[0]
+        return (None if lo is None else int(lo)), (None if hi is None else int(hi))
+
+    def delete_heartbeats(self, cm_hb: str, lo: int, hi: int) -> int:
+        """The heartbeats with lo <= id < hi (one short statement of the online prune)."""
+        return self.execute("DELETE FROM heatbeat_sequence WHERE id >= %s AND id < %s", (lo, hi), db=cm_hb)
+
     def prune_heartbeats(self, cm_hb: str) -> int:
         try:
             return self.execute(PRUNE_SQL, db=cm_hb)
@@ -384,20 +395,27 @@ class MetaDB:
         rc = r.rc if r.rc != 0 else (0 if DUMP_MARKER in r.stdout[-300:] else 1)
         return rc, first, redact(r.stderr.strip())[-500:]
 
-    def dump(self, host: Host, folder: str, db: str, dest: str) -> None:
-        """doc 004: mysqldump ... --triggers=false <db> > <file>.sql, never overwriting a file.
+    def dump(self, host: Host, folder: str, db: str, dest: str) -> str:
+        """doc 004: mysqldump ... --triggers=false <db> > <file>.sql, never overwriting a file; returns
+        the SHA-256 of what was written, computed as it was written (the file is not read again).
 
         The dump goes to ``dest.partial`` and is renamed to ``dest`` only when complete (mv -n
-        never clobbers).
+        never clobbers). bash runs the pipe for its pipefail: a failing mysqldump fails it.
         """
         partial = dest + ".partial"
         with self.option_file(host, folder) as cnf:
-            result = host.run(
-                f"set -o noclobber; umask 077; mysqldump --defaults-extra-file=%s {DUMP_OPTIONS} %s > %s",
-                cnf,
-                db,
-                partial,
+            q = shlex.quote
+            pipe = (
+                f"set -o pipefail; test ! -e {q(partial)} || exit 17; umask 077; mysqldump --defaults-extra-file="
+                f"{q(cnf)} {DUMP_OPTIONS} {q(db)} | tee -- {q(partial)} | sha256sum"
             )
+            result = host.run("bash -c %s", pipe)
+            digest = result.stdout.split()[0] if result.rc == 0 and result.stdout.split() else ""
+            if result.rc == 0 and not SHA256_HEX.match(digest):
+                raise BackupProblem(
+                    f"the dump of {db} on {host.label}: sha256sum answered {excerpt(result.stdout)!r}, not a digest",
+                    "check the backup host's coreutils; run again to take a new backup",
+                )
             if result.rc != 0:
                 self.blame_if_down(
                     f"mysqldump of {db} on {host.label} exited {result.rc}",
@@ -409,6 +427,7 @@ class MetaDB:
                     f"check the free space and permissions of {folder}; the partial file is kept for inspection",
                 )
         host.rename_no_clobber(partial, dest, what=f"move the dump of {db} into place")
+        return digest
 
     def restore(self, host: Host, folder: str, db: str, src: str) -> None:
         """doc 003/004 rollback: mysql ... -e "source <file>.sql" -D<db> (fed on stdin here)."""

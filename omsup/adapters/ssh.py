@@ -199,6 +199,10 @@ class DialStdio:
         except OSError:
             pass
         finally:
+            try:  # the client sees the end at once (close alone waits for the upstream thread's recv)
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             conn.close()
             err = p.stderr.read().decode("utf-8", "replace").strip()
             if p.wait() != 0 and err:

@@ -16,6 +16,7 @@ from ..record import UpgradeRef, utc_now
 from ..runbook import Step, Touches
 from ..versions import Version
 from .connectors import CONNECTOR_DBTYPE
+from .heartbeats import prune_online
 from .image import wait_early_load
 
 
@@ -121,6 +122,8 @@ def stop_containers(
 
 # == Stop the old containers, record T1 ==========================================================
 def stop_old(run: Run) -> None:
+    if run.facts.t1 is None:  # before T1 (not downtime): the old heartbeats, while the image loads
+        prune_online(run)
     wait_early_load(run)  # not downtime then; and a failed load stops the run before anything is stopped
 
     def t1(now: str) -> None:
@@ -145,7 +148,14 @@ def verify_stopped(run: Run) -> None:
 
 
 def plan_stop_old(run: Run) -> list[str]:
-    return [f"{n.name}: docker stop {run.env.container}  (record T1 before)" for n in run.env.nodes]
+    early = [
+        f"before T1, while OMS runs: [{r.cm_hb}] delete from heatbeat_sequence where id >= <lo> and id < <hi>, "
+        "over the ids below max(id) in short statements (the document's DELETE at its step then deletes only "
+        "the rows written since)"
+        for r in run.env.regions
+        if any(rs.step.key == "prune_heartbeats" for rs in run.runbook.steps)
+    ]
+    return early + [f"{n.name}: docker stop {run.env.container}  (record T1 before)" for n in run.env.nodes]
 
 
 STOP_OLD = Step(

@@ -2,14 +2,63 @@
 
 "delete from heatbeat_sequence where id < (select max(id) from heatbeat_sequence);" in every
 region's cm_hb database: only the newest heartbeat remains.
+
+The document runs it while OMS is stopped, as one statement: its time grows with the years of
+heartbeats and all of it is downtime (on OceanBase it also runs into ob_query_timeout, 10 s by
+default). The rows below the current max(id) are deleted by it anyway, so the upgrade deletes them
+earlier, before T1 while OMS still runs, in short statements over id ranges (``prune_online``, called
+by the stop step); at step 3 the document's statement then deletes only the rows written since.
 """
 
 from __future__ import annotations
 
+import time
+
 from ..adapters.metadb import PRUNE_SQL
 from ..context import Run
-from ..record import PruneResult
+from ..record import OnlinePrune, PruneResult, utc_now
 from ..runbook import Step, Touches
+
+FIRST_RANGE = 10_000  # ids per statement of the online prune, to begin with
+MAX_RANGE = 1_000_000
+FAST, SLOW = 0.5, 2.0  # seconds: a statement faster doubles the range, slower halves it (OceanBase: 10 s cap)
+
+
+def prune_online(run: Run) -> None:
+    """Before T1, while OMS runs: every region's heartbeats below max(id) deleted in short statements.
+
+    Done only by runbooks that prune at a later step, once per run (a resumed run whose prune step is
+    done skips it); recorded (what, how many, when) and shown in the report.
+    """
+    if run.plan or run.record.step_done(PRUNE.key) or not any(rs.step.key == PRUNE.key for rs in run.runbook.steps):
+        return
+    results = dict(run.facts.prune_online or {})
+    for region in run.env.regions:
+        db = region.cm_hb
+        started = utc_now()
+        lo, top = run.metadb.heartbeat_ids(db)
+        deleted = statements = 0
+        size, shown = FIRST_RANGE, time.monotonic()
+        while lo is not None and top is not None and lo < top:
+            hi = min(lo + size, top)
+            t0 = time.monotonic()
+            deleted += run.metadb.delete_heartbeats(db, lo, hi)
+            took = time.monotonic() - t0
+            statements += 1
+            lo = hi
+            size = min(size * 2, MAX_RANGE) if took < FAST else max(size // 2, 1000) if took > SLOW else size
+            if time.monotonic() - shown > 5:
+                shown = time.monotonic()
+                run.live(f"{db}: {deleted} old heartbeats deleted before T1 (up to id {lo} of {top})")
+        results[db] = OnlinePrune(
+            below_id=top, deleted=deleted, statements=statements, started=started, ended=utc_now()
+        )
+    with run.record.change() as f:
+        f.prune_online = results
+    run.evidence(
+        "heartbeats deleted before T1, while OMS ran (the document's DELETE follows at step 3)",
+        {db: r.model_dump() for db, r in results.items()},
+    )
 
 
 def prune(run: Run) -> None:
@@ -27,7 +76,12 @@ def prune(run: Run) -> None:
             )
     with run.record.change() as f:
         f.prune = results
-    run.evidence("heartbeats pruned", {db: r.model_dump() for db, r in results.items()})
+    run.evidence("heartbeats pruned (the document's DELETE)", {db: r.model_dump() for db, r in results.items()})
+    if run.facts.prune_online:
+        run.evidence(
+            "deleted earlier, before T1 while OMS ran",
+            {db: r.model_dump() for db, r in run.facts.prune_online.items()},
+        )
 
 
 def plan_prune(run: Run) -> list[str]:

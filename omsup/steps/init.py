@@ -23,7 +23,7 @@ from ..errors import ContainerProblem
 from ..record import InitAttempt, Recovery, utc_now
 from ..runbook import Step, Touches
 from ..versions import MIN_VERSION_FOR_4X_INIT, OMS_VERSION_DDL, OMS_VERSION_TABLE_FROM, Version
-from .serving import INIT_NEEDS, SERVING_LINE, programs, wait_programs, wait_serving
+from .serving import INIT_NEEDS, SERVING_LINE, programs, start_console, wait_programs, wait_serving
 
 INIT_TOO_OLD = "Version before 4.1.1 is not allowed to upgrade"
 INIT_FLAG = "/root/init_flag.txt"  # obd: non-empty when docker_init.sh succeeded
@@ -152,12 +152,7 @@ def _start_console(run: Run, n: Node) -> None:
     wait_programs(run, n, INIT_NEEDS)
     states, _ = programs(run, n)
     if states.get("oms_console") != "RUNNING":
-        rc, out = run.engines[n.name].exec(run.env.container, "supervisorctl", "start", "oms_console")
-        run.evidence(f"{n.name}: supervisorctl start oms_console", f"exit {rc}\n{out}")
-        with run.record.change() as f:
-            if n.name not in f.consoles_started:
-                f.consoles_started.append(n.name)
-        wait_programs(run, n, ("oms_console",), timeout=120)
+        start_console(run, n)
 
 
 def init_metadata(run: Run) -> None:

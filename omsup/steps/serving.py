@@ -82,6 +82,13 @@ def wait_programs(run: Run, node: Node, names: tuple[str, ...], timeout: float =
 
     def check() -> dict[str, str] | None:
         states, seen[0] = programs(run, node)
+        fatal = [p for p in names if states.get(p) == "FATAL"]
+        if fatal:  # supervisor gave up on it: waiting changes nothing
+            raise NotReady(
+                f"node {node.name}: supervisor gave up on {', '.join(fatal)} (FATAL); `supervisorctl status` said:\n"
+                f"{seen[0].strip()}\n  last log lines:\n{run.engines[node.name].logs(run.env.container, 15)}",
+                "see the program's log under /home/admin/logs/ in the container; run the runbook again once fixed",
+            )
         return states if all(states.get(p) == "RUNNING" for p in names) else None
 
     return wait_until(
@@ -97,6 +104,20 @@ def wait_programs(run: Run, node: Node, names: tuple[str, ...], timeout: float =
     )
 
 
+CONSOLE_DOWN = ("STOPPED", "EXITED", "FATAL")  # supervisor will not start oms_console by itself from these
+
+
+def start_console(run: Run, node: Node) -> None:
+    """`supervisorctl start oms_console` (as the operator does on a node whose init ran elsewhere, or whose
+    container restarted with IS_UPGRADE=true), recorded; then until it is RUNNING."""
+    rc, out = run.engines[node.name].exec(run.env.container, "supervisorctl", "start", "oms_console")
+    run.evidence(f"{node.name}: supervisorctl start oms_console", f"exit {rc}\n{out}")
+    with run.record.change() as f:
+        if node.name not in f.consoles_started:
+            f.consoles_started.append(node.name)
+    wait_programs(run, node, ("oms_console",), timeout=120)
+
+
 def serving(run: Run, node: Node) -> bool:
     """The node serves: its container runs and /oms/health says healthy (obd)."""
     require_running(run, node)
@@ -110,6 +131,7 @@ def wait_serving(run: Run, node: Node, timeout: float = READY_TIMEOUT) -> None:
     run.live(f"{node.name}: waiting for the console to serve")
     last_ping = time.monotonic()
     last: list[str] = ["no answer yet"]
+    started = [False]
 
     def check() -> bool:
         nonlocal last_ping
@@ -128,6 +150,18 @@ def wait_serving(run: Run, node: Node, timeout: float = READY_TIMEOUT) -> None:
             run.metadb.blame_if_down(
                 f"node {node.name}: the console does not serve yet", "running the runbook again resumes here"
             )
+            # nor does a console that supervisor does not run: started once (as the operator would),
+            # said at once if supervisor gives up on it again
+            state = programs(run, node)[0].get("oms_console")
+            if state in CONSOLE_DOWN and started[0]:
+                raise NotReady(
+                    f"node {node.name}: oms_console is {state} in supervisor again after `supervisorctl start "
+                    f"oms_console`; last log lines:\n{run.engines[node.name].logs(run.env.container, 15)}",
+                    "see /home/admin/logs/oms_console_std*.log in the container; run the runbook again once fixed",
+                )
+            if state in CONSOLE_DOWN:
+                started[0] = True
+                start_console(run, node)
         return False
 
     wait_until(

@@ -84,6 +84,7 @@ STOPS = {
             "verify_restore",
             "restart_old",
             "rollback_enable_ha",
+            "projects_running_again",  # the console lists the projects from the MetaDB
         },
     },
     # every step that talks to the nodes' engines

@@ -7,12 +7,13 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import STATE
+from .conftest import ROOT, STATE
 from .test_upgrade_429 import assert_passed, assert_stopped_at
 
 pytestmark = pytest.mark.integration
@@ -91,20 +92,42 @@ def test_a_changed_host_key_is_refused_on_a_reconnect_mid_run(sandbox):
     assert "Host key verification failed" in out or "REMOTE HOST IDENTIFICATION HAS CHANGED" in out, out[-3000:]
     old = {n: c for n, c in sandbox.containers().items()}
     assert "oms_ce" not in old["n1"] or not old["n1"]["oms_ce"]["image"].endswith("4.2.9_ce")  # nothing started there
-    sandbox.fault("sshd-up", node="n1")  # its own key again: the same command goes on
-    assert_passed(sandbox.runbook("upgrade_429"), 11)
+    # the backup host is n1 too: the lock could not be released there, and the run said how to
+    assert "the lock of sandbox could not be released" in out and "omsup unlock --env" in out, out[-3000:]
+    sandbox.fault("sshd-up", node="n1")  # its own key again
+    unlock = subprocess.run(
+        [sys.executable, "-m", "omsup", "unlock", "--env", sandbox.env_file], cwd=ROOT, capture_output=True, text=True
+    )
+    assert unlock.returncode == 0 and "no longer runs on this machine" in unlock.stdout, unlock.stdout + unlock.stderr
+    assert_passed(sandbox.runbook("upgrade_429"), 11)  # the same command goes on
 
 
 def test_sudo_for_the_docker_and_file_commands(sandbox):
     sandbox.fresh("--ssh")
-    with_sudo = sandbox.edited_env(lambda d: [n.update(sudo=True) for n in d["regions"][0]["nodes"]])
+    # sudo starts from a clean environment (env_reset): the engine is named by its socket on the node
+    with_sudo = sandbox.edited_env(
+        lambda d: [
+            n.update(sudo=True, docker=f"unix://{STATE}/nodes/{n['name']}/docker.sock")
+            for n in d["regions"][0]["nodes"]
+        ]
+    )
     assert_passed(sandbox.runbook("upgrade_429", env_file=with_sudo), 11)
     events = (sandbox.last_report("upgrade_429") / "events.jsonl").read_text()
     assert "sudo -n /bin/sh -c" in events and "docker exec" in events
+    docker_cli = [json.loads(x)["action"] for x in events.splitlines() if '"system": "host"' in x and " docker " in x]
+    assert docker_cli and all(a.startswith("sudo -n ") for a in docker_cli), docker_cli
 
 
-def test_batchmode_never_prompts_an_unknown_host_is_refused(sandbox, tmp_path):
+def test_batchmode_never_prompts_an_unknown_host_is_refused(sandbox):
+    """A host whose key this machine does not know is refused at once (no prompt, no trust on first use)."""
     sandbox.fresh("--ssh")
-    unknown = sandbox.edited_env(lambda d: d["regions"][0]["nodes"][0].update(host="ssh://root@localhost"))
-    p = sandbox.runbook("upgrade_429", env_file=unknown)
+    known = STATE / "ssh" / "known_hosts"
+    before = known.read_text()
+    known.write_text("".join(x for x in before.splitlines(keepends=True) if not x.startswith("127.0.0.11 ")))
+    try:
+        p = sandbox.runbook("upgrade_429")
+        assert "127.0.0.11 " not in known.read_text()  # nothing was trusted on first use
+    finally:
+        known.write_text(before)
     assert_stopped_at(p, 0, "n1", "Host key verification failed")
+    assert p.returncode == 10  # refused before any change

@@ -158,3 +158,30 @@ def test_https_console_is_verified_against_the_private_ca(sandbox):
     assert_passed(sandbox.runbook("upgrade_429"), 11)
     events = (sandbox.last_report("upgrade_429") / "events.jsonl").read_text()
     assert "GET https://127.0.0.11:8089/oms/health" in events
+
+
+def test_old_heartbeats_go_before_t1_and_the_documents_delete_still_runs_at_its_step(sandbox):
+    """The same end state as doc 004 (only the newest heartbeat in the dump of cm_hb), with the years of
+    heartbeats deleted before T1 in short statements and the document's DELETE logged at its own step."""
+    sandbox.fresh("--heartbeat-rows", "300000")
+    hb = sandbox.status()["metadb"]["cm_hb"][0]
+    before = sandbox.sql("SELECT COUNT(*), MAX(id) FROM heatbeat_sequence", hb)[0]
+    assert before[0] >= 300000
+    assert_passed(sandbox.runbook("upgrade_429"), 11)
+    led = json.loads(sorted((STATE / "ledgers" / "upgrade_429").glob("*/ledger.json"))[-1].read_text())["facts"]
+    online, at_step = led["prune_online"][hb], led["prune"][hb]
+    assert online["below_id"] >= before[1] and online["deleted"] >= before[0] - 1 and online["statements"] > 1
+    assert online["ended"] <= led["t1"]  # all of it before the downtime began
+    assert at_step["rows_after"] == 1 and at_step["deleted"] < 1000  # the rows written since, no more
+    events = [json.loads(x) for x in (sandbox.last_report("upgrade_429") / "events.jsonl").read_text().splitlines()]
+    ranges = [
+        e for e in events if e["system"] == "metadb" and "DELETE FROM heatbeat_sequence WHERE id >=" in e["action"]
+    ]
+    assert ranges and {e["step"] for e in ranges} == {"stop_old"} and max(e["time"] for e in ranges) <= led["t1"]
+    doc = [e for e in events if "delete from heatbeat_sequence where id < (select" in e["action"]]
+    assert doc and {e["step"] for e in doc} == {"prune_heartbeats"}
+    dump = Path(next(b["path"] for b in led["backups"] if b["db"] == hb)).read_text()
+    inserts = [x for x in dump.splitlines() if x.startswith("INSERT INTO `heatbeat_sequence`")]
+    assert len(inserts) == 1 and inserts[0].count("),(") == 0  # one row, as after the document's DELETE
+    md = (sandbox.last_report("upgrade_429") / "summary.md").read_text()
+    assert f"Heartbeats of {hb}: {online['deleted']} old rows" in md and "deleted before T1 while OMS ran" in md
