@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from upgrade_vs_script import ROOT, STATE, sh  # noqa: E402
+from upgrade_vs_script import ROOT, STATE, pytest_runbook, sh  # noqa: E402
 
 CLIENTS = ("mysqldump", "mariadb-dump", "mysql", "mariadb")
 
@@ -110,21 +110,7 @@ def ledger(name: str) -> dict:
 
 
 def runbook(name: str, env: str, reports: str) -> dict:
-    return measured(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            f"runbooks/{name}",
-            "--env",
-            env,
-            "--report-root",
-            reports,
-            "-q",
-            "-p",
-            "no:cacheprovider",
-        ]
-    )
+    return measured(pytest_runbook(name, env, reports))
 
 
 def plain(backups: list[dict], folder: Path) -> dict:

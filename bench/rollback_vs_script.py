@@ -19,24 +19,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from upgrade_vs_script import ROOT, STATE, fresh, sh  # noqa: E402
+from upgrade_vs_script import ROOT, STATE, fresh, pytest_runbook, sh  # noqa: E402
 
 
 def upgrade(env: str) -> dict:
     with tempfile.TemporaryDirectory() as reports:
-        sh(
-            sys.executable,
-            "-m",
-            "pytest",
-            "runbooks/upgrade_429",
-            "--env",
-            env,
-            "--report-root",
-            reports,
-            "-q",
-            "-p",
-            "no:cacheprovider",
-        )
+        sh(*pytest_runbook("upgrade_429", env, reports))
     ledger = json.loads(sorted((STATE / "ledgers" / "upgrade_429").glob("*/ledger.json"))[-1].read_text())
     return ledger["facts"]
 
@@ -57,19 +45,7 @@ def script_run(facts: dict) -> dict:
 def runbook_run(env: str, facts: dict) -> dict:
     with tempfile.TemporaryDirectory() as reports:
         t0 = time.monotonic()
-        sh(
-            sys.executable,
-            "-m",
-            "pytest",
-            "runbooks/rollback_429",
-            "--env",
-            env,
-            "--report-root",
-            reports,
-            "-q",
-            "-p",
-            "no:cacheprovider",
-        )
+        sh(*pytest_runbook("rollback_429", env, reports))
         total = time.monotonic() - t0
     ledger = json.loads(sorted((STATE / "ledgers" / "rollback_429").glob("*/ledger.json"))[-1].read_text())
     secs = ledger["steps"]["restore"]["seconds"]

@@ -33,6 +33,23 @@ def fresh(up_args: list[str]) -> str:
     return sh(sys.executable, "-m", "sandbox", "up", *up_args).stdout.strip().splitlines()[-1]
 
 
+def pytest_runbook(name: str, env_file: str, reports: str) -> list[str]:
+    """The command line that runs runbook ``name`` on ``env_file``, its run folder under ``reports``."""
+    return [
+        sys.executable,
+        "-m",
+        "pytest",
+        f"runbooks/{name}",
+        "--env",
+        env_file,
+        "--report-root",
+        reports,
+        "-q",
+        "-p",
+        "no:cacheprovider",
+    ]
+
+
 def script_run() -> dict:
     t0 = time.monotonic()
     out = sh("bash", "bench/doc_upgrade_429.sh").stdout
@@ -44,19 +61,7 @@ def script_run() -> dict:
 def runbook_run(env_file: str) -> dict:
     with tempfile.TemporaryDirectory() as reports:
         t0 = time.monotonic()
-        sh(
-            sys.executable,
-            "-m",
-            "pytest",
-            "runbooks/upgrade_429",
-            "--env",
-            env_file,
-            "--report-root",
-            reports,
-            "-q",
-            "-p",
-            "no:cacheprovider",
-        )
+        sh(*pytest_runbook("upgrade_429", env_file, reports))
         total = time.monotonic() - t0
     led = json.loads(sorted((STATE / "ledgers" / "upgrade_429").glob("*/ledger.json"))[-1].read_text())
 

@@ -74,6 +74,11 @@ def version_from_inspect(attrs: Any, tags: list[str]) -> Version | None:
         return None
 
 
+def last_logs(run: Run, node: Node) -> str:
+    """The container's last log lines, for a message that says why something gave up."""
+    return run.engines[node.name].logs(run.env.container, 15)
+
+
 def container_state(run: Run, node: Node) -> dict[str, Any]:
     attrs = run.engines[node.name].inspect(run.env.container) or {}
     return dict(attrs.get("State") or {})
@@ -82,10 +87,9 @@ def container_state(run: Run, node: Node) -> dict[str, Any]:
 def require_running(run: Run, node: Node) -> None:
     state = container_state(run, node)
     if not state.get("Running"):
-        logs = run.engines[node.name].logs(run.env.container, 15)
         raise ContainerProblem(
             f"node {node.name}: container {run.env.container} is not running (status {state.get('Status')}, "
-            f"exit code {state.get('ExitCode')})\n  last log lines:\n{logs}",
+            f"exit code {state.get('ExitCode')})\n  last log lines:\n{last_logs(run, node)}",
             "fix the cause shown in the log, then run the runbook again: it resumes and starts the container",
         )
 

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from ..context import Run
 from ..envfile import Node
 from ..errors import NotReady
-from .containers import require_running
+from .containers import last_logs, require_running
 
 T = TypeVar("T")
 READY_TIMEOUT = 600.0  # the document sleeps 300 s; we poll, and give up after twice that
@@ -86,7 +86,7 @@ def wait_programs(run: Run, node: Node, names: tuple[str, ...], timeout: float =
         if fatal:  # supervisor gave up on it: waiting changes nothing
             raise NotReady(
                 f"node {node.name}: supervisor gave up on {', '.join(fatal)} (FATAL); `supervisorctl status` said:\n"
-                f"{seen[0].strip()}\n  last log lines:\n{run.engines[node.name].logs(run.env.container, 15)}",
+                f"{seen[0].strip()}\n  last log lines:\n{last_logs(run, node)}",
                 "see the program's log under /home/admin/logs/ in the container; run the runbook again once fixed",
             )
         return states if all(states.get(p) == "RUNNING" for p in names) else None
@@ -99,7 +99,7 @@ def wait_programs(run: Run, node: Node, names: tuple[str, ...], timeout: float =
         describe=lambda: (
             f"node {node.name}: {', '.join(names)} not RUNNING; `supervisorctl status` "
             f"said:\n{seen[0].strip() or '(nothing)'}\n  last log lines:\n"
-            f"{run.engines[node.name].logs(run.env.container, 15)}"
+            f"{last_logs(run, node)}"
         ),
     )
 
@@ -156,7 +156,7 @@ def wait_serving(run: Run, node: Node, timeout: float = READY_TIMEOUT) -> None:
             if state in CONSOLE_DOWN and started[0]:
                 raise NotReady(
                     f"node {node.name}: oms_console is {state} in supervisor again after `supervisorctl start "
-                    f"oms_console`; last log lines:\n{run.engines[node.name].logs(run.env.container, 15)}",
+                    f"oms_console`; last log lines:\n{last_logs(run, node)}",
                     "see /home/admin/logs/oms_console_std*.log in the container; run the runbook again once fixed",
                 )
             if state in CONSOLE_DOWN:
@@ -170,8 +170,7 @@ def wait_serving(run: Run, node: Node, timeout: float = READY_TIMEOUT) -> None:
         interval=0.2,
         live=lambda m: run.live(f"{node.name}: console: {m}"),
         describe=lambda: (
-            f"node {node.name}: the console does not serve ({last[0]}); last log lines:\n"
-            f"{run.engines[node.name].logs(run.env.container, 15)}"
+            f"node {node.name}: the console does not serve ({last[0]}); last log lines:\n{last_logs(run, node)}"
         ),
     )
 

@@ -192,21 +192,7 @@ def test_bad_env_file_is_refused_with_file_and_key(pytester, book):
 
 
 def test_a_second_operator_is_refused_naming_who_holds_the_lock(book, pytester):
-    lock = book.backups / "prod-eu" / ".omsup.lock"
-    lock.parent.mkdir(parents=True)
-    lock.write_text(
-        json.dumps(
-            {
-                "runbook": "rollback_429",
-                "operator": "alice",
-                "user": "alice",
-                "machine": "jump1",
-                "pid": 4242,
-                "since": "2026-11-23T01:00:00Z",
-            }
-        )
-        + "\n"
-    )
+    lock = hold_lock(book, 4242, machine="jump1", runbook="rollback_429", who="alice")
     r = book()
     assert r.ret != 0 and book.log() == []
     r.stdout.fnmatch_lines(
@@ -236,48 +222,40 @@ def test_a_lock_file_omsup_did_not_write_is_shown_not_a_traceback(book, pytester
     book().assert_outcomes(passed=4)
 
 
-def test_unlock_of_a_run_killed_on_this_machine_needs_no_force(book, pytester):
+def hold_lock(book, pid: int, machine: str | None = None, runbook: str = "upgrade_429", who: str = "bob") -> Path:
+    """A lock file as omsup writes it, held by ``pid`` on ``machine`` (this one by default)."""
     import socket
 
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
     lock = book.backups / "prod-eu" / ".omsup.lock"
-    lock.parent.mkdir(parents=True)
+    lock.parent.mkdir(parents=True, exist_ok=True)
     lock.write_text(
         json.dumps(
             {
-                "runbook": "upgrade_429",
-                "operator": "bob",
-                "user": "root",
-                "pid": dead.pid,
-                "machine": socket.gethostname(),
+                "runbook": runbook,
+                "operator": who,
+                "user": who,
+                "pid": pid,
+                "machine": machine or socket.gethostname(),
                 "since": "2026-11-23T01:00:00Z",
             }
         )
+        + "\n"
     )
+    return lock
+
+
+def test_unlock_of_a_run_killed_on_this_machine_needs_no_force(book, pytester):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock = hold_lock(book, dead.pid)
     u = pytester.run(sys.executable, "-m", "omsup", "unlock", "--env", "env.yaml")
     assert u.ret == 0 and f"pid {dead.pid} no longer runs on this machine" in u.stdout.str() and not lock.exists()
 
 
 def test_unlock_of_a_live_run_on_this_machine_needs_force(book, pytester):
-    import socket
-
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "pytest"])
     try:
-        lock = book.backups / "prod-eu" / ".omsup.lock"
-        lock.parent.mkdir(parents=True)
-        lock.write_text(
-            json.dumps(
-                {
-                    "runbook": "upgrade_429",
-                    "operator": "bob",
-                    "user": "root",
-                    "pid": live.pid,
-                    "machine": socket.gethostname(),
-                    "since": "2026-11-23T01:00:00Z",
-                }
-            )
-        )
+        lock = hold_lock(book, live.pid)
         u = pytester.run(sys.executable, "-m", "omsup", "unlock", "--env", "env.yaml")
         assert u.ret == 1 and f"pid {live.pid} still runs on this machine" in u.stdout.str() and lock.exists()
     finally:
