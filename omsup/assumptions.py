@@ -214,6 +214,12 @@ def _metadb(run: Run) -> Any:
     }
 
 
+def _ob_timeouts(run: Run) -> Any:
+    from .steps.metadb_checks import check_ob_timeouts
+
+    return check_ob_timeouts(run, run.metadb.grants()) or "not OceanBase: nothing to raise"
+
+
 def _ha_config(run: Run) -> Any:
     ha = run.metadb.ha_config(run.env.metadb.rm)
     missing = [k for k in ("enable", "refetchStoreIntervalMin", "perceiveStoreClientCheckpoint") if k not in ha]
@@ -421,6 +427,14 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         "community FAQ, OD system requirements",
         "the backup, the restore, T1/T2/T3",
         _metadb,
+    ),
+    Assumption(
+        "ob_dump_timeouts",
+        "on OceanBase, a mysqldump session gets the tenant's global ob_query_timeout and ob_trx_timeout (10 s and "
+        "100 s by default, mysqldump cannot set them); the user may raise them for the dumps (SUPER or ALTER SYSTEM)",
+        "tried here on seekdb 1.4 (error 4012 after 10 s of reading; a raised global value lets the dump through)",
+        "the backup of a MetaDB whose biggest table takes longer to read than the timeout",
+        _ob_timeouts,
     ),
     Assumption(
         "ha_config",

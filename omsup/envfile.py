@@ -29,6 +29,7 @@ from pydantic_core import PydanticCustomError
 from . import redact
 from .errors import ConfigError, Problem
 from .versions import Version, VersionError
+from .yamltext import flow_depth
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 CONTAINER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -463,6 +464,8 @@ def _read(file: str) -> tuple[str, bytes]:
 
 def _compose(file: str, text: str) -> _Composed:
     c = _Composed(file)
+    if flow_depth(text) > MAX_DEPTH:
+        raise ConfigError(file, "(syntax)", f"values nested at most {MAX_DEPTH} deep", "deeper nesting")
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as e:

@@ -233,6 +233,10 @@ class Facts(Model):
     t3: str | None = None
     prune: dict[str, PruneResult] | None = None
     prune_online: dict[str, OnlinePrune] | None = None
+    # OceanBase: the tenant's global timeouts before the backup raised them for the dumps, and whether
+    # they were set back (a crash in between leaves them to the next run to set back)
+    ob_globals_before: dict[str, int] | None = None
+    ob_globals_restored: bool = False
     backup_attempt: int = 0
     backups: list[BackupFile] = Field(default_factory=list)
     init_outputs: dict[str, list[InitAttempt]] = Field(default_factory=dict)

@@ -25,7 +25,7 @@ import pymysql
 
 from ..audit import AUDIT
 from ..envfile import MetaDB as MetaDBConfig
-from ..errors import BackupProblem, MetaDBProblem
+from ..errors import BackupProblem, HostProblem, MetaDBProblem
 from ..redact import excerpt, redact
 from .hosts import Host
 
@@ -39,7 +39,12 @@ DUMP_MARKER = "-- Dump completed"
 # mysqldump as doc 004 has it (--triggers=false), with one consistent snapshot (obd uses
 # --single-transaction) and nothing the OceanBase kernel refuses (no --events)
 DUMP_OPTIONS = "--single-transaction --quick --triggers=false --hex-blob --default-character-set=utf8mb4"
-OB_SESSION = "SET SESSION ob_query_timeout = 86400000000, ob_trx_timeout = 86400000000"
+OB_LONG_US = 86400000000  # one day, in OceanBase's microseconds
+OB_SESSION = f"SET SESSION ob_query_timeout = {OB_LONG_US}, ob_trx_timeout = {OB_LONG_US}"
+# What a mysqldump session of the tenant gets by default (global); mysqldump cannot set session
+# variables (it refuses init-command), and a dump that reads longer than ob_query_timeout (10 s by
+# default) fails with error 4012, one longer than ob_trx_timeout (--single-transaction) too.
+OB_DUMP_GLOBALS = ("ob_query_timeout", "ob_trx_timeout", "ob_trx_idle_timeout")
 NAME_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")  # charsets and collations, before they reach a statement
 SAMPLE_ROWS = 1000
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
@@ -333,6 +338,21 @@ class MetaDB:
         return out
 
     # -- changes -----------------------------------------------------------------------------
+    def is_oceanbase(self) -> bool:
+        self._conn()
+        return bool(self._oceanbase)
+
+    def ob_globals(self) -> dict[str, int]:
+        """The tenant's global values of OB_DUMP_GLOBALS (what a new session, a mysqldump's, gets)."""
+        cols = ", ".join(f"@@global.{v}" for v in OB_DUMP_GLOBALS)
+        return {k: int(v) for k, v in zip(OB_DUMP_GLOBALS, self.query(f"SELECT {cols}")[0], strict=True)}
+
+    def set_ob_globals(self, values: dict[str, int]) -> None:
+        for name, value in values.items():
+            if name not in OB_DUMP_GLOBALS:
+                raise MetaDBProblem(f"{name} is not one of {OB_DUMP_GLOBALS}; nothing was set")
+            self.execute(f"SET GLOBAL {name} = %s", (int(value),))
+
     def heartbeat_ids(self, cm_hb: str) -> tuple[int | None, int | None]:
         """MIN(id) and MAX(id) of cm_hb's heatbeat_sequence."""
         lo, hi = self.query("SELECT MIN(id), MAX(id) FROM heatbeat_sequence", db=cm_hb)[0]
@@ -372,7 +392,13 @@ class MetaDB:
         )
         if self.cfg.ssl_ca:
             body += f"ssl-ca={_option_value(self.cfg.ssl_ca)}\nssl-verify-server-cert\n"
-        host.put_secret_file(path, body)
+        try:
+            host.put_secret_file(path, body)
+        except HostProblem as e:
+            raise BackupProblem(
+                f"cannot write the MySQL client's option file into the backup folder: {e.message}",
+                f"check the free space and permissions of {folder} on {host.label}, then run again",
+            ) from None
         try:
             yield path
         finally:

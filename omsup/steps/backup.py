@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import functools
 import posixpath
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 
 from ..adapters.hosts import Host
-from ..adapters.metadb import DUMP_MARKER
+from ..adapters.metadb import DUMP_MARKER, OB_LONG_US
 from ..audit import AUDIT
 from ..context import Run
 from ..errors import BackupProblem
@@ -29,6 +31,44 @@ def backup_folder(run: Run, attempt: int) -> str:
 
 def backup(run: Run) -> None:
     """mysqldump rm, cm and every cm_hb; non-empty, complete, size and SHA-256, table digests."""
+    with long_dump_sessions(run):
+        _backup(run)
+
+
+@contextmanager
+def long_dump_sessions(run: Run) -> Iterator[None]:
+    """On OceanBase, the tenant's global query and transaction timeouts raised for the dumps (OMS is
+    stopped: no other session of OMS runs), the old values recorded first and set back afterwards,
+    whatever happens. Elsewhere nothing."""
+    set_back_ob_globals(run)  # an earlier attempt that died in between
+    if not run.metadb.is_oceanbase():
+        yield
+        return
+    before = run.metadb.ob_globals()
+    low = {k: v for k, v in before.items() if v < OB_LONG_US}
+    if not low:
+        yield
+        return
+    with run.record.change() as f:  # on disk before anything is raised
+        f.ob_globals_before, f.ob_globals_restored = before, False
+    run.metadb.set_ob_globals(dict.fromkeys(low, OB_LONG_US))
+    run.evidence("OceanBase: global timeouts raised for the dumps (set back afterwards)", {"before": before})
+    try:
+        yield
+    finally:
+        set_back_ob_globals(run)
+
+
+def set_back_ob_globals(run: Run) -> None:
+    before = run.facts.ob_globals_before
+    if before and not run.facts.ob_globals_restored:
+        run.metadb.set_ob_globals(before)
+        with run.record.change() as f:
+            f.ob_globals_restored = True
+        run.evidence("OceanBase: global timeouts set back", run.metadb.ob_globals())
+
+
+def _backup(run: Run) -> None:
     with run.record.change() as f:
         f.backup_attempt += 1  # never reuse a folder
         f.backups = []
@@ -129,7 +169,15 @@ def verify_backups(run: Run, rehash: bool = True, manifest: list[BackupFile] | N
 
 def plan_backup(run: Run) -> list[str]:
     folder = posixpath.join(run.env.backup.dir, run.env.name, f"{run.runbook.name}-<run id>-a1")
-    return [
+    ob = (
+        [
+            "OceanBase: SET GLOBAL ob_query_timeout, ob_trx_timeout, ob_trx_idle_timeout to one day for the dumps "
+            "(the old values recorded first, set back after the dumps)"
+        ]
+        if run.metadb.is_oceanbase()
+        else []
+    )
+    return ob + [
         f"on {run.env.backup.host}: mysqldump --defaults-extra-file=<0600 file> --single-transaction "
         f"--triggers=false {db} | tee {folder}/{db}.sql | sha256sum  (side by side; then: not empty, "
         f"{DUMP_MARKER!r}, size; row counts and digests of every table beside)"

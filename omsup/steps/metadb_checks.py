@@ -17,15 +17,18 @@ from typing import Any
 
 import yaml
 
+from ..adapters.metadb import OB_LONG_US
 from ..container_spec import CONFIG_TARGET, bind_target
 from ..context import Run
 from ..envfile import Node
 from ..errors import PreconditionRefused
 from ..redact import excerpt
 from ..versions import Version, metadb_engine, metadb_rule_for, metadb_supported
+from ..yamltext import flow_depth
 
 CLOCK_TOLERANCE = 10.0  # seconds between the MetaDB's and a node's clock
 MAX_CONFIG_BYTES = 1024 * 1024
+MAX_CONFIG_DEPTH = 32  # a config.yaml is a flat mapping; deeper text is refused before PyYAML recurses through it
 MARIADB_SANDBOX_LINE = "enable the sandbox mode"  # MariaDB's mysqldump writes /*M!999999\- enable the sandbox mode */
 # what the upgrade changes (ha.config, the prune, docker_init.sh and the oms_version recovery run as
 # this user) and what a restore needs (drop and create the databases, load the dumps)
@@ -85,6 +88,8 @@ def parse_config_yaml(text: str, what: str) -> dict[str, Any]:
     """An OMS config.yaml (a flat mapping of a few dozen keys); anything else is the project's error."""
     if len(text) > MAX_CONFIG_BYTES:
         raise PreconditionRefused(f"{what} is {len(text)} bytes, not an OMS config.yaml")
+    if flow_depth(text) > MAX_CONFIG_DEPTH:
+        raise PreconditionRefused(f"{what} nests values more than {MAX_CONFIG_DEPTH} deep, not an OMS config.yaml")
     try:
         cfg = yaml.safe_load(text)
     except Exception as e:  # noqa: BLE001 - PyYAML's constructors raise anything on odd tags (!!timestamp x)
@@ -160,7 +165,7 @@ def privileges(grants: list[str], db: str) -> set[str]:
         if not m:
             continue
         scope = m.group(2).replace("`", "").replace('"', "")
-        if scope in ("*.*", f"{db}.*"):
+        if scope in ("*.*", f"{db}.*") or (db == "*" and scope == "*.*"):
             privs = {p.strip().upper() for p in m.group(1).split(",")}
             out |= {"ALL"} if any(p.startswith("ALL") for p in privs) else privs
     return out
@@ -183,6 +188,31 @@ def check_grants(run: Run, needs: tuple[str, ...]) -> dict[str, Any]:
             f"{', '.join(UPGRADE_NEEDS)}, and a restore (the way back) {', '.join(RESTORE_NEEDS)}",
         )
     return {"grants": grants, "needed": list(needs)}
+
+
+# -- OceanBase: the dumps' sessions may read longer than the tenant's default timeouts -------------------
+GLOBAL_PRIVILEGES = ("ALL", "SUPER", "ALTER SYSTEM")
+
+
+def check_ob_timeouts(run: Run, grants: list[str]) -> dict[str, Any] | None:
+    """On OceanBase, the backup raises the tenant's global query and transaction timeouts for the dumps
+    (mysqldump cannot set its session's, and the default ob_query_timeout is 10 s): the user must be allowed
+    to, unless they are high enough already. Elsewhere nothing to check."""
+    if not run.metadb.is_oceanbase():
+        return None
+    values = run.metadb.ob_globals()
+    low = {k: v for k, v in values.items() if v < OB_LONG_US}
+    allowed = bool(privileges(grants, "*") & set(GLOBAL_PRIVILEGES))
+    if low and not allowed:
+        raise PreconditionRefused(
+            f"the MetaDB is OceanBase and its global {', '.join(f'{k}={v}us' for k, v in low.items())} would "
+            f"stop a dump that reads longer; mysqldump cannot raise them for its session, and {run.env.metadb.user} "
+            f"may not raise them for the dumps (SHOW GRANTS: {grants})",
+            "grant the user SUPER (or ALTER SYSTEM) on the tenant, or raise them yourself before the upgrade "
+            f"(SET GLOBAL ob_query_timeout = {OB_LONG_US}, ob_trx_timeout = {OB_LONG_US}, ob_trx_idle_timeout = "
+            f"{OB_LONG_US}) and set them back after it",
+        )
+    return {"globals": values, "to_raise_for_the_dumps": sorted(low), "allowed": allowed}
 
 
 # -- the client tools on the backup host ----------------------------------------------------------------

@@ -129,7 +129,7 @@ def _backup_room(run: Run) -> dict[str, Any]:
 def metadb_preconditions(run: Run, oms: Version, dump: bool, dump_heads: list[str] | None = None) -> None:
     """Engine and version, clocks, grants (what a backup, the upgrade and a restore need), the client
     tools: each refuses with what was seen and what to do, before anything changes."""
-    found = {
+    found: dict[str, Any] = {
         "engine": metadb_checks.check_engine(run, oms),
         "clocks": metadb_checks.check_clocks(run),
         "grants": metadb_checks.check_grants(
@@ -137,6 +137,8 @@ def metadb_preconditions(run: Run, oms: Version, dump: bool, dump_heads: list[st
         ),
         "clients": metadb_checks.check_clients(run, dump=dump, dump_heads=dump_heads),
     }
+    if dump:
+        found["oceanbase_dump_timeouts"] = metadb_checks.check_ob_timeouts(run, found["grants"]["grants"])
     run.evidence("the MetaDB's preconditions", found)
     with run.record.change() as f:
         f.metadb_engine = found["engine"]

@@ -70,6 +70,7 @@ STOPS = {
         "upgrade_429": {
             "preflight",
             "disable_ha",
+            "stop_old",  # the heartbeats below max(id) are deleted before T1, while the old containers run
             "prune_heartbeats",
             "backup",
             "init_metadata",

@@ -49,7 +49,7 @@ def test_every_fault_at_its_step_along_one_upgrade(sandbox):
 
     # step 4: the backup folder's disk is full
     sandbox.fault("disk-full")
-    assert_stopped_at(sandbox.runbook("upgrade_429", "--until", "4"), 4, "Backup problem", "mysqldump")
+    assert_stopped_at(sandbox.runbook("upgrade_429", "--until", "4"), 4, "Backup problem", "No space left on device")
     sandbox.fault("disk-ok")
     assert_passed(sandbox.runbook("upgrade_429", "--until", "4"), 5)
     manifest = backups_intact(sandbox)

@@ -6,12 +6,13 @@ on the backup host; the rollback checks its restore side the same way before any
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
 
-from .conftest import without_volatile
+from .conftest import STATE, without_volatile
 from .test_upgrade_429 import assert_passed, assert_stopped_at
 
 pytestmark = pytest.mark.integration
@@ -105,3 +106,32 @@ def test_client_tools_on_the_backup_host_are_checked_up_front(sandbox, tmp_path)
     p = sandbox.runbook("upgrade_429", path=mysql8)
     assert_stopped_at(p, 0, "enable the sandbox mode", "may refuse", "restore with MariaDB's mysql client")
     same()
+
+
+def test_oceanbase_timeouts_are_raised_for_the_dumps_and_set_back(sandbox):
+    """mysqldump cannot set its session's ob_query_timeout (10 s by default): the backup raises the tenant's
+    global values for the dumps, recorded first, and sets them back; a user who may not is refused up front."""
+    sandbox.fresh()  # OceanBase seekdb
+    dbs = [sandbox.status()["metadb"][k] for k in ("rm", "cm")] + sandbox.status()["metadb"]["cm_hb"]
+    sandbox.sql("SET GLOBAL ob_query_timeout = 10000000")
+    before = sandbox.sql("SELECT @@global.ob_query_timeout, @@global.ob_trx_timeout, @@global.ob_trx_idle_timeout")[0]
+    # a user with every privilege on the databases but none on the tenant
+    sandbox.sql("REVOKE ALL PRIVILEGES ON *.* FROM 'oms_meta'@'%'")
+    for db in dbs:
+        sandbox.sql(f"GRANT ALL PRIVILEGES ON `{db}`.* TO 'oms_meta'@'%'")
+    same = unchanged(sandbox)
+    p = sandbox.runbook("upgrade_429")
+    assert_stopped_at(p, 0, "ob_query_timeout=10000000us", "may not raise them", "grant the user SUPER")
+    same()
+    sandbox.fault("metadb-grants-ok")
+    assert_passed(sandbox.runbook("upgrade_429"), 11)
+    events = [json.loads(x) for x in (sandbox.last_report("upgrade_429") / "events.jsonl").read_text().splitlines()]
+    raised = [e for e in events if e["action"].startswith("SET GLOBAL ob_query_timeout = 86400000000")]
+    set_back = [e for e in events if e["action"].startswith(f"SET GLOBAL ob_query_timeout = {before[0]}")]
+    dumps = [e for e in events if e["step"] == "backup" and "mysqldump --defaults-extra-file" in e["action"]]
+    assert raised and set_back and dumps and {e["step"] for e in raised + set_back} == {"backup"}
+    assert raised[0]["time"] < min(e["time"] for e in dumps) and set_back[-1]["time"] > max(e["time"] for e in dumps)
+    after = sandbox.sql("SELECT @@global.ob_query_timeout, @@global.ob_trx_timeout, @@global.ob_trx_idle_timeout")[0]
+    assert after == before
+    led = json.loads(sorted((STATE / "ledgers" / "upgrade_429").glob("*/ledger.json"))[-1].read_text())["facts"]
+    assert led["ob_globals_before"]["ob_query_timeout"] == before[0] and led["ob_globals_restored"] is True
