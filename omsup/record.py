@@ -246,6 +246,9 @@ class Facts(Model):
     refetch: Refetch | None = None
     upgrade: UpgradeRef | None = None
     restored: dict[str, str] = Field(default_factory=dict)
+    # backup path -> "size mtime inode" seen when this run last hashed the file in full: the restore
+    # does not read a file again during the outage while its identity is unchanged
+    backups_hashed: dict[str, str] = Field(default_factory=dict)
     consoles_started: list[str] = Field(default_factory=list)  # nodes whose oms_console was started by hand
     ha_enabled: str | None = None  # when a rollback enabled HA again (its refetch interval ends there)
     resumed_projects: list[str] | None = None

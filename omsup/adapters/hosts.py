@@ -39,6 +39,7 @@ class Result:
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 DF_LINE = re.compile(r"^\S.*?\s+(\d+)\s+(\d+)\s+(\d+)\s+(?:\d+%|-)\s+\S.*$")
 CLOCK = re.compile(r"^\s*(\d{1,12})\.(\d{1,9})\s+([+-])(\d\d)(\d\d)\s*$")
+FILE_IDENTITY = re.compile(r"^\d{1,20} \d{1,12}(\.\d{1,9})? \d{1,20}$")  # stat -c '%s %.9Y %i'
 
 
 def parse_file_facts(text: str, what: str) -> dict[str, Any]:
@@ -197,6 +198,13 @@ class Host:
         if r.rc != 0:
             return None
         return parse_file_facts(r.stdout, f"{self.label}: {path}")
+
+    def file_identity(self, path: str) -> str | None:
+        """Size, modification time (ns) and inode of a file as one string, or None if absent. Equal
+        strings mean the file was neither rewritten nor replaced in between."""
+        r = self.run("stat -c '%%s %%.9Y %%i' -- %s", path, quiet=True)
+        out = r.stdout.strip()
+        return out if r.rc == 0 and FILE_IDENTITY.match(out) else None
 
     def tail(self, path: str, nbytes: int = 256) -> str:
         return self.check("tail -c %s -- %s", str(nbytes), path, what="read the end of a file")

@@ -339,7 +339,8 @@ class MetaDB:
 
     # -- changes -----------------------------------------------------------------------------
     def is_oceanbase(self) -> bool:
-        self._conn()
+        if self._oceanbase is None:
+            self.ping()  # through the choke point: a MetaDB that does not answer is a MetaDBProblem
         return bool(self._oceanbase)
 
     def ob_globals(self) -> dict[str, int]:

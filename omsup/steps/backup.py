@@ -133,9 +133,11 @@ def _size_of(host: Host, path: str) -> str:
     return f"{size / 1e6:.1f} MB so far" if size is not None else "starting"
 
 
-def recheck_backup(bh: Host, b: BackupFile, then: str = "") -> None:
+def recheck_backup(bh: Host, b: BackupFile, then: str = "") -> str | None:
     """The file is there with its recorded size and SHA-256 (hashed again, on its host) and complete;
-    ``then`` adds what that means where it is checked."""
+    ``then`` adds what that means where it is checked. Returns the file's identity (size, mtime,
+    inode) when it was the same before and after the hash, else None."""
+    before = bh.file_identity(b.path)
     facts = bh.file_facts(b.path)
     if facts is None:
         raise BackupProblem(f"backup {b.path} on {bh.label} is missing{then}")
@@ -147,6 +149,7 @@ def recheck_backup(bh: Host, b: BackupFile, then: str = "") -> None:
         )
     if DUMP_MARKER not in bh.tail(b.path, 200):
         raise BackupProblem(f"backup {b.path} on {bh.label} has no completion marker{then}")
+    return before if before is not None and bh.file_identity(b.path) == before else None
 
 
 def verify_backups(run: Run, rehash: bool = True, manifest: list[BackupFile] | None = None) -> None:
@@ -158,8 +161,9 @@ def verify_backups(run: Run, rehash: bool = True, manifest: list[BackupFile] | N
     if have != expected:
         raise BackupProblem(f"the backup manifest covers {sorted(have)}, expected {sorted(expected)}")
     if rehash:
-        for b in manifest:
-            recheck_backup(run.backup_host, b)
+        seen = {b.path: recheck_backup(run.backup_host, b) for b in manifest}
+        with run.record.change() as f:
+            f.backups_hashed = {path: ident for path, ident in seen.items() if ident}
     run.evidence("backup manifest", [b.model_dump(exclude={"tables"}) for b in manifest])
     run.evidence(
         "table row counts and content digests at backup time",

@@ -1,15 +1,20 @@
 """The rollback's restore: drop, recreate and restore rm, cm and every cm_hb (doc 003 step 6.3-6.4, doc 004 step 9.3-9.4).
 
-Nothing is dropped before the preflight verified every backup; each backup is verified again
-right before its database is dropped, and the record says, database by database, how far the
-restore got, so an interrupted restore resumes from the same verified backups.
+Nothing is dropped before the preflight verified every backup (size, SHA-256, completion marker)
+and recorded each file's identity (size, modification time in ns, inode). Right before its
+database is dropped a backup is checked again: its identity and completion marker when the
+identity is the one recorded (the file was neither rewritten nor replaced since it was hashed:
+no second full read during the outage), a full hash otherwise. The record says, database by
+database, how far the restore got, so an interrupted restore resumes from the same backups.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ..adapters.metadb import DUMP_MARKER
 from ..context import Run
+from ..errors import BackupProblem
 from ..record import Record
 from ..runbook import Step, Touches
 from .backup import recheck_backup
@@ -36,7 +41,15 @@ def restore(run: Run) -> None:
         db = b.db
         if run.facts.restored.get(db) == "restored":
             continue
-        recheck_backup(bh, b, f"; nothing of {db} was dropped")  # verified again right before anything is dropped
+        unchanged = run.facts.backups_hashed.get(b.path)
+        if unchanged and bh.file_identity(b.path) == unchanged:
+            if DUMP_MARKER not in bh.tail(b.path, 200):
+                raise BackupProblem(
+                    f"backup {b.path} on {bh.label} has no completion marker; nothing of {db} was dropped"
+                )
+            run.live(f"restore: {b.path} unchanged since it was hashed (size, mtime, inode)")
+        else:  # changed, or never hashed by this run: hashed in full right before anything is dropped
+            recheck_backup(bh, b, f"; nothing of {db} was dropped")
         run.live(f"restore: {db} from {b.path}")
         with run.record.change() as f:
             f.restored[db] = "dropping"
@@ -53,7 +66,8 @@ def plan_restore(run: Run) -> list[str]:
     out = []
     for b in upgrade_record(run).facts.backups:
         out += [
-            f"verify {b.path} (size {b.size}, sha256 {b.sha256[:16]}...)",
+            f"check {b.path}: unchanged since the preflight hashed it (size {b.size}, mtime, inode), else "
+            f"hashed again (sha256 {b.sha256[:16]}...)",
             f"DROP DATABASE `{b.db}`; CREATE DATABASE `{b.db}`",
             f"mysql --defaults-extra-file=<0600 file> -D {b.db} < {b.path}",
         ]

@@ -193,3 +193,28 @@ def test_rollback_resumes_after_the_metadb_stopped_during_the_restore(sandbox):
         for t, content in at_backup[1][db].items():
             if t != "oms_normal_config":
                 assert restored[db][t] == content, f"{db}.{t} differs after the rollback"
+
+
+def test_a_backup_changed_after_the_preflight_is_hashed_again_and_refused_before_its_drop(sandbox):
+    """The restore reads a backup once more only when its identity (size, mtime, inode) moved since the
+    preflight hashed it: unchanged files are not read again during the outage, a changed one is hashed
+    in full and refused before its database is dropped."""
+    sandbox.fresh()
+    assert_passed(sandbox.runbook("upgrade_429"), 11)
+    victim = Path(next(b["path"] for b in backups_intact(sandbox) if b["db"] == "cm_428"))
+    proc = sandbox.start_paused("rollback_429", "restore")
+    text = victim.read_text()
+    victim.write_text(text.replace("INSERT INTO", "INSERT into", 1))  # same size, other content
+    before = sandbox.snapshot()
+    sandbox.release(proc)
+    out = proc.communicate(timeout=600)[0]
+    assert proc.returncode == 1 and "STOPPED at step 3." in out, out[-3000:]
+    assert "changed since it was taken" in out and "nothing of cm_428 was dropped" in out, out[-3000:]
+    assert sandbox.snapshot()["cm_428"] == before["cm_428"]  # the 4.2.9 schema of cm is still there
+    led = json.loads(sorted((STATE / "ledgers" / "rollback_429").glob("*/ledger.json"))[-1].read_text())["facts"]
+    assert led["restored"] == {"rm_428": "restored"} and str(victim) in led["backups_hashed"]
+    events = [json.loads(x) for x in (sandbox.last_report("rollback_429") / "events.jsonl").read_text().splitlines()]
+    hashed = [e["action"] for e in events if e["step"] == "restore" and "sha256sum" in e["action"]]
+    assert len(hashed) == 1 and str(victim) in hashed[0]  # rm's backup was not read again, cm's was
+    victim.write_text(text)  # put back: a full hash finds the recorded digest, the rollback resumes
+    assert_passed(sandbox.runbook("rollback_429"), 8)

@@ -185,3 +185,25 @@ def test_old_heartbeats_go_before_t1_and_the_documents_delete_still_runs_at_its_
     assert len(inserts) == 1 and inserts[0].count("),(") == 0  # one row, as after the document's DELETE
     md = (sandbox.last_report("upgrade_429") / "summary.md").read_text()
     assert f"Heartbeats of {hb}: {online['deleted']} old rows" in md and "deleted before T1 while OMS ran" in md
+
+
+def test_a_project_not_running_after_the_rollback_is_resumed_and_reported(sandbox):
+    """After a rollback a synchronization project may need a manual resume (field notes): the rollback's
+    last step resumes what ran before the upgrade with the published ResumeProject, and says so."""
+    sandbox.fresh()
+    rm = sandbox.status()["metadb"]["rm"]
+    project = "np_6a2d8c3e4f"
+    assert sandbox.sql(f"SELECT status FROM oms_project WHERE id='{project}'", rm) == [("RUNNING",)]
+    assert_passed(sandbox.runbook("upgrade_429"), 11)
+    proc = sandbox.start_paused("rollback_429", "projects_running_again")
+    sandbox.fault("project-suspended")  # after the restore, as a connector that did not come back
+    assert sandbox.sql(f"SELECT status FROM oms_project WHERE id='{project}'", rm) == [("SUSPEND",)]
+    sandbox.release(proc)
+    out = proc.communicate(timeout=600)[0]
+    assert proc.returncode == 0 and "8 passed" in out, out[-3000:]
+    assert sandbox.sql(f"SELECT status FROM oms_project WHERE id='{project}'", rm) == [("RUNNING",)]
+    led = json.loads(sorted((STATE / "ledgers" / "rollback_429").glob("*/ledger.json"))[-1].read_text())["facts"]
+    assert led["resumed_projects"] == [project]
+    events = [json.loads(x) for x in (sandbox.last_report("rollback_429") / "events.jsonl").read_text().splitlines()]
+    resumes = [e for e in events if e["system"] == "console" and "ResumeProject" in e["action"]]
+    assert len(resumes) == 1 and resumes[0]["step"] == "projects_running_again" and project in resumes[0]["action"]
