@@ -21,6 +21,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -86,13 +88,42 @@ def measured(args: list[str]) -> dict:
     }
 
 
-def sizes() -> dict[str, int]:
-    """Bytes of each database as the engine counts them (data and indexes), read as the MetaDB's root."""
+def root_sql() -> tuple[dict, object]:
+    """The sandbox MetaDB's status and a connection to it as root."""
     import pymysql
 
     st = json.loads(sh(sys.executable, "-m", "sandbox", "status", "--json").stdout)["metadb"]
+    return st, pymysql.connect(host=st["host"], port=int(st["port"]), user="root", password=st["root_password"])
+
+
+@contextmanager
+def ob_timeouts_raised() -> Iterator[None]:
+    """On OceanBase the plain tools need what the runbook does: the tenant's statement and transaction
+    timeouts (10 s / 100 s by default) raised for a big mysqldump, set back afterwards."""
+    st, conn = root_sql()
+    names = ("ob_query_timeout", "ob_trx_timeout", "ob_trx_idle_timeout")
+    if st.get("engine") != "oceanbase":
+        conn.close()
+        yield
+        return
+    with conn.cursor() as cur:
+        cur.execute("SELECT " + ", ".join(f"@@global.{n}" for n in names))
+        before = cur.fetchone()
+        for n in names:
+            cur.execute(f"SET GLOBAL {n} = 86400000000")
+    try:
+        yield
+    finally:
+        with conn.cursor() as cur:
+            for n, v in zip(names, before, strict=True):
+                cur.execute(f"SET GLOBAL {n} = %s", (int(v),))
+        conn.close()
+
+
+def sizes() -> dict[str, int]:
+    """Bytes of each database as the engine counts them (data and indexes), read as the MetaDB's root."""
+    st, conn = root_sql()
     dbs = [st["rm"], st["cm"], *st["cm_hb"]]
-    conn = pymysql.connect(host=st["host"], port=int(st["port"]), user="root", password=st["root_password"])
     try:
         with conn.cursor() as cur:
             cur.execute(
@@ -172,7 +203,7 @@ def one(up_args: list[str], with_plain: bool) -> dict:
             restore_mb_per_s=dumped / 1e6 / rb["steps"]["restore"]["seconds"],
         )
     if with_plain:
-        with tempfile.TemporaryDirectory(dir=str(STATE)) as folder:
+        with tempfile.TemporaryDirectory(dir=str(STATE)) as folder, ob_timeouts_raised():
             row["plain"] = plain(backups, Path(folder))
     return row
 

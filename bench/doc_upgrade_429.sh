@@ -7,6 +7,16 @@ set -euo pipefail
 . "$(dirname "$0")/sandbox_client.sh"
 PKG="$S/packages/oms_4.2.9-ce.tar.gz"
 OUT="$S/backups/script-$(date +%s%N)"; mkdir -p "$OUT"
+# An OceanBase tenant ends any statement after ob_query_timeout (10 s by default): the doc's single
+# DELETE over years of heartbeats and a mysqldump of a big cm would fail. A DBA raises the tenant's
+# timeouts first (before T1, so outside the downtime) and sets them back at the end, as the runbook does.
+case "${ENGINE,,}" in *oceanbase*)
+  ob_before=$(sql -N -e "SELECT @@global.ob_query_timeout, @@global.ob_trx_timeout, @@global.ob_trx_idle_timeout")
+  sql -e "SET GLOBAL ob_query_timeout=86400000000; SET GLOBAL ob_trx_timeout=86400000000; SET GLOBAL ob_trx_idle_timeout=86400000000"
+  read -r q t i <<<"$ob_before"
+  trap 'sql -e "SET GLOBAL ob_query_timeout=$q; SET GLOBAL ob_trx_timeout=$t; SET GLOBAL ob_trx_idle_timeout=$i"; rm -f "$CNF"' EXIT
+  ;;
+esac
 # 1. disable HA
 sql -D "$RM" -e "UPDATE oms_normal_config SET cfg_value=JSON_SET(cfg_value,'$.enable',false) WHERE cfg_name='ha.config'"
 # 2. stop the old container on IP1 and IP2; T1

@@ -1,6 +1,6 @@
 # Sourced by the bench scripts: S (the sandbox folder), CNF (a 0600 MySQL option file for the
 # sandbox MetaDB as OMS's user, removed on exit), sql (the mysql client with it), NODES, and
-# RM/CM/CM_HB (the databases). The MetaDB (OceanBase seekdb or MariaDB) is read from
+# RM/CM/CM_HB (the databases), ENGINE (the MetaDB: oceanbase or mariadb), all read from
 # `python -m sandbox status --json`.
 S=${OMSUP_SANDBOX_DIR:-/tmp/omsup-sandbox}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -13,7 +13,8 @@ m = st["metadb"]
 q = '"' + m["password"].replace("\\", "\\\\").replace('"', '\\"') + '"'
 pathlib.Path(sys.argv[1]).write_text(f"[client]\nhost={m['host']}\nport={m['port']}\nuser={m['user']}\npassword={q}\n",
                                      encoding="utf-8")
-print(f"RM={shlex.quote(m['rm'])} CM={shlex.quote(m['cm'])} CM_HB={shlex.quote(' '.join(m['cm_hb']))}")
+print(f"RM={shlex.quote(m['rm'])} CM={shlex.quote(m['cm'])} CM_HB={shlex.quote(' '.join(m['cm_hb']))} "
+      f"ENGINE={shlex.quote(m.get('engine') or '')}")
 PY
 )"
 NODES=$(ls "$S/nodes")
