@@ -40,7 +40,7 @@ DUMP_MARKER = "-- Dump completed"
 # --single-transaction) and nothing the OceanBase kernel refuses (no --events)
 DUMP_OPTIONS = "--single-transaction --quick --triggers=false --hex-blob --default-character-set=utf8mb4"
 OB_LONG_US = 86400000000  # one day, in OceanBase's microseconds
-OB_SESSION = f"SET SESSION ob_query_timeout = {OB_LONG_US}, ob_trx_timeout = {OB_LONG_US}"
+DDL_TIMEOUT_S = 300  # the restore's DROP/CREATE DATABASE: far more than either needs
 # What a mysqldump session of the tenant gets by default (global); mysqldump cannot set session
 # variables (it refuses init-command), and a dump that reads longer than ob_query_timeout (10 s by
 # default) fails with error 4012, one longer than ob_trx_timeout (--single-transaction) too.
@@ -105,6 +105,13 @@ class MetaDB:
                 return conn
             except pymysql.err.MySQLError:
                 self._local.conn = None
+        conn = self._connect(OB_LONG_US // 1_000_000)
+        self._local.conn = conn
+        return conn
+
+    def _connect(self, timeout_s: int) -> pymysql.connections.Connection:
+        """A new connection whose statements may run ``timeout_s`` (the client's read timeout and, on
+        OceanBase, the session's ob_query_timeout)."""
         conn = pymysql.connect(
             # PyMySQL would encode a str password as latin-1; the server hashes the bytes it is sent,
             # and the mysql/mysqldump clients (and OMS's JDBC driver) send UTF-8. So bytes, UTF-8.
@@ -114,8 +121,8 @@ class MetaDB:
             password=self.cfg.password.value.encode(),
             autocommit=True,
             connect_timeout=10,
-            read_timeout=86400,
-            write_timeout=86400,
+            read_timeout=timeout_s,
+            write_timeout=timeout_s,
             charset="utf8mb4",
             ssl={"ca": self.cfg.ssl_ca, "check_hostname": True} if self.cfg.ssl_ca else None,
         )
@@ -124,15 +131,22 @@ class MetaDB:
                 cur.execute("SELECT VERSION()")
                 self._oceanbase = "oceanbase" in str(cur.fetchone()[0]).lower()
             if self._oceanbase:
-                cur.execute(OB_SESSION)
-        self._local.conn = conn
+                us = timeout_s * 1_000_000
+                cur.execute(f"SET SESSION ob_query_timeout = {us}, ob_trx_timeout = {OB_LONG_US}")
         return conn
 
-    def _exec(self, sql: str, args: Any = None, db: str | None = None) -> tuple[int, list[tuple[Any, ...]]]:
+    def _exec(
+        self, sql: str, args: Any = None, db: str | None = None, timeout_s: int | None = None
+    ) -> tuple[int, list[tuple[Any, ...]]]:
+        """The one way statements reach the MetaDB: logged, redacted, errors as MetaDBProblem. With
+        ``timeout_s`` the statement runs on a connection of its own that gives up after that long."""
         t0 = time.monotonic()
         shown = f"[{db}] {sql}" if db else sql
+        own: pymysql.connections.Connection | None = None
         try:
-            conn = self._conn()
+            if timeout_s:
+                own = self._connect(timeout_s)
+            conn = own or self._conn()
             with conn.cursor() as cur:
                 shown = (f"[{db}] " if db else "") + cur.mogrify(sql, args)
                 if db:
@@ -141,21 +155,25 @@ class MetaDB:
                 rows = list(cur.fetchall())
         except pymysql.err.MySQLError as e:
             AUDIT.record("metadb", self.label, shown, f"error: {e}", time.monotonic() - t0)
-            self._local.conn = None
+            if own is None:
+                self._local.conn = None
             if e.args and e.args[0] == 1093:  # see prune_heartbeats
                 raise
             raise MetaDBProblem(
                 f"MetaDB {self.label} (user {self.cfg.user}): `{redact(shown)[:300]}` failed: {redact(e)}",
                 "check that the MetaDB runs and answers for this user; then run the runbook again to resume",
             ) from None
+        finally:
+            if own is not None and own.open:
+                own.close()
         AUDIT.record("metadb", self.label, shown, f"{n} row(s)", time.monotonic() - t0)
         return n, rows
 
     def query(self, sql: str, args: Any = None, db: str | None = None) -> list[tuple[Any, ...]]:
         return self._exec(sql, args, db)[1]
 
-    def execute(self, sql: str, args: Any = None, db: str | None = None) -> int:
-        return self._exec(sql, args, db)[0]
+    def execute(self, sql: str, args: Any = None, db: str | None = None, timeout_s: int | None = None) -> int:
+        return self._exec(sql, args, db, timeout_s)[0]
 
     def ping(self) -> str:
         return str(self.query("SELECT VERSION()")[0][0])
@@ -379,8 +397,13 @@ class MetaDB:
                 "plain name; nothing was dropped",
                 "check the run ledger",
             )
-        self.execute(f"DROP DATABASE IF EXISTS {quote_ident(db)}")
-        self.execute(f"CREATE DATABASE {quote_ident(db)} DEFAULT CHARACTER SET {charset} COLLATE {collation}")
+        # bounded: a DROP that waits on a lock (seen once on OceanBase just after a restart) stops the
+        # run with a MetaDBProblem, resumable, instead of holding the outage for a day
+        self.execute(f"DROP DATABASE IF EXISTS {quote_ident(db)}", timeout_s=DDL_TIMEOUT_S)
+        self.execute(
+            f"CREATE DATABASE {quote_ident(db)} DEFAULT CHARACTER SET {charset} COLLATE {collation}",
+            timeout_s=DDL_TIMEOUT_S,
+        )
 
     # -- client tools on the backup host -----------------------------------------------------
     @contextmanager

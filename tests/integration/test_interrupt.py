@@ -30,7 +30,14 @@ def interrupt_at(sandbox, runbook: str, step: str, sig: int) -> str:
     """Run ``runbook``, and deliver ``sig`` while ``step`` runs; return the output."""
     proc = sandbox.start_paused(runbook, step)
     proc.send_signal(sig)
-    out = proc.communicate(timeout=120)[0]
+    try:
+        out = proc.communicate(timeout=120)[0]
+    except subprocess.TimeoutExpired as e:  # never leave it running into the next test
+        proc.kill()
+        rest = proc.communicate()[0]
+        raise AssertionError(
+            f"{runbook} held at {step} did not end within 120 s of signal {sig}:\n{rest[-3000:]}"
+        ) from e
     assert proc.returncode != 0
     return out
 
