@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -129,6 +130,9 @@ class Sandbox:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            # a suite started in the background (`cmd &` in a script) inherits SIGINT ignored, and Python
+            # then installs no KeyboardInterrupt handler: the run would not hear a test's Ctrl-C
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         proc.release_file = release  # type: ignore[attr-defined]
         deadline = time.monotonic() + 120

@@ -207,3 +207,30 @@ def test_a_project_not_running_after_the_rollback_is_resumed_and_reported(sandbo
     events = [json.loads(x) for x in (sandbox.last_report("rollback_429") / "events.jsonl").read_text().splitlines()]
     resumes = [e for e in events if e["system"] == "console" and "ResumeProject" in e["action"]]
     assert len(resumes) == 1 and resumes[0]["step"] == "projects_running_again" and project in resumes[0]["action"]
+
+
+def test_a_failed_early_image_load_stops_the_run_before_any_container_stops(sandbox, tmp_path):
+    """The image load starts right after the preflight, while OMS still runs; when it fails, nothing is
+    stopped: the run stops at step 2 with the old containers running, and resumes once the package is sound."""
+    import tarfile
+
+    sandbox.fresh()
+    old = sandbox.containers()
+    package = Path(sandbox.status()["packages"]["4.2.9-CE"])
+    aside = tmp_path / package.name
+    aside.write_bytes(package.read_bytes())
+    with tarfile.open(aside) as t:  # what the preflight reads: gzip sound, manifest with its tags
+        manifest = t.extractfile("manifest.json").read()  # type: ignore[union-attr]
+    (tmp_path / "manifest.json").write_bytes(manifest)
+    with tarfile.open(package, "w:gz") as t:  # but no layers: docker load fails
+        t.add(tmp_path / "manifest.json", arcname="manifest.json")
+    try:
+        p = sandbox.runbook("upgrade_429")
+        assert_stopped_at(p, 2, "loading the new image after the preflight failed, so no container was stopped")
+        for node, ctrs in sandbox.containers().items():
+            assert ctrs["oms_ce"]["id"] == old[node]["oms_ce"]["id"] and ctrs["oms_ce"]["running"]
+        led = json.loads(sorted((STATE / "ledgers" / "upgrade_429").glob("*/ledger.json"))[-1].read_text())
+        assert not led["facts"].get("t1")  # the downtime never began
+    finally:
+        package.write_bytes(aside.read_bytes())
+    assert_passed(sandbox.runbook("upgrade_429"), 11)
