@@ -66,7 +66,7 @@ def row_text(columns: list[str]) -> str:
 
 
 def parse_ha_config(raw: Any, what: str) -> dict[str, Any]:
-    """The ha.config value: a JSON object (enable, perceiveStoreClientCheckpoint, ...)."""
+    """A JSON object kept in a MetaDB column: ha.config (enable, perceiveStoreClientCheckpoint, ...)."""
     if isinstance(raw, bytes | bytearray):
         raw = raw.decode("utf-8", "replace")
     try:
@@ -80,13 +80,10 @@ def parse_ha_config(raw: Any, what: str) -> dict[str, Any]:
 
 def parse_source_config(raw: Any) -> dict[str, Any]:
     """connector_task.source_config: a JSON object, or {} for anything else (shown as not readable)."""
-    if isinstance(raw, bytes | bytearray):
-        raw = raw.decode("utf-8", "replace")
     try:
-        value = json.loads(raw)
-    except (ValueError, TypeError, RecursionError):
+        return parse_ha_config(raw, "connector_task.source_config")
+    except MetaDBProblem:
         return {}
-    return value if isinstance(value, dict) else {}
 
 
 class MetaDB:

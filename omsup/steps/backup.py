@@ -89,8 +89,9 @@ def _backup(run: Run) -> None:
         done = [dumps.submit(_backup_one, run, bh, folder, role, db, stats[db]) for role, db in dbs]
         for fut in done:
             fut.result()  # the first failure, with its message
+    order = {db: i for i, (_, db) in enumerate(dbs)}
     with run.record.change() as f:  # in the environment's order, whatever order they finished in
-        f.backups = sorted(f.backups, key=lambda b: [db for _, db in dbs].index(b.db))
+        f.backups = sorted(f.backups, key=lambda b: order[b.db])
     verify_backups(run, rehash=False)  # each file was hashed as it was written
 
 
@@ -133,22 +134,27 @@ def _size_of(host: Host, path: str) -> str:
     return f"{size / 1e6:.1f} MB so far" if size is not None else "starting"
 
 
-def recheck_backup(bh: Host, b: BackupFile, then: str = "") -> str | None:
+def recheck_backup(bh: Host, b: BackupFile, then: str = "", hashed_as: str | None = None) -> str | None:
     """The file is there with its recorded size and SHA-256 (hashed again, on its host) and complete;
-    ``then`` adds what that means where it is checked. Returns the file's identity (size, mtime,
-    inode) when it was the same before and after the hash, else None."""
+    ``then`` adds what that means where it is checked. ``hashed_as``: the identity (size, mtime,
+    inode) the file had when it was last hashed in full; while it still has it, it is not read again.
+    Returns the file's identity when it was the same before and after the check, else None."""
     before = bh.file_identity(b.path)
-    facts = bh.file_facts(b.path)
-    if facts is None:
-        raise BackupProblem(f"backup {b.path} on {bh.label} is missing{then}")
-    if facts["size"] != b.size or facts["sha256"] != b.sha256:
-        raise BackupProblem(
-            f"backup {b.path} on {bh.label} changed since it was taken: size {facts['size']} "
-            f"(recorded {b.size}), sha256 {facts['sha256']} (recorded {b.sha256}){then}",
-            "do not roll back from it; investigate who changed it",
-        )
+    unchanged = bool(hashed_as) and before == hashed_as
+    if not unchanged:
+        facts = bh.file_facts(b.path)
+        if facts is None:
+            raise BackupProblem(f"backup {b.path} on {bh.label} is missing{then}")
+        if facts["size"] != b.size or facts["sha256"] != b.sha256:
+            raise BackupProblem(
+                f"backup {b.path} on {bh.label} changed since it was taken: size {facts['size']} "
+                f"(recorded {b.size}), sha256 {facts['sha256']} (recorded {b.sha256}){then}",
+                "do not roll back from it; investigate who changed it",
+            )
     if DUMP_MARKER not in bh.tail(b.path, 200):
         raise BackupProblem(f"backup {b.path} on {bh.label} has no completion marker{then}")
+    if unchanged:
+        return before
     return before if before is not None and bh.file_identity(b.path) == before else None
 
 

@@ -16,7 +16,7 @@ from ..record import UpgradeRef, utc_now
 from ..runbook import Step, Touches
 from ..versions import Version
 from .connectors import CONNECTOR_DBTYPE
-from .heartbeats import prune_online
+from .heartbeats import prune_online, prunes_later
 from .image import wait_early_load
 
 
@@ -157,7 +157,7 @@ def plan_stop_old(run: Run) -> list[str]:
         "over the ids below max(id) in short statements (the document's DELETE at its step then deletes only "
         "the rows written since)"
         for r in run.env.regions
-        if any(rs.step.key == "prune_heartbeats" for rs in run.runbook.steps)
+        if prunes_later(run)
     ]
     return early + [f"{n.name}: docker stop {run.env.container}  (record T1 before)" for n in run.env.nodes]
 

@@ -24,13 +24,18 @@ MAX_RANGE = 1_000_000
 FAST, SLOW = 0.5, 2.0  # seconds: a statement faster doubles the range, slower halves it (OceanBase: 10 s cap)
 
 
+def prunes_later(run: Run) -> bool:
+    """The runbook has the document's prune step (the online prune only ever goes ahead of it)."""
+    return any(rs.step.key == PRUNE.key for rs in run.runbook.steps)
+
+
 def prune_online(run: Run) -> None:
     """Before T1, while OMS runs: every region's heartbeats below max(id) deleted in short statements.
 
     Done only by runbooks that prune at a later step, once per run (a resumed run whose prune step is
     done skips it); recorded (what, how many, when) and shown in the report.
     """
-    if run.plan or run.record.step_done(PRUNE.key) or not any(rs.step.key == PRUNE.key for rs in run.runbook.steps):
+    if run.plan or run.record.step_done(PRUNE.key) or not prunes_later(run):
         return
     results = dict(run.facts.prune_online or {})
     for region in run.env.regions:

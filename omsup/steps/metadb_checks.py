@@ -165,7 +165,7 @@ def privileges(grants: list[str], db: str) -> set[str]:
         if not m:
             continue
         scope = m.group(2).replace("`", "").replace('"', "")
-        if scope in ("*.*", f"{db}.*") or (db == "*" and scope == "*.*"):
+        if scope in ("*.*", f"{db}.*"):  # db "*": the global scope alone
             privs = {p.strip().upper() for p in m.group(1).split(",")}
             out |= {"ALL"} if any(p.startswith("ALL") for p in privs) else privs
     return out

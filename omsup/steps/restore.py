@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..adapters.metadb import DUMP_MARKER
 from ..context import Run
-from ..errors import BackupProblem
 from ..record import Record
 from ..runbook import Step, Touches
 from .backup import recheck_backup
@@ -41,15 +39,11 @@ def restore(run: Run) -> None:
         db = b.db
         if run.facts.restored.get(db) == "restored":
             continue
-        unchanged = run.facts.backups_hashed.get(b.path)
-        if unchanged and bh.file_identity(b.path) == unchanged:
-            if DUMP_MARKER not in bh.tail(b.path, 200):
-                raise BackupProblem(
-                    f"backup {b.path} on {bh.label} has no completion marker; nothing of {db} was dropped"
-                )
+        # unchanged since the preflight hashed it: its marker only; else hashed in full, before any DROP
+        hashed_as = run.facts.backups_hashed.get(b.path)
+        seen = recheck_backup(bh, b, f"; nothing of {db} was dropped", hashed_as)
+        if hashed_as and seen == hashed_as:
             run.live(f"restore: {b.path} unchanged since it was hashed (size, mtime, inode)")
-        else:  # changed, or never hashed by this run: hashed in full right before anything is dropped
-            recheck_backup(bh, b, f"; nothing of {db} was dropped")
         run.live(f"restore: {db} from {b.path}")
         with run.record.change() as f:
             f.restored[db] = "dropping"
