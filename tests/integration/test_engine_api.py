@@ -1,0 +1,165 @@
+"""Issue 13 point 8: the Docker API version is negotiated with the engine, never pinned.
+
+An engine refuses a client that speaks a version above its maximum ("client version X is too new")
+and, on recent engines (25 and later), one below its minimum ("client version 1.41 is too old").
+The first is shown on the sandbox's real engines; the second through a relay in front of a real
+engine that refuses, with the engine's words and status, every versioned path below the engine's own
+API version, as an engine with MinAPIVersion = ApiVersion would.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import tempfile
+import threading
+from pathlib import Path
+
+import docker
+import docker.constants
+import docker.errors
+import pytest
+
+from omsup.adapters.engine import Engine
+from omsup.adapters.hosts import Host
+from omsup.errors import ContainerProblem
+
+from .conftest import STATE
+
+pytestmark = pytest.mark.integration
+
+VERSIONED = re.compile(rb"^[A-Z]+ /v(\d+)\.(\d+)/")
+
+
+def vkey(v: str) -> tuple[int, int]:
+    major, minor = v.split(".")
+    return int(major), int(minor)
+
+
+class MinVersionRelay:
+    """A Unix socket in front of an engine's socket that refuses API versions below `minimum`."""
+
+    def __init__(self, upstream: str, minimum: str) -> None:
+        self.upstream, self.minimum = upstream, minimum
+        self.dir = tempfile.mkdtemp(prefix="relay-", dir="/tmp")
+        self.path = os.path.join(self.dir, "docker.sock")
+        self.url = f"unix://{self.path}"
+        self.refused: list[str] = []
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(self.path)
+        self.server.listen(16)
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+
+    def _one(self, conn: socket.socket) -> None:
+        with conn:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                head += chunk
+            head, _, rest = head.partition(b"\r\n\r\n")
+            m = VERSIONED.match(head)
+            if m and (int(m[1]), int(m[2])) < vkey(self.minimum):
+                asked = f"{int(m[1])}.{int(m[2])}"
+                self.refused.append(asked)
+                body = (
+                    f'{{"message":"client version {asked} is too old. Minimum supported API version is '
+                    f'{self.minimum}, please upgrade your client to a newer version"}}\n'
+                ).encode()
+                conn.sendall(
+                    b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+                    + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                    + body
+                )
+                return
+            # one request per connection: the engine closes after its answer, the client opens anew
+            lines = [ln for ln in head.split(b"\r\n") if not ln.lower().startswith(b"connection:")]
+            head = b"\r\n".join([*lines, b"Connection: close"])
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as up:
+                up.connect(self.upstream)
+                up.sendall(head + b"\r\n\r\n" + rest)
+
+                def pump() -> None:
+                    try:
+                        while chunk := conn.recv(65536):
+                            up.sendall(chunk)
+                    except OSError:
+                        pass
+
+                threading.Thread(target=pump, daemon=True).start()
+                while chunk := up.recv(65536):
+                    conn.sendall(chunk)
+
+    def close(self) -> None:
+        self.server.close()
+        Path(self.path).unlink(missing_ok=True)
+        os.rmdir(self.dir)
+
+
+def engine_api(url: str) -> str:
+    raw = docker.APIClient(base_url=url, version="auto", timeout=30)
+    try:
+        return str(raw.version()["ApiVersion"])
+    finally:
+        raw.close()
+
+
+def test_the_api_version_is_negotiated_where_a_pinned_one_is_refused(sandbox):
+    sandbox.fresh()
+    sock = str(STATE / "nodes" / "n1" / "docker.sock")
+    api = engine_api(f"unix://{sock}")
+    major, minor = vkey(api)
+
+    # an engine refuses a client pinned above its maximum (docker-py's own default is one, here)
+    newer = f"{major}.{minor + 1}"
+    pinned = docker.DockerClient(base_url=f"unix://{sock}", version=newer, timeout=30)
+    with pytest.raises(docker.errors.APIError, match=rf"client version {re.escape(newer)} is too new"):
+        pinned.containers.list()
+    pinned.close()
+
+    # the adapter asks the engine which version it speaks and speaks that one
+    eng = Engine(f"unix://{sock}", "n1", Host("local://", "n1"))
+    try:
+        assert eng.client.api.api_version == api
+        seen = eng.inspect("oms_ce")
+        assert seen is not None and seen["Name"] == "/oms_ce"
+    finally:
+        eng.close()
+
+    # an engine whose minimum is its own version (recent engines refuse 1.41 this way)
+    relay = MinVersionRelay(sock, api)
+    try:
+        older = f"{major}.{minor - 1}"
+        old = docker.DockerClient(base_url=relay.url, version=older, timeout=30)
+        with pytest.raises(docker.errors.APIError, match=rf"client version {re.escape(older)} is too old"):
+            old.containers.list()
+        old.close()
+        assert relay.refused == [older]
+
+        pinned_eng = Engine(relay.url, "n1", Host("local://", "n1"))
+        pinned_eng.__dict__["client"] = docker.DockerClient(base_url=relay.url, version=older, timeout=30)
+        with pytest.raises(ContainerProblem, match="too old") as refused:
+            pinned_eng.inspect("oms_ce")
+        assert "engine of n1" in str(refused.value)  # the adapter's message names the node and the request
+        pinned_eng.close()
+
+        eng = Engine(relay.url, "n1", Host("local://", "n1"))
+        try:
+            assert eng.client.api.api_version == api
+            seen = eng.inspect("oms_ce")
+            assert seen is not None and seen["Name"] == "/oms_ce"
+        finally:
+            eng.close()
+        assert relay.refused == [older, older]  # nothing the negotiating adapter sent was refused
+    finally:
+        relay.close()
