@@ -44,15 +44,18 @@ for n in $NODES; do
     --ulimit nproc=65535:65535 --name oms_ce "$image" >/dev/null
 done
 # docker exec; `sleep 300` (polled); bash /root/docker_init.sh once for the region
+# (supervisor 4's `status` exits 3 while a program is STOPPED, as oms_console is until started: what it
+# prints is read, its exit status is not, or `set -o pipefail` would make the poll wait forever)
+programs() { docker exec oms_ce supervisorctl status 2>/dev/null || true; }
 first=$(echo $NODES | cut -d' ' -f1)
 export DOCKER_HOST=unix://$S/nodes/$first/docker.sock
-until docker exec oms_ce supervisorctl status 2>/dev/null | grep -q '^oms_drc_supervisor *RUNNING'; do sleep 0.5; done
+until programs | grep -q '^oms_drc_supervisor *RUNNING'; do sleep 0.5; done
 docker exec oms_ce bash /root/docker_init.sh >/dev/null
 # the other nodes of the region: their console by hand (no init of their own)
 for n in $NODES; do
   [ "$n" = "$first" ] && continue
   export DOCKER_HOST=unix://$S/nodes/$n/docker.sock
-  until docker exec oms_ce supervisorctl status 2>/dev/null | grep -q '^oms_drc_supervisor *RUNNING'; do sleep 0.5; done
+  until programs | grep -q '^oms_drc_supervisor *RUNNING'; do sleep 0.5; done
   docker exec oms_ce supervisorctl start oms_console >/dev/null
 done
 # every node serves again

@@ -72,7 +72,8 @@ def runbook_run(env_file: str) -> dict:
     # the procedure alone: from the ledger's creation to the last step's end (no interpreter start-up,
     # no report rendering)
     procedure = (at(led["finished"]) - at(led["created"])).total_seconds()
-    return {"total": total, "downtime": (back - t1).total_seconds(), "procedure": procedure}
+    steps = {k: v.get("seconds") for k, v in led["steps"].items()}  # where the time went, step by step
+    return {"total": total, "downtime": (back - t1).total_seconds(), "procedure": procedure, "steps": steps}
 
 
 def main() -> None:
