@@ -114,6 +114,17 @@ def engine_api(url: str) -> str:
         raw.close()
 
 
+def assert_adapter_speaks(url: str, api: str) -> None:
+    """The engine adapter on ``url`` speaks API version ``api`` and its requests are answered."""
+    eng = Engine(url, "n1", Host("local://", "n1"))
+    try:
+        assert eng.client.api.api_version == api
+        seen = eng.inspect("oms_ce")
+        assert seen is not None and seen["Name"] == "/oms_ce"
+    finally:
+        eng.close()
+
+
 def test_the_api_version_is_negotiated_where_a_pinned_one_is_refused(sandbox):
     sandbox.fresh()
     sock = str(STATE / "nodes" / "n1" / "docker.sock")
@@ -128,13 +139,7 @@ def test_the_api_version_is_negotiated_where_a_pinned_one_is_refused(sandbox):
     pinned.close()
 
     # the adapter asks the engine which version it speaks and speaks that one
-    eng = Engine(f"unix://{sock}", "n1", Host("local://", "n1"))
-    try:
-        assert eng.client.api.api_version == api
-        seen = eng.inspect("oms_ce")
-        assert seen is not None and seen["Name"] == "/oms_ce"
-    finally:
-        eng.close()
+    assert_adapter_speaks(f"unix://{sock}", api)
 
     # an engine whose minimum is its own version (recent engines refuse 1.41 this way)
     relay = MinVersionRelay(sock, api)
@@ -153,13 +158,7 @@ def test_the_api_version_is_negotiated_where_a_pinned_one_is_refused(sandbox):
         assert "engine of n1" in str(refused.value)  # the adapter's message names the node and the request
         pinned_eng.close()
 
-        eng = Engine(relay.url, "n1", Host("local://", "n1"))
-        try:
-            assert eng.client.api.api_version == api
-            seen = eng.inspect("oms_ce")
-            assert seen is not None and seen["Name"] == "/oms_ce"
-        finally:
-            eng.close()
+        assert_adapter_speaks(relay.url, api)
         assert relay.refused == [older, older]  # nothing the negotiating adapter sent was refused
     finally:
         relay.close()
