@@ -103,6 +103,12 @@ def test_supervisorctl_behaves_like_supervisor_4(sandbox):
     e.value.close()
     exec_in(sandbox, "n1", "supervisorctl", "start", "oms_console")
     assert exec_in(sandbox, "n1", "supervisorctl", "status")[0] == 0
+    # as supervisor's: `start`/`stop` come back only once `status` shows what they did, every time
+    for _ in range(5):
+        exec_in(sandbox, "n1", "supervisorctl", "stop", "oms_console")
+        assert exec_in(sandbox, "n1", "supervisorctl", "status", "oms_console")[0] == 3
+        exec_in(sandbox, "n1", "supervisorctl", "start", "oms_console")
+        assert exec_in(sandbox, "n1", "supervisorctl", "status", "oms_console")[0] == 0
 
 
 def test_after_an_upgrade_start_only_init_brings_the_console_and_a_second_init_fails(sandbox):

@@ -122,6 +122,7 @@ def main() -> None:
     while not stopping:
         for p in programs.values():
             p.tick()
+        answers = []
         for req in sorted(os.listdir(common.CTL_DIR)):
             if not req.endswith(".req"):
                 continue
@@ -144,13 +145,16 @@ def main() -> None:
                 elif ask.get("action") == "restart":
                     p.stop()
                     out.append(f"{name}: {p.start()}")
-            with open(path[:-4] + ".tmp", "w") as f:
-                f.write("\n".join(out))
-            os.replace(path[:-4] + ".tmp", path[:-4] + ".done")
+            answers.append((path[:-4], "\n".join(out)))
         state = {name: p.status() for name, p in programs.items()}
         with open(common.SUPERVISOR_STATE + ".tmp", "w") as f:
             json.dump(state, f)
         os.replace(common.SUPERVISOR_STATE + ".tmp", common.SUPERVISOR_STATE)
+        # answered only once the state file shows what the request did: supervisorctl start waits on it
+        for base, text in answers:
+            with open(base + ".tmp", "w") as f:
+                f.write(text)
+            os.replace(base + ".tmp", base + ".done")
         time.sleep(0.1)
     log("received SIGTERM: stopping")
     for p in programs.values():
