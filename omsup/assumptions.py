@@ -476,7 +476,7 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
     ),
     Assumption(
         "digest",
-        "the MetaDB computes the content digest (CRC32 and MD5 sums of each row's text)",
+        "the MetaDB computes the content digest (sums of CRC32 and of the length of each row's text)",
         "this project's choice (no CHECKSUM TABLE on OceanBase)",
         "verifying backups and restores",
         _digest,

@@ -128,6 +128,7 @@ class OnlinePrune(Model):
 class TableStat(Model):
     rows: int
     digest: str  # computed by the MetaDB server over every row (omsup.adapters.metadb.table_digests)
+    kind: str = "crc32+md5"  # which digest (adapters.metadb.DIGESTS); ledgers from before kinds: crc32+md5
 
 
 class BackupFile(Model):

@@ -39,16 +39,19 @@ class Result:
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 DF_LINE = re.compile(r"^\S.*?\s+(\d+)\s+(\d+)\s+(\d+)\s+(?:\d+%|-)\s+\S.*$")
 CLOCK = re.compile(r"^\s*(\d{1,12})\.(\d{1,9})\s+([+-])(\d\d)(\d\d)\s*$")
+# SHA-256 of stdin as a line "HEX ...": openssl where the host has it (it uses the CPU's SHA instructions:
+# 0.25 s for 400 MB on the bench machine, against 0.73 s for coreutils' sha256sum), else sha256sum.
+SHA256_STDIN = "{ if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r; else sha256sum; fi; }"
 FILE_IDENTITY = re.compile(r"^\d{1,20} \d{1,12}(\.\d{1,9})? \d{1,20}$")  # stat -c '%s %.9Y %i'
 
 
 def parse_file_facts(text: str, what: str) -> dict[str, Any]:
-    """`stat -c %s FILE && sha256sum -- FILE`: {"size", "sha256"}."""
+    """`stat -c %s FILE && SHA256_STDIN < FILE`: {"size", "sha256"}."""
     lines = str(text).split("\n")
     size = lines[0].strip() if lines else ""
     digest = lines[1].split()[0] if len(lines) > 1 and lines[1].split() else ""
     if not size.isascii() or not size.isdigit() or not SHA256.match(digest):
-        raise HostProblem(f"{what}: stat and sha256sum answered {excerpt(text)!r}, not a size and a SHA-256")
+        raise HostProblem(f"{what}: stat and the SHA-256 tool answered {excerpt(text)!r}, not a size and a SHA-256")
     return {"size": int(size), "sha256": digest}
 
 
@@ -194,7 +197,7 @@ class Host:
 
     def file_facts(self, path: str) -> dict[str, Any] | None:
         """Size and SHA-256 of a file, computed on the host (streamed there), or None if absent."""
-        r = self.run("test -f %s && stat -c %%s %s && sha256sum -- %s", path, path, path, quiet=True)
+        r = self.run(f"test -f %s && stat -c %%s %s && {SHA256_STDIN} < %s", path, path, path, quiet=True)
         if r.rc != 0:
             return None
         return parse_file_facts(r.stdout, f"{self.label}: {path}")

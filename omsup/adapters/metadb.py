@@ -27,7 +27,7 @@ from ..audit import AUDIT
 from ..envfile import MetaDB as MetaDBConfig
 from ..errors import BackupProblem, HostProblem, MetaDBProblem
 from ..redact import excerpt, redact
-from .hosts import Host
+from .hosts import SHA256_STDIN, Host
 
 # doc 003/004: the prune statement, verbatim.
 PRUNE_SQL = "delete from heatbeat_sequence where id < (select max(id) from heatbeat_sequence);"
@@ -58,6 +58,18 @@ def quote_ident(name: str) -> str:
 def _option_value(value: str) -> str:
     """Quote a value for a MySQL option file (double quotes; backslash escapes)."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# Content digests the MetaDB computes per table over each row's text (row_text), as SQL that works on
+# OceanBase, MySQL and MariaDB alike. A backup records which one it took; a rollback compares like with
+# like. crc32+len (the default since 2026-11-24): the sums of the rows' CRC32 and of their lengths, one
+# scan at about half the cost of crc32+md5 (0.5 s against 1.1 s for 400 MB on OceanBase), which the
+# backups of earlier versions recorded.
+DIGESTS = {
+    "crc32+len": "COALESCE(SUM(CRC32(r)), 0), COALESCE(SUM(LENGTH(r)), 0)",
+    "crc32+md5": "COALESCE(SUM(CRC32(r)), 0), COALESCE(SUM(CAST(CONV(SUBSTR(MD5(r), 1, 15), 16, 10) AS UNSIGNED)), 0)",
+}
+DIGEST = "crc32+len"
 
 
 def row_text(columns: list[str]) -> str:
@@ -262,18 +274,21 @@ class MetaDB:
                 total += int(rows * float(avg or 0)) + rows * 8  # + the dump's quoting and separators
         return total
 
-    def table_digests(self, db: str) -> dict[str, dict[str, Any]]:
-        """Per base table: its row count and a content digest the server computes (CRC32 and MD5 sums of
-        every row's text), equal before a dump and after its restore."""
+    def table_digests(self, db: str, kind: str = DIGEST) -> dict[str, dict[str, Any]]:
+        """Per base table: its row count and a content digest the server computes over every row's text
+        (``kind``, one of DIGESTS), equal before a dump and after its restore."""
+        if kind not in DIGESTS:
+            raise MetaDBProblem(
+                f"content digest {kind!r} is not one this version computes ({', '.join(sorted(DIGESTS))})",
+                "compare with the omsup version that took the backup",
+            )
         out: dict[str, dict[str, Any]] = {}
         for t in self.tables(db):
             cols = self.columns(db, t)
-            rows, crc, md5 = self.query(
-                f"SELECT COUNT(*), COALESCE(SUM(CRC32(r)), 0), COALESCE(SUM(CAST(CONV(SUBSTR(MD5(r), 1, 15), 16, 10) "
-                f"AS UNSIGNED)), 0) FROM (SELECT {row_text(cols)} AS r FROM {quote_ident(t)}) d",
-                db=db,
+            rows, a, b = self.query(
+                f"SELECT COUNT(*), {DIGESTS[kind]} FROM (SELECT {row_text(cols)} AS r FROM {quote_ident(t)}) d", db=db
             )[0]
-            out[t] = {"rows": int(rows), "digest": f"{int(crc):x}-{int(md5):x}"}
+            out[t] = {"rows": int(rows), "digest": f"{int(a):x}-{int(b):x}", "kind": kind}
         return out
 
     # -- OMS system parameters ---------------------------------------------------------------
@@ -444,23 +459,25 @@ class MetaDB:
 
     def dump(self, host: Host, folder: str, db: str, dest: str) -> str:
         """doc 004: mysqldump ... --triggers=false <db> > <file>.sql, never overwriting a file; returns
-        the SHA-256 of what was written, computed as it was written (the file is not read again).
+        the SHA-256 of what was written, read back right after it was written (from the page cache).
 
         The dump goes to ``dest.partial`` and is renamed to ``dest`` only when complete (mv -n
-        never clobbers). bash runs the pipe for its pipefail: a failing mysqldump fails it.
+        never clobbers; set -C: the shell's `>` does not either). Hashed after the dump, not in a
+        pipe beside it: on the 2-core bench machine `mysqldump | tee | sha256sum` took 2.9 s for the
+        400 MB cm where `mysqldump > file` then `openssl dgst` took 2.15 s (the plain dump: 1.64 s).
         """
         partial = dest + ".partial"
         with self.option_file(host, folder) as cnf:
             q = shlex.quote
             pipe = (
-                f"set -o pipefail; test ! -e {q(partial)} || exit 17; umask 077; mysqldump --defaults-extra-file="
-                f"{q(cnf)} {DUMP_OPTIONS} {q(db)} | tee -- {q(partial)} | sha256sum"
+                f"set -C; test ! -e {q(partial)} || exit 17; umask 077; mysqldump --defaults-extra-file="
+                f"{q(cnf)} {DUMP_OPTIONS} {q(db)} > {q(partial)} && {SHA256_STDIN} < {q(partial)}"
             )
             result = host.run("bash -c %s", pipe)
             digest = result.stdout.split()[0] if result.rc == 0 and result.stdout.split() else ""
             if result.rc == 0 and not SHA256_HEX.match(digest):
                 raise BackupProblem(
-                    f"the dump of {db} on {host.label}: sha256sum answered {excerpt(result.stdout)!r}, not a digest",
+                    f"the dump of {db} on {host.label}: the SHA-256 tool answered {excerpt(result.stdout)!r}, not a digest",
                     "check the backup host's coreutils; run again to take a new backup",
                 )
             if result.rc != 0:

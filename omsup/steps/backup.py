@@ -92,7 +92,7 @@ def _backup(run: Run) -> None:
     order = {db: i for i, (_, db) in enumerate(dbs)}
     with run.record.change() as f:  # in the environment's order, whatever order they finished in
         f.backups = sorted(f.backups, key=lambda b: order[b.db])
-    verify_backups(run, rehash=False)  # each file was hashed as it was written
+    verify_backups(run, rehash=False)  # each file was hashed right after it was written
 
 
 def _backup_one(run: Run, bh: Host, folder: str, role: str, db: str, stats: Future[dict[str, TableStat]]) -> None:
@@ -101,7 +101,7 @@ def _backup_one(run: Run, bh: Host, folder: str, role: str, db: str, stats: Futu
     dest = posixpath.join(folder, f"{db}.sql")
     with run.watch(f"backup: {dest}", functools.partial(_size_of, bh, dest + ".partial")):
         sha256 = run.metadb.dump(bh, folder, db, dest)
-    size = bh.file_size(dest)  # the file is not read again: its digest was taken as it was written
+    size = bh.file_size(dest)  # the file is not read again: its digest was taken right after it was written
     if size is None or size == 0:
         raise BackupProblem(
             f"the dump of {db} at {dest} on {bh.label} is empty or missing",
@@ -189,7 +189,7 @@ def plan_backup(run: Run) -> list[str]:
     )
     return ob + [
         f"on {run.env.backup.host}: mysqldump --defaults-extra-file=<0600 file> --single-transaction "
-        f"--triggers=false {db} | tee {folder}/{db}.sql | sha256sum  (side by side; then: not empty, "
+        f"--triggers=false {db} > {folder}/{db}.sql, then its SHA-256 (openssl dgst, else sha256sum)  (side by side; then: not empty, "
         f"{DUMP_MARKER!r}, size; row counts and digests of every table beside)"
         for _, db in run.env.databases()
     ]

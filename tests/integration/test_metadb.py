@@ -135,3 +135,48 @@ def test_oceanbase_timeouts_are_raised_for_the_dumps_and_set_back(sandbox):
     assert after == before
     led = json.loads(sorted((STATE / "ledgers" / "upgrade_429").glob("*/ledger.json"))[-1].read_text())["facts"]
     assert led["ob_globals_before"]["ob_query_timeout"] == before[0] and led["ob_globals_restored"] is True
+
+
+def test_a_rollback_compares_the_digest_kind_its_backup_recorded(sandbox):
+    """Backups recorded before digest kinds (crc32+md5, no `kind` in the ledger) are compared after the
+    restore with that same digest, not with today's default: a rollback of such an upgrade passes, and
+    its verification reads MD5 sums; a recorded digest that differs stops the rollback before the old
+    containers start, and it resumes once the ledger is right again."""
+    from omsup.adapters.metadb import DIGESTS, row_text
+
+    sandbox.fresh()
+    assert_passed(sandbox.runbook("upgrade_429", "--until", "4"), 5)  # OMS stopped, backups just taken
+    path = sorted((STATE / "ledgers" / "upgrade_429").glob("*/ledger.json"))[-1]
+    led = json.loads(path.read_text())
+    for b in led["facts"]["backups"]:
+        assert {s["kind"] for s in b["tables"].values()} == {"crc32+len"}  # today's default is recorded
+        old = {}
+        for t in b["tables"]:
+            cols = [r[0] for r in sandbox.sql(f"SHOW COLUMNS FROM `{t}`", b["db"])]
+            n, x, y = sandbox.sql(
+                f"SELECT COUNT(*), {DIGESTS['crc32+md5']} FROM (SELECT {row_text(cols)} AS r FROM `{t}`) d", b["db"]
+            )[0]
+            old[t] = {"rows": int(n), "digest": f"{int(x):x}-{int(y):x}"}  # as the ledger of an older version
+        b["tables"] = old
+    path.write_text(json.dumps(led, indent=2))
+    assert_passed(sandbox.runbook("upgrade_429"), 11)
+    # one recorded digest altered: the restore's verification stops the rollback before the old containers start
+    led = json.loads(path.read_text())
+    rm = next(b for b in led["facts"]["backups"] if b["role"] == "rm")
+    good = rm["tables"]["oms_version"]["digest"]
+    rm["tables"]["oms_version"]["digest"] = "0-" + good.split("-")[1]
+    path.write_text(json.dumps(led, indent=2))
+    p = sandbox.runbook("rollback_429")
+    assert_stopped_at(p, 4, "restored tables differ from the backup", "oms_version")
+    assert not any(c["running"] for ctrs in sandbox.containers().values() for c in ctrs.values())
+    # the rollback works from its own copy of the upgrade's record (taken at its preflight): set right there
+    rb_path = sorted((STATE / "ledgers" / "rollback_429").glob("*/ledger.json"))[-1]
+    rb = json.loads(rb_path.read_text())
+    copy = next(b for b in rb["facts"]["upgrade"]["backups"] if b["role"] == "rm")
+    assert copy["tables"]["oms_version"]["digest"] != good
+    copy["tables"]["oms_version"]["digest"] = good
+    rb_path.write_text(json.dumps(rb, indent=2))
+    assert_passed(sandbox.runbook("rollback_429"), 8)
+    events = [json.loads(x) for x in (sandbox.last_report("rollback_429") / "events.jsonl").read_text().splitlines()]
+    verify = [e["action"] for e in events if e["step"] == "verify_restore" and "SUM(CRC32" in e["action"]]
+    assert verify and all("MD5(" in a for a in verify)

@@ -113,3 +113,14 @@ def test_per_node_facts_from_concurrent_threads_are_all_kept(tmp_path):
         list(pool.map(work, range(8)))
     on_disk = Record.load(rec.path).facts.nodes
     assert {n: len(v.user_env) for n, v in on_disk.items()} == {f"n{i}": 20 for i in range(8)}
+
+
+def test_a_table_digest_from_a_ledger_without_kinds_reads_as_the_digest_it_was():
+    from omsup.adapters.metadb import DIGEST, DIGESTS
+    from omsup.record import TableStat
+
+    old = TableStat.model_validate({"rows": 3, "digest": "1f-2e"})  # written before kinds were recorded
+    assert old.kind == "crc32+md5" and old.kind in DIGESTS
+    assert DIGEST in DIGESTS and DIGEST != old.kind
+    with pytest.raises(ValueError):
+        TableStat.model_validate({"rows": 3, "digest": "1f-2e", "kind": "crc32+len", "extra": 1})
