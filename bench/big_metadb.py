@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -144,39 +145,56 @@ def runbook(name: str, env: str, reports: str) -> dict:
     return measured(pytest_runbook(name, env, reports))
 
 
-def plain(backups: list[dict], folder: Path) -> dict:
-    """mysqldump and mysql by hand on the same databases (as restored by the rollback)."""
+def step_number(name: str, key: str) -> int:
+    """The number of step ``key`` in runbook ``name`` (as its test function is named)."""
+    text = (ROOT / "runbooks" / name / f"test_{name}.py").read_text()
+    m = re.search(rf"^test_(\d+)_{key} = ", text, re.M)
+    if m is None:
+        raise SystemExit(f"runbooks/{name}: no step {key}")
+    return int(m.group(1))
+
+
+def plain_dump(dbs: list[str], folder: Path) -> dict:
+    """mysqldump by hand, one database after the other, as the doc does (on the data the backup step
+    dumped: OMS still stopped, right after the runbook's backup step)."""
     cnf = folder / "client.cnf"
     sh("bash", "-c", f'. bench/sandbox_client.sh && cp "$CNF" {cnf}')
     dump = {"seconds": 0.0, "client_peak_rss_mb": 0.0, "bytes": 0}
-    restore = {"seconds": 0.0, "client_peak_rss_mb": 0.0}
-    for b in backups:
-        f = folder / f"{b['db']}.sql"
+    for db in dbs:
+        f = folder / f"{db}.sql"
         m = measured(
-            [
-                "bash",
-                "-c",
-                f"mysqldump --defaults-extra-file={cnf} --single-transaction --triggers=false {b['db']} > {f}",
-            ]
+            ["bash", "-c", f"mysqldump --defaults-extra-file={cnf} --single-transaction --triggers=false {db} > {f}"]
         )
         dump["seconds"] += m["seconds"]
         dump["bytes"] += f.stat().st_size
         dump["client_peak_rss_mb"] = max(dump["client_peak_rss_mb"], m["client_peak_rss_mb"])
+        f.unlink()
+    cnf.unlink()
+    dump["mb_per_s"] = dump["bytes"] / 1e6 / dump["seconds"]
+    return dump
+
+
+def plain_restore(backups: list[dict], folder: Path) -> dict:
+    """DROP, CREATE and mysql < file by hand, from the runbook's backups (after its rollback)."""
+    cnf = folder / "client.cnf"
+    sh("bash", "-c", f'. bench/sandbox_client.sh && cp "$CNF" {cnf}')
+    restore = {"seconds": 0.0, "client_peak_rss_mb": 0.0, "bytes": 0}
     for b in backups:
-        f = folder / f"{b['db']}.sql"
         m = measured(
             [
                 "bash",
                 "-c",
                 f"mysql --defaults-extra-file={cnf} -e 'DROP DATABASE `{b['db']}`; CREATE DATABASE "
-                f"`{b['db']}` DEFAULT CHARACTER SET utf8mb4' && mysql --defaults-extra-file={cnf} {b['db']} < {f}",
+                f"`{b['db']}` DEFAULT CHARACTER SET utf8mb4' && mysql --defaults-extra-file={cnf} {b['db']} "
+                f"< {b['path']}",
             ]
         )
         restore["seconds"] += m["seconds"]
+        restore["bytes"] += b["size"]
         restore["client_peak_rss_mb"] = max(restore["client_peak_rss_mb"], m["client_peak_rss_mb"])
-    dump["mb_per_s"] = dump["bytes"] / 1e6 / dump["seconds"]
-    restore["mb_per_s"] = dump["bytes"] / 1e6 / restore["seconds"]
-    return {"dump": dump, "restore": restore}
+    cnf.unlink()
+    restore["mb_per_s"] = restore["bytes"] / 1e6 / restore["seconds"]
+    return restore
 
 
 def one(up_args: list[str], with_plain: bool) -> dict:
@@ -186,7 +204,22 @@ def one(up_args: list[str], with_plain: bool) -> dict:
     row: dict = {"sandbox_up_s": time.monotonic() - t0, "metadb_bytes": sizes()}
     row["metadb_total_gb"] = sum(row["metadb_bytes"].values()) / 1e9
     with tempfile.TemporaryDirectory() as reports:
-        row["upgrade"] = runbook("upgrade_429", env, reports)
+        if with_plain:  # the upgrade paused after its backup: plain mysqldump on the very same data
+            first = measured(
+                [*pytest_runbook("upgrade_429", env, reports), "--until", str(step_number("upgrade_429", "backup"))]
+            )
+            with tempfile.TemporaryDirectory(dir=str(STATE)) as folder, ob_timeouts_raised():
+                row["plain"] = {
+                    "dump": plain_dump([b["db"] for b in ledger("upgrade_429")["facts"]["backups"]], Path(folder))
+                }
+            rest = runbook("upgrade_429", env, reports)
+            row["upgrade"] = {
+                "seconds": first["seconds"] + rest["seconds"],
+                "peak_rss_mb": max(first["peak_rss_mb"], rest["peak_rss_mb"]),
+                "client_peak_rss_mb": max(first["client_peak_rss_mb"], rest["client_peak_rss_mb"]),
+            }
+        else:
+            row["upgrade"] = runbook("upgrade_429", env, reports)
         up = ledger("upgrade_429")
         backups = up["facts"]["backups"]
         dumped = sum(b["size"] for b in backups)
@@ -203,8 +236,8 @@ def one(up_args: list[str], with_plain: bool) -> dict:
             restore_mb_per_s=dumped / 1e6 / rb["steps"]["restore"]["seconds"],
         )
     if with_plain:
-        with tempfile.TemporaryDirectory(dir=str(STATE)) as folder, ob_timeouts_raised():
-            row["plain"] = plain(backups, Path(folder))
+        with tempfile.TemporaryDirectory(dir=str(STATE)) as folder:
+            row["plain"]["restore"] = plain_restore(backups, Path(folder))
     return row
 
 
