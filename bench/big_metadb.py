@@ -154,11 +154,17 @@ def step_number(name: str, key: str) -> int:
     return int(m.group(1))
 
 
+def client_cnf(folder: Path) -> Path:
+    """A 0600 MySQL option file for the sandbox MetaDB as OMS's user, in ``folder`` (bench/sandbox_client.sh's)."""
+    cnf = folder / "client.cnf"
+    sh("bash", "-c", f'. bench/sandbox_client.sh && cp "$CNF" {cnf}')
+    return cnf
+
+
 def plain_dump(dbs: list[str], folder: Path) -> dict:
     """mysqldump by hand, one database after the other, as the doc does (on the data the backup step
     dumped: OMS still stopped, right after the runbook's backup step)."""
-    cnf = folder / "client.cnf"
-    sh("bash", "-c", f'. bench/sandbox_client.sh && cp "$CNF" {cnf}')
+    cnf = client_cnf(folder)
     dump = {"seconds": 0.0, "client_peak_rss_mb": 0.0, "bytes": 0}
     for db in dbs:
         f = folder / f"{db}.sql"
@@ -176,8 +182,7 @@ def plain_dump(dbs: list[str], folder: Path) -> dict:
 
 def plain_restore(backups: list[dict], folder: Path) -> dict:
     """DROP, CREATE and mysql < file by hand, from the runbook's backups (after its rollback)."""
-    cnf = folder / "client.cnf"
-    sh("bash", "-c", f'. bench/sandbox_client.sh && cp "$CNF" {cnf}')
+    cnf = client_cnf(folder)
     restore = {"seconds": 0.0, "client_peak_rss_mb": 0.0, "bytes": 0}
     for b in backups:
         m = measured(

@@ -27,7 +27,7 @@ from ..audit import AUDIT
 from ..envfile import MetaDB as MetaDBConfig
 from ..errors import BackupProblem, HostProblem, MetaDBProblem
 from ..redact import excerpt, redact
-from .hosts import SHA256_STDIN, Host
+from .hosts import Host
 
 # doc 003/004: the prune statement, verbatim.
 PRUNE_SQL = "delete from heatbeat_sequence where id < (select max(id) from heatbeat_sequence);"
@@ -47,7 +47,6 @@ DDL_TIMEOUT_S = 300  # the restore's DROP/CREATE DATABASE: far more than either 
 OB_DUMP_GLOBALS = ("ob_query_timeout", "ob_trx_timeout", "ob_trx_idle_timeout")
 NAME_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")  # charsets and collations, before they reach a statement
 SAMPLE_ROWS = 1000
-SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
 def quote_ident(name: str) -> str:
@@ -471,15 +470,9 @@ class MetaDB:
             q = shlex.quote
             pipe = (
                 f"set -C; test ! -e {q(partial)} || exit 17; umask 077; mysqldump --defaults-extra-file="
-                f"{q(cnf)} {DUMP_OPTIONS} {q(db)} > {q(partial)} && {SHA256_STDIN} < {q(partial)}"
+                f"{q(cnf)} {DUMP_OPTIONS} {q(db)} > {q(partial)}"
             )
             result = host.run("bash -c %s", pipe)
-            digest = result.stdout.split()[0] if result.rc == 0 and result.stdout.split() else ""
-            if result.rc == 0 and not SHA256_HEX.match(digest):
-                raise BackupProblem(
-                    f"the dump of {db} on {host.label}: the SHA-256 tool answered {excerpt(result.stdout)!r}, not a digest",
-                    "check the backup host's coreutils; run again to take a new backup",
-                )
             if result.rc != 0:
                 self.blame_if_down(
                     f"mysqldump of {db} on {host.label} exited {result.rc}",
@@ -490,8 +483,19 @@ class MetaDB:
                     f"{redact(result.stderr.strip())[-1000:]}",
                     f"check the free space and permissions of {folder}; the partial file is kept for inspection",
                 )
+        try:
+            facts = host.file_facts(partial)  # the host's one way of hashing a file (openssl, else sha256sum)
+        except HostProblem as e:
+            raise BackupProblem(
+                f"the dump of {db}: {e.message}", "check the backup host's openssl or coreutils; run again"
+            ) from None
+        if facts is None:
+            raise BackupProblem(
+                f"the dump of {db} at {partial} on {host.label} could not be hashed (neither openssl nor sha256sum?)",
+                "check the backup host's openssl or coreutils; run again to take a new backup",
+            )
         host.rename_no_clobber(partial, dest, what=f"move the dump of {db} into place")
-        return digest
+        return str(facts["sha256"])
 
     def restore(self, host: Host, folder: str, db: str, src: str) -> None:
         """doc 003/004 rollback: mysql ... -e "source <file>.sql" -D<db> (fed on stdin here)."""
