@@ -125,6 +125,17 @@ class OnlinePrune(Model):
     ended: str
 
 
+class PurgeWait(Model):
+    """After the online prune, before T1: the wait for InnoDB to purge the deleted heartbeats (until
+    then the document's DELETE at its step steps over millions of delete-marked rows, in the outage)."""
+
+    trx_counter: int  # InnoDB's transaction id counter right after the last DELETE of the prune
+    purged_below: int  # where the purge was when the wait ended
+    history_length: int  # and InnoDB's history list length then
+    seconds: float
+    settled: bool  # every transaction up to the prune purged (else: the wait's limit was reached)
+
+
 class TableStat(Model):
     rows: int
     digest: str  # computed by the MetaDB server over every row (omsup.adapters.metadb.table_digests)
@@ -234,6 +245,7 @@ class Facts(Model):
     t3: str | None = None
     prune: dict[str, PruneResult] | None = None
     prune_online: dict[str, OnlinePrune] | None = None
+    prune_purge: PurgeWait | None = None
     # OceanBase: the tenant's global timeouts before the backup raised them for the dumps, and whether
     # they were set back (a crash in between leaves them to the next run to set back)
     ob_globals_before: dict[str, int] | None = None

@@ -166,6 +166,7 @@ def summary(session: RunbookSession, operator: str) -> dict[str, Any]:
                 "heartbeats": {
                     "before_t1": {db: r.model_dump() for db, r in (f.prune_online or {}).items()} if f else {},
                     "at_the_document_step": {db: r.model_dump() for db, r in (f.prune or {}).items()} if f else {},
+                    "purge_before_t1": f.prune_purge.model_dump() if f and f.prune_purge else None,
                 },
                 "operator_actions": list(book.notes),
                 "plan": [
@@ -221,6 +222,18 @@ def markdown(s: dict[str, Any]) -> str:
             f"Heartbeats of {db}: {r['deleted']} old rows (ids below {r['below_id']}) deleted before T1 while OMS ran, "
             f"in {r['statements']} statements from {r['started']} to {r['ended']}; the document's DELETE then "
             + (f"deleted {at_step['deleted']} at its step." if at_step else "had not run yet."),
+            "",
+        ]
+    purge = hb.get("purge_before_t1")
+    if purge:
+        lines += [
+            (
+                f"InnoDB purged those rows before T1 ({purge['seconds']} s of waiting, every transaction up to "
+                f"{purge['trx_counter']}): the document's DELETE did not step over them."
+                if purge["settled"]
+                else f"InnoDB had not purged those rows after {purge['seconds']} s of waiting (at trx "
+                f"{purge['purged_below']} of {purge['trx_counter']}); the run went on."
+            ),
             "",
         ]
     if s.get("oms_version_recovery"):

@@ -39,6 +39,12 @@ DUMP_MARKER = "-- Dump completed"
 # mysqldump as doc 004 has it (--triggers=false), with one consistent snapshot (obd uses
 # --single-transaction) and nothing the OceanBase kernel refuses (no --events)
 DUMP_OPTIONS = "--single-transaction --quick --triggers=false --hex-blob --default-character-set=utf8mb4"
+# SHOW ENGINE INNODB STATUS, its TRANSACTIONS section (MariaDB 10.x and MySQL 8 print these lines alike)
+INNODB_PURGE_PATTERNS = (
+    r"Trx id counter (\d+)",
+    r"Purge done for trx's n:o < (\d+)",
+    r"History list length (\d+)",
+)
 OB_LONG_US = 86400000000  # one day, in OceanBase's microseconds
 DDL_TIMEOUT_S = 300  # the restore's DROP/CREATE DATABASE: far more than either needs
 # What a mysqldump session of the tenant gets by default (global); mysqldump cannot set session
@@ -47,6 +53,15 @@ DDL_TIMEOUT_S = 300  # the restore's DROP/CREATE DATABASE: far more than either 
 OB_DUMP_GLOBALS = ("ob_query_timeout", "ob_trx_timeout", "ob_trx_idle_timeout")
 NAME_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")  # charsets and collations, before they reach a statement
 SAMPLE_ROWS = 1000
+
+
+def parse_innodb_purge(text: str) -> tuple[int, int, int] | None:
+    """(transaction id counter, purged below, history list length) from SHOW ENGINE INNODB STATUS."""
+    found = [re.search(p, text) for p in INNODB_PURGE_PATTERNS]
+    if not all(found):
+        return None
+    counter, purged, history = (int(m.group(1)) for m in found if m)
+    return counter, purged, history
 
 
 def quote_ident(name: str) -> str:
@@ -382,6 +397,19 @@ class MetaDB:
             if name not in OB_DUMP_GLOBALS:
                 raise MetaDBProblem(f"{name} is not one of {OB_DUMP_GLOBALS}; nothing was set")
             self.execute(f"SET GLOBAL {name} = %s", (int(value),))
+
+    def innodb_purge(self) -> tuple[int, int, int] | None:
+        """From SHOW ENGINE INNODB STATUS (MariaDB and MySQL print it alike): the transaction id counter,
+        the number below which InnoDB has purged every committed transaction (the rows they deleted are
+        gone from the indexes; until then every scan steps over them), and the history list length.
+        None where the server does not show it (OceanBase; no PROCESS privilege)."""
+        if self.is_oceanbase():
+            return None
+        try:
+            rows = self.query("SHOW ENGINE INNODB STATUS")
+        except MetaDBProblem:
+            return None
+        return parse_innodb_purge(str(rows[0][-1]) if rows and rows[0] else "")
 
     def heartbeat_ids(self, cm_hb: str) -> tuple[int | None, int | None]:
         """MIN(id) and MAX(id) of cm_hb's heatbeat_sequence."""

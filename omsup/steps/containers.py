@@ -16,7 +16,7 @@ from ..record import UpgradeRef, utc_now
 from ..runbook import Step, Touches
 from ..versions import Version
 from .connectors import CONNECTOR_DBTYPE
-from .heartbeats import prune_online, prunes_later
+from .heartbeats import PURGE_WAIT_S, prune_online, prunes_later
 from .image import wait_early_load
 
 
@@ -159,6 +159,11 @@ def plan_stop_old(run: Run) -> list[str]:
         for r in run.env.regions
         if prunes_later(run)
     ]
+    if early and not run.metadb.is_oceanbase():
+        early.append(
+            "then, still before T1: SHOW ENGINE INNODB STATUS until InnoDB has purged those deletions "
+            f"(at most {PURGE_WAIT_S} s), so that the document's DELETE does not step over them in the outage"
+        )
     return early + [f"{n.name}: docker stop {run.env.container}  (record T1 before)" for n in run.env.nodes]
 
 

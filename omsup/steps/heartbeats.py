@@ -16,11 +16,12 @@ import time
 
 from ..adapters.metadb import PRUNE_SQL
 from ..context import Run
-from ..record import OnlinePrune, PruneResult, utc_now
+from ..record import OnlinePrune, PruneResult, PurgeWait, utc_now
 from ..runbook import Step, Touches
 
 FIRST_RANGE = 10_000  # ids per statement of the online prune, to begin with
 MAX_RANGE = 1_000_000
+PURGE_WAIT_S, PURGE_POLL_S = 120, 0.5  # the wait for InnoDB's purge after the online prune (before T1)
 FAST, SLOW = 0.5, 2.0  # seconds: a statement faster doubles the range, slower halves it (OceanBase: 10 s cap)
 
 
@@ -63,6 +64,46 @@ def prune_online(run: Run) -> None:
     run.evidence(
         "heartbeats deleted before T1, while OMS ran (the document's DELETE follows at step 3)",
         {db: r.model_dump() for db, r in results.items()},
+    )
+    if any(r.deleted for r in results.values()) and run.facts.prune_purge is None:
+        wait_for_purge(run)
+
+
+def wait_for_purge(run: Run) -> None:
+    """InnoDB removes deleted rows from the indexes later, in its purge; until then every scan of the
+    table (the document's DELETE at step 3, its row counts) steps over them, in the outage. So, still
+    before T1, wait until every transaction up to the online prune is purged, at most PURGE_WAIT_S.
+    Not on OceanBase (deleted rows stay until a compaction) nor where InnoDB's status is not readable."""
+    first = run.metadb.innodb_purge()
+    if first is None:
+        return
+    counter, purged, history = first
+    t0 = time.monotonic()
+    shown = t0
+    while purged < counter and time.monotonic() - t0 < PURGE_WAIT_S:
+        time.sleep(PURGE_POLL_S)
+        now = run.metadb.innodb_purge()
+        if now is None:
+            break
+        _, purged, history = now
+        if time.monotonic() - shown > 5:
+            shown = time.monotonic()
+            run.live(f"waiting for InnoDB to purge the deleted heartbeats: at trx {purged} of {counter}")
+    wait = PurgeWait(
+        trx_counter=counter,
+        purged_below=purged,
+        history_length=history,
+        seconds=round(time.monotonic() - t0, 2),
+        settled=purged >= counter,
+    )
+    with run.record.change() as f:
+        f.prune_purge = wait
+    run.evidence(
+        "InnoDB purged the deleted heartbeats before T1"
+        if wait.settled
+        else f"InnoDB had not purged the deleted heartbeats after {PURGE_WAIT_S} s; going on (the document's "
+        "DELETE at step 3 may take longer)",
+        wait.model_dump(),
     )
 
 

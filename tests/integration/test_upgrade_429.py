@@ -160,10 +160,12 @@ def test_https_console_is_verified_against_the_private_ca(sandbox):
     assert "GET https://127.0.0.11:8089/oms/health" in events
 
 
-def test_old_heartbeats_go_before_t1_and_the_documents_delete_still_runs_at_its_step(sandbox):
+@pytest.mark.parametrize("metadb", ["oceanbase", "mariadb"])
+def test_old_heartbeats_go_before_t1_and_the_documents_delete_still_runs_at_its_step(sandbox, metadb):
     """The same end state as doc 004 (only the newest heartbeat in the dump of cm_hb), with the years of
-    heartbeats deleted before T1 in short statements and the document's DELETE logged at its own step."""
-    sandbox.fresh("--heartbeat-rows", "300000")
+    heartbeats deleted before T1 in short statements and the document's DELETE logged at its own step.
+    On InnoDB (MariaDB) the run also waits, before T1, until those deletions are purged."""
+    sandbox.fresh("--heartbeat-rows", "300000", "--metadb", metadb)
     hb = sandbox.status()["metadb"]["cm_hb"][0]
     before = sandbox.sql("SELECT COUNT(*), MAX(id) FROM heatbeat_sequence", hb)[0]
     assert before[0] >= 300000
@@ -185,6 +187,14 @@ def test_old_heartbeats_go_before_t1_and_the_documents_delete_still_runs_at_its_
     assert len(inserts) == 1 and inserts[0].count("),(") == 0  # one row, as after the document's DELETE
     md = (sandbox.last_report("upgrade_429") / "summary.md").read_text()
     assert f"Heartbeats of {hb}: {online['deleted']} old rows" in md and "deleted before T1 while OMS ran" in md
+    purge = led["prune_purge"]
+    if metadb == "mariadb":
+        assert purge["settled"] and purge["purged_below"] >= purge["trx_counter"], purge
+        assert "InnoDB purged those rows before T1" in md
+        waits = [e for e in events if e["action"] == "SHOW ENGINE INNODB STATUS"]
+        assert waits and {e["step"] for e in waits} == {"stop_old"} and max(e["time"] for e in waits) <= led["t1"]
+    else:
+        assert purge is None  # OceanBase: deleted rows stay until a compaction; nothing to wait for
 
 
 def test_a_project_not_running_after_the_rollback_is_resumed_and_reported(sandbox):

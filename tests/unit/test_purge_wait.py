@@ -1,0 +1,93 @@
+"""The wait for InnoDB's purge after the online prune, before T1 (issue 15): it reads where the purge is,
+waits until every transaction up to the prune is purged, gives up at its limit, and records what it saw."""
+
+import json
+
+import pytest
+
+from omsup.adapters.metadb import parse_innodb_purge
+from omsup.record import Facts, Record
+from omsup.steps import heartbeats
+
+MARIADB = """
+------------
+TRANSACTIONS
+------------
+Trx id counter 2787
+Purge done for trx's n:o < 2771 undo n:o < 0 state: running
+History list length 4
+LIST OF TRANSACTIONS FOR EACH SESSION:
+"""
+MYSQL8 = """
+------------
+TRANSACTIONS
+------------
+Trx id counter 1814
+Purge done for trx's n:o < 1812 undo n:o < 0 state: running but idle
+History list length 0
+"""
+
+
+def test_the_purge_is_read_from_mariadb_and_mysql_8_status_alike():
+    assert parse_innodb_purge(MARIADB) == (2787, 2771, 4)
+    assert parse_innodb_purge(MYSQL8) == (1814, 1812, 0)
+    assert parse_innodb_purge(MARIADB.replace("History list length 4", "")) is None
+    assert parse_innodb_purge("") is None
+
+
+class FakeMetaDB:
+    def __init__(self, states):
+        self.states = list(states)
+        self.calls = 0
+
+    def innodb_purge(self):
+        self.calls += 1
+        return self.states.pop(0) if len(self.states) > 1 else self.states[0]
+
+
+class FakeRun:
+    def __init__(self, tmp_path, metadb):
+        self.record, _ = Record.open(tmp_path, "upgrade_429", "t", Facts(target="4.2.9-CE", environment_file="e"))
+        self.metadb = metadb
+        self.shown: list[tuple[str, object]] = []
+
+    @property
+    def facts(self):
+        return self.record.facts
+
+    def live(self, text):
+        pass
+
+    def evidence(self, title, body):
+        self.shown.append((title, body))
+
+
+@pytest.fixture
+def quick(monkeypatch):
+    monkeypatch.setattr(heartbeats, "PURGE_POLL_S", 0.01)
+    monkeypatch.setattr(heartbeats, "PURGE_WAIT_S", 0.3)
+
+
+def test_it_waits_until_every_transaction_up_to_the_prune_is_purged(tmp_path, quick):
+    db = FakeMetaDB([(500, 100, 40), (510, 300, 20), (520, 499, 3), (530, 505, 1)])
+    run = FakeRun(tmp_path, db)
+    heartbeats.wait_for_purge(run)
+    assert db.calls == 4  # 499 < 500 still waits; 505 >= 500 ends it
+    w = json.loads(run.record.path.read_text())["facts"]["prune_purge"]
+    assert w["settled"] is True and w["trx_counter"] == 500 and w["purged_below"] == 505 and w["history_length"] == 1
+    assert run.shown[-1][0] == "InnoDB purged the deleted heartbeats before T1"
+
+
+def test_it_gives_up_at_its_limit_and_says_so(tmp_path, quick):
+    db = FakeMetaDB([(500, 100, 40)])  # an old read view holds the purge back
+    run = FakeRun(tmp_path, db)
+    heartbeats.wait_for_purge(run)
+    w = run.facts.prune_purge
+    assert w is not None and w.settled is False and w.purged_below == 100 and w.seconds >= 0.3
+    assert "had not purged" in run.shown[-1][0]
+
+
+def test_nothing_is_waited_for_where_the_purge_is_not_shown(tmp_path, quick):
+    run = FakeRun(tmp_path, FakeMetaDB([None]))
+    heartbeats.wait_for_purge(run)
+    assert run.facts.prune_purge is None and not run.shown
