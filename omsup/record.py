@@ -126,14 +126,13 @@ class OnlinePrune(Model):
 
 
 class PurgeWait(Model):
-    """After the online prune, before T1: the wait for InnoDB to purge the deleted heartbeats (until
-    then the document's DELETE at its step steps over millions of delete-marked rows, in the outage)."""
+    """After the online prune, before T1: the wait until the MetaDB removed the deleted heartbeats from
+    its indexes (until then the document's DELETE at its step steps over them, in the outage)."""
 
-    trx_counter: int  # InnoDB's transaction id counter right after the last DELETE of the prune
-    purged_below: int  # where the purge was when the wait ended
-    history_length: int  # and InnoDB's history list length then
+    method: str  # how it was watched
+    seen: dict[str, Any]  # what was seen last
     seconds: float
-    settled: bool  # every transaction up to the prune purged (else: the wait's limit was reached)
+    settled: bool  # the deleted rows gone (else: the wait's limit was reached)
 
 
 class TableStat(Model):

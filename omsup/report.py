@@ -228,11 +228,11 @@ def markdown(s: dict[str, Any]) -> str:
     if purge:
         lines += [
             (
-                f"InnoDB purged those rows before T1 ({purge['seconds']} s of waiting, every transaction up to "
-                f"{purge['trx_counter']}): the document's DELETE did not step over them."
+                f"The MetaDB had removed those rows before T1 ({purge['seconds']} s of waiting; {purge['method']}): "
+                "the document's DELETE did not step over them."
                 if purge["settled"]
-                else f"InnoDB had not purged those rows after {purge['seconds']} s of waiting (at trx "
-                f"{purge['purged_below']} of {purge['trx_counter']}); the run went on."
+                else f"The MetaDB had not removed those rows after {purge['seconds']} s of waiting ({purge['method']}: "
+                f"{purge['seen']}); the run went on."
             ),
             "",
         ]

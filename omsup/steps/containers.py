@@ -159,10 +159,11 @@ def plan_stop_old(run: Run) -> list[str]:
         for r in run.env.regions
         if prunes_later(run)
     ]
-    if early and not run.metadb.is_oceanbase():
+    if early:
         early.append(
-            "then, still before T1: SHOW ENGINE INNODB STATUS until InnoDB has purged those deletions "
-            f"(at most {PURGE_WAIT_S} s), so that the document's DELETE does not step over them in the outage"
+            f"then, still before T1, at most {PURGE_WAIT_S} s: wait until the MetaDB has removed those rows (InnoDB: "
+            "SHOW ENGINE INNODB STATUS shows them purged; else: SELECT COUNT(*) ... WHERE id < <max(id)> is quick), "
+            "so that the document's DELETE does not step over them in the outage"
         )
     return early + [f"{n.name}: docker stop {run.env.container}  (record T1 before)" for n in run.env.nodes]
 

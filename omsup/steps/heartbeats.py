@@ -13,6 +13,8 @@ by the stop step); at step 3 the document's statement then deletes only the rows
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 from ..adapters.metadb import PRUNE_SQL
 from ..context import Run
@@ -21,7 +23,9 @@ from ..runbook import Step, Touches
 
 FIRST_RANGE = 10_000  # ids per statement of the online prune, to begin with
 MAX_RANGE = 1_000_000
-PURGE_WAIT_S, PURGE_POLL_S = 120, 0.5  # the wait for InnoDB's purge after the online prune (before T1)
+# after the online prune, before T1: the wait until the MetaDB has removed the deleted rows
+PURGE_WAIT_S, PURGE_POLL_S = 120, 0.5
+SCAN_QUICK_S = 0.1  # reading the pruned id range this fast: the deleted rows are gone (no InnoDB status)
 FAST, SLOW = 0.5, 2.0  # seconds: a statement faster doubles the range, slower halves it (OceanBase: 10 s cap)
 
 
@@ -65,46 +69,67 @@ def prune_online(run: Run) -> None:
         "heartbeats deleted before T1, while OMS ran (the document's DELETE follows at step 3)",
         {db: r.model_dump() for db, r in results.items()},
     )
-    if any(r.deleted for r in results.values()) and run.facts.prune_purge is None:
-        wait_for_purge(run)
+    below = {db: r.below_id for db, r in results.items() if r.deleted and r.below_id is not None}
+    if below and run.facts.prune_purge is None:
+        wait_for_purge(run, below)
 
 
-def wait_for_purge(run: Run) -> None:
-    """InnoDB removes deleted rows from the indexes later, in its purge; until then every scan of the
-    table (the document's DELETE at step 3, its row counts) steps over them, in the outage. So, still
-    before T1, wait until every transaction up to the online prune is purged, at most PURGE_WAIT_S.
-    Not on OceanBase (deleted rows stay until a compaction) nor where InnoDB's status is not readable."""
-    first = run.metadb.innodb_purge()
-    if first is None:
-        return
-    counter, purged, history = first
-    t0 = time.monotonic()
-    shown = t0
-    while purged < counter and time.monotonic() - t0 < PURGE_WAIT_S:
+Check = Callable[[], tuple[bool, dict[str, Any]]]
+
+
+def wait_for_purge(run: Run, below: dict[str, int]) -> None:
+    """The MetaDB removes deleted rows from its indexes later (InnoDB in its purge, OceanBase in its
+    compactions); until then every scan of the table (the document's DELETE at step 3, its row counts)
+    still steps over them, in the outage. So, still before T1, wait at most PURGE_WAIT_S until they are
+    gone: on InnoDB until every transaction up to the prune is purged (SHOW ENGINE INNODB STATUS);
+    elsewhere, or where that is not readable, until reading the pruned id range is quick again."""
+    check, method = _innodb_purged(run), "InnoDB purge (SHOW ENGINE INNODB STATUS)"
+    if check is None:
+        check, method = _range_quick(run, below), f"the pruned id ranges read in under {SCAN_QUICK_S} s"
+    t0 = shown = time.monotonic()
+    done, seen = check()
+    while not done and time.monotonic() - t0 < PURGE_WAIT_S:
         time.sleep(PURGE_POLL_S)
-        now = run.metadb.innodb_purge()
-        if now is None:
-            break
-        _, purged, history = now
+        done, seen = check()
         if time.monotonic() - shown > 5:
             shown = time.monotonic()
-            run.live(f"waiting for InnoDB to purge the deleted heartbeats: at trx {purged} of {counter}")
-    wait = PurgeWait(
-        trx_counter=counter,
-        purged_below=purged,
-        history_length=history,
-        seconds=round(time.monotonic() - t0, 2),
-        settled=purged >= counter,
-    )
+            run.live(f"waiting until the MetaDB has removed the deleted heartbeats ({method}): {seen}")
+    wait = PurgeWait(method=method, seen=seen, seconds=round(time.monotonic() - t0, 2), settled=done)
     with run.record.change() as f:
         f.prune_purge = wait
     run.evidence(
-        "InnoDB purged the deleted heartbeats before T1"
-        if wait.settled
-        else f"InnoDB had not purged the deleted heartbeats after {PURGE_WAIT_S} s; going on (the document's "
-        "DELETE at step 3 may take longer)",
+        "the MetaDB removed the deleted heartbeats before T1"
+        if done
+        else f"the MetaDB had not removed the deleted heartbeats after {PURGE_WAIT_S} s; going on (the "
+        "document's DELETE at step 3 may take longer)",
         wait.model_dump(),
     )
+
+
+def _innodb_purged(run: Run) -> Check | None:
+    first = run.metadb.innodb_purge()
+    if first is None:
+        return None
+    counter = first[0]  # right after the prune's last DELETE
+
+    def check() -> tuple[bool, dict[str, Any]]:
+        now = run.metadb.innodb_purge()
+        purged, history = (now[1], now[2]) if now else (-1, -1)
+        return purged >= counter, {"trx_counter": counter, "purged_below": purged, "history_length": history}
+
+    return check
+
+
+def _range_quick(run: Run, below: dict[str, int]) -> Check:
+    def check() -> tuple[bool, dict[str, Any]]:
+        took = {}
+        for db, top in below.items():
+            t0 = time.monotonic()
+            run.metadb.query("SELECT COUNT(*) FROM heatbeat_sequence WHERE id < %s", (top,), db=db)
+            took[db] = round(time.monotonic() - t0, 3)
+        return all(t < SCAN_QUICK_S for t in took.values()), {"read_s": took}
+
+    return check
 
 
 def prune(run: Run) -> None:
