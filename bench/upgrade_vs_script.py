@@ -73,7 +73,17 @@ def runbook_run(env_file: str) -> dict:
     # no report rendering)
     procedure = (at(led["finished"]) - at(led["created"])).total_seconds()
     steps = {k: v.get("seconds") for k, v in led["steps"].items()}  # where the time went, step by step
-    return {"total": total, "downtime": (back - t1).total_seconds(), "procedure": procedure, "steps": steps}
+    before_t1 = {  # the online prune and the wait until the MetaDB removed those rows (not downtime)
+        "prune_online": led["facts"].get("prune_online"),
+        "purge_wait": led["facts"].get("prune_purge"),
+    }
+    return {
+        "total": total,
+        "downtime": (back - t1).total_seconds(),
+        "procedure": procedure,
+        "steps": steps,
+        "before_t1": before_t1,
+    }
 
 
 def main() -> None:
