@@ -7,6 +7,7 @@ import time
 import pytest
 
 from omsup.adapters.metadb import parse_innodb_purge
+from omsup.errors import MetaDBProblem
 from omsup.record import Facts, Record
 from omsup.steps import heartbeats
 
@@ -50,7 +51,10 @@ class FakeMetaDB:
 
     def query(self, sql, args=None, db=None):
         self.queries.append((sql, args, db))
-        time.sleep(self.delays.pop(0) if len(self.delays) > 1 else self.delays[0])
+        delay = self.delays.pop(0) if len(self.delays) > 1 else self.delays[0]
+        if isinstance(delay, Exception):
+            raise delay
+        time.sleep(delay)
         return [(0,)]
 
 
@@ -115,3 +119,15 @@ def test_a_range_that_stays_slow_ends_the_wait_at_its_limit(tmp_path, quick):
     heartbeats.wait_for_purge(run, BELOW)
     w = run.facts.prune_purge
     assert w is not None and w.settled is False and w.seen["read_s"]["cm_hb_1"] >= 0.2
+
+
+def test_a_read_that_fails_is_not_quick_and_does_not_stop_the_run(tmp_path, quick):
+    timeout = MetaDBProblem("MetaDB x: `SELECT ...` failed: (4012, 'Timeout')")
+    run = FakeRun(tmp_path, FakeMetaDB([None], delays=[timeout, 0.0]))
+    heartbeats.wait_for_purge(run, BELOW)
+    w = run.facts.prune_purge
+    assert w is not None and w.settled is True and isinstance(w.seen["read_s"]["cm_hb_1"], float)
+    run = FakeRun(tmp_path / "2", FakeMetaDB([None], delays=[timeout]))
+    heartbeats.wait_for_purge(run, BELOW)
+    w = run.facts.prune_purge
+    assert w is not None and w.settled is False and "4012" in w.seen["read_s"]["cm_hb_1"]
