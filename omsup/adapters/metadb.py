@@ -484,9 +484,10 @@ class MetaDB:
         rc = r.rc if r.rc != 0 else (0 if DUMP_MARKER in r.stdout[-300:] else 1)
         return rc, first, redact(r.stderr.strip())[-500:]
 
-    def dump(self, host: Host, folder: str, db: str, dest: str) -> str:
+    def dump(self, host: Host, folder: str, db: str, dest: str) -> tuple[int, str]:
         """doc 004: mysqldump ... --triggers=false <db> > <file>.sql, never overwriting a file; returns
-        the SHA-256 of what was written, read back right after it was written (from the page cache).
+        the size and SHA-256 of what was written, read back right after it was written (from the page
+        cache).
 
         The dump goes to ``dest.partial`` and is renamed to ``dest`` only when complete (mv -n
         never clobbers; set -C: the shell's `>` does not either). Hashed after the dump, not in a
@@ -523,7 +524,7 @@ class MetaDB:
                 "check the backup host's openssl or coreutils; run again to take a new backup",
             )
         host.rename_no_clobber(partial, dest, what=f"move the dump of {db} into place")
-        return str(facts["sha256"])
+        return int(facts["size"]), str(facts["sha256"])
 
     def restore(self, host: Host, folder: str, db: str, src: str) -> None:
         """doc 003/004 rollback: mysql ... -e "source <file>.sql" -D<db> (fed on stdin here)."""

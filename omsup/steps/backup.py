@@ -100,9 +100,9 @@ def _backup_one(run: Run, bh: Host, folder: str, role: str, db: str, stats: Futu
     charset, collation = run.metadb.charset(db)
     dest = posixpath.join(folder, f"{db}.sql")
     with run.watch(f"backup: {dest}", functools.partial(_size_of, bh, dest + ".partial")):
-        sha256 = run.metadb.dump(bh, folder, db, dest)
-    size = bh.file_size(dest)  # the file is not read again: its digest was taken right after it was written
-    if size is None or size == 0:
+        # size and digest taken right after it was written; moved into place since (never clobbering)
+        size, sha256 = run.metadb.dump(bh, folder, db, dest)
+    if size == 0:
         raise BackupProblem(
             f"the dump of {db} at {dest} on {bh.label} is empty or missing",
             "check the mysqldump output above and the disk; run again to take a new backup",
