@@ -11,7 +11,6 @@ from __future__ import annotations
 import shlex
 import time
 from collections.abc import Callable
-from functools import cached_property
 from typing import Any, TypeVar
 
 import docker
@@ -26,6 +25,7 @@ from ..errors import ContainerProblem
 from ..redact import redact
 from . import ssh
 from .hosts import Host
+from .lazy import cached
 
 T = TypeVar("T")
 
@@ -39,7 +39,7 @@ class Engine:
         self.tls = tls
         self._relay: ssh.DialStdio | None = None
 
-    @cached_property
+    @cached
     def client(self) -> docker.DockerClient:
         # the API version is negotiated with the engine (recent engines refuse an old pinned one)
         if self.url.startswith("tcp://"):

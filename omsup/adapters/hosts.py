@@ -17,7 +17,6 @@ import shlex
 import subprocess
 import time
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 import testinfra
@@ -26,6 +25,7 @@ from ..audit import AUDIT
 from ..errors import HostProblem
 from ..redact import excerpt, redact
 from . import ssh
+from .lazy import cached
 
 
 @dataclass(frozen=True)
@@ -95,11 +95,11 @@ class Host:
     def is_local(self) -> bool:
         return self.spec == "local://"
 
-    @cached_property
+    @cached
     def target(self) -> ssh.SshTarget:
         return ssh.resolve(self.spec)
 
-    @cached_property
+    @cached
     def _host(self) -> Any:
         if self.is_local:
             return testinfra.get_host("local://")

@@ -149,7 +149,6 @@ def _succeeded(run: Run, a: InitAttempt) -> bool:
 
 def _start_console(run: Run, n: Node) -> None:
     """A node of a region whose init ran elsewhere: its oms_console is started by hand if it does not run."""
-    wait_programs(run, n, INIT_NEEDS)
     states, _ = programs(run, n)
     if states.get("oms_console") != "RUNNING":
         start_console(run, n)
@@ -157,12 +156,17 @@ def _start_console(run: Run, n: Node) -> None:
 
 def init_metadata(run: Run) -> None:
     targets = init_targets(run)
-    run.each_node(lambda n: wait_programs(run, n, INIT_NEEDS), targets, what="ready for docker_init.sh")
+    others = [n for n in run.env.nodes if n not in targets]
+    # Every node ready at once, the others too: none of them waits for its cm and supervisor after the
+    # init (the downtime), and a node that does not come up stops the run before any schema changed.
+    run.each_node(
+        lambda n: wait_programs(run, n, INIT_NEEDS),
+        what="oms_drc_cm and oms_drc_supervisor RUNNING (ready for docker_init.sh)",
+    )
     for n in targets:  # one after the other: every run changes the shared rm and cm schemas
         _init_on(run, n)
     if run.facts.oms_version_recovery:
         run.evidence("oms_version recovery applied (doc 004)", run.facts.oms_version_recovery)
-    others = [n for n in run.env.nodes if n not in targets]
     if others:
         run.each_node(lambda n: _start_console(run, n), others, what="oms_console started (no init of its own)")
     run.each_node(lambda n: wait_serving(run, n), what="console serves")
@@ -189,7 +193,12 @@ def plan_init(run: Run) -> list[str]:
             f"oms_version; on '{INIT_TOO_OLD}': create oms_version, REPLACE the old version, run again)"
             for n in targets
         ]
-        + [f"{n.name}: supervisorctl start oms_console if it does not run" for n in run.env.nodes if n not in targets]
+        + [
+            f"{n.name}: poll until oms_drc_cm and oms_drc_supervisor are RUNNING (beside the nodes above, before "
+            "their init); after it, supervisorctl start oms_console if it does not run"
+            for n in run.env.nodes
+            if n not in targets
+        ]
         + ["every node: poll /oms/health until healthy"]
     )
 
