@@ -6,7 +6,7 @@ backup) and configuration history in cm (--bulk-mb of 1 KiB rows), on top of the
 rows it always has. Memory is sampled every 50 ms from /proc: VmHWM (the high-water mark) of the
 runbook's own process, and the largest resident size of any mysqldump/mysql it started. The same
 run on the default (small) sandbox gives the baseline for "memory stays flat".
-Writes bench/results/big_metadb-<metadb>.json.
+Writes bench/results/big_metadb-<metadb>-hb<heartbeat rows>-mb<bulk MiB>.json.
 
     python bench/big_metadb.py --metadb oceanbase --heartbeat-rows 20000000 --bulk-mb 1500
 """
@@ -255,13 +255,16 @@ def main() -> None:
     engine = ["--metadb", a.metadb]
     result = {
         "metadb": a.metadb,
+        "heartbeat_rows": int(a.heartbeat_rows),
+        "bulk_mb": int(a.bulk_mb),
         "small": one(engine, with_plain=False),
         "big": one([*engine, "--heartbeat-rows", a.heartbeat_rows, "--bulk-mb", a.bulk_mb], with_plain=True),
     }
     sh(sys.executable, "-m", "sandbox", "down")
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
-    (out / f"big_metadb-{a.metadb}.json").write_text(json.dumps(result, indent=2))
+    name = f"big_metadb-{a.metadb}-hb{int(a.heartbeat_rows)}-mb{int(a.bulk_mb)}.json"  # one file per size
+    (out / name).write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
 
 

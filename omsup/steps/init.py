@@ -23,7 +23,7 @@ from ..errors import ContainerProblem
 from ..record import InitAttempt, Recovery, utc_now
 from ..runbook import Step, Touches
 from ..versions import MIN_VERSION_FOR_4X_INIT, OMS_VERSION_DDL, OMS_VERSION_TABLE_FROM, Version
-from .serving import INIT_NEEDS, SERVING_LINE, programs, start_console, wait_programs, wait_serving
+from .serving import INIT_NEEDS, SERVING_LINE, start_console, wait_programs, wait_serving
 
 INIT_TOO_OLD = "Version before 4.1.1 is not allowed to upgrade"
 INIT_FLAG = "/root/init_flag.txt"  # obd: non-empty when docker_init.sh succeeded
@@ -147,13 +147,6 @@ def _succeeded(run: Run, a: InitAttempt) -> bool:
     return a.rc == 0 and bool(a.flag) and _at_target(run)
 
 
-def _start_console(run: Run, n: Node) -> None:
-    """A node of a region whose init ran elsewhere: its oms_console is started by hand if it does not run."""
-    states, _ = programs(run, n)
-    if states.get("oms_console") != "RUNNING":
-        start_console(run, n)
-
-
 def init_metadata(run: Run) -> None:
     targets = init_targets(run)
     others = [n for n in run.env.nodes if n not in targets]
@@ -168,7 +161,7 @@ def init_metadata(run: Run) -> None:
     if run.facts.oms_version_recovery:
         run.evidence("oms_version recovery applied (doc 004)", run.facts.oms_version_recovery)
     if others:
-        run.each_node(lambda n: _start_console(run, n), others, what="oms_console started (no init of its own)")
+        run.each_node(lambda n: start_console(run, n), others, what="oms_console started (no init of its own)")
     run.each_node(lambda n: wait_serving(run, n), what="console serves")
     with run.record.change() as f:
         f.serving_again = utc_now()
@@ -195,7 +188,7 @@ def plan_init(run: Run) -> list[str]:
         ]
         + [
             f"{n.name}: poll until oms_drc_cm and oms_drc_supervisor are RUNNING (beside the nodes above, before "
-            "their init); after it, supervisorctl start oms_console if it does not run"
+            "their init); after it, supervisorctl start oms_console (supervisor leaves one that runs alone)"
             for n in run.env.nodes
             if n not in targets
         ]

@@ -105,16 +105,21 @@ def wait_programs(run: Run, node: Node, names: tuple[str, ...], timeout: float =
 
 
 CONSOLE_DOWN = ("STOPPED", "EXITED", "FATAL")  # supervisor will not start oms_console by itself from these
+ALREADY_STARTED = "ERROR (already started)"  # supervisorctl's answer to a start of a program that runs
 
 
 def start_console(run: Run, node: Node) -> None:
     """`supervisorctl start oms_console` (as the operator does on a node whose init ran elsewhere, or whose
-    container restarted with IS_UPGRADE=true), recorded; then until it is RUNNING."""
+    container restarted with IS_UPGRADE=true), recorded; then until it is RUNNING.
+
+    Where it already runs (or starts), supervisor changes nothing and says so ("oms_console: ERROR (already
+    started)", exit 0 from supervisor 4 on): that is not recorded as a start."""
     rc, out = run.engines[node.name].exec(run.env.container, "supervisorctl", "start", "oms_console")
     run.evidence(f"{node.name}: supervisorctl start oms_console", f"exit {rc}\n{out}")
-    with run.record.change() as f:
-        if node.name not in f.consoles_started:
-            f.consoles_started.append(node.name)
+    if ALREADY_STARTED not in out:
+        with run.record.change() as f:
+            if node.name not in f.consoles_started:
+                f.consoles_started.append(node.name)
     wait_programs(run, node, ("oms_console",), timeout=120)
 
 
