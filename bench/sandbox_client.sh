@@ -5,7 +5,8 @@
 S=${OMSUP_SANDBOX_DIR:-/tmp/omsup-sandbox}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CNF=$(mktemp); trap 'rm -f "$CNF"' EXIT
-eval "$("$ROOT/.venv/bin/python" - "$CNF" <<'PY'
+PY=${OMSUP_PYTHON:-$ROOT/.venv/bin/python}  # the bench scripts pass the interpreter they run under
+eval "$("$PY" - "$CNF" <<'PY'
 import json, pathlib, shlex, subprocess, sys
 st = json.loads(subprocess.run([sys.executable, "-m", "sandbox", "status", "--json"], capture_output=True,
                                text=True, check=True).stdout)
@@ -17,5 +18,10 @@ print(f"RM={shlex.quote(m['rm'])} CM={shlex.quote(m['cm'])} CM_HB={shlex.quote('
       f"ENGINE={shlex.quote(m.get('engine') or '')}")
 PY
 )"
+if [ -z "${RM:-}" ] || [ ! -s "$CNF" ]; then
+  echo "sandbox_client.sh: could not read the sandbox's MetaDB from \`$PY -m sandbox status --json\`" \
+       "(is the sandbox up; is OMSUP_PYTHON or $ROOT/.venv/bin/python the project's interpreter?)" >&2
+  exit 1
+fi
 NODES=$(ls "$S/nodes")
 sql() { mysql --defaults-extra-file="$CNF" "$@"; }

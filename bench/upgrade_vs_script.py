@@ -22,6 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE = Path(os.environ.get("OMSUP_SANDBOX_DIR", "/tmp/omsup-sandbox"))
+os.environ.setdefault("OMSUP_PYTHON", sys.executable)  # for the shell scripts (bench/sandbox_client.sh)
 
 
 def sh(*args: str, **kw) -> subprocess.CompletedProcess:
