@@ -6,8 +6,10 @@ overlay2.
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import docker
@@ -16,6 +18,24 @@ from .paths import NodePaths
 from .procs import SandboxError, pid_alive, start_daemon, stop_pid, wait_for
 
 RUNC_WRAPPER = Path(__file__).resolve().parent / "runc-wrapper"
+# The engine calls its runtime for every create, start, state, kill, delete and exec. Only create,
+# run and exec carry capabilities to trim; the front passes the rest straight to runc, and starts
+# the wrapper with this interpreter, isolated (python3 on PATH may be a pyenv shim: 60 ms a call).
+RUNC_FRONT = """#!/bin/sh
+# written by the sandbox (sandbox/engines.py): the Docker engine's runtime for this node
+for a do
+  case $a in create|run|exec) exec {python} -I -S {wrapper} "$@" ;; esac
+done
+exec /usr/sbin/runc "$@"
+"""
+
+
+def write_runtime(node: NodePaths) -> Path:
+    """The node's runtime: a shell front to runc that calls the capability wrapper when needed."""
+    front = node.root / "runc"
+    front.write_text(RUNC_FRONT.format(python=shlex.quote(sys.executable), wrapper=shlex.quote(str(RUNC_WRAPPER))))
+    front.chmod(0o755)
+    return front
 
 
 def client(node: NodePaths, timeout: int = 120) -> docker.DockerClient:
@@ -59,7 +79,7 @@ def start(node: NodePaths) -> None:
             "--pidfile",
             str(node.root / "dockerd.pid.engine"),
             "--add-runtime",
-            f"sandbox-runc={RUNC_WRAPPER}",
+            f"sandbox-runc={write_runtime(node)}",
             "--default-runtime",
             "sandbox-runc",
         ],
