@@ -20,7 +20,7 @@ from .procs import SandboxError, pid_alive, start_daemon, stop_pid, wait_for
 RUNC_WRAPPER = Path(__file__).resolve().parent / "runc-wrapper"
 # The engine calls its runtime for every create, start, state, kill, delete and exec. Only create,
 # run and exec carry capabilities to trim; the front passes the rest straight to runc, and starts
-# the wrapper with this interpreter, isolated (python3 on PATH may be a pyenv shim: 60 ms a call).
+# the wrapper with this interpreter, isolated (python3 on PATH may be a pyenv shim: 78 ms a call here).
 RUNC_FRONT = """#!/bin/sh
 # written by the sandbox (sandbox/engines.py): the Docker engine's runtime for this node
 for a do
