@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("name", choices=list(faults.FAULTS))
     f.add_argument("--node")
     f.add_argument("--version")
-    f.add_argument("--program", help="supervisor-stuck: which program (default oms_drc_cm)")
+    f.add_argument("--program", help="supervisor-stuck, program-crash: which program (default oms_drc_cm, oms_console)")
     f.add_argument("--count", type=int, help="many-projects: how many (default 200)")
     i = sub.add_parser("images", help="build the installation packages (all versions with --all)")
     i.add_argument("--all", action="store_true")

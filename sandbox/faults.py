@@ -15,6 +15,7 @@ FAULTS = {
     "init-fail": "docker_init.sh fails on a node (--node, default every node)",
     "init-exit-zero": "docker_init.sh fails but exits 0 and writes no /root/init_flag.txt (--node)",
     "supervisor-stuck": "a program of a node's supervisord never gets RUNNING (--node, --program)",
+    "program-crash": "a program of a node exits as soon as supervisord starts it (--node, --program: default oms_console)",
     "metadb-timezone": "the MetaDB answers in another time zone (+08:00, as a fresh OceanBase does)",
     "metadb-timezone-ok": "the MetaDB answers in the machine's time zone again",
     "metadb-grants": "the MetaDB user loses DROP and CREATE (a backup works, a restore could not)",
@@ -129,6 +130,9 @@ def inject(
     elif name == "supervisor-stuck":
         for n in _nodes(st, node):
             _edit(n, supervisor_stuck={program or "oms_drc_cm": True})
+    elif name == "program-crash":
+        for n in _nodes(st, node):
+            _edit(n, program_crash={program or "oms_console": True})
     elif name in ("metadb-timezone", "metadb-timezone-ok"):
         metadb.set_time_zone("+08:00" if name == "metadb-timezone" else None)
     elif name in ("metadb-grants", "metadb-grants-ok"):
@@ -175,7 +179,15 @@ def inject(
         metadb.set_projects(name.replace("project-", ""))
     elif name == "clear":
         for n in st["nodes"]:
-            _edit(n, start_fail=None, init_fail=None, init_exit_zero=None, no_heartbeat=None, supervisor_stuck=None)
+            _edit(
+                n,
+                start_fail=None,
+                init_fail=None,
+                init_exit_zero=None,
+                no_heartbeat=None,
+                supervisor_stuck=None,
+                program_crash=None,
+            )
         if not metadb.running():
             metadb.start()
         inject("disk-ok")

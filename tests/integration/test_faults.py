@@ -97,6 +97,26 @@ def test_every_fault_at_its_step_along_one_upgrade(sandbox):
     old_containers_kept(sandbox, old)
 
 
+def test_a_console_that_dies_starting_on_another_node_stops_the_init_step_and_the_run_resumes(sandbox):
+    """n2's console dies each time supervisor starts it (the init ran on n1): supervisor gives up, the run
+    stops at the init step naming n2, the old containers and the backups stay; cleared, the run completes."""
+    sandbox.fresh()
+    old = sandbox.containers()
+    sandbox.cli("fault", "program-crash", "--node", "n2")
+    p = sandbox.runbook("upgrade_429")
+    assert_stopped_at(p, 7, "node n2: supervisor gave up on oms_console (FATAL)", "Exited too quickly")
+    old_containers_kept(sandbox, old)
+    backups_intact(sandbox)
+    led = json.loads(next((STATE / "ledgers" / "upgrade_429").glob("*/ledger.json")).read_text())
+    assert led["facts"]["consoles_started"] == ["n2"]  # the run's start is recorded, though it did not last
+    sandbox.fault("clear")
+    p = sandbox.runbook("upgrade_429")
+    assert_passed(p, 11)
+    assert "resumed run" in p.output
+    for ctrs in sandbox.containers().values():
+        assert ctrs["oms_ce"]["image"].endswith(":feature_4.2.9_ce") and ctrs["oms_ce"]["running"]
+
+
 @pytest.mark.parametrize(("fault", "step"), [("start-fail", 6), ("init-fail", 7)])
 def test_rollback_after_an_upgrade_that_stopped(sandbox, fault, step):
     sandbox.fresh()

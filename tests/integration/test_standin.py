@@ -111,6 +111,35 @@ def test_supervisorctl_behaves_like_supervisor_4(sandbox):
         assert exec_in(sandbox, "n1", "supervisorctl", "status", "oms_console")[0] == 0
 
 
+def test_a_program_that_dies_starting_backs_off_then_goes_fatal_as_supervisor_does(sandbox):
+    """supervisor's defaults: `start` answers abnormal termination (exit 7) for a program that dies before
+    its start delay; it is BACKOFF between tries, FATAL after the fourth; a retry that works needs no hand."""
+    sandbox.fresh()
+    sandbox.wait(lambda: exec_in(sandbox, "n1", "supervisorctl", "status")[0] == 0, 30, "every program RUNNING")
+    assert exec_in(sandbox, "n1", "supervisorctl", "stop", "oms_console")[0] == 0
+    rc, out = exec_in(sandbox, "n1", "supervisorctl", "stop", "oms_console")  # nothing to stop: said, exit 0
+    assert (rc, out.strip()) == (0, "oms_console: ERROR (not running)")
+    assert exec_in(sandbox, "n1", "supervisorctl", "stop", "nosuch") == (1, "nosuch: ERROR (no such process)\n")
+    sandbox.cli("fault", "program-crash", "--node", "n1")
+    rc, out = exec_in(sandbox, "n1", "supervisorctl", "start", "oms_console")
+    assert (rc, out.strip()) == (7, "oms_console: ERROR (abnormal termination)")
+
+    def state() -> str:
+        return exec_in(sandbox, "n1", "supervisorctl", "status", "oms_console")[1].split()[1]
+
+    assert state() in ("BACKOFF", "STARTING")
+    rc, out = exec_in(sandbox, "n1", "supervisorctl", "start", "oms_console")
+    assert (rc, out.strip()) == (0, "oms_console: ERROR (already started)")  # BACKOFF counts as started
+    sandbox.wait(lambda: state() == "FATAL", 30, "FATAL after the fourth try")
+    rc, out = exec_in(sandbox, "n1", "supervisorctl", "status", "oms_console")
+    assert rc == 3 and "Exited too quickly" in out
+    # a start by hand begins a new series; cleared while it backs off, the next try runs it
+    assert exec_in(sandbox, "n1", "supervisorctl", "start", "oms_console")[0] == 7
+    sandbox.fault("clear")
+    sandbox.wait(lambda: state() == "RUNNING", 30, "RUNNING at the next try, without a start by hand")
+    assert exec_in(sandbox, "n1", "supervisorctl", "status")[0] == 0
+
+
 def test_after_an_upgrade_start_only_init_brings_the_console_and_a_second_init_fails(sandbox):
     sandbox.fresh()
     for node in ("n1", "n2"):

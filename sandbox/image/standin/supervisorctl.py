@@ -1,7 +1,9 @@
 """`supervisorctl` of the stand-in: status, start, stop, restart, version, as supervisor 4 answers them.
 
 supervisor 4.x: `status` exits 3 while any program is not RUNNING (Supervisor/supervisor#24,
-#1223; supervisor 3.x always exited 0); before supervisord answers it prints the socket error and
+#1223; supervisor 3.x always exited 0); `start` waits until the program is RUNNING and answers
+"ERROR (abnormal termination)", exit 7, when it died before (supervisor's supervisorctl.py and
+rpcinterface.py); before supervisord answers it prints the socket error and
 exits 4 (EX_NOPERM-like), as `unix:///var/run/supervisor/supervisor.sock no such file`.
 """
 
@@ -44,6 +46,18 @@ def status(names: list[str]) -> int:
     return rc
 
 
+def exit_status(out: str) -> int:
+    """supervisor 4's supervisorctl: a program that died starting is NOT_RUNNING (7), an unknown name
+    GENERIC (1); `start` of a running program and `stop` of a stopped one change nothing and exit 0."""
+    rc = 0
+    for line in out.splitlines():
+        if "(abnormal termination)" in line or "(spawn error)" in line:
+            rc = 7
+        elif "ERROR" in line and "(already started)" not in line and "(not running)" not in line:
+            rc = rc or 1
+    return rc
+
+
 def control(action: str, names: list[str]) -> int:
     if not common.supervisor_state():
         print("unix:///var/run/supervisor/supervisor.sock no such file", file=sys.stderr)
@@ -62,11 +76,20 @@ def control(action: str, names: list[str]) -> int:
             os.unlink(req + ".done")
             if action in ("start", "restart"):  # as supervisor does: back once started (startsecs) or failed
                 while time.monotonic() < deadline and any(
-                    common.supervisor_state().get(n, {}).get("state") in ("STARTING", "BACKOFF") for n in names
+                    common.supervisor_state().get(n, {}).get("state") == "STARTING" for n in names
                 ):
                     time.sleep(0.05)
+                state = common.supervisor_state()
+                out = "\n".join(
+                    f"{line.split(':', 1)[0]}: ERROR (abnormal termination)"
+                    if line.endswith(": started")
+                    and state.get(line.split(":", 1)[0], {}).get("state")
+                    not in ("RUNNING", "STARTING")  # STARTING: still not RUNNING after 30 s (supervisor-stuck)
+                    else line
+                    for line in out.splitlines()
+                )
             print(out)
-            return 1 if "ERROR" in out and "already" not in out else 0
+            return exit_status(out)
         time.sleep(0.05)
     print("error: supervisord did not answer", file=sys.stderr)
     return 1

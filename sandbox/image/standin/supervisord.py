@@ -2,9 +2,12 @@
 
 OMS runs its processes under supervisord (obd): nginx, oms_console, oms_drc_cm,
 oms_drc_supervisor, sshd (and crond from 3.3.0). Each program here is a process of its own with
-a start delay (STARTING, then RUNNING), restarted when it exits (BACKOFF, then FATAL after three
-tries). `supervisorctl` (supervisorctl.py) reads the state file and asks for start/stop/restart
-through the control folder. With IS_UPGRADE=true oms_console does not start by itself: docker_init.sh
+a start delay (STARTING, then RUNNING). With supervisor's defaults (startretries=3, autorestart
+unexpected; supervisor's process.py): a program that exits before its start delay is BACKOFF for
+1, 2, then 3 seconds before the next try, and FATAL when the fourth try fails; one that exits
+after it is EXITED and started again at once. `start` of a STARTING, RUNNING or BACKOFF program is
+"already started". `supervisorctl` (supervisorctl.py) reads the state file and asks for
+start/stop/restart through the control folder. With IS_UPGRADE=true oms_console does not start by itself: docker_init.sh
 starts it on its own node, `supervisorctl start oms_console` on the others (facts.CHOICES
 console_waits_for_init).
 """
@@ -24,6 +27,7 @@ from common import IS_UPGRADE, VERSION, log
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BOOT = float(os.environ.get("STANDIN_BOOT_SECONDS", "2"))
+STARTRETRIES = 3  # supervisor's default
 # program: (command, start delay in seconds)
 COMMANDS = {
     "nginx": (["python3", f"{HERE}/console.py"], 0.5),
@@ -43,13 +47,22 @@ class Program:
         self.state = "STOPPED"
         self.started = 0.0
         self.tries = 0
+        self.retry_at = 0.0
         self.description = "Not started"
 
     def start(self) -> str:
-        if self.state in ("RUNNING", "STARTING"):
+        if self.state in ("RUNNING", "STARTING", "BACKOFF"):
             return "ERROR (already started)"
-        stuck = (common.faults().get("supervisor_stuck") or {}).get(self.name)
-        self.proc = subprocess.Popen(self.command, stdout=sys.stdout, stderr=sys.stdout, start_new_session=False)
+        self.tries = 0  # a start by hand (or by supervisord itself) begins a new series of tries
+        return self.spawn()
+
+    def spawn(self) -> str:
+        faults = common.faults()
+        stuck = (faults.get("supervisor_stuck") or {}).get(self.name)
+        command = self.command
+        if (faults.get("program_crash") or {}).get(self.name):  # sandbox fault: it dies at once
+            command = ["python3", "-c", "import sys; sys.exit(1)"]
+        self.proc = subprocess.Popen(command, stdout=sys.stdout, stderr=sys.stdout, start_new_session=False)
         self.state, self.started, self.description = "STARTING", time.monotonic(), ""
         log(f"INFO spawned: '{self.name}' with pid {self.proc.pid}")
         if stuck:
@@ -70,19 +83,28 @@ class Program:
         return "stopped"
 
     def tick(self) -> None:
-        if self.proc is None or self.state in ("STOPPED", "FATAL"):
+        if self.state == "BACKOFF":
+            if time.monotonic() >= self.retry_at:
+                self.spawn()
+            return
+        if self.proc is None or self.state in ("STOPPED", "FATAL", "EXITED"):
             return
         rc = self.proc.poll()
         if rc is not None:
+            self.proc = None
+            if self.state == "RUNNING":  # it had started: EXITED, and autorestart starts it again at once
+                log(f"INFO exited: {self.name} (exit status {rc}; not expected)")
+                self.state, self.description = "EXITED", time.strftime("%b %d %I:%M %p")
+                self.start()
+                return
             log(f"INFO exited: {self.name} (exit status {rc}; not expected)")
             self.tries += 1
-            if self.tries >= 3:
+            if self.tries > STARTRETRIES:
                 self.state, self.description = "FATAL", "Exited too quickly (process log may have details)"
                 log(f"INFO gave up: {self.name} entered FATAL state, too many start retries too quickly")
                 return
-            self.state = "BACKOFF"
-            self.proc = None
-            self.start()
+            self.state, self.retry_at = "BACKOFF", time.monotonic() + self.tries
+            self.description = "Exited too quickly (process log may have details)"
             return
         if self.state == "STARTING" and time.monotonic() - self.started >= self.startsecs:
             if getattr(self, "stuck", False):  # sandbox fault: it never gets there
