@@ -3,13 +3,13 @@
 OMS runs its processes under supervisord (obd): nginx, oms_console, oms_drc_cm,
 oms_drc_supervisor, sshd (and crond from 3.3.0). Each program here is a process of its own with
 a start delay (STARTING, then RUNNING). With supervisor's defaults (startretries=3, autorestart
-unexpected; supervisor's process.py): a program that exits before its start delay is BACKOFF for
-1, 2, then 3 seconds before the next try, and FATAL when the fourth try fails; one that exits
-after it is EXITED and started again at once. `start` of a STARTING, RUNNING or BACKOFF program is
-"already started". `supervisorctl` (supervisorctl.py) reads the state file and asks for
-start/stop/restart through the control folder. With IS_UPGRADE=true oms_console does not start by itself: docker_init.sh
-starts it on its own node, `supervisorctl start oms_console` on the others (facts.CHOICES
-console_waits_for_init).
+unexpected, exitcodes 0; supervisor's process.py): a program that exits before its start delay is
+BACKOFF for 1, 2, then 3 seconds before the next try, and FATAL when the fourth try fails; one
+that exits after it is EXITED, and started again at once unless it exited 0. `start` of a
+STARTING, RUNNING or BACKOFF program is "already started". `supervisorctl` (supervisorctl.py)
+reads the state file and asks for start/stop/restart through the control folder. With
+IS_UPGRADE=true oms_console does not start by itself: docker_init.sh starts it on its own node,
+`supervisorctl start oms_console` on the others (facts.CHOICES console_waits_for_init).
 """
 
 from __future__ import annotations
@@ -92,12 +92,12 @@ class Program:
         rc = self.proc.poll()
         if rc is not None:
             self.proc = None
-            if self.state == "RUNNING":  # it had started: EXITED, and autorestart starts it again at once
-                log(f"INFO exited: {self.name} (exit status {rc}; not expected)")
+            log(f"INFO exited: {self.name} (exit status {rc}; {'expected' if rc == 0 else 'not expected'})")
+            if self.state == "RUNNING":  # it had started: EXITED, and autorestart starts it again unless it exited 0
                 self.state, self.description = "EXITED", time.strftime("%b %d %I:%M %p")
-                self.start()
+                if rc != 0:
+                    self.start()
                 return
-            log(f"INFO exited: {self.name} (exit status {rc}; not expected)")
             self.tries += 1
             if self.tries > STARTRETRIES:
                 self.state, self.description = "FATAL", "Exited too quickly (process log may have details)"
