@@ -6,6 +6,8 @@ settle the ratio. Here one sandbox with --bulk-mb of configuration history goes 
 rounds of: upgrade_429, rollback_429 (its restore step's seconds from its ledger), then the same
 backups restored by hand with the containers stopped as the runbook has them (`docker stop`, DROP,
 CREATE and `mysql < file` per database as the doc would, `docker start`, until every console serves).
+With --alternate every second pair restores by hand first (the new containers stopped), then runs
+the rollback: whether the order of the two restores matters.
 Ratio = plain seconds / restore step seconds (1.0: as fast as plain mysql; goal >= 0.9).
 Writes bench/results/restore_pairs-<metadb>-mb<bulk MiB>.json.
 
@@ -48,21 +50,33 @@ def wait_serving(ips: list[str], timeout: float = 300) -> None:
             time.sleep(0.2)
 
 
-def pair(env: str) -> dict:
-    with tempfile.TemporaryDirectory() as reports:
-        up = runbook("upgrade_429", env, reports)
-        backups = ledger("upgrade_429")["facts"]["backups"]
-        rb = runbook("rollback_429", env, reports)
-    restore_s = ledger("rollback_429")["steps"]["restore"]["seconds"]
+def plain_with_oms_stopped(backups: list[dict], start_after: bool) -> dict:
     ns = nodes()
     for n in ns:  # OMS stopped, as during the runbook's restore
         docker(n["name"], "stop", n["container"])
     with tempfile.TemporaryDirectory(dir=str(STATE)) as folder:
         plain = plain_restore(backups, Path(folder))
-    for n in ns:
-        docker(n["name"], "start", n["container"])
-    wait_serving([n["ip"] for n in ns])
+    if start_after:
+        for n in ns:
+            docker(n["name"], "start", n["container"])
+        wait_serving([n["ip"] for n in ns])
+    return plain
+
+
+def pair(env: str, plain_first: bool) -> dict:
+    """upgrade_429, then both restores of its backups: the rollback's then plain mysql, or (plain_first)
+    plain mysql with the new containers stopped, then the rollback (its stop step finds them stopped)."""
+    with tempfile.TemporaryDirectory() as reports:
+        up = runbook("upgrade_429", env, reports)
+        backups = ledger("upgrade_429")["facts"]["backups"]
+        if plain_first:
+            plain = plain_with_oms_stopped(backups, start_after=False)
+        rb = runbook("rollback_429", env, reports)
+    restore_s = ledger("rollback_429")["steps"]["restore"]["seconds"]
+    if not plain_first:
+        plain = plain_with_oms_stopped(backups, start_after=True)
     return {
+        "plain_first": plain_first,
         "upgrade_s": up["seconds"],
         "rollback_s": rb["seconds"],
         "restore_step_s": restore_s,
@@ -77,6 +91,9 @@ def main() -> None:
     ap.add_argument("--metadb", default="oceanbase", choices=["oceanbase", "mariadb"])
     ap.add_argument("--bulk-mb", default="400", help="MiB of configuration history in cm (what the restore loads)")
     ap.add_argument("--pairs", type=int, default=5)
+    ap.add_argument(
+        "--alternate", action="store_true", help="every second pair restores by hand first (does the order matter?)"
+    )
     a = ap.parse_args()
     sh(sys.executable, "-m", "sandbox", "down")
     env = (
@@ -86,11 +103,11 @@ def main() -> None:
     )
     rows = []
     for i in range(a.pairs):
-        rows.append(pair(env))
+        rows.append(pair(env, plain_first=a.alternate and i % 2 == 1))
         r = rows[-1]
         print(
-            f"pair {i + 1}: restore step {r['restore_step_s']:.2f} s, plain mysql {r['plain_restore_s']:.2f} s, "
-            f"ratio {r['ratio']:.2f}",
+            f"pair {i + 1}{' (plain first)' if r['plain_first'] else ''}: restore step {r['restore_step_s']:.2f} s, "
+            f"plain mysql {r['plain_restore_s']:.2f} s, ratio {r['ratio']:.2f}",
             flush=True,
         )
     sh(sys.executable, "-m", "sandbox", "down")
@@ -107,7 +124,8 @@ def main() -> None:
     }
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
-    (out / f"restore_pairs-{a.metadb}-mb{int(a.bulk_mb)}.json").write_text(json.dumps(result, indent=2))
+    name = f"restore_pairs-{a.metadb}-mb{int(a.bulk_mb)}{'-alternate' if a.alternate else ''}.json"
+    (out / name).write_text(json.dumps(result, indent=2))
     print(
         f"ratio (plain mysql / restore step, {a.metadb}, {a.pairs} pairs): median {result['median_ratio']:.2f}, "
         f"of the medians {result['ratio_of_medians']:.2f} ({plain:.2f} / {step:.2f} s)"
