@@ -9,7 +9,7 @@ CREATE and `mysql < file` per database as the doc would, `docker start`, until e
 With --alternate every second pair restores by hand first (the new containers stopped), then runs
 the rollback: whether the order of the two restores matters.
 Ratio = plain seconds / restore step seconds (1.0: as fast as plain mysql; goal >= 0.9).
-Writes bench/results/restore_pairs-<metadb>-mb<bulk MiB>.json.
+Writes bench/results/restore_pairs-<metadb>-mb<bulk MiB>[-alternate].json.
 
     python bench/restore_pairs.py --metadb oceanbase --bulk-mb 400 --pairs 5
 """
@@ -21,8 +21,6 @@ import json
 import statistics
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -30,36 +28,21 @@ from big_metadb import ledger, plain_restore, runbook  # noqa: E402
 from node_contention import docker  # noqa: E402
 from upgrade_vs_script import ROOT, STATE, sh  # noqa: E402
 
-
-def nodes() -> list[dict]:
-    return json.loads(sh(sys.executable, "-m", "sandbox", "status", "--json").stdout)["nodes"]
-
-
-def wait_serving(ips: list[str], timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    for ip in ips:
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://{ip}:8089/oms/health", timeout=2) as r:
-                    if json.loads(r.read()).get("data", {}).get("healthy") is True:
-                        break
-            except (OSError, ValueError):
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"the console on {ip} does not serve after the plain restore")
-            time.sleep(0.2)
+sys.path.insert(0, str(ROOT))
+from sandbox.deploy import wait_healthy  # noqa: E402  (the wait `sandbox up` itself uses)
 
 
 def plain_with_oms_stopped(backups: list[dict], start_after: bool) -> dict:
-    ns = nodes()
-    for n in ns:  # OMS stopped, as during the runbook's restore
+    st = json.loads(sh(sys.executable, "-m", "sandbox", "status", "--json").stdout)
+    for n in st["nodes"]:  # OMS stopped, as during the runbook's restore
         docker(n["name"], "stop", n["container"])
     with tempfile.TemporaryDirectory(dir=str(STATE)) as folder:
         plain = plain_restore(backups, Path(folder))
     if start_after:
-        for n in ns:
+        for n in st["nodes"]:
             docker(n["name"], "start", n["container"])
-        wait_serving([n["ip"] for n in ns])
+        for n in st["nodes"]:
+            wait_healthy(n, st["console"]["scheme"] == "https", timeout=300)
     return plain
 
 

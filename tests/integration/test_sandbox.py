@@ -54,7 +54,8 @@ def test_each_engine_runs_runc_through_a_front_that_trims_capabilities_only_wher
     sandbox.fresh()
     for n in sandbox.status()["nodes"]:
         front = STATE / "nodes" / n["name"] / "runc"
-        info = sandbox.engine(n["name"]).info()
+        eng = sandbox.engine(n["name"])
+        info = eng.info()
         assert info["DefaultRuntime"] == "sandbox-runc" and info["Runtimes"]["sandbox-runc"]["path"] == str(front)
         # a call without capabilities: runc's own answer, no interpreter in between
         p = subprocess.run([str(front), "--root", str(tmp_path), "state", "nosuch"], capture_output=True, text=True)
@@ -67,7 +68,8 @@ def test_each_engine_runs_runc_through_a_front_that_trims_capabilities_only_wher
         )
         assert p.returncode != 0 and "FileNotFoundError" in p.stderr and "config.json" in p.stderr, p.stderr
         # and the containers the engine made through it run privileged, as documented
-        c = sandbox.engine(n["name"]).containers.get(n["container"])
+        c = eng.containers.get(n["container"])
+        eng.close()
         assert c.attrs["HostConfig"]["Privileged"] is True and c.status == "running"
 
 

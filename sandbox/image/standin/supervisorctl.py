@@ -58,6 +58,24 @@ def exit_status(out: str) -> int:
     return rc
 
 
+def started(out: str, names: list[str], deadline: float) -> str:
+    """supervisord's answer to a start, once the programs left STARTING (as supervisor's: back once
+    started, after startsecs, or failed): a "started" program that is not RUNNING then died starting."""
+    while time.monotonic() < deadline and any(
+        common.supervisor_state().get(n, {}).get("state") == "STARTING" for n in names
+    ):
+        time.sleep(0.05)
+    state = common.supervisor_state()
+    lines = []
+    for line in out.splitlines():
+        name = line.split(":", 1)[0]
+        # STARTING: still not RUNNING at the deadline (the supervisor-stuck fault): left as answered
+        if line.endswith(": started") and state.get(name, {}).get("state") not in ("RUNNING", "STARTING"):
+            line = f"{name}: ERROR (abnormal termination)"
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def control(action: str, names: list[str]) -> int:
     if not common.supervisor_state():
         print("unix:///var/run/supervisor/supervisor.sock no such file", file=sys.stderr)
@@ -74,20 +92,8 @@ def control(action: str, names: list[str]) -> int:
             with open(req + ".done") as f:
                 out = f.read()
             os.unlink(req + ".done")
-            if action in ("start", "restart"):  # as supervisor does: back once started (startsecs) or failed
-                while time.monotonic() < deadline and any(
-                    common.supervisor_state().get(n, {}).get("state") == "STARTING" for n in names
-                ):
-                    time.sleep(0.05)
-                state = common.supervisor_state()
-                out = "\n".join(
-                    f"{line.split(':', 1)[0]}: ERROR (abnormal termination)"
-                    if line.endswith(": started")
-                    and state.get(line.split(":", 1)[0], {}).get("state")
-                    not in ("RUNNING", "STARTING")  # STARTING: still not RUNNING after 30 s (supervisor-stuck)
-                    else line
-                    for line in out.splitlines()
-                )
+            if action in ("start", "restart"):
+                out = started(out, names, deadline)
             print(out)
             return exit_status(out)
         time.sleep(0.05)

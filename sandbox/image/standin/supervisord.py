@@ -28,6 +28,8 @@ from common import IS_UPGRADE, VERSION, log
 HERE = os.path.dirname(os.path.abspath(__file__))
 BOOT = float(os.environ.get("STANDIN_BOOT_SECONDS", "2"))
 STARTRETRIES = 3  # supervisor's default
+RUNNING_STATES = ("RUNNING", "STARTING", "BACKOFF")  # as supervisor's states.py: `start` says already started
+TOO_QUICKLY = "Exited too quickly (process log may have details)"
 # program: (command, start delay in seconds)
 COMMANDS = {
     "nginx": (["python3", f"{HERE}/console.py"], 0.5),
@@ -51,7 +53,7 @@ class Program:
         self.description = "Not started"
 
     def start(self) -> str:
-        if self.state in ("RUNNING", "STARTING", "BACKOFF"):
+        if self.state in RUNNING_STATES:
             return "ERROR (already started)"
         self.tries = 0  # a start by hand (or by supervisord itself) begins a new series of tries
         return self.spawn()
@@ -70,7 +72,7 @@ class Program:
         return "started"
 
     def stop(self) -> str:
-        if self.state not in ("RUNNING", "STARTING", "BACKOFF"):
+        if self.state not in RUNNING_STATES:
             return "ERROR (not running)"
         if self.proc is not None:
             self.proc.terminate()
@@ -100,11 +102,10 @@ class Program:
                 return
             self.tries += 1
             if self.tries > STARTRETRIES:
-                self.state, self.description = "FATAL", "Exited too quickly (process log may have details)"
+                self.state, self.description = "FATAL", TOO_QUICKLY
                 log(f"INFO gave up: {self.name} entered FATAL state, too many start retries too quickly")
                 return
-            self.state, self.retry_at = "BACKOFF", time.monotonic() + self.tries
-            self.description = "Exited too quickly (process log may have details)"
+            self.state, self.retry_at, self.description = "BACKOFF", time.monotonic() + self.tries, TOO_QUICKLY
             return
         if self.state == "STARTING" and time.monotonic() - self.started >= self.startsecs:
             if getattr(self, "stuck", False):  # sandbox fault: it never gets there
