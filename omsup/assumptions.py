@@ -531,6 +531,14 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         "the console of the other nodes of a region",
         None,
     ),
+    Assumption(
+        "init_console_failure",
+        "docker_init.sh whose own oms_console does not start prints no start line and exits non-zero",
+        "not public",
+        "nothing: the init step stops on the exit status, or on the console's state in supervisor while "
+        "it waits for /oms/health",
+        None,
+    ),
 )
 
 

@@ -127,6 +127,11 @@ CHOICES = {
         "after an upgrade the start line is printed by docker_init.sh, "
         "not in docker logs (obd drops the log check after an upgrade)",
     ),
+    "init_console_failure": (
+        "exit 1, no start line",
+        "docker_init.sh whose own oms_console does not get RUNNING (supervisorctl's answer) prints an ERROR "
+        "instead of the start line and exits 1; the init flag and oms_version are written before",
+    ),
     "unknown_action": ("HTTP 200, success false, code PARAM_ERROR", "how /api/v2 answers an Action it does not know"),
     "connector_listing_before_4_1_1": (
         "cm.connector_task(name, project_id, host_ip, status, source_config)",

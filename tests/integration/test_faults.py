@@ -97,22 +97,46 @@ def test_every_fault_at_its_step_along_one_upgrade(sandbox):
     old_containers_kept(sandbox, old)
 
 
-def test_a_console_that_dies_starting_on_another_node_stops_the_init_step_and_the_run_resumes(sandbox):
-    """n2's console dies each time supervisor starts it (the init ran on n1): supervisor gives up, the run
-    stops at the init step naming n2, the old containers and the backups stay; cleared, the run completes."""
+@pytest.mark.parametrize(
+    ("node", "said", "started"),
+    [
+        # the init ran on n1; the run started n2's console: supervisor gave up on it
+        ("n2", ("node n2: supervisor gave up on oms_console (FATAL)", "Exited too quickly"), ["n2"]),
+        # docker_init.sh on n1 started its own console and says that it did not start
+        (
+            "n1",
+            (
+                "node n1: /root/docker_init.sh exited 1: ",
+                "ERROR oms_console did not start: oms_console: ERROR (abnormal ",
+            ),
+            [],
+        ),
+    ],
+)
+def test_a_console_that_dies_starting_stops_the_init_step_and_the_run_resumes(sandbox, node, said, started):
+    """A node's console dies each time supervisor starts it: the run stops at the init step naming the node,
+    the old containers and the backups stay; cleared, the same run completes (n1's init is not run again)."""
     sandbox.fresh()
     old = sandbox.containers()
-    sandbox.cli("fault", "program-crash", "--node", "n2")
+    sandbox.cli("fault", "program-crash", "--node", node)
     p = sandbox.runbook("upgrade_429")
-    assert_stopped_at(p, 7, "node n2: supervisor gave up on oms_console (FATAL)", "Exited too quickly")
+    assert_stopped_at(p, 7, *said)
     old_containers_kept(sandbox, old)
     backups_intact(sandbox)
-    led = json.loads(next((STATE / "ledgers" / "upgrade_429").glob("*/ledger.json")).read_text())
-    assert led["facts"]["consoles_started"] == ["n2"]  # the run's start is recorded, though it did not last
+    ledger = next((STATE / "ledgers" / "upgrade_429").glob("*/ledger.json"))
+    led = json.loads(ledger.read_text())
+    assert led["facts"]["consoles_started"] == started  # a start by the run is recorded, though it did not last
+    assert [a["rc"] for a in led["facts"]["init_outputs"]["n1"]] == [0 if node == "n2" else 1]
     sandbox.fault("clear")
     p = sandbox.runbook("upgrade_429")
     assert_passed(p, 11)
     assert "resumed run" in p.output
+    led = json.loads(ledger.read_text())
+    assert node in led["facts"]["consoles_started"]
+    # n1's init completed the first time (its flag, oms_version): recognized, not run again
+    assert [a.get("recognized", False) for a in led["facts"]["init_outputs"]["n1"]] == (
+        [False] if node == "n2" else [False, True]
+    )
     for ctrs in sandbox.containers().values():
         assert ctrs["oms_ce"]["image"].endswith(":feature_4.2.9_ce") and ctrs["oms_ce"]["running"]
 

@@ -34,6 +34,7 @@ def test_the_probe_passes_on_a_sound_deployment_and_changes_nothing(sandbox):
         "ha_write_effect",
         "init_rerun",
         "console_after_init",
+        "init_console_failure",
     }
     same()
     assert not (STATE / "ledgers" / "probe").exists()  # no ledger

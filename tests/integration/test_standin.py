@@ -166,6 +166,23 @@ def test_after_an_upgrade_start_only_init_brings_the_console_and_a_second_init_f
     assert rc != 0 and "Duplicate column name" in out
 
 
+def test_after_an_upgrade_an_init_whose_console_dies_says_so_instead_of_the_start_line(sandbox):
+    """facts.CHOICES init_console_failure: the metadata is migrated (flag, oms_version), then its console
+    dies at each start: docker_init.sh prints supervisorctl's answer and an ERROR last, exit 1."""
+    sandbox.fresh()
+    upgrade_mode_container(sandbox, "n1")
+    sandbox.wait(lambda: "RUNNING" in exec_in(sandbox, "n1", "supervisorctl", "status", "oms_drc_cm")[1], 30, "cm")
+    sandbox.cli("fault", "program-crash", "--node", "n1")
+    rc, out = exec_in(sandbox, "n1", "bash", "/root/docker_init.sh")
+    last = out.strip().splitlines()[-1]
+    assert rc == 1 and "ERROR oms_console did not start: oms_console: ERROR (abnormal termination)" in last, out
+    assert "OMS service start successfully" not in out
+    assert exec_in(sandbox, "n1", "cat", "/root/init_flag.txt")[1].startswith("success 4.2.9")
+    rm = sandbox.status()["metadb"]["rm"]
+    assert ("4.2.9-CE",) in sandbox.sql("SELECT version FROM oms_version", rm)
+    assert "FATAL" in exec_in(sandbox, "n1", "supervisorctl", "status", "oms_console")[1]
+
+
 def _healthy(ip: str) -> bool:
     try:
         with urllib.request.urlopen(f"http://{ip}:8089/oms/health", timeout=3) as r:

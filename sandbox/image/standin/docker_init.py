@@ -9,7 +9,8 @@ version into it and run the script again. obdiag: its output also goes to
 succeeded (obd does not trust the exit status), and running it again is unsafe: here a second run
 for the same cm_nodes on migrated metadata fails (facts.CHOICES init_rerun_fails). At its end it
 starts oms_console in its own container and prints the start line (facts.CHOICES
-start_line_after_upgrade).
+start_line_after_upgrade); when that console does not start, it says so instead and exits 1
+(facts.CHOICES init_console_failure).
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ def stop(msg: str) -> None:
     if common.faults().get("init_exit_zero"):  # sandbox fault: the exit status is not passed on (obd's concern)
         sys.exit(0)
     sys.exit(1)
+
+
+def console_state() -> str | None:
+    return common.supervisor_state().get("oms_console", {}).get("state")
 
 
 def main() -> None:
@@ -100,10 +105,13 @@ def main() -> None:
             capture_output=True,
             text=True,
         )
-        say(out.stdout.strip() or out.stderr.strip())
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not common.program_running("oms_console"):
+        answer = out.stdout.strip() or out.stderr.strip()
+        say(answer)
+        deadline = time.monotonic() + 30  # one started meanwhile (STARTING) answers "already started"
+        while time.monotonic() < deadline and console_state() in ("STARTING", "BACKOFF"):
             time.sleep(0.1)
+        if console_state() != "RUNNING":  # facts.CHOICES init_console_failure
+            stop(f"ERROR oms_console did not start: {answer}")
     say(facts.START_LINE)
 
 
