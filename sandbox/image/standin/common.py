@@ -114,8 +114,13 @@ def supervisor_state() -> dict:
         return {}
 
 
+def program_state(name: str) -> str | None:
+    """A supervisor program's state (RUNNING, STARTING, BACKOFF, FATAL, ...), None when unknown."""
+    return supervisor_state().get(name, {}).get("state")
+
+
 def program_running(name: str) -> bool:
-    return supervisor_state().get(name, {}).get("state") == "RUNNING"
+    return program_state(name) == "RUNNING"
 
 
 def fail(msg: str, code: int = 1) -> None:

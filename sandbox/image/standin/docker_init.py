@@ -42,10 +42,6 @@ def stop(msg: str) -> None:
     sys.exit(1)
 
 
-def console_state() -> str | None:
-    return common.supervisor_state().get("oms_console", {}).get("state")
-
-
 def main() -> None:
     cfg = common.load_config()
     say(f"docker_init.sh of OMS {VERSION}: initializing the metadata (log {LOG_PATH})")
@@ -108,9 +104,9 @@ def main() -> None:
         answer = out.stdout.strip() or out.stderr.strip()
         say(answer)
         deadline = time.monotonic() + 30  # one started meanwhile (STARTING) answers "already started"
-        while time.monotonic() < deadline and console_state() in ("STARTING", "BACKOFF"):
+        while time.monotonic() < deadline and common.program_state("oms_console") in ("STARTING", "BACKOFF"):
             time.sleep(0.1)
-        if console_state() != "RUNNING":  # facts.CHOICES init_console_failure
+        if common.program_state("oms_console") != "RUNNING":  # facts.CHOICES init_console_failure
             stop(f"ERROR oms_console did not start: {answer}")
     say(facts.START_LINE)
 

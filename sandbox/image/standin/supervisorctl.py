@@ -61,9 +61,7 @@ def exit_status(out: str) -> int:
 def started(out: str, names: list[str], deadline: float) -> str:
     """supervisord's answer to a start, once the programs left STARTING (as supervisor's: back once
     started, after startsecs, or failed): a "started" program that is not RUNNING then died starting."""
-    while time.monotonic() < deadline and any(
-        common.supervisor_state().get(n, {}).get("state") == "STARTING" for n in names
-    ):
+    while time.monotonic() < deadline and any(common.program_state(n) == "STARTING" for n in names):
         time.sleep(0.05)
     state = common.supervisor_state()
     lines = []
