@@ -103,7 +103,9 @@ def main() -> None:
         )
         answer = out.stdout.strip() or out.stderr.strip()
         say(answer)
-        deadline = time.monotonic() + 30  # one started meanwhile (STARTING) answers "already started"
+        # not settled yet: one started meanwhile (STARTING) answered "already started"; one that died at its
+        # first try answered "abnormal termination" and supervisor tries it again by itself (BACKOFF)
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline and common.program_state("oms_console") in ("STARTING", "BACKOFF"):
             time.sleep(0.1)
         if common.program_state("oms_console") != "RUNNING":  # facts.CHOICES init_console_failure
