@@ -359,13 +359,6 @@ class Record:
         """A record that is never written: plan mode changes nothing, not even the state folder."""
         return cls(None, RunData(runbook=runbook, env=env_name, run_id="plan", created=utc_now(), facts=facts))
 
-    @classmethod
-    def latest(cls, state_dir: str | Path, runbook: str, env_name: str) -> Record | None:
-        for rec in reversed(cls.runs(state_dir, runbook)):
-            if rec.data.env == env_name and rec.data.status != RunStatus.ABANDONED:
-                return rec
-        return None
-
     # -- reading ---------------------------------------------------------------------------
     @property
     def run_id(self) -> str:

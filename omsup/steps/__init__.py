@@ -1,5 +1,6 @@
 """The shared steps runbooks compose, each written once, grouped by operation."""
 
+from ..runbook import Step
 from .backup import BACKUP
 from .connectors import CONNECTOR_DBTYPE, CONNECTOR_SURVEY
 from .containers import STOP_NEW, STOP_OLD
@@ -38,3 +39,6 @@ __all__ = [
     "VERIFY_RESTORE",
     "preload_images",
 ]
+
+# whether each shared step changes the deployment, by the key a run record names it by
+CHANGES: dict[str, bool] = {s.key: s.changes for name in __all__ if isinstance(s := globals()[name], Step)}

@@ -15,7 +15,7 @@ from ..container_spec import REQUIRED_TARGETS, bind_target
 from ..context import Run
 from ..envfile import Node
 from ..errors import PreconditionRefused
-from ..record import NodeFacts, Record, UpgradeRef, Versions
+from ..record import NodeFacts, Record, RunStatus, UpgradeRef, Versions
 from ..runbook import Step, Touches
 from ..versions import Version, VersionError, check_upgrade
 from . import connectors, metadb_checks
@@ -99,6 +99,16 @@ def _source_version(run: Run, old: dict[str, NodeFacts]) -> tuple[Version, list[
     source = meta_v or image_v
     if source is None:
         raise PreconditionRefused("cannot tell the running version: no oms_version row and no version in the image tag")
+    if source == run.runbook.target:
+        name, env = run.runbook.name, run.env.name
+        done = [
+            r for r in Record.runs(run.env.state_dir, name) if (r.data.env, r.data.status) == (env, RunStatus.COMPLETE)
+        ]
+        raise PreconditionRefused(
+            f"the deployment already runs {source}, the target of {name}"
+            + (f": run {done[-1].run_id} completed it at {done[-1].data.finished}" if done else ""),
+            "nothing to upgrade; to go back, run the rollback of this upgrade",
+        )
     if run.env.version is not None and run.env.version != source:
         raise PreconditionRefused(
             f"the environment file expects {run.env.version}, the deployment runs {source}",

@@ -14,24 +14,42 @@ from typing import Any
 
 from ..adapters.metadb import DIGEST
 from ..context import Run
-from ..record import Record
+from ..record import Record, RunStatus
 from ..runbook import Step, Touches
 from .backup import recheck_backup
 from .containers import upgrade_ref
 
 
+def began_changes(rec: Record) -> bool:
+    """Whether a step that changes the deployment began in the run ``rec`` recorded (a step this
+    version of omsup does not know counts as one)."""
+    from . import CHANGES
+
+    return any(CHANGES.get(key, True) for key in rec.data.steps)
+
+
 def upgrade_record(run: Run) -> Record:
-    """The record of the upgrade this rollback undoes (the newest of its runbook on this environment)."""
+    """The record of the upgrade this rollback undoes: the newest run of its runbook on this
+    environment that changed something. A run that stopped before any change (an upgrade run
+    again by mistake after it completed, refused at its preflight) undid nothing and hides nothing."""
     from ..errors import PreconditionRefused
 
-    name = run.runbook.upgrade_runbook
-    rec = Record.latest(run.env.state_dir, name, run.env.name)
-    if rec is None:
+    name, env = run.runbook.upgrade_runbook, run.env.name
+    runs = [r for r in reversed(Record.runs(run.env.state_dir, name)) if r.data.env == env]
+    runs = [r for r in runs if r.data.status != RunStatus.ABANDONED]
+    if not runs:
         raise PreconditionRefused(
-            f"no run ledger of {name} for environment {run.env.name} under {run.env.state_dir}",
+            f"no run ledger of {name} for environment {env} under {run.env.state_dir}",
             "a rollback undoes a recorded upgrade; point state_dir at the folder the upgrade used",
         )
-    return rec
+    changed = [r for r in runs if began_changes(r)]
+    if not changed:
+        raise PreconditionRefused(
+            f"no run of {name} on environment {env} changed anything: "
+            f"{', '.join(r.run_id for r in runs)} stopped before their first change",
+            "nothing to roll back; the deployment runs what it ran before",
+        )
+    return changed[0]
 
 
 def restore(run: Run) -> None:

@@ -76,7 +76,14 @@ def test_upgrade_then_rollback_restores_what_was_there(sandbox, metadb):
     assert summary["outcome"] == "complete" and summary["times"]["T1"] and summary["times"]["T2"]
     assert (report / "report.html").exists()
 
-    assert_passed(sandbox.runbook("rollback_429"), 8)
+    # the same command again by mistake: refused, naming the completed run; nothing changes
+    upgraded = without_volatile(sandbox.snapshot())
+    again = sandbox.runbook("upgrade_429")
+    assert_stopped_at(again, 0, "the deployment already runs 4.2.9-CE, the target of upgrade_429: run ")
+    assert "completed it at" in again.output and "to go back, run the rollback" in again.output
+    assert sandbox.containers() == now and without_volatile(sandbox.snapshot()) == upgraded
+
+    assert_passed(sandbox.runbook("rollback_429"), 8)  # the completed upgrade's, not the refused run's
     back = sandbox.containers()
     for node, ctrs in back.items():
         assert ctrs["oms_ce"]["id"] == old[node]["oms_ce"]["id"] and ctrs["oms_ce"]["running"]
@@ -87,6 +94,19 @@ def test_upgrade_then_rollback_restores_what_was_there(sandbox, metadb):
     assert sandbox.sql("SELECT version FROM oms_version", rm) == [("4.2.8-CE",)]
     ha = sandbox.ha()
     assert ha["enable"] is True
+    assert_stopped_at(sandbox.runbook("rollback_429"), 0, "was rolled back already")
+
+    # upgraded again after the rollback (the refused run resumes) and rolled back again: that upgrade's
+    assert_passed(sandbox.runbook("upgrade_429", "--until", "4"), 5)
+    at_backup = sandbox.snapshot()
+    assert_passed(sandbox.runbook("upgrade_429"), 11)
+    assert_passed(sandbox.runbook("rollback_429"), 8)
+    assert_restored(at_backup, sandbox.snapshot())
+    ups = [json.loads(p.read_text()) for p in sorted((STATE / "ledgers" / "upgrade_429").glob("*/ledger.json"))]
+    assert [(u["status"], bool(u["rolled_back"])) for u in ups] == [("complete", True), ("complete", True)]
+    last = json.loads(sorted((STATE / "ledgers" / "rollback_429").glob("*/ledger.json"))[-1].read_text())
+    assert last["facts"]["upgrade"]["run_id"] == ups[1]["run_id"]
+    assert ups[1]["rolled_back"]["by"] == last["run_id"]
 
 
 def test_from_420_without_oms_version_takes_the_documented_recovery(sandbox):

@@ -124,3 +124,37 @@ def test_a_table_digest_from_a_ledger_without_kinds_reads_as_the_digest_it_was()
     assert DIGEST in DIGESTS and DIGEST != old.kind
     with pytest.raises(ValueError):
         TableStat.model_validate({"rows": 3, "digest": "1f-2e", "kind": "crc32+len", "extra": 1})
+
+
+def test_the_rollback_undoes_the_newest_upgrade_run_that_changed_something(tmp_path):
+    """An upgrade run again by mistake after it completed is refused at its preflight: that run
+    changed nothing and must not hide the completed one from the rollback (it once did, and the
+    rollback then said there was nothing to roll back to)."""
+    from types import SimpleNamespace
+
+    from omsup.errors import PreconditionRefused
+    from omsup.steps.restore import upgrade_record
+
+    rollback = SimpleNamespace(
+        runbook=SimpleNamespace(upgrade_runbook="upgrade_429"), env=SimpleNamespace(state_dir=tmp_path, name="prod")
+    )
+    with pytest.raises(PreconditionRefused, match="no run ledger of upgrade_429 for environment prod"):
+        upgrade_record(rollback)
+    first, _ = Record.open(tmp_path, "upgrade_429", "prod", FACTS.model_copy())
+    first.mark("preflight", "failed", error="refused")
+    with pytest.raises(PreconditionRefused, match=f"changed anything: {first.run_id} stopped before"):
+        upgrade_record(rollback)
+    for key in ("preflight", "disable_ha", "stop_old", "prune_heartbeats", "backup"):
+        first.mark(key, "done")
+    first.finish(RunStatus.COMPLETE)
+    again, resumed = Record.open(tmp_path, "upgrade_429", "prod", FACTS.model_copy())
+    assert not resumed
+    again.mark("preflight", "failed", error="the deployment already runs 4.2.9-CE")
+    elsewhere, _ = Record.open(tmp_path, "upgrade_429", "staging", FACTS.model_copy())
+    elsewhere.mark("disable_ha", "done")
+    assert upgrade_record(rollback).run_id == first.run_id
+    again.mark("a_step_of_a_later_omsup", "failed", error="x")  # unknown to this version: counts as a change
+    assert upgrade_record(rollback).run_id == again.run_id
+    again.data.status = RunStatus.ABANDONED
+    again.save()
+    assert upgrade_record(rollback).run_id == first.run_id
