@@ -344,9 +344,12 @@ class Record:
 
     @classmethod
     def open(cls, state_dir: str | Path, runbook: str, env_name: str, facts: Facts) -> tuple[Record, bool]:
-        """The unfinished run of ``runbook`` on ``env_name`` to resume, or a new one. Returns (record, resumed)."""
+        """The unfinished run of ``runbook`` on ``env_name`` to resume, or a new one. Returns (record, resumed).
+
+        An upgrade that stopped half way and was then rolled back is unfinished but over: the next
+        run starts anew (with backups of the data as it is then), never from its steps."""
         for rec in reversed(cls.runs(state_dir, runbook)):
-            if rec.data.status == RunStatus.RUNNING and rec.data.env == env_name:
+            if rec.data.status == RunStatus.RUNNING and rec.data.env == env_name and rec.data.rolled_back is None:
                 return rec, True
         run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         path = Path(state_dir) / runbook / run_id / "ledger.json"

@@ -161,6 +161,15 @@ def test_rollback_after_an_upgrade_that_stopped(sandbox, fault, step):
             if t != "oms_normal_config":
                 assert restored[db][t] == at_backup[db][t], f"{db}.{t} differs after the rollback"
     assert sandbox.sql("SELECT version FROM oms_version", rm) == [("4.2.8-CE",)]
+    # upgraded again: a new run with backups of the data as it is now, not the rolled-back run resumed
+    again = sandbox.runbook("upgrade_429")
+    assert_passed(again, 11)
+    assert "resumed run" not in again.output
+    ups = [json.loads(p.read_text()) for p in sorted((STATE / "ledgers" / "upgrade_429").glob("*/ledger.json"))]
+    assert [(u["status"], bool(u["rolled_back"])) for u in ups] == [("running", True), ("complete", False)]
+    paths = [{b["path"] for b in u["facts"]["backups"]} for u in ups]
+    assert len(paths[1]) == 3 and not paths[0] & paths[1]
+    backups_intact(sandbox)
 
 
 @pytest.mark.parametrize("damage", ["truncate", "delete", "alter"])

@@ -158,3 +158,19 @@ def test_the_rollback_undoes_the_newest_upgrade_run_that_changed_something(tmp_p
     again.data.status = RunStatus.ABANDONED
     again.save()
     assert upgrade_record(rollback).run_id == first.run_id
+
+
+def test_an_unfinished_upgrade_that_was_rolled_back_is_not_resumed(tmp_path):
+    """It stopped half way and its rollback completed: the next upgrade starts anew (its backups of
+    the data as it is then), never from the old run's steps and backups."""
+    from omsup.record import RolledBack
+
+    rec, _ = Record.open(tmp_path, "upgrade_429", "prod", FACTS.model_copy())
+    rec.mark("backup", "done")
+    rec.mark("start_new", "failed", error="x")
+    again, resumed = Record.open(tmp_path, "upgrade_429", "prod", FACTS.model_copy())
+    assert resumed and again.run_id == rec.run_id
+    rec.data.rolled_back = RolledBack(by="20261125T000000000000Z", at="2026-11-25T00:00:00Z")
+    rec.save()
+    fresh, resumed = Record.open(tmp_path, "upgrade_429", "prod", FACTS.model_copy())
+    assert not resumed and fresh.run_id != rec.run_id and not fresh.step_done("backup")
