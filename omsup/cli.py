@@ -1,4 +1,4 @@
-"""The ``omsup`` command: helpers around the runbooks (check-env, path, report, unlock, --version).
+"""The ``omsup`` command: helpers around the runbooks (check-env, path, report, unlock, abandon, --version).
 
 The runbooks themselves run under pytest: ``pytest runbooks/upgrade_429 --env prod.yaml``.
 """
@@ -39,6 +39,14 @@ def _parser() -> argparse.ArgumentParser:
     ul.add_argument(
         "--force", action="store_true", help="release it even though its holder may still be running elsewhere"
     )
+    ab = sub.add_parser(
+        "abandon",
+        help="call off the unfinished run of a runbook so that the next run starts anew (its ledger and "
+        "backups stay); refused once new containers may run or a database was dropped",
+    )
+    ab.add_argument("runbook", help="the runbook's name, e.g. upgrade_429")
+    ab.add_argument("--env", required=True)
+    ab.add_argument("--reason", required=True, help="why, for the audit (kept in the run's ledger)")
     return p
 
 
@@ -94,6 +102,53 @@ def _unlock(env_file: str, force: bool) -> int:
     return 0
 
 
+def _abandon(env_file: str, runbook: str, reason: str) -> int:
+    import getpass
+    import json
+    import socket
+
+    from . import envfile, lock
+    from .context import backup_host_of
+    from .errors import PreconditionRefused
+    from .record import Record
+    from .steps import NO_WAY_BACK_BY_HAND
+
+    if not reason.strip():
+        raise PreconditionRefused("--reason is empty", "say why the run is called off: it is kept for the audit")
+    env = envfile.load(env_file)
+    host = backup_host_of(env)
+    who = f"{getpass.getuser()}@{socket.gethostname()}"
+    mine = lock.acquire(host, env, f"abandon {runbook}", who)  # no run of it is going on meanwhile
+    try:
+        rec = Record.unfinished(env.state_dir, runbook, env.name)
+        if rec is None:
+            raise PreconditionRefused(
+                f"no unfinished run of {runbook} on {env.name} under {env.state_dir}: nothing to abandon",
+                "check the runbook's name and the environment file's state_dir",
+            )
+        began = [k for k in rec.data.steps if k in NO_WAY_BACK_BY_HAND]
+        if began:
+            raise PreconditionRefused(
+                f"run {rec.run_id} of {runbook} began {', '.join(began)}: new containers may run on "
+                "migrated metadata, or a database was dropped; abandoning it would leave that without a way back",
+                "finish it (run the same runbook again) or, for an upgrade, roll it back (its rollback runbook)",
+            )
+        rec.abandon(who, reason)
+    finally:
+        lock.release(host, env, mine)
+    steps = ", ".join(f"{k} {e.status}" for k, e in rec.data.steps.items()) or "none"
+    print(f"abandoned run {rec.run_id} of {runbook} on {env.name} ({rec.path}); the next run of {runbook} starts anew")
+    print(f"  its steps: {steps}")
+    if rec.facts.t1:
+        print(
+            f"  it stopped the old containers (T1 {rec.facts.t1}): start them again (docker start) before the next run"
+        )
+    if "disable_ha" in rec.data.steps:
+        before = json.dumps((rec.facts.ha_before or {}).get("enable"))
+        print(f"  it disabled HA: set ha.config's enable back to {before} (as before the run) before the next run")
+    return 0
+
+
 def _check_env(file: str) -> int:
     from . import envfile
 
@@ -114,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
             return _report(a.folder)
         if a.cmd == "unlock":
             return _unlock(a.env, a.force)
+        if a.cmd == "abandon":
+            return _abandon(a.env, a.runbook, a.reason)
         if a.cmd == "schema":
             import json
 

@@ -55,6 +55,7 @@ class StepOutcome:
     error: str | None = None
     category: str | None = None
     reason: str | None = None  # why it did not run
+    hint: str | None = None  # what to do next, as the failure said
 
 
 class NotRun(Exception):
@@ -83,6 +84,8 @@ class Outcomes:
     def failed(self, rs: RunbookStep, exc: BaseException, seconds: float | None = None) -> StepOutcome:
         o = self.get(rs)
         o.status, o.error, o.category = Status.FAILED, first_line(exc), category_of(exc)
+        hint = getattr(exc, "hint", None)
+        o.hint = redact(hint) if isinstance(hint, str) and hint else None
         if seconds is not None:
             o.seconds = seconds
         if self.first_failure is None:

@@ -328,12 +328,13 @@ class RunbookSession(StepRunner):
         if failed:
             tr.write_line(f"  STOPPED at step {failed.rs.label}: {failed.category}: {failed.error}", red=True)
             where = f" (ledger {run.record.path})" if run is not None else ""
+            then = failed.hint or "fix the cause and run the same command again to resume"
             tr.write_line(
                 "  (plan mode)"
                 if self.plan
                 else "  (reads only: nothing was changed)"
                 if self.runbook.read_only
-                else f"  nothing later ran; fix the cause and run the same command again to resume{where}"
+                else f"  nothing later ran; next: {then}{where}"
             )
         if run is not None:
             for label, lines in run.plans.items():

@@ -6,7 +6,8 @@ The record is written atomically (temporary file, fsync, rename, mode 0600) righ
 step that learned something, so a crash, Ctrl-C or a lost terminal never loses the way back.
 It is never redacted: a resume and a rollback read it back as it was (the report folder gets a
 redacted copy). A run that did not complete is resumed by the next run of the same runbook on
-the same environment: finished steps are verified, not redone.
+the same environment: finished steps are verified, not redone; unless it was rolled back, or
+abandoned by an operator (``omsup abandon``), after which the next run starts anew.
 
 Layout: ``<state_dir>/<runbook>/<run_id>/ledger.json``.
 """
@@ -81,6 +82,7 @@ class NodeFacts(Model):
     user_env: dict[str, str]
     version: str | None
     cm_nodes: list[str]
+    started_at: str | None = None  # State.StartedAt at the preflight: started again since, OMS ran again
     kept_as: str | None = None  # the old container's name while the new one runs
     new_container_id: str | None = None
     new_kept_as: str | None = None  # the new container's name after a rollback
@@ -294,6 +296,12 @@ class RolledBack(Model):
     at: str
 
 
+class Abandoned(Model):
+    by: str  # who said so (user@machine)
+    at: str
+    reason: str
+
+
 class RunData(Model):
     runbook: str
     env: str
@@ -305,6 +313,7 @@ class RunData(Model):
     steps: dict[str, StepEntry] = Field(default_factory=dict)
     facts: Facts
     rolled_back: RolledBack | None = None  # an upgrade whose rollback completed: not rolled back twice
+    abandoned: Abandoned | None = None  # an unfinished run called off (omsup abandon): never resumed
 
 
 class Record:
@@ -348,14 +357,23 @@ class Record:
 
         An upgrade that stopped half way and was then rolled back is unfinished but over: the next
         run starts anew (with backups of the data as it is then), never from its steps."""
-        for rec in reversed(cls.runs(state_dir, runbook)):
-            if rec.data.status == RunStatus.RUNNING and rec.data.env == env_name and rec.data.rolled_back is None:
-                return rec, True
+        rec = cls.unfinished(state_dir, runbook, env_name)
+        if rec is not None:
+            return rec, True
         run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         path = Path(state_dir) / runbook / run_id / "ledger.json"
         rec = cls(path, RunData(runbook=runbook, env=env_name, run_id=run_id, created=utc_now(), facts=facts))
         rec.save()
         return rec, False
+
+    @classmethod
+    def unfinished(cls, state_dir: str | Path, runbook: str, env_name: str) -> Record | None:
+        """The run of ``runbook`` on ``env_name`` a new run resumes: the newest still running that
+        was neither rolled back nor abandoned."""
+        for rec in reversed(cls.runs(state_dir, runbook)):
+            if rec.data.status == RunStatus.RUNNING and rec.data.env == env_name and rec.data.rolled_back is None:
+                return rec
+        return None
 
     @classmethod
     def in_memory(cls, runbook: str, env_name: str, facts: Facts) -> Record:
@@ -414,6 +432,12 @@ class Record:
         with self.lock:
             self.data.attempts += 1
             self.save()
+
+    def abandon(self, by: str, reason: str) -> None:
+        """Called off by an operator: kept as it is, for the audit, and never resumed."""
+        with self.lock:
+            self.data.abandoned = Abandoned(by=by, at=utc_now(), reason=reason)
+        self.finish(RunStatus.ABANDONED)
 
     def finish(self, status: RunStatus = RunStatus.COMPLETE) -> None:
         with self.lock:

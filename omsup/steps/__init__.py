@@ -42,3 +42,7 @@ __all__ = [
 
 # whether each shared step changes the deployment, by the key a run record names it by
 CHANGES: dict[str, bool] = {s.key: s.changes for name in __all__ if isinstance(s := globals()[name], Step)}
+# once one of these began, only finishing the run (or, for an upgrade, its rollback) leaves a
+# deployment that works: new containers may run on migrated metadata, or a database was dropped.
+# Such a run is never abandoned (omsup abandon).
+NO_WAY_BACK_BY_HAND: frozenset[str] = frozenset({START_NEW.key, INIT.key, RESTORE.key})

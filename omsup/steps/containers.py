@@ -146,6 +146,16 @@ def verify_stopped(run: Run) -> None:
         attrs = run.engines[n.name].inspect(nf.container_id)
         assert attrs is not None, f"node {n.name}: the old container {nf.container_id[:12]} is gone"
         assert not attrs["State"].get("Running"), f"node {n.name}: the old container still runs"
+        started = attrs["State"].get("StartedAt")
+        if nf.started_at and started != nf.started_at:  # on a resume: started by hand since, and stopped again
+            raise ContainerProblem(
+                f"node {n.name}: the old container {nf.container_id[:12]} was started again at {started}, after "
+                f"this run's preflight (it had started at {nf.started_at}; T1 {run.facts.t1}): OMS ran since, so "
+                "this run's T1, pruned heartbeats and backups no longer describe the deployment",
+                f"do not resume this run: call it off (omsup abandon {run.runbook.name} --env {run.env.source} "
+                "--reason ...), start the old containers again if OMS is to run meanwhile, then run the "
+                "upgrade again: a new run takes new backups",
+            )
         return str(attrs["State"].get("Status"))
 
     run.each_node(check, what="old container not running")

@@ -78,6 +78,7 @@ def inspect_old(run: Run, node: Node) -> NodeFacts:
         user_env=user_env,
         version=str(version) if version else None,
         cm_nodes=sorted(str(x) for x in (cfg.get("cm_nodes") or [])),
+        started_at=attrs["State"].get("StartedAt"),
     )
 
 

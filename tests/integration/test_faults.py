@@ -275,3 +275,53 @@ def test_a_backup_changed_after_the_preflight_is_hashed_again_and_refused_before
     assert len(hashed) == 1 and str(victim) in hashed[0]  # rm's backup was not read again, cm's was
     victim.write_text(text)  # put back: a full hash finds the recorded digest, the rollback resumes
     assert_passed(sandbox.runbook("rollback_429"), 8)
+
+
+def test_an_old_container_started_again_by_hand_stops_the_resume_until_the_run_is_abandoned(sandbox):
+    """The upgrade stopped after its backups; the operator started OMS again by hand and stopped it
+    later: resuming would go on with backups that miss what OMS wrote meanwhile. The resume stops at
+    step 2 and says why; `omsup abandon` calls the run off; the next upgrade takes new backups."""
+    import subprocess
+    import sys
+    import time
+
+    from .conftest import ROOT
+
+    sandbox.fresh()
+    ha_before = sandbox.ha()
+    assert_passed(sandbox.runbook("upgrade_429", "--until", "4"), 5)
+    first = {b["path"] for b in backups_intact(sandbox)}
+    n1 = sandbox.engine("n1").containers.get("oms_ce")
+    n1.start()  # OMS runs again on n1 for a while, then is stopped again
+    time.sleep(2)
+    n1.stop()
+    p = sandbox.runbook("upgrade_429")
+    assert_stopped_at(p, 2, "node n1: the old container", "was started again at", "OMS ran since")
+    assert "next: do not resume this run: call it off (omsup abandon upgrade_429 --env" in p.output
+    for ctrs in sandbox.containers().values():  # nothing went further
+        assert ctrs["oms_ce"]["image"].endswith(":feature_4.2.8_ce") and not ctrs["oms_ce"]["running"]
+
+    def abandon(*reason: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "omsup", "abandon", "upgrade_429", "--env", sandbox.env_file, *reason]
+        return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+
+    ab = abandon("--reason", "OMS started by hand on n1 after the backups")
+    assert ab.returncode == 0, ab.stdout + ab.stderr
+    assert "abandoned run" in ab.stdout and "start them again (docker start)" in ab.stdout, ab.stdout
+    assert "set ha.config's enable back to true" in ab.stdout, ab.stdout
+    again = abandon("--reason", "twice")
+    assert again.returncode == 1 and "no unfinished run of upgrade_429" in again.stderr, again.stderr
+    # the operator puts the deployment back as it ran, as the command said
+    for node in sandbox.containers():
+        sandbox.engine(node).containers.get("oms_ce").start()
+    rm = sandbox.status()["metadb"]["rm"]
+    sandbox.sql(f"UPDATE oms_normal_config SET cfg_value='{json.dumps(ha_before)}' WHERE cfg_name='ha.config'", rm)
+
+    p = sandbox.runbook("upgrade_429")
+    assert_passed(p, 11)
+    assert "resumed run" not in p.output
+    ups = [json.loads(f.read_text()) for f in sorted((STATE / "ledgers" / "upgrade_429").glob("*/ledger.json"))]
+    assert [u["status"] for u in ups] == ["abandoned", "complete"]
+    assert ups[0]["abandoned"]["reason"] == "OMS started by hand on n1 after the backups"
+    now = {b["path"] for b in backups_intact(sandbox)}
+    assert len(now) == 3 and not now & first and all(Path(f).exists() for f in first)  # both sets kept

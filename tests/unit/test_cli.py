@@ -47,3 +47,51 @@ def test_check_env_reports_a_bad_file_without_traceback(tmp_path):
 
 def test_known_versions_cover_the_documents():
     assert {str(v) for v in KNOWN_VERSIONS} >= set(DOC_VERSIONS)
+
+
+def test_abandon_calls_off_an_unfinished_run_that_left_a_way_back_by_hand(tmp_path, monkeypatch, capsys):
+    import json as _json
+
+    from omsup.record import Facts, Record, RunStatus
+
+    from .envfiles import write
+
+    monkeypatch.setenv("OMSUP_TEST_PW", "meta'pw\"$;#\\x")
+    monkeypatch.setenv("OMSUP_TEST_CONSOLE_PW", "console-pw-7Yq!")
+    (tmp_path / "backups").mkdir()
+    state = tmp_path / "state"
+    env = str(write(tmp_path, backup={"host": "local://", "dir": str(tmp_path / "backups")}, state_dir=str(state)))
+    facts = Facts(target="4.2.9-CE", environment_file=env)
+    args = ["abandon", "upgrade_429", "--env", env, "--reason", "old containers started by hand; another night"]
+
+    assert main(args) == 1
+    assert "no unfinished run of upgrade_429 on prod-eu" in capsys.readouterr().err
+
+    rec, _ = Record.open(state, "upgrade_429", "prod-eu", facts.model_copy())
+    for key in ("preflight", "disable_ha", "stop_old", "prune_heartbeats", "backup"):
+        rec.mark(key, "done")
+    with rec.change() as f:
+        f.t1, f.ha_before = "2026-11-25T01:00:00.000Z", {"enable": True}
+    lock = tmp_path / "backups" / "prod-eu" / ".omsup.lock"
+    lock.parent.mkdir(exist_ok=True)
+    lock.write_text(_json.dumps({"runbook": "upgrade_429", "pid": 1, "machine": "elsewhere", "since": "x"}))
+    assert main(args) == 1  # a run of it may be going on
+    assert "another run holds the lock" in capsys.readouterr().err
+    assert Record.load(rec.path).data.status == RunStatus.RUNNING
+    lock.unlink()
+
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert f"abandoned run {rec.run_id} of upgrade_429 on prod-eu" in out
+    assert "start them again (docker start)" in out and "set ha.config's enable back to true" in out
+    data = Record.load(rec.path).data
+    assert data.status == RunStatus.ABANDONED and data.finished and data.abandoned is not None
+    assert data.abandoned.reason == "old containers started by hand; another night" and "@" in data.abandoned.by
+    assert not lock.exists()
+    fresh, resumed = Record.open(state, "upgrade_429", "prod-eu", facts.model_copy())
+    assert not resumed and fresh.run_id != rec.run_id
+
+    fresh.mark("start_new", "failed", error="x")  # new containers may run: only the rollback goes back
+    assert main(args) == 1
+    assert "began start_new" in capsys.readouterr().err
+    assert Record.load(fresh.path).data.status == RunStatus.RUNNING
