@@ -145,9 +145,8 @@ def verify_stopped(run: Run) -> None:
         nf = run.node_facts(n.name)
         attrs = run.engines[n.name].inspect(nf.container_id)
         assert attrs is not None, f"node {n.name}: the old container {nf.container_id[:12]} is gone"
-        assert not attrs["State"].get("Running"), f"node {n.name}: the old container still runs"
         started = attrs["State"].get("StartedAt")
-        if nf.started_at and started != nf.started_at:  # on a resume: started by hand since, and stopped again
+        if nf.started_at and started != nf.started_at:  # on a resume: started by hand since (running or not)
             raise ContainerProblem(
                 f"node {n.name}: the old container {nf.container_id[:12]} was started again at {started}, after "
                 f"this run's preflight (it had started at {nf.started_at}; T1 {run.facts.t1}): OMS ran since, so "
@@ -156,6 +155,7 @@ def verify_stopped(run: Run) -> None:
                 "--reason ...), start the old containers again if OMS is to run meanwhile, then run the "
                 "upgrade again: a new run takes new backups",
             )
+        assert not attrs["State"].get("Running"), f"node {n.name}: the old container still runs"
         return str(attrs["State"].get("Status"))
 
     run.each_node(check, what="old container not running")

@@ -258,7 +258,8 @@ def _upgraded(run: Run, up: Record) -> dict[str, Any]:
             f"({holders}) and oms_version is {rows}, not {target}; a rollback now would drop and restore the "
             "metadata from the pre-upgrade backups and lose everything written since",
             "if the upgrade stopped before its new containers started, restart the old containers (docker start) "
-            "and enable HA; nothing needs restoring",
+            f"and enable HA; nothing needs restoring. Then call that run off: omsup abandon {up.data.runbook} "
+            f"--env {run.env.source} --reason ...",
         )
     return {"containers": holders, "oms_version": rows}
 
@@ -286,7 +287,8 @@ def rollback_preflight(run: Run) -> None:
         raise PreconditionRefused(
             f"the upgrade run {up.run_id} has no verified backups (its backup step did not "
             "finish), so there is nothing to roll back to",
-            "if the databases were never changed, just restart the old containers",
+            "if the databases were never changed, just restart the old containers (docker start) and enable HA; "
+            f"then call that run off: omsup abandon {up.data.runbook} --env {run.env.source} --reason ...",
         )
     if not f.t1 and not run.env.ha.perceive_store_client_checkpoint:
         raise PreconditionRefused(f"the upgrade run {up.run_id} recorded no T1")

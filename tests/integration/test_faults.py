@@ -277,10 +277,12 @@ def test_a_backup_changed_after_the_preflight_is_hashed_again_and_refused_before
     assert_passed(sandbox.runbook("rollback_429"), 8)
 
 
-def test_an_old_container_started_again_by_hand_stops_the_resume_until_the_run_is_abandoned(sandbox):
-    """The upgrade stopped after its backups; the operator started OMS again by hand and stopped it
-    later: resuming would go on with backups that miss what OMS wrote meanwhile. The resume stops at
-    step 2 and says why; `omsup abandon` calls the run off; the next upgrade takes new backups."""
+@pytest.mark.parametrize("how", ["started and stopped again", "as the rollback's refusal advises"])
+def test_an_old_container_started_again_by_hand_stops_the_resume_until_the_run_is_abandoned(sandbox, how):
+    """The upgrade stopped after its backups; the operator started OMS again by hand (and stopped it
+    later, or left it running as the rollback, refusing, advises): resuming would go on with backups
+    that miss what OMS wrote meanwhile. The resume stops at step 2 and says why; `omsup abandon` calls
+    the run off; the next upgrade takes new backups."""
     import subprocess
     import sys
     import time
@@ -292,14 +294,21 @@ def test_an_old_container_started_again_by_hand_stops_the_resume_until_the_run_i
     assert_passed(sandbox.runbook("upgrade_429", "--until", "4"), 5)
     first = {b["path"] for b in backups_intact(sandbox)}
     n1 = sandbox.engine("n1").containers.get("oms_ce")
-    n1.start()  # OMS runs again on n1 for a while, then is stopped again
-    time.sleep(2)
-    n1.stop()
+    if how == "started and stopped again":
+        n1.start()  # OMS runs again on n1 for a while, then is stopped again
+        time.sleep(2)
+        n1.stop()
+    else:  # nothing was migrated: the rollback refuses and says to start the old containers by hand
+        refused = sandbox.runbook("rollback_429")
+        assert_stopped_at(refused, 0, "restart the old containers (docker start)", "omsup abandon upgrade_429")
+        for node in sandbox.containers():
+            sandbox.engine(node).containers.get("oms_ce").start()
     p = sandbox.runbook("upgrade_429")
     assert_stopped_at(p, 2, "node n1: the old container", "was started again at", "OMS ran since")
     assert "next: do not resume this run: call it off (omsup abandon upgrade_429 --env" in p.output
+    running = how != "started and stopped again"
     for ctrs in sandbox.containers().values():  # nothing went further
-        assert ctrs["oms_ce"]["image"].endswith(":feature_4.2.8_ce") and not ctrs["oms_ce"]["running"]
+        assert ctrs["oms_ce"]["image"].endswith(":feature_4.2.8_ce") and ctrs["oms_ce"]["running"] is running
 
     def abandon(*reason: str) -> subprocess.CompletedProcess:
         cmd = [sys.executable, "-m", "omsup", "abandon", "upgrade_429", "--env", sandbox.env_file, *reason]
