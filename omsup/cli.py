@@ -143,6 +143,10 @@ def _abandon(env_file: str, runbook: str, reason: str) -> int:
         print(
             f"  it stopped the old containers (T1 {rec.facts.t1}): start them again (docker start) before the next run"
         )
+    if rec.facts.t3:
+        print(
+            f"  it stopped the new containers (T3 {rec.facts.t3}): start them again (docker start) if they are to run"
+        )
     if "disable_ha" in rec.data.steps:
         before = json.dumps((rec.facts.ha_before or {}).get("enable"))
         print(f"  it disabled HA: set ha.config's enable back to {before} (as before the run) before the next run")

@@ -95,3 +95,18 @@ def test_abandon_calls_off_an_unfinished_run_that_left_a_way_back_by_hand(tmp_pa
     assert main(args) == 1
     assert "began start_new" in capsys.readouterr().err
     assert Record.load(fresh.path).data.status == RunStatus.RUNNING
+
+    # a rollback called off before its restore: the new containers it stopped are to be started again
+    rb, _ = Record.open(state, "rollback_429", "prod-eu", facts.model_copy())
+    for key in ("rollback_preflight", "disable_ha", "stop_new"):
+        rb.mark(key, "done")
+    with rb.change() as f:
+        f.t3, f.ha_before = "2026-11-25T02:00:00.000Z", {"enable": False}
+    rb_args = ["abandon", "rollback_429", "--env", env, "--reason", "we stay on 4.2.9"]
+    assert main(rb_args) == 0
+    out = capsys.readouterr().out
+    assert "it stopped the new containers (T3 2026-11-25T02:00:00.000Z)" in out and "back to false" in out
+    rb2, _ = Record.open(state, "rollback_429", "prod-eu", facts.model_copy())
+    rb2.mark("restore", "failed", error="MetaDB gone")  # a database may be dropped: only finishing goes on
+    assert main(rb_args) == 1
+    assert "began restore" in capsys.readouterr().err
