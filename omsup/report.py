@@ -135,7 +135,7 @@ def summary(session: RunbookSession, operator: str) -> dict[str, Any]:
                 "ledger": str(run.record.path) if run is not None else None,
                 "failed_step": None
                 if not failed
-                else {"step": failed.rs.label, "reason": f"{failed.category}: {failed.error}"},
+                else {"step": failed.rs.label, "reason": f"{failed.category}: {failed.error}", "next": failed.hint},
                 "versions": {
                     "before": versions.source if versions else None,
                     "target": versions.target if versions else None,
@@ -193,6 +193,8 @@ def markdown(s: dict[str, Any]) -> str:
     lines += [f"> **Warning**: {w}" for w in s["warnings"]] + ([""] if s["warnings"] else [])
     if s["failed_step"]:
         lines += [f"**Stopped at step {s['failed_step']['step']}**: {s['failed_step']['reason']}", ""]
+        if s["failed_step"].get("next"):
+            lines += [f"**Next**: {s['failed_step']['next']}", ""]
     t = s["times"]
     lines += [
         "| T1 | T2 | T3 | downtime |",

@@ -30,17 +30,20 @@ def began_changes(rec: Record) -> bool:
 
 def upgrade_record(run: Run) -> Record:
     """The record of the upgrade this rollback undoes: the newest run of its runbook on this
-    environment that changed something. A run that stopped before any change (an upgrade run
-    again by mistake after it completed, refused at its preflight) undid nothing and hides nothing."""
+    environment that changed something and was not called off (omsup abandon). A run that stopped
+    before any change (an upgrade run again by mistake after it completed, refused at its
+    preflight) changed nothing, so it hides nothing."""
     from ..errors import PreconditionRefused
 
     name, env = run.runbook.upgrade_runbook, run.env.name
-    runs = [r for r in reversed(Record.runs(run.env.state_dir, name)) if r.data.env == env]
-    runs = [r for r in runs if r.data.status != RunStatus.ABANDONED]
+    every = [r for r in reversed(Record.runs(run.env.state_dir, name)) if r.data.env == env]
+    runs = [r for r in every if r.data.status != RunStatus.ABANDONED]
     if not runs:
         raise PreconditionRefused(
-            f"no run ledger of {name} for environment {env} under {run.env.state_dir}",
-            "a rollback undoes a recorded upgrade; point state_dir at the folder the upgrade used",
+            f"no run ledger of {name} for environment {env} under {run.env.state_dir}"
+            + (f" but runs called off (omsup abandon): {', '.join(r.run_id for r in every)}" if every else ""),
+            "a rollback undoes a recorded upgrade; point state_dir at the folder the upgrade used"
+            + ("; a run called off left no new containers and no migrated metadata to roll back" if every else ""),
         )
     changed = [r for r in runs if began_changes(r)]
     if not changed:

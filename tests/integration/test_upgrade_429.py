@@ -82,6 +82,10 @@ def test_upgrade_then_rollback_restores_what_was_there(sandbox, metadb):
     assert_stopped_at(again, 0, "the deployment already runs 4.2.9-CE, the target of upgrade_429: run ")
     assert "completed it at" in again.output and "to go back, run the rollback" in again.output
     assert sandbox.containers() == now and without_volatile(sandbox.snapshot()) == upgraded
+    refused = sandbox.last_report("upgrade_429")
+    said = json.loads((refused / "summary.json").read_text())["failed_step"]
+    assert said["next"] == "nothing to upgrade; to go back, run the rollback of this upgrade", said
+    assert f"**Next**: {said['next']}" in (refused / "summary.md").read_text()
 
     assert_passed(sandbox.runbook("rollback_429"), 8)  # the completed upgrade's, not the refused run's
     back = sandbox.containers()

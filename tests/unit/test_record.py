@@ -155,9 +155,11 @@ def test_the_rollback_undoes_the_newest_upgrade_run_that_changed_something(tmp_p
     assert upgrade_record(rollback).run_id == first.run_id
     again.mark("a_step_of_a_later_omsup", "failed", error="x")  # unknown to this version: counts as a change
     assert upgrade_record(rollback).run_id == again.run_id
-    again.data.status = RunStatus.ABANDONED
-    again.save()
+    again.abandon("root@vm", "called off")
     assert upgrade_record(rollback).run_id == first.run_id
+    first.abandon("root@vm", "called off too")  # (omsup abandon refuses a run past start_new; a unit test may)
+    with pytest.raises(PreconditionRefused, match="but runs called off \\(omsup abandon\\): "):
+        upgrade_record(rollback)
 
 
 def test_an_unfinished_upgrade_that_was_rolled_back_is_not_resumed(tmp_path):
