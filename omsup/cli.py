@@ -8,10 +8,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import ConfigError, OmsupError
 from .versions import VersionError, upgrade_chain
+
+if TYPE_CHECKING:
+    from .envfile import Environment
+    from .record import Record
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -133,6 +138,7 @@ def _abandon(env_file: str, runbook: str, reason: str) -> int:
                 "migrated metadata, or a database was dropped; abandoning it would leave that without a way back",
                 "finish it (run the same runbook again) or, for an upgrade, roll it back (its rollback runbook)",
             )
+        ob_set_back = _set_back_ob_globals(env, rec)
         rec.abandon(who, reason)
     finally:
         lock.release(host, env, mine)
@@ -150,7 +156,33 @@ def _abandon(env_file: str, runbook: str, reason: str) -> int:
     if "disable_ha" in rec.data.steps:
         before = json.dumps((rec.facts.ha_before or {}).get("enable"))
         print(f"  it disabled HA: set ha.config's enable back to {before} (as before the run) before the next run")
+    if ob_set_back:
+        print(
+            f"  set back the OceanBase global timeouts its dumps had raised (it was stopped in between): {ob_set_back}"
+        )
     return 0
+
+
+def _set_back_ob_globals(env: Environment, rec: Record) -> dict[str, int] | None:
+    """A run killed while its dumps ran leaves the MetaDB tenant's global timeouts raised; its own
+    next attempt would set them back, a run called off never runs again: so they are set back here."""
+    from .adapters.metadb import MetaDB
+    from .errors import MetaDBProblem, PreconditionRefused
+
+    before = rec.facts.ob_globals_before
+    if not before or rec.facts.ob_globals_restored:
+        return None
+    try:
+        MetaDB(env.metadb).set_ob_globals(before)
+    except MetaDBProblem as e:
+        raise PreconditionRefused(
+            f"run {rec.run_id} raised the OceanBase tenant's global timeouts for its dumps and was stopped before "
+            f"it set them back ({before}); setting them back failed: {e.message}; nothing was abandoned",
+            "make the MetaDB reachable and run omsup abandon again (or SET GLOBAL those values by hand first)",
+        ) from None
+    with rec.change() as f:
+        f.ob_globals_restored = True
+    return dict(before)
 
 
 def _check_env(file: str) -> int:

@@ -2,11 +2,13 @@
 lost, and once the fault is cleared the next run resumes and completes."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from .conftest import STATE, without_volatile
+from .conftest import ROOT, STATE, without_volatile
 from .test_upgrade_429 import assert_passed, assert_stopped_at, backups_intact
 
 pytestmark = pytest.mark.integration
@@ -277,17 +279,18 @@ def test_a_backup_changed_after_the_preflight_is_hashed_again_and_refused_before
     assert_passed(sandbox.runbook("rollback_429"), 8)
 
 
+def abandon(sandbox, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "omsup", "abandon", "upgrade_429", "--env", sandbox.env_file, *args]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+
+
 @pytest.mark.parametrize("how", ["started and stopped again", "as the rollback's refusal advises"])
 def test_an_old_container_started_again_by_hand_stops_the_resume_until_the_run_is_abandoned(sandbox, how):
     """The upgrade stopped after its backups; the operator started OMS again by hand (and stopped it
     later, or left it running as the rollback, refusing, advises): resuming would go on with backups
     that miss what OMS wrote meanwhile. The resume stops at step 2 and says why; `omsup abandon` calls
     the run off; the next upgrade takes new backups."""
-    import subprocess
-    import sys
     import time
-
-    from .conftest import ROOT
 
     sandbox.fresh()
     ha_before = sandbox.ha()
@@ -310,15 +313,11 @@ def test_an_old_container_started_again_by_hand_stops_the_resume_until_the_run_i
     for ctrs in sandbox.containers().values():  # nothing went further
         assert ctrs["oms_ce"]["image"].endswith(":feature_4.2.8_ce") and ctrs["oms_ce"]["running"] is running
 
-    def abandon(*reason: str) -> subprocess.CompletedProcess:
-        cmd = [sys.executable, "-m", "omsup", "abandon", "upgrade_429", "--env", sandbox.env_file, *reason]
-        return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-
-    ab = abandon("--reason", "OMS started by hand on n1 after the backups")
+    ab = abandon(sandbox, "--reason", "OMS started by hand on n1 after the backups")
     assert ab.returncode == 0, ab.stdout + ab.stderr
     assert "abandoned run" in ab.stdout and "start them again (docker start)" in ab.stdout, ab.stdout
     assert "set ha.config's enable back to true" in ab.stdout, ab.stdout
-    again = abandon("--reason", "twice")
+    again = abandon(sandbox, "--reason", "twice")
     assert again.returncode == 1 and "no unfinished run of upgrade_429" in again.stderr, again.stderr
     # the operator puts the deployment back as it ran, as the command said
     for node in sandbox.containers():
@@ -334,3 +333,41 @@ def test_an_old_container_started_again_by_hand_stops_the_resume_until_the_run_i
     assert ups[0]["abandoned"]["reason"] == "OMS started by hand on n1 after the backups"
     now = {b["path"] for b in backups_intact(sandbox)}
     assert len(now) == 3 and not now & first and all(Path(f).exists() for f in first)  # both sets kept
+
+
+def test_abandon_sets_back_the_oceanbase_timeouts_a_run_killed_during_its_dumps_left_raised(sandbox):
+    """A run killed between raising the tenant's global timeouts for its dumps and setting them back
+    leaves them raised (its own next attempt would set them back). Called off, it never runs again:
+    `omsup abandon` sets them back, and abandons nothing while the MetaDB cannot be reached."""
+    sandbox.fresh()  # OceanBase
+    names = ("ob_query_timeout", "ob_trx_timeout", "ob_trx_idle_timeout")
+
+    def timeouts() -> dict:
+        return dict(zip(names, sandbox.sql("SELECT " + ", ".join(f"@@global.{n}" for n in names))[0], strict=True))
+
+    before = timeouts()
+    assert_passed(sandbox.runbook("upgrade_429", "--until", "4"), 5)
+    assert timeouts() == before
+    # what a SIGKILL between the raise and the set-back leaves: the values raised, the ledger saying so
+    for n in names:
+        sandbox.sql(f"SET GLOBAL {n} = 86400000000")
+    ledger = sorted((STATE / "ledgers" / "upgrade_429").glob("*/ledger.json"))[-1]
+    led = json.loads(ledger.read_text())
+    led["facts"]["ob_globals_before"], led["facts"]["ob_globals_restored"] = before, False
+    ledger.write_text(json.dumps(led))
+
+    sandbox.fault("metadb-down")
+    try:
+        ab = abandon(sandbox, "--reason", "called off")
+    finally:
+        sandbox.fault("metadb-up")
+    assert ab.returncode == 1 and "setting them back failed" in ab.stderr, ab.stdout + ab.stderr
+    assert "nothing was abandoned" in ab.stderr and "Traceback" not in ab.stderr
+    assert json.loads(ledger.read_text())["status"] == "running"
+    assert timeouts() == dict.fromkeys(names, 86400000000)
+
+    ab = abandon(sandbox, "--reason", "called off")
+    assert ab.returncode == 0 and "set back the OceanBase global timeouts" in ab.stdout, ab.stdout + ab.stderr
+    assert timeouts() == before
+    led = json.loads(ledger.read_text())
+    assert led["status"] == "abandoned" and led["facts"]["ob_globals_restored"] is True
