@@ -9,6 +9,7 @@ backup verified, every old container still there as recorded.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from ..container_spec import REQUIRED_TARGETS, bind_target
@@ -23,7 +24,7 @@ from .backup import BACKUP, verify_backups
 from .containers import binds_of, env_of, image_version
 from .image import check_package
 from .projects import list_projects
-from .restore import upgrade_record
+from .restore import began_changes, upgrade_record
 
 SPACE_MARGIN = 1.5  # room for 1.5 x the estimated dump sizes, plus 64 MiB
 SPACE_EXTRA = 64 * 1024 * 1024
@@ -155,9 +156,28 @@ def metadb_preconditions(run: Run, oms: Version, dump: bool, dump_heads: list[st
         f.metadb_engine = found["engine"]
 
 
+def no_rollback_under_way(run: Run) -> None:
+    """An upgrade neither starts nor resumes while a rollback on this environment is half done: it
+    would start from a half-rolled-back deployment (new containers stopped, databases dropped)."""
+    root = Path(run.env.state_dir)
+    for name in sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        for rec in Record.runs(root, name):
+            up = rec.facts.upgrade
+            if rec.data.env != run.env.name or rec.data.status != RunStatus.RUNNING or up is None:
+                continue
+            if began_changes(rec):
+                began = [k for k in rec.data.steps if k != "rollback_preflight"]
+                raise PreconditionRefused(
+                    f"rollback run {rec.run_id} ({name}) of upgrade run {up.run_id} is unfinished (it began "
+                    f"{', '.join(began)}): an upgrade now would start from a half rolled-back deployment",
+                    f"finish the rollback first: run {name} again (it resumes)",
+                )
+
+
 def preflight(run: Run) -> None:
     """Changes nothing: reachability, versions, package, MetaDB, backup room, projects; records the old containers."""
     target = run.runbook.target
+    no_rollback_under_way(run)
     if run.runbook.single_node and len(run.env.nodes) != 1:
         raise PreconditionRefused(
             f"{run.runbook.name} is the single-node procedure (doc {run.runbook.doc}); the "
@@ -209,13 +229,16 @@ def preflight(run: Run) -> None:
 
 
 def verify_preflight(run: Run) -> None:
-    """On resume: the record holds what the preflight learned (each later step checks what it uses)."""
+    """On resume: the record holds what the preflight learned (each later step checks what it uses),
+    and no rollback is half done meanwhile."""
+    no_rollback_under_way(run)
     for n in run.env.nodes:
         run.node_facts(n.name)
     if run.facts.versions is None or run.facts.ha_before is None or len(run.facts.packages) != len(run.env.nodes):
         raise PreconditionRefused(
             f"the run ledger {run.record.path} lacks what the preflight records",
-            "move this ledger aside deliberately and start the runbook anew",
+            f"call this run off (omsup abandon {run.runbook.name} --env {run.env.source} --reason ...) and "
+            "start the runbook anew",
         )
 
 

@@ -210,6 +210,12 @@ def test_rollback_resumes_after_the_metadb_stopped_during_the_restore(sandbox):
     at_backup = sandbox.bulk_digest(), without_volatile(sandbox.snapshot_small())
     assert_passed(sandbox.runbook("upgrade_429"), 11)
     assert_passed(sandbox.runbook("rollback_429", "--until", "2"), 3)
+    # the rollback is half done (HA off, new containers stopped): no upgrade starts from there
+    ctrs = sandbox.containers()
+    busy = sandbox.runbook("upgrade_429")
+    assert_stopped_at(busy, 0, "rollback run ", "is unfinished (it began disable_ha, stop_new)")
+    assert "next: finish the rollback first: run rollback_429 again" in busy.output
+    assert sandbox.containers() == ctrs
     proc = subprocess.Popen(
         [
             sys.executable,

@@ -176,3 +176,34 @@ def test_an_unfinished_upgrade_that_was_rolled_back_is_not_resumed(tmp_path):
     rec.save()
     fresh, resumed = Record.open(tmp_path, "upgrade_429", "prod", FACTS.model_copy())
     assert not resumed and fresh.run_id != rec.run_id and not fresh.step_done("backup")
+
+
+def test_an_upgrade_neither_starts_nor_resumes_while_a_rollback_is_half_done(tmp_path):
+    from types import SimpleNamespace
+
+    from omsup.errors import PreconditionRefused
+    from omsup.record import UpgradeRef
+    from omsup.steps.preflight import no_rollback_under_way
+
+    run = SimpleNamespace(env=SimpleNamespace(state_dir=tmp_path / "state", name="prod"))
+    no_rollback_under_way(run)  # no state folder yet
+    up, _ = Record.open(tmp_path / "state", "upgrade_429", "prod", FACTS.model_copy())
+    up.finish(RunStatus.COMPLETE)
+    rb, _ = Record.open(tmp_path / "state", "rollback_429", "prod", FACTS.model_copy())
+    rb.mark("rollback_preflight", "done")
+    with rb.change() as f:
+        f.upgrade = UpgradeRef(
+            run_id=up.run_id, ledger=str(up.path), t1=None, versions=None, backups=[], nodes={}, ha_before=None
+        )
+    no_rollback_under_way(run)  # its preflight only: nothing changed yet
+    rb.mark("disable_ha", "done")
+    rb.mark("stop_new", "failed", error="engine down")
+    with pytest.raises(
+        PreconditionRefused,
+        match=rf"rollback run {rb.run_id} \(rollback_429\) of upgrade run {up.run_id} is unfinished "
+        r"\(it began disable_ha, stop_new\).*\n  next: finish the rollback first: run rollback_429 again",
+    ):
+        no_rollback_under_way(run)
+    no_rollback_under_way(SimpleNamespace(env=SimpleNamespace(state_dir=tmp_path / "state", name="staging")))
+    rb.finish(RunStatus.COMPLETE)
+    no_rollback_under_way(run)
