@@ -14,9 +14,10 @@ class OmsupError(Exception):
 
     category = "Runbook error"
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    def __init__(self, message: str, hint: str | None = None, resumable: bool = True) -> None:
         self.message = message
         self.hint = hint
+        self.resumable = resumable  # False: the run that met it is not to be resumed (the hint says what then)
         super().__init__(self._text())
 
     def _text(self) -> str:

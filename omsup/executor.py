@@ -56,6 +56,7 @@ class StepOutcome:
     category: str | None = None
     reason: str | None = None  # why it did not run
     hint: str | None = None  # what to do next, as the failure said
+    resumable: bool = True  # False: the failure said this run is not to be resumed
 
 
 class NotRun(Exception):
@@ -86,6 +87,7 @@ class Outcomes:
         o.status, o.error, o.category = Status.FAILED, first_line(exc), category_of(exc)
         hint = getattr(exc, "hint", None)
         o.hint = redact(hint) if isinstance(hint, str) and hint else None
+        o.resumable = getattr(exc, "resumable", True) is not False
         if seconds is not None:
             o.seconds = seconds
         if self.first_failure is None:

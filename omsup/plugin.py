@@ -328,13 +328,19 @@ class RunbookSession(StepRunner):
         if failed:
             tr.write_line(f"  STOPPED at step {failed.rs.label}: {failed.category}: {failed.error}", red=True)
             where = f" (ledger {run.record.path})" if run is not None else ""
-            then = failed.hint or "fix the cause and run the same command again to resume"
+            if failed.hint:
+                tr.write_line(f"  next: {failed.hint}")
+            then = (
+                "fix the cause and run the same command again to resume"
+                if failed.resumable
+                else "this run is not to be resumed"
+            )
             tr.write_line(
                 "  (plan mode)"
                 if self.plan
                 else "  (reads only: nothing was changed)"
                 if self.runbook.read_only
-                else f"  nothing later ran; next: {then}{where}"
+                else f"  nothing later ran; {then}{where}"
             )
         if run is not None:
             for label, lines in run.plans.items():

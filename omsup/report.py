@@ -135,7 +135,12 @@ def summary(session: RunbookSession, operator: str) -> dict[str, Any]:
                 "ledger": str(run.record.path) if run is not None else None,
                 "failed_step": None
                 if not failed
-                else {"step": failed.rs.label, "reason": f"{failed.category}: {failed.error}", "next": failed.hint},
+                else {
+                    "step": failed.rs.label,
+                    "reason": f"{failed.category}: {failed.error}",
+                    "next": failed.hint,
+                    "resumable": failed.resumable,
+                },
                 "versions": {
                     "before": versions.source if versions else None,
                     "target": versions.target if versions else None,
@@ -195,6 +200,8 @@ def markdown(s: dict[str, Any]) -> str:
         lines += [f"**Stopped at step {s['failed_step']['step']}**: {s['failed_step']['reason']}", ""]
         if s["failed_step"].get("next"):
             lines += [f"**Next**: {s['failed_step']['next']}", ""]
+        if s["failed_step"].get("resumable") is False:
+            lines += ["This run is not to be resumed.", ""]
     t = s["times"]
     lines += [
         "| T1 | T2 | T3 | downtime |",

@@ -154,6 +154,7 @@ def verify_stopped(run: Run) -> None:
                 f"do not resume this run: call it off (omsup abandon {run.runbook.name} --env {run.env.source} "
                 "--reason ...), start the old containers again if OMS is to run meanwhile, then run the "
                 "upgrade again: a new run takes new backups",
+                resumable=False,
             )
         assert not attrs["State"].get("Running"), f"node {n.name}: the old container still runs"
         return str(attrs["State"].get("Status"))

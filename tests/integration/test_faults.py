@@ -315,6 +315,9 @@ def test_an_old_container_started_again_by_hand_stops_the_resume_until_the_run_i
     p = sandbox.runbook("upgrade_429")
     assert_stopped_at(p, 2, "node n1: the old container", "was started again at", "OMS ran since")
     assert "next: do not resume this run: call it off (omsup abandon upgrade_429 --env" in p.output
+    assert "nothing later ran; this run is not to be resumed" in p.output
+    said = json.loads((sandbox.last_report("upgrade_429") / "summary.json").read_text())["failed_step"]
+    assert said["resumable"] is False and said["next"].startswith("do not resume this run"), said
     running = how != "started and stopped again"
     for ctrs in sandbox.containers().values():  # nothing went further
         assert ctrs["oms_ce"]["image"].endswith(":feature_4.2.8_ce") and ctrs["oms_ce"]["running"] is running
