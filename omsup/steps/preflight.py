@@ -24,7 +24,7 @@ from .backup import BACKUP, verify_backups
 from .containers import binds_of, env_of, image_version
 from .image import check_package
 from .projects import list_projects
-from .restore import began_changes, upgrade_record
+from .restore import changes_begun, upgrade_record
 
 SPACE_MARGIN = 1.5  # room for 1.5 x the estimated dump sizes, plus 64 MiB
 SPACE_EXTRA = 64 * 1024 * 1024
@@ -165,8 +165,8 @@ def no_rollback_under_way(run: Run) -> None:
             up = rec.facts.upgrade
             if rec.data.env != run.env.name or rec.data.status != RunStatus.RUNNING or up is None:
                 continue
-            if began_changes(rec):
-                began = [k for k in rec.data.steps if k != "rollback_preflight"]
+            began = changes_begun(rec)
+            if began:
                 raise PreconditionRefused(
                     f"rollback run {rec.run_id} ({name}) of upgrade run {up.run_id} is unfinished (it began "
                     f"{', '.join(began)}): an upgrade now would start from a half rolled-back deployment",

@@ -20,12 +20,12 @@ from .backup import recheck_backup
 from .containers import upgrade_ref
 
 
-def began_changes(rec: Record) -> bool:
-    """Whether a step that changes the deployment began in the run ``rec`` recorded (a step this
+def changes_begun(rec: Record) -> list[str]:
+    """The steps that change the deployment and began in the run ``rec`` recorded (a step this
     version of omsup does not know counts as one)."""
     from . import CHANGES
 
-    return any(CHANGES.get(key, True) for key in rec.data.steps)
+    return [key for key in rec.data.steps if CHANGES.get(key, True)]
 
 
 def upgrade_record(run: Run) -> Record:
@@ -45,7 +45,7 @@ def upgrade_record(run: Run) -> Record:
             "a rollback undoes a recorded upgrade; point state_dir at the folder the upgrade used"
             + ("; a run called off left no new containers and no migrated metadata to roll back" if every else ""),
         )
-    changed = [r for r in runs if began_changes(r)]
+    changed = [r for r in runs if changes_begun(r)]
     if not changed:
         raise PreconditionRefused(
             f"no run of {name} on environment {env} changed anything: "
