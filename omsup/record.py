@@ -82,7 +82,7 @@ class NodeFacts(Model):
     user_env: dict[str, str]
     version: str | None
     cm_nodes: list[str]
-    started_at: str | None = None  # State.StartedAt at the preflight: started again since, OMS ran again
+    started_at: str | None = None  # State.StartedAt as last seen (preflight, stop): started after the backups?
     kept_as: str | None = None  # the old container's name while the new one runs
     new_container_id: str | None = None
     new_kept_as: str | None = None  # the new container's name after a rollback

@@ -15,6 +15,7 @@ from ..errors import ContainerProblem, PreconditionRefused
 from ..record import UpgradeRef, utc_now
 from ..runbook import Step, Touches
 from ..versions import Version
+from .backup import BACKUP
 from .connectors import CONNECTOR_DBTYPE
 from .heartbeats import PURGE_WAIT_S, prune_online, prunes_later
 from .image import wait_early_load
@@ -141,22 +142,31 @@ def stop_old(run: Run) -> None:
 
 
 def verify_stopped(run: Run) -> None:
+    """The old containers are stopped. One started again since it was last seen (by hand, or by its
+    engine's restart policy when the engine restarted) ran OMS: before this run's backups that only
+    makes T1 early (the refetch window grows: safe) and its new start is recorded; after them the
+    backups miss what OMS wrote meanwhile, and the run is not to be resumed."""
+
     def check(n: Node) -> str:
         nf = run.node_facts(n.name)
         attrs = run.engines[n.name].inspect(nf.container_id)
         assert attrs is not None, f"node {n.name}: the old container {nf.container_id[:12]} is gone"
-        started = attrs["State"].get("StartedAt")
-        if nf.started_at and started != nf.started_at:  # on a resume: started by hand since (running or not)
+        started, running = attrs["State"].get("StartedAt"), attrs["State"].get("Running")
+        if nf.started_at and started != nf.started_at and run.record.step_done(BACKUP.key):
             raise ContainerProblem(
                 f"node {n.name}: the old container {nf.container_id[:12]} was started again at {started}, after "
-                f"this run's preflight (it had started at {nf.started_at}; T1 {run.facts.t1}): OMS ran since, so "
-                "this run's T1, pruned heartbeats and backups no longer describe the deployment",
+                f"this run's backups (it had started at {nf.started_at}; T1 {run.facts.t1}): OMS ran since, so "
+                "the backups no longer hold the metadata it is to be upgraded from",
                 f"do not resume this run: call it off (omsup abandon {run.runbook.name} --env {run.env.source} "
                 "--reason ...), start the old containers again if OMS is to run meanwhile, then run the "
                 "upgrade again: a new run takes new backups",
                 resumable=False,
             )
-        assert not attrs["State"].get("Running"), f"node {n.name}: the old container still runs"
+        assert not running, f"node {n.name}: the old container still runs"
+        if started != nf.started_at:  # stopped again before the backups: they are taken after this start
+            with run.record.change() as f:
+                f.nodes[n.name].started_at = started
+            run.live(f"node {n.name}: the old container was started again at {started}, before the backups")
         return str(attrs["State"].get("Status"))
 
     run.each_node(check, what="old container not running")

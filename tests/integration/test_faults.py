@@ -380,3 +380,24 @@ def test_abandon_sets_back_the_oceanbase_timeouts_a_run_killed_during_its_dumps_
     assert timeouts() == before
     led = json.loads(ledger.read_text())
     assert led["status"] == "abandoned" and led["facts"]["ob_globals_restored"] is True
+
+
+def test_an_old_container_started_again_before_the_backups_only_makes_t1_early(sandbox):
+    """Started again (by hand, or by its engine's restart policy) and stopped again before the backups:
+    the backups are taken after it, so the run goes on; T1 stays as recorded (earlier: safe)."""
+    import time
+
+    sandbox.fresh()
+    assert_passed(sandbox.runbook("upgrade_429", "--until", "2"), 3)
+    ledger = sorted((STATE / "ledgers" / "upgrade_429").glob("*/ledger.json"))[-1]
+    t1 = json.loads(ledger.read_text())["facts"]["t1"]
+    n1 = sandbox.engine("n1").containers.get("oms_ce")
+    n1.start()
+    time.sleep(2)
+    n1.stop()
+    n1.reload()
+    p = sandbox.runbook("upgrade_429")
+    assert_passed(p, 11)
+    assert "node n1: the old container was started again at" in p.output and "before the backups" in p.output
+    facts = json.loads(ledger.read_text())["facts"]
+    assert facts["t1"] == t1 and facts["nodes"]["n1"]["started_at"] == n1.attrs["State"]["StartedAt"]
