@@ -164,12 +164,15 @@ def verify_stopped(run: Run) -> None:
             )
         assert not running, f"node {n.name}: the old container still runs"
         if started != nf.started_at:  # stopped again before the backups: they are taken after this start
+            again[n.name] = {"started before": nf.started_at, "started again at": started, "T1": run.facts.t1}
             with run.record.change() as f:
                 f.nodes[n.name].started_at = started
-            run.live(f"node {n.name}: the old container was started again at {started}, before the backups")
         return str(attrs["State"].get("Status"))
 
+    again: dict[str, dict[str, str | None]] = {}
     run.each_node(check, what="old container not running")
+    if again:
+        run.evidence("old containers started again before the backups (T1 stays as recorded)", again)
 
 
 def plan_stop_old(run: Run) -> list[str]:

