@@ -346,10 +346,11 @@ class Record:
             ) from None
 
     @staticmethod
-    def runs(state_dir: str | Path, runbook: str) -> list[Record]:
-        """Every record of ``runbook`` under ``state_dir``, oldest first."""
+    def runs(state_dir: str | Path, runbook: str, env_name: str) -> list[Record]:
+        """Every record of ``runbook`` on environment ``env_name`` under ``state_dir``, oldest first."""
         root = Path(state_dir) / runbook
-        return [Record.load(p) for p in sorted(root.glob("*/ledger.json"))] if root.is_dir() else []
+        found = [Record.load(p) for p in sorted(root.glob("*/ledger.json"))] if root.is_dir() else []
+        return [r for r in found if r.data.env == env_name]
 
     @classmethod
     def open(cls, state_dir: str | Path, runbook: str, env_name: str, facts: Facts) -> tuple[Record, bool]:
@@ -370,8 +371,8 @@ class Record:
     def unfinished(cls, state_dir: str | Path, runbook: str, env_name: str) -> Record | None:
         """The run of ``runbook`` on ``env_name`` a new run resumes: the newest still running that
         was neither rolled back nor abandoned."""
-        for rec in reversed(cls.runs(state_dir, runbook)):
-            if rec.data.status == RunStatus.RUNNING and rec.data.env == env_name and rec.data.rolled_back is None:
+        for rec in reversed(cls.runs(state_dir, runbook, env_name)):
+            if rec.data.status == RunStatus.RUNNING and rec.data.rolled_back is None:
                 return rec
         return None
 

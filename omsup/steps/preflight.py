@@ -103,9 +103,7 @@ def _source_version(run: Run, old: dict[str, NodeFacts]) -> tuple[Version, list[
         raise PreconditionRefused("cannot tell the running version: no oms_version row and no version in the image tag")
     if source == run.runbook.target:
         name, env = run.runbook.name, run.env.name
-        done = [
-            r for r in Record.runs(run.env.state_dir, name) if (r.data.env, r.data.status) == (env, RunStatus.COMPLETE)
-        ]
+        done = [r for r in Record.runs(run.env.state_dir, name, env) if r.data.status == RunStatus.COMPLETE]
         raise PreconditionRefused(
             f"the deployment already runs {source}, the target of {name}"
             + (f": run {done[-1].run_id} completed it at {done[-1].data.finished}" if done else ""),
@@ -161,9 +159,9 @@ def no_rollback_under_way(run: Run) -> None:
     would start from a half-rolled-back deployment (new containers stopped, databases dropped)."""
     root = Path(run.env.state_dir)
     for name in sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
-        for rec in Record.runs(root, name):
+        for rec in Record.runs(root, name, run.env.name):
             up = rec.facts.upgrade
-            if rec.data.env != run.env.name or rec.data.status != RunStatus.RUNNING or up is None:
+            if rec.data.status != RunStatus.RUNNING or up is None:
                 continue
             began = changes_begun(rec)
             if began:

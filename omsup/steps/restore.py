@@ -36,7 +36,7 @@ def upgrade_record(run: Run) -> Record:
     from ..errors import PreconditionRefused
 
     name, env = run.runbook.upgrade_runbook, run.env.name
-    every = [r for r in reversed(Record.runs(run.env.state_dir, name)) if r.data.env == env]
+    every = list(reversed(Record.runs(run.env.state_dir, name, env)))
     runs = [r for r in every if r.data.status != RunStatus.ABANDONED]
     if not runs:
         raise PreconditionRefused(
