@@ -260,6 +260,11 @@ def sandbox(tmp_path_factory) -> Sandbox:
 VOLATILE = {"host": ("host_status", "gmt_modified"), "heart_beat": ("gmt_modified",)}
 
 
+def ledger_paths(runbook: str) -> list[Path]:
+    """The sandbox's run ledgers of ``runbook``, oldest first (read as files, not through omsup)."""
+    return sorted((STATE / "ledgers" / runbook).glob("*/ledger.json"))
+
+
 def without_volatile(snap: dict) -> dict:
     """A snapshot without what a running OMS changes by itself: heartbeats, host status and times."""
     out = json.loads(json.dumps(snap))

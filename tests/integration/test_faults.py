@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, STATE, without_volatile
+from .conftest import ROOT, STATE, ledger_paths, without_volatile
 from .test_upgrade_429 import assert_passed, assert_stopped_at, backups_intact
 
 pytestmark = pytest.mark.integration
@@ -167,7 +167,7 @@ def test_rollback_after_an_upgrade_that_stopped(sandbox, fault, step):
     again = sandbox.runbook("upgrade_429")
     assert_passed(again, 11)
     assert "resumed run" not in again.output
-    ups = [json.loads(p.read_text()) for p in sorted((STATE / "ledgers" / "upgrade_429").glob("*/ledger.json"))]
+    ups = [json.loads(p.read_text()) for p in ledger_paths("upgrade_429")]
     assert [(u["status"], bool(u["rolled_back"])) for u in ups] == [("running", True), ("complete", False)]
     paths = [{b["path"] for b in u["facts"]["backups"]} for u in ups]
     assert len(paths[1]) == 3 and not paths[0] & paths[1]
@@ -337,7 +337,7 @@ def test_an_old_container_started_again_by_hand_stops_the_resume_until_the_run_i
     p = sandbox.runbook("upgrade_429")
     assert_passed(p, 11)
     assert "resumed run" not in p.output
-    ups = [json.loads(f.read_text()) for f in sorted((STATE / "ledgers" / "upgrade_429").glob("*/ledger.json"))]
+    ups = [json.loads(f.read_text()) for f in ledger_paths("upgrade_429")]
     assert [u["status"] for u in ups] == ["abandoned", "complete"]
     assert ups[0]["abandoned"]["reason"] == "OMS started by hand on n1 after the backups"
     now = {b["path"] for b in backups_intact(sandbox)}
@@ -360,7 +360,7 @@ def test_abandon_sets_back_the_oceanbase_timeouts_a_run_killed_during_its_dumps_
     # what a SIGKILL between the raise and the set-back leaves: the values raised, the ledger saying so
     for n in names:
         sandbox.sql(f"SET GLOBAL {n} = 86400000000")
-    ledger = sorted((STATE / "ledgers" / "upgrade_429").glob("*/ledger.json"))[-1]
+    ledger = ledger_paths("upgrade_429")[-1]
     led = json.loads(ledger.read_text())
     led["facts"]["ob_globals_before"], led["facts"]["ob_globals_restored"] = before, False
     ledger.write_text(json.dumps(led))
@@ -389,7 +389,7 @@ def test_an_old_container_started_again_before_the_backups_only_makes_t1_early(s
 
     sandbox.fresh()
     assert_passed(sandbox.runbook("upgrade_429", "--until", "2"), 3)
-    ledger = sorted((STATE / "ledgers" / "upgrade_429").glob("*/ledger.json"))[-1]
+    ledger = ledger_paths("upgrade_429")[-1]
     t1 = json.loads(ledger.read_text())["facts"]["t1"]
     n1 = sandbox.engine("n1").containers.get("oms_ce")
     n1.start()

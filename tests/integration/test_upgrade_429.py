@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import STATE, assert_restored, without_volatile
+from .conftest import STATE, assert_restored, ledger_paths, without_volatile
 
 pytestmark = pytest.mark.integration
 
@@ -106,9 +106,9 @@ def test_upgrade_then_rollback_restores_what_was_there(sandbox, metadb):
     assert_passed(sandbox.runbook("upgrade_429"), 11)
     assert_passed(sandbox.runbook("rollback_429"), 8)
     assert_restored(at_backup, sandbox.snapshot())
-    ups = [json.loads(p.read_text()) for p in sorted((STATE / "ledgers" / "upgrade_429").glob("*/ledger.json"))]
+    ups = [json.loads(p.read_text()) for p in ledger_paths("upgrade_429")]
     assert [(u["status"], bool(u["rolled_back"])) for u in ups] == [("complete", True), ("complete", True)]
-    last = json.loads(sorted((STATE / "ledgers" / "rollback_429").glob("*/ledger.json"))[-1].read_text())
+    last = json.loads(ledger_paths("rollback_429")[-1].read_text())
     assert last["facts"]["upgrade"]["run_id"] == ups[1]["run_id"]
     assert ups[1]["rolled_back"]["by"] == last["run_id"]
 
