@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, STATE, ledger_paths, without_volatile
+from .conftest import ROOT, ledger_paths, without_volatile
 from .test_upgrade_429 import assert_passed, assert_stopped_at, backups_intact
 
 pytestmark = pytest.mark.integration
@@ -92,7 +92,7 @@ def test_every_fault_at_its_step_along_one_upgrade(sandbox):
     p = sandbox.runbook("upgrade_429")
     assert_passed(p, 11)
     assert "resumed run" in p.output
-    ledgers = list((STATE / "ledgers" / "upgrade_429").glob("*/ledger.json"))
+    ledgers = ledger_paths("upgrade_429")
     assert len(ledgers) == 1 and json.loads(ledgers[0].read_text())["status"] == "complete"
     for ctrs in sandbox.containers().values():
         assert ctrs["oms_ce"]["image"].endswith(":feature_4.2.9_ce") and ctrs["oms_ce"]["running"]
@@ -125,7 +125,7 @@ def test_a_console_that_dies_starting_stops_the_init_step_and_the_run_resumes(sa
     assert_stopped_at(p, 7, *said)
     old_containers_kept(sandbox, old)
     backups_intact(sandbox)
-    ledger = next((STATE / "ledgers" / "upgrade_429").glob("*/ledger.json"))
+    ledger = ledger_paths("upgrade_429")[0]
     led = json.loads(ledger.read_text())
     assert led["facts"]["consoles_started"] == started  # a start by the run is recorded, though it did not last
     assert [a["rc"] for a in led["facts"]["init_outputs"]["n1"]] == [0 if node == "n2" else 1]
@@ -234,7 +234,7 @@ def test_rollback_resumes_after_the_metadb_stopped_during_the_restore(sandbox):
         stderr=subprocess.STDOUT,
         text=True,
     )
-    ledger = sorted((STATE / "ledgers" / "rollback_429").glob("*/ledger.json"))[-1]
+    ledger = ledger_paths("rollback_429")[-1]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # stop the MetaDB while a database is being restored
         restored = json.loads(ledger.read_text())["facts"].get("restored") or {}
@@ -276,7 +276,7 @@ def test_a_backup_changed_after_the_preflight_is_hashed_again_and_refused_before
     assert proc.returncode == 1 and "STOPPED at step 3." in out, out[-3000:]
     assert "changed since it was taken" in out and "nothing of cm_428 was dropped" in out, out[-3000:]
     assert sandbox.snapshot()["cm_428"] == before["cm_428"]  # the 4.2.9 schema of cm is still there
-    led = json.loads(sorted((STATE / "ledgers" / "rollback_429").glob("*/ledger.json"))[-1].read_text())["facts"]
+    led = json.loads(ledger_paths("rollback_429")[-1].read_text())["facts"]
     assert led["restored"] == {"rm_428": "restored"} and str(victim) in led["backups_hashed"]
     events = [json.loads(x) for x in (sandbox.last_report("rollback_429") / "events.jsonl").read_text().splitlines()]
     hashed = [e["action"] for e in events if e["step"] == "restore" and "sha256sum" in e["action"]]

@@ -11,7 +11,7 @@ import pytest
 
 from omsup.runbook import Runbook
 
-from .conftest import ROOT, STATE, assert_restored
+from .conftest import ROOT, assert_restored, ledger_paths
 from .test_faults import old_containers_kept
 from .test_upgrade_429 import assert_passed, backups_intact
 
@@ -73,7 +73,7 @@ def test_upgrade_then_rollback_interrupted_at_every_step(sandbox):
             assert_passed(sandbox.runbook("upgrade_429", "--until", str(i)), i + 1)
             at_backup = sandbox.snapshot()
     assert_passed(sandbox.runbook("upgrade_429"), 11)
-    ledgers = list((STATE / "ledgers" / "upgrade_429").glob("*/ledger.json"))
+    ledgers = ledger_paths("upgrade_429")
     assert len(ledgers) == 1  # one run, resumed 22 times, never started anew
     for ctrs in sandbox.containers().values():
         assert ctrs["oms_ce"]["image"].endswith(":feature_4.2.9_ce") and ctrs["oms_ce"]["running"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import STATE, without_volatile
+from .conftest import ledger_paths, without_volatile
 from .test_upgrade_429 import assert_passed, assert_stopped_at
 
 pytestmark = pytest.mark.integration
@@ -133,7 +133,7 @@ def test_oceanbase_timeouts_are_raised_for_the_dumps_and_set_back(sandbox):
     assert raised[0]["time"] < min(e["time"] for e in dumps) and set_back[-1]["time"] > max(e["time"] for e in dumps)
     after = sandbox.sql("SELECT @@global.ob_query_timeout, @@global.ob_trx_timeout, @@global.ob_trx_idle_timeout")[0]
     assert after == before
-    led = json.loads(sorted((STATE / "ledgers" / "upgrade_429").glob("*/ledger.json"))[-1].read_text())["facts"]
+    led = json.loads(ledger_paths("upgrade_429")[-1].read_text())["facts"]
     assert led["ob_globals_before"]["ob_query_timeout"] == before[0] and led["ob_globals_restored"] is True
 
 
@@ -146,7 +146,7 @@ def test_a_rollback_compares_the_digest_kind_its_backup_recorded(sandbox):
 
     sandbox.fresh()
     assert_passed(sandbox.runbook("upgrade_429", "--until", "4"), 5)  # OMS stopped, backups just taken
-    path = sorted((STATE / "ledgers" / "upgrade_429").glob("*/ledger.json"))[-1]
+    path = ledger_paths("upgrade_429")[-1]
     led = json.loads(path.read_text())
     for b in led["facts"]["backups"]:
         assert {s["kind"] for s in b["tables"].values()} == {"crc32+len"}  # today's default is recorded
@@ -170,7 +170,7 @@ def test_a_rollback_compares_the_digest_kind_its_backup_recorded(sandbox):
     assert_stopped_at(p, 4, "restored tables differ from the backup", "oms_version")
     assert not any(c["running"] for ctrs in sandbox.containers().values() for c in ctrs.values())
     # the rollback works from its own copy of the upgrade's record (taken at its preflight): set right there
-    rb_path = sorted((STATE / "ledgers" / "rollback_429").glob("*/ledger.json"))[-1]
+    rb_path = ledger_paths("rollback_429")[-1]
     rb = json.loads(rb_path.read_text())
     copy = next(b for b in rb["facts"]["upgrade"]["backups"] if b["role"] == "rm")
     assert copy["tables"]["oms_version"]["digest"] != good

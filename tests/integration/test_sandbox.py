@@ -55,22 +55,26 @@ def test_each_engine_runs_runc_through_a_front_that_trims_capabilities_only_wher
     for n in sandbox.status()["nodes"]:
         front = STATE / "nodes" / n["name"] / "runc"
         eng = sandbox.engine(n["name"])
-        info = eng.info()
-        assert info["DefaultRuntime"] == "sandbox-runc" and info["Runtimes"]["sandbox-runc"]["path"] == str(front)
-        # a call without capabilities: runc's own answer, no interpreter in between
-        p = subprocess.run([str(front), "--root", str(tmp_path), "state", "nosuch"], capture_output=True, text=True)
-        assert p.returncode != 0 and "container does not exist" in p.stderr and "Traceback" not in p.stderr, p.stderr
-        # a create: the wrapper reads the bundle's config.json first (here there is none)
-        p = subprocess.run(
-            [str(front), "--root", str(tmp_path), "create", "--bundle", str(tmp_path / "none"), "x"],
-            capture_output=True,
-            text=True,
-        )
-        assert p.returncode != 0 and "FileNotFoundError" in p.stderr and "config.json" in p.stderr, p.stderr
-        # and the containers the engine made through it run privileged, as documented
-        c = eng.containers.get(n["container"])
-        eng.close()
-        assert c.attrs["HostConfig"]["Privileged"] is True and c.status == "running"
+        try:
+            info = eng.info()
+            assert info["DefaultRuntime"] == "sandbox-runc" and info["Runtimes"]["sandbox-runc"]["path"] == str(front)
+            # a call without capabilities: runc's own answer, no interpreter in between
+            p = subprocess.run([str(front), "--root", str(tmp_path), "state", "nosuch"], capture_output=True, text=True)
+            assert p.returncode != 0 and "container does not exist" in p.stderr and "Traceback" not in p.stderr, (
+                p.stderr
+            )
+            # a create: the wrapper reads the bundle's config.json first (here there is none)
+            p = subprocess.run(
+                [str(front), "--root", str(tmp_path), "create", "--bundle", str(tmp_path / "none"), "x"],
+                capture_output=True,
+                text=True,
+            )
+            assert p.returncode != 0 and "FileNotFoundError" in p.stderr and "config.json" in p.stderr, p.stderr
+            # and the containers the engine made through it run privileged, as documented
+            c = eng.containers.get(n["container"])
+            assert c.attrs["HostConfig"]["Privileged"] is True and c.status == "running"
+        finally:
+            eng.close()
 
 
 def test_heartbeats_grow_and_the_metadb_holds_every_table(sandbox):

@@ -28,7 +28,7 @@ def backups_intact(sandbox, runbook: str = "upgrade_429") -> list[dict]:
     """Every backup the upgrade's ledger lists still has its recorded SHA-256 (nothing lost)."""
     import hashlib
 
-    ledgers = sorted((STATE / "ledgers" / runbook).glob("*/ledger.json"))
+    ledgers = ledger_paths(runbook)
     manifest = json.loads(ledgers[-1].read_text())["facts"].get("backups") or []
     for b in manifest:
         assert hashlib.sha256(Path(b["path"]).read_bytes()).hexdigest() == b["sha256"], b["path"]
