@@ -121,16 +121,24 @@ def _abandon(env_file: str, runbook: str, reason: str) -> int:
     if not reason.strip():
         raise PreconditionRefused("--reason is empty", "say why the run is called off: it is kept for the audit")
     env = envfile.load(env_file)
+
+    def unfinished() -> Record:
+        rec = Record.unfinished(env.state_dir, runbook, env.name)
+        if rec is None:
+            others = _unfinished_runbooks(env.state_dir, env.name)
+            raise PreconditionRefused(
+                f"no unfinished run of {runbook} on {env.name} under {env.state_dir}: nothing to abandon "
+                f"(unfinished there: {', '.join(others) or 'none'})",
+                "check the runbook's name and the environment file's state_dir",
+            )
+        return rec
+
+    unfinished()  # a mistyped name or state_dir is said before any host is reached
     host = backup_host_of(env)
     who = f"{getpass.getuser()}@{socket.gethostname()}"
     mine = lock.acquire(host, env, f"abandon {runbook}", who)  # no run of it is going on meanwhile
     try:
-        rec = Record.unfinished(env.state_dir, runbook, env.name)
-        if rec is None:
-            raise PreconditionRefused(
-                f"no unfinished run of {runbook} on {env.name} under {env.state_dir}: nothing to abandon",
-                "check the runbook's name and the environment file's state_dir",
-            )
+        rec = unfinished()  # again under the lock: the run may have finished meanwhile
         began = [k for k in rec.data.steps if k in NO_WAY_BACK_BY_HAND]
         if began:
             raise PreconditionRefused(
@@ -161,6 +169,15 @@ def _abandon(env_file: str, runbook: str, reason: str) -> int:
             f"  set back the OceanBase global timeouts its dumps had raised (it was stopped in between): {ob_set_back}"
         )
     return 0
+
+
+def _unfinished_runbooks(state_dir: str, env_name: str) -> list[str]:
+    """The runbooks with an unfinished run on ``env_name`` under ``state_dir`` (one folder per runbook)."""
+    from .record import Record
+
+    root = Path(state_dir)
+    names = sorted(d.name for d in root.iterdir() if d.is_dir()) if root.is_dir() else []
+    return [n for n in names if Record.unfinished(root, n, env_name) is not None]
 
 
 def _set_back_ob_globals(env: Environment, rec: Record) -> dict[str, int] | None:

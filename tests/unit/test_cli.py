@@ -66,6 +66,7 @@ def test_abandon_calls_off_an_unfinished_run_that_left_a_way_back_by_hand(tmp_pa
 
     assert main(args) == 1
     assert "no unfinished run of upgrade_429 on prod-eu" in capsys.readouterr().err
+    assert not (tmp_path / "backups" / "prod-eu").exists()  # said before the backup host was reached
 
     rec, _ = Record.open(state, "upgrade_429", "prod-eu", facts.model_copy())
     for key in ("preflight", "disable_ha", "stop_old", "prune_heartbeats", "backup"):
@@ -75,6 +76,10 @@ def test_abandon_calls_off_an_unfinished_run_that_left_a_way_back_by_hand(tmp_pa
     lock = tmp_path / "backups" / "prod-eu" / ".omsup.lock"
     lock.parent.mkdir(exist_ok=True)
     lock.write_text(_json.dumps({"runbook": "upgrade_429", "pid": 1, "machine": "elsewhere", "since": "x"}))
+    # a mistyped runbook is said before the lock is tried, with the runbooks that have an unfinished run
+    assert main(["abandon", "upgrade_492", *args[2:]]) == 1
+    err = capsys.readouterr().err
+    assert "no unfinished run of upgrade_492" in err and "(unfinished there: upgrade_429)" in err
     assert main(args) == 1  # a run of it may be going on
     assert "another run holds the lock" in capsys.readouterr().err
     assert Record.load(rec.path).data.status == RunStatus.RUNNING
