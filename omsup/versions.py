@@ -211,7 +211,13 @@ def upgrade_chain(source: Version | str, target: Version | str) -> list[UpgradeR
                     seen.add(rule.target)
                     nxt.append((rule.target, [*path, rule]))
         frontier = nxt
-    raise VersionError(f"no documented upgrade path leads from {s} to {t}")
+    if t < s:
+        raise VersionError(
+            f"no documented upgrade path leads from {s} to {t}: {t} is older; a version goes back only by the "
+            f"rollback of the upgrade that brought it, with that upgrade's backups"
+        )
+    ahead = ", ".join(str(v) for v in sorted(seen - {s})) or "no other version"
+    raise VersionError(f"no documented upgrade path leads from {s} to {t}; from {s} the documents lead to {ahead}")
 
 
 # -- which MetaDB engines a version runs on --------------------------------------------------------

@@ -75,10 +75,20 @@ def test_chain_names_runbooks_in_order():
     assert upgrade_chain("4.2.9", "4.2.9") == []
 
 
-@pytest.mark.parametrize("pair", [("4.1.0", "4.2.9"), ("4.0.0", "4.2.9"), ("4.2.9", "4.2.8"), ("3.3.1", "4.0.0")])
-def test_chain_says_when_no_documented_path_exists(pair):
-    with pytest.raises(VersionError, match="no documented upgrade path"):
+@pytest.mark.parametrize(
+    ("pair", "said"),
+    [
+        (("4.1.0", "4.2.9"), "from 4.1.0-CE the documents lead to no other version"),
+        (("4.0.0", "4.2.9"), "from 4.0.0-CE the documents lead to no other version"),
+        (("3.3.1", "4.0.0"), "from 3.3.1-CE the documents lead to no other version"),
+        (("3.2.2", "4.2.9"), "from 3.2.2-CE the documents lead to 3.3.0-CE, 3.3.1-CE, 4.0.0-CE"),
+        (("4.2.9", "4.2.8"), "4.2.8-CE is older; a version goes back only by the rollback of the upgrade"),
+    ],
+)
+def test_chain_says_when_no_documented_path_exists_and_where_the_documents_lead(pair, said):
+    with pytest.raises(VersionError, match="no documented upgrade path") as e:
         upgrade_chain(*pair)
+    assert said in str(e.value)
 
 
 def test_every_rule_names_a_document_and_a_restriction():
