@@ -83,6 +83,14 @@ class PreconditionRefused(OmsupError):
     category = "Precondition refused"
 
 
+class NothingToDo(PreconditionRefused):
+    """The deployment is already where the runbook would take it: the run changed nothing and is
+    closed (its record says so), since running it again would only be refused the same way."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message, hint, resumable=False)
+
+
 class BackupProblem(OmsupError):
     category = "Backup problem"
 

@@ -14,7 +14,8 @@ from enum import IntEnum, StrEnum
 
 from .audit import AUDIT
 from .context import Run
-from .errors import category_of
+from .errors import NothingToDo, category_of
+from .record import RunStatus
 from .redact import redact, redacted_copy
 from .runbook import Runbook, RunbookStep
 
@@ -57,6 +58,7 @@ class StepOutcome:
     reason: str | None = None  # why it did not run
     hint: str | None = None  # what to do next, as the failure said
     resumable: bool = True  # False: the failure said this run is not to be resumed
+    nothing_to_do: bool = False  # the deployment was already there: the run is closed, changing nothing
 
 
 class NotRun(Exception):
@@ -88,6 +90,7 @@ class Outcomes:
         hint = getattr(exc, "hint", None)
         o.hint = redact(hint) if isinstance(hint, str) and hint else None
         o.resumable = getattr(exc, "resumable", True) is not False
+        o.nothing_to_do = isinstance(exc, NothingToDo)
         if seconds is not None:
             o.seconds = seconds
         if self.first_failure is None:
@@ -173,6 +176,8 @@ class Executor:
             self.outcomes.failed(rs, e)
             if not run.plan:
                 record.mark(key, "failed", error=o.error, category=o.category)
+                if o.nothing_to_do and not changes_began(run):
+                    record.finish(RunStatus.NOTHING_TO_DO)  # never resumed: it would only be refused again
             if self.keep_traceback is not None:
                 self.keep_traceback(key, redact("".join(traceback.format_exception(e))))
             failure = redacted_copy(e)

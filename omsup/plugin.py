@@ -331,7 +331,9 @@ class RunbookSession(StepRunner):
             if failed.hint:
                 tr.write_line(f"  next: {failed.hint}")
             then = (
-                "fix the cause and run the same command again to resume"
+                "it changed nothing and is closed"
+                if failed.nothing_to_do
+                else "fix the cause and run the same command again to resume"
                 if failed.resumable
                 else "this run is not to be resumed"
             )

@@ -274,6 +274,7 @@ class RunStatus(StrEnum):
     RUNNING = "running"
     COMPLETE = "complete"
     ABANDONED = "abandoned"
+    NOTHING_TO_DO = "nothing to do"  # refused at its preflight: the deployment was already there; never resumed
 
 
 class EarlierFailure(Model):

@@ -140,6 +140,7 @@ def summary(session: RunbookSession, operator: str) -> dict[str, Any]:
                     "reason": f"{failed.category}: {failed.error}",
                     "next": failed.hint,
                     "resumable": failed.resumable,
+                    "nothing_to_do": failed.nothing_to_do,
                 },
                 "versions": {
                     "before": versions.source if versions else None,
@@ -200,7 +201,9 @@ def markdown(s: dict[str, Any]) -> str:
         lines += [f"**Stopped at step {s['failed_step']['step']}**: {s['failed_step']['reason']}", ""]
         if s["failed_step"].get("next"):
             lines += [f"**Next**: {s['failed_step']['next']}", ""]
-        if s["failed_step"].get("resumable") is False:
+        if s["failed_step"].get("nothing_to_do"):
+            lines += ["Nothing to do: this run changed nothing and is closed.", ""]
+        elif s["failed_step"].get("resumable") is False:
             lines += ["This run is not to be resumed.", ""]
     t = s["times"]
     lines += [

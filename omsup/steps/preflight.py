@@ -15,7 +15,7 @@ from typing import Any
 from ..container_spec import REQUIRED_TARGETS, bind_target
 from ..context import Run
 from ..envfile import Node
-from ..errors import PreconditionRefused
+from ..errors import NothingToDo, PreconditionRefused
 from ..record import NodeFacts, Record, RunStatus, UpgradeRef, Versions
 from ..runbook import Step, Touches
 from ..versions import Version, VersionError, check_upgrade
@@ -104,7 +104,7 @@ def _source_version(run: Run, old: dict[str, NodeFacts]) -> tuple[Version, list[
     if source == run.runbook.target:
         name, env = run.runbook.name, run.env.name
         done = [r for r in Record.runs(run.env.state_dir, name, env) if r.data.status == RunStatus.COMPLETE]
-        raise PreconditionRefused(
+        raise NothingToDo(
             f"the deployment already runs {source}, the target of {name}"
             + (f": run {done[-1].run_id} completed it at {done[-1].data.finished}" if done else ""),
             "nothing to upgrade; to go back, run the rollback of this upgrade",
@@ -298,7 +298,7 @@ def rollback_preflight(run: Run) -> None:
         },
     )
     if up.data.rolled_back is not None:
-        raise PreconditionRefused(
+        raise NothingToDo(
             f"upgrade run {up.run_id} was rolled back already (by rollback run {up.data.rolled_back.by} at "
             f"{up.data.rolled_back.at}); rolling it back again would drop and restore the metadata from its "
             "pre-upgrade backups and lose everything written since",

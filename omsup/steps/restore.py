@@ -33,7 +33,7 @@ def upgrade_record(run: Run) -> Record:
     environment that changed something and was not called off (omsup abandon). A run that stopped
     before any change (an upgrade run again by mistake after it completed, refused at its
     preflight) changed nothing, so it hides nothing."""
-    from ..errors import PreconditionRefused
+    from ..errors import NothingToDo, PreconditionRefused
 
     name, env = run.runbook.upgrade_runbook, run.env.name
     every = list(reversed(Record.runs(run.env.state_dir, name, env)))
@@ -47,7 +47,7 @@ def upgrade_record(run: Run) -> Record:
         )
     changed = [r for r in runs if changes_begun(r)]
     if not changed:
-        raise PreconditionRefused(
+        raise NothingToDo(
             f"no run of {name} on environment {env} changed anything: "
             f"{', '.join(r.run_id for r in runs)} stopped before their first change",
             "nothing to roll back; the deployment runs what it ran before",

@@ -76,7 +76,8 @@ def test_upgrade_then_rollback_restores_what_was_there(sandbox, metadb):
     assert summary["outcome"] == "complete" and summary["times"]["T1"] and summary["times"]["T2"]
     assert (report / "report.html").exists()
 
-    # the same command again by mistake: refused, naming the completed run; nothing changes
+    # the same command again by mistake: refused, naming the completed run; nothing changes, and that
+    # run is closed (running it again would only be refused again)
     upgraded = without_volatile(sandbox.snapshot())
     again = sandbox.runbook("upgrade_429")
     assert_stopped_at(again, 0, "the deployment already runs 4.2.9-CE, the target of upgrade_429: run ")
@@ -85,7 +86,9 @@ def test_upgrade_then_rollback_restores_what_was_there(sandbox, metadb):
     refused = sandbox.last_report("upgrade_429")
     said = json.loads((refused / "summary.json").read_text())["failed_step"]
     assert said["next"] == "nothing to upgrade; to go back, run the rollback of this upgrade", said
+    assert said["nothing_to_do"] is True and "nothing later ran; it changed nothing and is closed" in again.output
     assert f"**Next**: {said['next']}" in (refused / "summary.md").read_text()
+    assert json.loads(ledger_paths("upgrade_429")[-1].read_text())["status"] == "nothing to do"
 
     assert_passed(sandbox.runbook("rollback_429"), 8)  # the completed upgrade's, not the refused run's
     back = sandbox.containers()
@@ -98,19 +101,26 @@ def test_upgrade_then_rollback_restores_what_was_there(sandbox, metadb):
     assert sandbox.sql("SELECT version FROM oms_version", rm) == [("4.2.8-CE",)]
     ha = sandbox.ha()
     assert ha["enable"] is True
-    assert_stopped_at(sandbox.runbook("rollback_429"), 0, "was rolled back already")
+    twice = sandbox.runbook("rollback_429")
+    assert_stopped_at(twice, 0, "was rolled back already")
+    assert "it changed nothing and is closed" in twice.output
+    assert json.loads(ledger_paths("rollback_429")[-1].read_text())["status"] == "nothing to do"
 
-    # upgraded again after the rollback (the refused run resumes) and rolled back again: that upgrade's
+    # upgraded again after the rollback (a new run: the refused one is closed) and rolled back again: that upgrade's
     assert_passed(sandbox.runbook("upgrade_429", "--until", "4"), 5)
     at_backup = sandbox.snapshot()
     assert_passed(sandbox.runbook("upgrade_429"), 11)
     assert_passed(sandbox.runbook("rollback_429"), 8)
     assert_restored(at_backup, sandbox.snapshot())
     ups = [json.loads(p.read_text()) for p in ledger_paths("upgrade_429")]
-    assert [(u["status"], bool(u["rolled_back"])) for u in ups] == [("complete", True), ("complete", True)]
+    assert [(u["status"], bool(u["rolled_back"])) for u in ups] == [
+        ("complete", True),
+        ("nothing to do", False),
+        ("complete", True),
+    ]
     last = json.loads(ledger_paths("rollback_429")[-1].read_text())
-    assert last["facts"]["upgrade"]["run_id"] == ups[1]["run_id"]
-    assert ups[1]["rolled_back"]["by"] == last["run_id"]
+    assert last["facts"]["upgrade"]["run_id"] == ups[2]["run_id"]
+    assert ups[2]["rolled_back"]["by"] == last["run_id"]
 
 
 def test_from_420_without_oms_version_takes_the_documented_recovery(sandbox):
