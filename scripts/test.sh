@@ -10,7 +10,7 @@ cleanup
 .venv/bin/ruff check . || exit 1
 .venv/bin/ruff format --check . || exit 1
 .venv/bin/mypy || exit 1  # strict, over omsup, fixtures and runbooks (pyproject.toml)
-.venv/bin/python -m pytest tests "$@"
+.venv/bin/python -m pytest tests --durations=20 "$@"  # the 20 slowest, to see where CI's time goes
 rc=$?
 if [ "$rc" -eq 5 ]; then
   echo "no tests ran: that is a failure" >&2

@@ -305,7 +305,7 @@ def rollback_preflight(run: Run) -> None:
             "nothing to do: the deployment runs the version before that upgrade",
         )
     if not up.step_done(BACKUP.key):
-        raise PreconditionRefused(
+        raise NothingToDo(
             f"the upgrade run {up.run_id} has no verified backups (its backup step did not "
             "finish), so there is nothing to roll back to",
             "if the databases were never changed, just restart the old containers (docker start) and enable HA; "

@@ -52,6 +52,12 @@ def test_every_fault_at_its_step_along_one_upgrade(sandbox):
     # step 4: the backup folder's disk is full
     sandbox.fault("disk-full")
     assert_stopped_at(sandbox.runbook("upgrade_429", "--until", "4"), 4, "Backup problem", "No space left on device")
+    # going back instead: the rollback has nothing to restore from; it says what to do by hand, changes
+    # nothing, and its run is closed (the upgrade can still be resumed)
+    rb = sandbox.runbook("rollback_429")
+    assert_stopped_at(rb, 0, "has no verified backups", "restart the old containers (docker start)")
+    assert "it changed nothing and is closed" in rb.output
+    assert [json.loads(p.read_text())["status"] for p in ledger_paths("rollback_429")] == ["nothing to do"]
     sandbox.fault("disk-ok")
     assert_passed(sandbox.runbook("upgrade_429", "--until", "4"), 5)
     manifest = backups_intact(sandbox)
