@@ -84,11 +84,10 @@ class PreconditionRefused(OmsupError):
 
 
 class NothingToDo(PreconditionRefused):
-    """The deployment is already where the runbook would take it: the run changed nothing and is
-    closed (its record says so), since running it again would only be refused the same way."""
-
-    def __init__(self, message: str, hint: str | None = None) -> None:
-        super().__init__(message, hint, resumable=False)
+    """There is nothing the runbook can do (the deployment is already where it would take it, or
+    what it needs does not exist): a run that changed nothing is closed (its record says so), since
+    running it again would only be refused the same way. Raised in a run that did change something,
+    it is a refusal like any other."""
 
 
 class BackupProblem(OmsupError):

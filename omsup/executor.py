@@ -174,10 +174,15 @@ class Executor:
             raise
         except BaseException as e:  # noqa: BLE001 - recorded, then raised again (redacted) below
             self.outcomes.failed(rs, e)
+            # nothing to do, and nothing done: closed (never resumed: it would only be refused again)
+            if o.nothing_to_do and not changes_began(run):
+                o.resumable = False
+            else:
+                o.nothing_to_do = False
             if not run.plan:
                 record.mark(key, "failed", error=o.error, category=o.category)
-                if o.nothing_to_do and not changes_began(run):
-                    record.finish(RunStatus.NOTHING_TO_DO)  # never resumed: it would only be refused again
+                if o.nothing_to_do:
+                    record.finish(RunStatus.NOTHING_TO_DO)
             if self.keep_traceback is not None:
                 self.keep_traceback(key, redact("".join(traceback.format_exception(e))))
             failure = redacted_copy(e)

@@ -35,6 +35,9 @@ def act(name):
                 raise KeyboardInterrupt()
             if how == "runtime":
                 raise RuntimeError(f"{name} broke: {config}")
+            if how == "nothing":
+                from omsup.errors import NothingToDo
+                raise NothingToDo(f"{name}: already there", "nothing to do")
             if how == "omsup":
                 from omsup.errors import MetaDBProblem
                 raise MetaDBProblem(f"{name} broke: password {secret!r} refused", f"retry with {secret}")
@@ -323,6 +326,23 @@ def test_exit_10_when_refused_before_any_change(book, monkeypatch):
     r = book()
     assert r.ret == 10
     assert junit_props(book)["omsup.exit_code"] == "10"
+
+
+def test_a_run_with_nothing_to_do_is_closed_unless_it_changed_something(book, monkeypatch):
+    monkeypatch.setenv("FAIL_AT", "a")
+    monkeypatch.setenv("FAIL_HOW", "nothing")
+    r = book()
+    assert r.ret == 10 and "nothing later ran; it changed nothing and is closed" in r.stdout.str()
+    assert [led["status"] for led in ledgers(book.state)] == ["nothing to do"]
+    r = book()  # a new run, not a resume of the closed one
+    assert "resumed run" not in r.stdout.str()
+    assert [led["status"] for led in ledgers(book.state)] == ["nothing to do", "nothing to do"]
+    monkeypatch.setenv("FAIL_AT", "c")  # b changed something before c said there is nothing to do
+    r = book()
+    assert r.ret == 1 and "fix the cause and run the same command again to resume" in r.stdout.str()
+    assert [led["status"] for led in ledgers(book.state)][-1] == "running"
+    said = [json.loads((f / "summary.json").read_text())["failed_step"] for f in sorted(book.reports.iterdir())]
+    assert [(s["nothing_to_do"], s["resumable"]) for s in said] == [(True, False), (True, False), (False, True)]
 
 
 def test_exit_1_when_a_step_failed_after_changes_began(book, monkeypatch):
