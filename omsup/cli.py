@@ -175,9 +175,7 @@ def _unfinished_runbooks(state_dir: str, env_name: str) -> list[str]:
     """The runbooks with an unfinished run on ``env_name`` under ``state_dir`` (one folder per runbook)."""
     from .record import Record
 
-    root = Path(state_dir)
-    names = sorted(d.name for d in root.iterdir() if d.is_dir()) if root.is_dir() else []
-    return [n for n in names if Record.unfinished(root, n, env_name) is not None]
+    return [n for n in Record.runbooks(state_dir) if Record.unfinished(state_dir, n, env_name) is not None]
 
 
 def _set_back_ob_globals(env: Environment, rec: Record) -> dict[str, int] | None:

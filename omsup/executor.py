@@ -58,7 +58,7 @@ class StepOutcome:
     reason: str | None = None  # why it did not run
     hint: str | None = None  # what to do next, as the failure said
     resumable: bool = True  # False: the failure said this run is not to be resumed
-    nothing_to_do: bool = False  # the deployment was already there: the run is closed, changing nothing
+    nothing_to_do: bool = False  # the run changed nothing and there is nothing it can do: it is closed
 
 
 class NotRun(Exception):
@@ -90,7 +90,6 @@ class Outcomes:
         hint = getattr(exc, "hint", None)
         o.hint = redact(hint) if isinstance(hint, str) and hint else None
         o.resumable = getattr(exc, "resumable", True) is not False
-        o.nothing_to_do = isinstance(exc, NothingToDo)
         if seconds is not None:
             o.seconds = seconds
         if self.first_failure is None:
@@ -175,10 +174,8 @@ class Executor:
         except BaseException as e:  # noqa: BLE001 - recorded, then raised again (redacted) below
             self.outcomes.failed(rs, e)
             # nothing to do, and nothing done: closed (never resumed: it would only be refused again)
-            if o.nothing_to_do and not changes_began(run):
-                o.resumable = False
-            else:
-                o.nothing_to_do = False
+            if isinstance(e, NothingToDo) and not changes_began(run):
+                o.nothing_to_do, o.resumable = True, False
             if not run.plan:
                 record.mark(key, "failed", error=o.error, category=o.category)
                 if o.nothing_to_do:

@@ -274,7 +274,7 @@ class RunStatus(StrEnum):
     RUNNING = "running"
     COMPLETE = "complete"
     ABANDONED = "abandoned"
-    NOTHING_TO_DO = "nothing to do"  # refused at its preflight: the deployment was already there; never resumed
+    NOTHING_TO_DO = "nothing to do"  # refused before any change with nothing it can do (NothingToDo); never resumed
 
 
 class EarlierFailure(Model):
@@ -345,6 +345,12 @@ class Record:
                 f"run ledger {path} is unreadable: {first}",
                 "restore it from the report folder's copy, or move it aside deliberately",
             ) from None
+
+    @staticmethod
+    def runbooks(state_dir: str | Path) -> list[str]:
+        """The runbooks that have records under ``state_dir`` (one folder each), by name."""
+        root = Path(state_dir)
+        return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
 
     @staticmethod
     def runs(state_dir: str | Path, runbook: str, env_name: str) -> list[Record]:

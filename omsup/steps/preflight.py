@@ -9,7 +9,6 @@ backup verified, every old container still there as recorded.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from ..container_spec import REQUIRED_TARGETS, bind_target
@@ -157,8 +156,8 @@ def metadb_preconditions(run: Run, oms: Version, dump: bool, dump_heads: list[st
 def no_rollback_under_way(run: Run) -> None:
     """An upgrade neither starts nor resumes while a rollback on this environment is half done: it
     would start from a half-rolled-back deployment (new containers stopped, databases dropped)."""
-    root = Path(run.env.state_dir)
-    for name in sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+    root = run.env.state_dir
+    for name in Record.runbooks(root):
         for rec in Record.runs(root, name, run.env.name):
             up = rec.facts.upgrade
             if rec.data.status != RunStatus.RUNNING or up is None:
