@@ -14,6 +14,7 @@ import json
 import os
 import posixpath
 import socket
+from pathlib import Path
 from typing import Any
 
 from .adapters.hosts import Host
@@ -72,7 +73,7 @@ def may_live(h: dict[str, Any]) -> tuple[bool, str]:
         )
     pid = h["pid"]
     try:
-        cmdline = open(f"/proc/{int(pid)}/cmdline", "rb").read().replace(b"\0", b" ").decode("utf-8", "replace")
+        cmdline = Path(f"/proc/{int(pid)}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
     except (OSError, ValueError):
         return False, f"pid {pid} no longer runs on this machine"
     if "pytest" in cmdline or "omsup" in cmdline:
