@@ -116,8 +116,11 @@ class Runbook:
     def rollback(cls, name: str, target: str, doc: str, title: str, **kw: Any) -> Runbook:
         """The rollback of the documented upgrade to ``target`` (whose runbook's record it reads)."""
         v = _target(name, target)
-        if _rule(name, v).runbook is None:
+        rule = _rule(name, v)
+        if rule.runbook is None:
             raise RuntimeError(f"runbook {name}: no upgrade runbook for {v} to roll back")
+        if rule.rollback != name:
+            raise RuntimeError(f"runbook {name}: the upgrade rule for {v} names rollback {rule.rollback!r}")
         return cls(name, Kind.ROLLBACK, v, doc, title, **kw)
 
     @classmethod
@@ -170,6 +173,11 @@ class Runbook:
         test.__module__ = sys._getframe(1).f_globals.get("__name__", __name__)
         test.runbook_step = rs  # type: ignore[attr-defined]  # how the plugin recognizes a step
         return test
+
+
+def command(name: str, env_file: str) -> str:
+    """How an operator runs runbook ``name`` on the environment of ``env_file``."""
+    return f"pytest runbooks/{name} --env {env_file}"
 
 
 def _target(name: str, target: str) -> Version:

@@ -120,6 +120,7 @@ class UpgradeRule:
     doc: str
     restriction: str
     runbook: str | None = None
+    rollback: str | None = None  # the runbook that undoes a run of ``runbook`` (with its backups)
 
     def allows(self, source: Version) -> bool:
         return source in self.sources
@@ -145,6 +146,7 @@ UPGRADE_RULES: tuple[UpgradeRule, ...] = (
         "OMS Community Edition support upgrade only from the previous version. "
         "The upgrade path is V3.2.2-CE > V3.3.0-CE > V3.3.1-CE.",
         runbook="upgrade_331",
+        rollback="rollback_331",
     ),
     UpgradeRule(
         V("4.0.0"),
@@ -152,6 +154,7 @@ UPGRADE_RULES: tuple[UpgradeRule, ...] = (
         "001/002",
         "V4.0.0-CE is documented from V3.2.2-CE, and from V3.3.0-CE holding projects created on V3.2.1/V3.2.2.",
         runbook="upgrade_400",
+        rollback="rollback_400",
     ),
     UpgradeRule(
         V("4.2.9"),
@@ -160,6 +163,7 @@ UPGRADE_RULES: tuple[UpgradeRule, ...] = (
         "OMS Community Edition V4.2.9-CE can only be upgraded from V4.2.0-CE to V4.2.8-CE. "
         "Upgrading from versions earlier than V4.2.0-CE to V4.2.9-CE is not supported.",
         runbook="upgrade_429",
+        rollback="rollback_429",
     ),
 )
 
@@ -176,6 +180,12 @@ def rule_for(target: Version | str) -> UpgradeRule:
             return rule
     known = ", ".join(str(r.target) for r in UPGRADE_RULES)
     raise VersionError(f"no documented upgrade to {t}; documented targets: {known}")
+
+
+def rule_of_runbook(runbook: str) -> UpgradeRule | None:
+    """The documented upgrade whose upgrade or rollback runbook is ``runbook`` (None: neither, such
+    as the Connector fix or the probe)."""
+    return next((r for r in UPGRADE_RULES if runbook in (r.runbook, r.rollback)), None)
 
 
 def check_upgrade(source: Version | str, target: Version | str) -> None:

@@ -16,8 +16,8 @@ from ..context import Run
 from ..envfile import Node
 from ..errors import NothingToDo, PreconditionRefused
 from ..record import NodeFacts, Record, RunStatus, UpgradeRef, Versions
-from ..runbook import Step, Touches
-from ..versions import Version, VersionError, check_upgrade
+from ..runbook import Step, Touches, command
+from ..versions import Version, VersionError, check_upgrade, rule_for
 from . import connectors, metadb_checks
 from .backup import BACKUP, verify_backups
 from .containers import binds_of, env_of, image_version
@@ -106,7 +106,8 @@ def _source_version(run: Run, old: dict[str, NodeFacts]) -> tuple[Version, list[
         raise NothingToDo(
             f"the deployment already runs {source}, the target of {name}"
             + (f": run {done[-1].run_id} completed it at {done[-1].data.finished}" if done else ""),
-            "nothing to upgrade; to go back, run the rollback of this upgrade",
+            "nothing to upgrade; to go back, run the rollback of this upgrade"
+            + (f": {command(back, run.env.source)}" if (back := rule_for(source).rollback) else ""),
         )
     if run.env.version is not None and run.env.version != source:
         raise PreconditionRefused(

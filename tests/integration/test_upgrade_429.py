@@ -85,7 +85,10 @@ def test_upgrade_then_rollback_restores_what_was_there(sandbox, metadb):
     assert sandbox.containers() == now and without_volatile(sandbox.snapshot()) == upgraded
     refused = sandbox.last_report("upgrade_429")
     said = json.loads((refused / "summary.json").read_text())["failed_step"]
-    assert said["next"] == "nothing to upgrade; to go back, run the rollback of this upgrade", said
+    assert said["next"] == (
+        f"nothing to upgrade; to go back, run the rollback of this upgrade: pytest runbooks/rollback_429 --env "
+        f"{sandbox.env_file}"
+    ), said
     assert said["nothing_to_do"] is True and "nothing later ran; it changed nothing and is closed" in again.output
     assert f"**Next**: {said['next']}" in (refused / "summary.md").read_text()
     assert json.loads(ledger_paths("upgrade_429")[-1].read_text())["status"] == "nothing to do"

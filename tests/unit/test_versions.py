@@ -94,3 +94,32 @@ def test_chain_says_when_no_documented_path_exists_and_where_the_documents_lead(
 def test_every_rule_names_a_document_and_a_restriction():
     for rule in UPGRADE_RULES:
         assert rule.doc and rule.restriction and rule.sources
+
+
+def test_every_upgrade_runbook_has_its_rollback_declared_in_the_same_rule():
+    """The rule names both runbooks (omsup status and the preflight name the rollback from it); each
+    rollback runbook checks at import that the rule names it."""
+    import importlib
+    from pathlib import Path
+
+    from omsup.versions import rule_of_runbook
+
+    root = Path(__file__).resolve().parents[2] / "runbooks"
+    for rule in UPGRADE_RULES:
+        if rule.runbook is None:
+            assert rule.rollback is None
+            continue
+        assert rule.rollback and (root / rule.rollback).is_dir(), rule
+        assert rule_of_runbook(rule.runbook) is rule and rule_of_runbook(rule.rollback) is rule
+        mod = importlib.import_module(f"runbooks.{rule.rollback}.test_{rule.rollback}")
+        assert mod.runbook.upgrade_runbook == rule.runbook
+    assert rule_of_runbook("connector_dbtype") is None and rule_of_runbook("probe") is None
+
+
+def test_a_runbook_the_rule_does_not_name_fails_at_import():
+    from omsup.runbook import Runbook
+
+    with pytest.raises(RuntimeError, match="the upgrade rule for 4.2.9-CE names runbook 'upgrade_429'"):
+        Runbook.upgrade("upgrade_429b", target="4.2.9-CE", doc="004", title="x")
+    with pytest.raises(RuntimeError, match="the upgrade rule for 4.2.9-CE names rollback 'rollback_429'"):
+        Runbook.rollback("rollback_429b", target="4.2.9-CE", doc="004", title="x")
