@@ -177,7 +177,7 @@ class Executor:
             if isinstance(e, NothingToDo) and not changes_began(run):
                 o.nothing_to_do, o.resumable = True, False
             if not run.plan:
-                record.mark(key, "failed", error=o.error, category=o.category)
+                record.mark(key, "failed", error=o.error, category=o.category, hint=o.hint, resumable=o.resumable)
                 if o.nothing_to_do:
                     record.finish(RunStatus.NOTHING_TO_DO)
             if self.keep_traceback is not None:

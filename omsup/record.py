@@ -289,6 +289,8 @@ class StepEntry(Model):
     seconds: float | None = None
     error: str | None = None
     category: str | None = None
+    hint: str | None = None  # what the failure said to do next (redacted)
+    resumable: bool = True  # False: the failure said this run is not to be resumed
     earlier_failures: list[EarlierFailure] = Field(default_factory=list)
 
 
@@ -419,7 +421,14 @@ class Record:
             self.save()
 
     def mark(
-        self, key: str, status: str, seconds: float | None = None, error: str | None = None, category: str | None = None
+        self,
+        key: str,
+        status: str,
+        seconds: float | None = None,
+        error: str | None = None,
+        category: str | None = None,
+        hint: str | None = None,
+        resumable: bool = True,
     ) -> None:
         with self.lock:
             entry = self.data.steps.get(key)
@@ -428,12 +437,13 @@ class Record:
                 self.data.steps[key] = entry
             elif status != "failed" and entry.error is not None:  # an earlier attempt's failure stays, as history
                 entry.earlier_failures.append(EarlierFailure(at=entry.at, category=entry.category, error=entry.error))
-                entry.error = entry.category = None
+                entry.error = entry.category = entry.hint = None
+                entry.resumable = True
             entry.status, entry.at = status, utc_now()
             if seconds is not None:
                 entry.seconds = seconds
             if error is not None:
-                entry.error, entry.category = error, category
+                entry.error, entry.category, entry.hint, entry.resumable = error, category, hint, resumable
             self.save()
 
     def attempt(self) -> None:

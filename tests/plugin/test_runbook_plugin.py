@@ -438,3 +438,7 @@ def test_a_failure_carrying_a_secret_leaks_it_nowhere(book, monkeypatch, how):
     assert kept and "c broke" in kept[0].read_text() and oct(kept[0].stat().st_mode)[-3:] == "600"
     (led,) = ledgers(book.state)
     assert LEAK_SECRET not in json.dumps(led["steps"])  # the error recorded is the redacted one
+    # the failure's advice is kept with it (omsup status reads it there), redacted too
+    (failed,) = [e for e in led["steps"].values() if e["status"] == "failed"]
+    assert (failed["hint"] or "").startswith("retry with ") if how == "omsup" else failed["hint"] is None
+    assert failed["resumable"] is True
