@@ -274,7 +274,7 @@ def _upgraded(run: Run, up: Record) -> dict[str, Any]:
     target = Version.parse(f.versions.target) if f.versions else run.runbook.target
     at_target = any(Version.parse(v) == target for v in rows)
     if "new" not in holders.values() and not at_target:
-        raise PreconditionRefused(
+        raise NothingToDo(
             f"the deployment is not in the state upgrade run {up.run_id} left: no node runs its new container "
             f"({holders}) and oms_version is {rows}, not {target}; a rollback now would drop and restore the "
             "metadata from the pre-upgrade backups and lose everything written since",

@@ -316,6 +316,8 @@ def test_an_old_container_started_again_by_hand_stops_the_resume_until_the_run_i
     else:  # nothing was migrated: the rollback refuses and says to start the old containers by hand
         refused = sandbox.runbook("rollback_429")
         assert_stopped_at(refused, 0, "restart the old containers (docker start)", "omsup abandon upgrade_429")
+        assert "it changed nothing and is closed" in refused.output  # nothing a rollback can do: not resumed
+        assert json.loads(ledger_paths("rollback_429")[-1].read_text())["status"] == "nothing to do"
         for node in sandbox.containers():
             sandbox.engine(node).containers.get("oms_ce").start()
     p = sandbox.runbook("upgrade_429")
