@@ -1,4 +1,4 @@
-"""The ``omsup`` command: helpers around the runbooks (check-env, path, report, unlock, abandon, --version).
+"""The ``omsup`` command: helpers around the runbooks (check-env, path, report, status, unlock, abandon, --version).
 
 The runbooks themselves run under pytest: ``pytest runbooks/upgrade_429 --env prod.yaml``.
 """
@@ -44,6 +44,13 @@ def _parser() -> argparse.ArgumentParser:
     ul.add_argument(
         "--force", action="store_true", help="release it even though its holder may still be running elsewhere"
     )
+    st = sub.add_parser(
+        "status",
+        help="where the runs on an environment stand (the lock, unfinished runs, backups, T1/T2/T3) and what "
+        "to do next; reads the ledgers and the lock only",
+    )
+    st.add_argument("--env", required=True)
+    st.add_argument("--json", action="store_true", help="the same as JSON, for pipelines")
     ab = sub.add_parser(
         "abandon",
         help="call off the unfinished run of a runbook so that the next run starts anew (its ledger and "
@@ -200,6 +207,17 @@ def _set_back_ob_globals(env: Environment, rec: Record) -> dict[str, int] | None
     return dict(before)
 
 
+def _status(env_file: str, as_json: bool) -> int:
+    import json
+
+    from . import envfile, status
+
+    env = envfile.load(env_file)
+    s = status.survey(env, status.lock_state(env))
+    print(json.dumps(s, indent=2) if as_json else status.render(s))
+    return 1 if s["unreadable"] else 0
+
+
 def _check_env(file: str) -> int:
     from . import envfile
 
@@ -220,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
             return _report(a.folder)
         if a.cmd == "unlock":
             return _unlock(a.env, a.force)
+        if a.cmd == "status":
+            return _status(a.env, a.json)
         if a.cmd == "abandon":
             return _abandon(a.env, a.runbook, a.reason)
         if a.cmd == "schema":

@@ -40,8 +40,9 @@ __all__ = [
     "preload_images",
 ]
 
-# whether each shared step changes the deployment, by the key a run record names it by
-CHANGES: dict[str, bool] = {s.key: s.changes for name in __all__ if isinstance(s := globals()[name], Step)}
+# every shared step by the key a run record names it by; and whether each changes the deployment
+STEPS: dict[str, Step] = {s.key: s for name in __all__ if isinstance(s := globals()[name], Step)}
+CHANGES: dict[str, bool] = {key: s.changes for key, s in STEPS.items()}
 # once one of these began, only finishing the run (or, for an upgrade, its rollback) leaves a
 # deployment that works: new containers may run on migrated metadata, or a database was dropped.
 # Such a run is never abandoned (omsup abandon).

@@ -157,19 +157,30 @@ def metadb_preconditions(run: Run, oms: Version, dump: bool, dump_heads: list[st
 def no_rollback_under_way(run: Run) -> None:
     """An upgrade neither starts nor resumes while a rollback on this environment is half done: it
     would start from a half-rolled-back deployment (new containers stopped, databases dropped)."""
-    root = run.env.state_dir
-    for name in Record.runbooks(root):
-        for rec in Record.runs(root, name, run.env.name):
-            up = rec.facts.upgrade
-            if rec.data.status != RunStatus.RUNNING or up is None:
+    half = rollback_under_way(run.env.state_dir, run.env.name)
+    if half is not None:
+        rec, began = half
+        up = rec.facts.upgrade
+        assert up is not None
+        name = rec.data.runbook
+        raise PreconditionRefused(
+            f"rollback run {rec.run_id} ({name}) of upgrade run {up.run_id} is unfinished (it began "
+            f"{', '.join(began)}): an upgrade now would start from a half rolled-back deployment",
+            f"finish the rollback first: run {name} again (it resumes)",
+        )
+
+
+def rollback_under_way(state_dir: str, env: str) -> tuple[Record, list[str]] | None:
+    """The rollback run on environment ``env`` that is unfinished and began a change, with the
+    changing steps it began; None when there is none."""
+    for name in Record.runbooks(state_dir):
+        for rec in Record.runs(state_dir, name, env):
+            if rec.data.status != RunStatus.RUNNING or rec.facts.upgrade is None:
                 continue
             began = changes_begun(rec)
             if began:
-                raise PreconditionRefused(
-                    f"rollback run {rec.run_id} ({name}) of upgrade run {up.run_id} is unfinished (it began "
-                    f"{', '.join(began)}): an upgrade now would start from a half rolled-back deployment",
-                    f"finish the rollback first: run {name} again (it resumes)",
-                )
+                return rec, began
+    return None
 
 
 def preflight(run: Run) -> None:

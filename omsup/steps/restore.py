@@ -10,6 +10,7 @@ database, how far the restore got, so an interrupted restore resumes from the sa
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ..adapters.metadb import DIGEST
@@ -29,18 +30,27 @@ def changes_begun(rec: Record) -> list[str]:
 
 
 def upgrade_record(run: Run) -> Record:
-    """The record of the upgrade this rollback undoes: the newest run of its runbook on this
-    environment that changed something and was not called off (omsup abandon). A run that stopped
-    before any change (an upgrade run again by mistake after it completed, refused at its
-    preflight) changed nothing, so it hides nothing."""
+    """The record of the upgrade this rollback undoes (``undoable_upgrade``)."""
+    return undoable_upgrade(run.env.state_dir, run.runbook.upgrade_runbook, run.env.name)
+
+
+def undoable_upgrade(state_dir: str | Path, name: str, env: str) -> Record:
+    """The run of the upgrade runbook ``name`` a rollback on environment ``env`` undoes: the newest
+    that changed something and was not called off (omsup abandon). A run that stopped before any
+    change (an upgrade run again by mistake after it completed, refused at its preflight) changed
+    nothing, so it hides nothing.
+
+    Raises:
+        PreconditionRefused: no run of it is recorded there.
+        NothingToDo: none of its runs changed anything.
+    """
     from ..errors import NothingToDo, PreconditionRefused
 
-    name, env = run.runbook.upgrade_runbook, run.env.name
-    every = list(reversed(Record.runs(run.env.state_dir, name, env)))
+    every = list(reversed(Record.runs(state_dir, name, env)))
     runs = [r for r in every if r.data.status != RunStatus.ABANDONED]
     if not runs:
         raise PreconditionRefused(
-            f"no run ledger of {name} for environment {env} under {run.env.state_dir}"
+            f"no run ledger of {name} for environment {env} under {state_dir}"
             + (f" but runs called off (omsup abandon): {', '.join(r.run_id for r in every)}" if every else ""),
             "a rollback undoes a recorded upgrade; point state_dir at the folder the upgrade used"
             + ("; a run called off left no new containers and no migrated metadata to roll back" if every else ""),

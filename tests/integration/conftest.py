@@ -97,6 +97,18 @@ class Sandbox:
         p.output = p.stdout + p.stderr  # type: ignore[attr-defined]
         return p
 
+    def omsup(self, *args: str) -> subprocess.CompletedProcess:
+        """The ``omsup`` command on the sandbox's environment file (``--env`` added after ``args``)."""
+        assert self.env_file, "no sandbox is up"
+        cmd = [sys.executable, "-m", "omsup", *args, "--env", self.env_file]
+        return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+    def next_steps(self) -> list[str]:
+        """What ``omsup status`` says to do next."""
+        p = self.omsup("status", "--json")
+        assert p.returncode == 0, p.stdout + p.stderr
+        return json.loads(p.stdout)["next"]
+
     def start_paused(self, name: str, step: str, *args: str) -> subprocess.Popen:
         """Start ``name`` held at the start of ``step`` (tests/pause_plugin.py) and return once it is
         held there. ``release(proc)`` lets it go on (after 120 s it goes on by itself)."""

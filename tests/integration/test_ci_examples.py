@@ -103,6 +103,9 @@ def test_the_pipeline_commands_against_the_sandbox(sandbox, tmp_path):
     try:
         p = ci("upgrade", env_file, reports, **store)
         assert p.returncode == 10 and "another run holds the lock" in p.stdout, p.stdout[-2000:]
+        # the job's log says where things stand: the lock first
+        said = p.stdout.split("\nnext:\n", 1)[1]
+        assert said.startswith("  a run holds the lock: upgrade_429 by eve"), p.stdout[-2000:]
     finally:
         lock.unlink()
     assert socket.gethostname() != "elsewhere"

@@ -3,12 +3,11 @@ lost, and once the fault is cleared the next run resumes and completes."""
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, ledger_paths, without_volatile
+from .conftest import ledger_paths, without_volatile
 from .test_upgrade_429 import assert_passed, assert_stopped_at, backups_intact
 
 pytestmark = pytest.mark.integration
@@ -149,6 +148,9 @@ def test_a_console_that_dies_starting_stops_the_init_step_and_the_run_resumes(sa
         assert ctrs["oms_ce"]["image"].endswith(":feature_4.2.9_ce") and ctrs["oms_ce"]["running"]
 
 
+STEP_KEYS = {6: "start_new", 7: "init_metadata"}
+
+
 @pytest.mark.parametrize(("fault", "step"), [("start-fail", 6), ("init-fail", 7)])
 def test_rollback_after_an_upgrade_that_stopped(sandbox, fault, step):
     sandbox.fresh()
@@ -158,7 +160,15 @@ def test_rollback_after_an_upgrade_that_stopped(sandbox, fault, step):
     sandbox.fault(fault, node="n2" if fault == "start-fail" else None)
     assert_stopped_at(sandbox.runbook("upgrade_429"), step)
     sandbox.fault("clear")
+    (up,) = [json.loads(p.read_text())["run_id"] for p in ledger_paths("upgrade_429")]
+    said = sandbox.next_steps()  # the operator who takes over asks where things stand
+    assert said[0].startswith(f"run {up} of upgrade_429 is unfinished (stopped at {STEP_KEYS[step]}: "), said
+    assert said[0].endswith(f"fix the cause, then resume: pytest runbooks/upgrade_429 --env {sandbox.env_file}")
+    assert said[1:] == [
+        f"  or go back to the version before it, with its backups: pytest runbooks/rollback_429 --env {sandbox.env_file}"
+    ]
     assert_passed(sandbox.runbook("rollback_429"), 8)
+    assert sandbox.next_steps() == ["nothing is under way: no unfinished run, no upgrade to roll back"]
     for node, ctrs in sandbox.containers().items():
         assert ctrs["oms_ce"]["id"] == old[node]["oms_ce"]["id"] and ctrs["oms_ce"]["running"]
         assert ctrs["oms_ce"]["image"].endswith(":feature_4.2.8_ce")
@@ -173,6 +183,9 @@ def test_rollback_after_an_upgrade_that_stopped(sandbox, fault, step):
     again = sandbox.runbook("upgrade_429")
     assert_passed(again, 11)
     assert "resumed run" not in again.output
+    (said,) = sandbox.next_steps()
+    assert said.startswith("nothing is under way. Run ") and " of upgrade_429 upgraded to 4.2.9-CE" in said, said
+    assert said.endswith(f"loses what OMS wrote since: pytest runbooks/rollback_429 --env {sandbox.env_file}")
     ups = [json.loads(p.read_text()) for p in ledger_paths("upgrade_429")]
     assert [(u["status"], bool(u["rolled_back"])) for u in ups] == [("running", True), ("complete", False)]
     paths = [{b["path"] for b in u["facts"]["backups"]} for u in ups]
@@ -292,8 +305,7 @@ def test_a_backup_changed_after_the_preflight_is_hashed_again_and_refused_before
 
 
 def abandon(sandbox, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "omsup", "abandon", "upgrade_429", "--env", sandbox.env_file, *args]
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    return sandbox.omsup("abandon", "upgrade_429", *args)
 
 
 @pytest.mark.parametrize("how", ["started and stopped again", "as the rollback's refusal advises"])
@@ -326,6 +338,10 @@ def test_an_old_container_started_again_by_hand_stops_the_resume_until_the_run_i
     assert "nothing later ran; this run is not to be resumed" in p.output
     said = json.loads((sandbox.last_report("upgrade_429") / "summary.json").read_text())["failed_step"]
     assert said["resumable"] is False and said["next"].startswith("do not resume this run"), said
+    (run_id,) = [json.loads(f.read_text())["run_id"] for f in ledger_paths("upgrade_429")]
+    assert sandbox.next_steps() == [
+        f"run {run_id} of upgrade_429 is not to be resumed (stopped at stop_old: {said['reason']}): {said['next']}"
+    ]
     running = how != "started and stopped again"
     for ctrs in sandbox.containers().values():  # nothing went further
         assert ctrs["oms_ce"]["image"].endswith(":feature_4.2.8_ce") and ctrs["oms_ce"]["running"] is running

@@ -1,0 +1,257 @@
+"""Where the runs on an environment stand, and what to do next: ``omsup status --env FILE``.
+
+The operator who takes over at 3 a.m. (or the auditor the morning after) needs, without reading
+ledgers: whether a run is going on (the lock), which run is unfinished and where it stopped, what
+it changed (T1, T3, the backups, the old containers it kept), and the commands that go on from
+there: resume, roll back, or call it off. The advice is derived from the ledgers by the same
+rules the runbooks apply (which run a resume picks, which upgrade a rollback undoes, when a run
+can no longer be called off), so it never names a command the runbook would refuse for that
+reason.
+
+It reads the ledgers under the environment's state_dir and the lock on the backup host; it
+changes nothing and talks to nothing else. What it prints is redacted like everything else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .envfile import Environment
+from .errors import LedgerError, OmsupError, PreconditionRefused
+from .record import Record, RunStatus, StepEntry
+from .redact import redact, redact_obj
+from .runbook import command
+from .versions import rule_of_runbook
+
+FINISHED_SHOWN = 3  # finished runs listed per runbook, newest first (every unfinished run is listed)
+
+
+def lock_state(env: Environment) -> dict[str, Any]:
+    """Who holds the environment's lock, read on the backup host; an unreachable host is said, not raised."""
+    from . import lock
+    from .context import backup_host_of
+
+    try:
+        host = backup_host_of(env)
+        held = lock.holder(host, env)
+    except OmsupError as e:
+        return {"read": False, "error": e.message}
+    if held is None:
+        return {"read": True, "held": False, "path": f"{lock.lock_path(env)} on {host.label}"}
+    alive, why = lock.may_live(held)
+    return {"read": True, "held": True, "holder": lock.describe(held), "may_live": alive, "why": why}
+
+
+def survey(env: Environment, lock: dict[str, Any]) -> dict[str, Any]:
+    """Every runbook's runs on ``env`` (newest first) and what to do next, as JSON-ready data."""
+    runbooks: dict[str, list[dict[str, Any]]] = {}
+    unreadable: list[str] = []
+    records: dict[str, list[Record]] = {}
+    for name in Record.runbooks(env.state_dir):
+        try:
+            records[name] = Record.runs(env.state_dir, name, env.name)
+        except LedgerError as e:
+            unreadable.append(f"{name}: {e.message}")
+            continue
+        if not records[name]:
+            del records[name]
+            continue
+        newest = list(reversed(records[name]))
+        unfinished = [r for r in newest if _unfinished(r)]
+        shown = unfinished + [r for r in newest if not _unfinished(r)][:FINISHED_SHOWN]
+        runbooks[name] = [run_view(r) for r in sorted(shown, key=lambda r: r.run_id, reverse=True)]
+    return dict(
+        redact_obj(
+            {
+                "environment": env.name,
+                "environment_file": env.source,
+                "state_dir": env.state_dir,
+                "lock": lock,
+                "runbooks": runbooks,
+                "unreadable": unreadable,
+                "next": advice(env, records, lock) if not unreadable else [_unreadable_advice(env)],
+            }
+        )
+    )
+
+
+def _unfinished(rec: Record) -> bool:
+    """What a new run of its runbook would resume (Record.unfinished's rule)."""
+    return rec.data.status == RunStatus.RUNNING and rec.data.rolled_back is None
+
+
+def _unreadable_advice(env: Environment) -> str:
+    return (
+        f"a ledger under {env.state_dir} is unreadable (above): no advice is given, since every runbook would "
+        "refuse to run on it too; restore it from its report folder's copy (ledger.json), or move it aside deliberately"
+    )
+
+
+def _step_title(key: str) -> str:
+    from .steps import STEPS
+
+    step = STEPS.get(key)
+    return step.title if step else key
+
+
+def _stopped_at(rec: Record) -> dict[str, Any] | None:
+    """The step an unfinished run stopped at: the newest that failed, or one that began and never ended."""
+    ended = {k: e for k, e in rec.data.steps.items() if e.status in ("failed", "running")}
+    if not ended:
+        return None
+    key, e = max(ended.items(), key=lambda kv: kv[1].at)
+    return {"step": key, "title": _step_title(key), **_entry(e)}
+
+
+def _entry(e: StepEntry) -> dict[str, Any]:
+    out: dict[str, Any] = {"status": e.status, "at": e.at}
+    if e.error:
+        out["error"] = f"{e.category}: {e.error}" if e.category else e.error
+        out["next"], out["resumable"] = e.hint, e.resumable
+    return out
+
+
+def run_view(rec: Record) -> dict[str, Any]:
+    """One run as the status shows it."""
+    d, f = rec.data, rec.facts
+    return {
+        "run_id": d.run_id,
+        "status": d.status.value,
+        "created": d.created,
+        "finished": d.finished,
+        "attempts": d.attempts,
+        "ledger": str(rec.path),
+        "steps": {k: e.status for k, e in d.steps.items()},
+        "stopped_at": _stopped_at(rec) if _unfinished(rec) else None,
+        "versions": {"before": f.versions.source, "target": f.versions.target} if f.versions else None,
+        "times": {k: v for k, v in (("T1", f.t1), ("T2", f.t2), ("T3", f.t3)) if v},
+        "backups": [{"db": b.db, "path": b.path, "size": b.size, "sha256": b.sha256} for b in f.backups],
+        "old_containers_kept": {n: nf.kept_as for n, nf in f.nodes.items() if nf.kept_as},
+        "undoes": f.upgrade.run_id if f.upgrade else None,
+        "rolled_back": d.rolled_back.model_dump() if d.rolled_back else None,
+        "abandoned": d.abandoned.model_dump() if d.abandoned else None,
+    }
+
+
+def advice(env: Environment, records: dict[str, list[Record]], lock: dict[str, Any]) -> list[str]:
+    """What to do next, most pressing first."""
+    src = env.source
+    out: list[str] = []
+    if lock.get("held"):
+        out.append(
+            f"a run holds the lock: {lock['holder']} ({lock['why']}); wait for it, and read this again when it ended"
+            if lock["may_live"]
+            else f"the lock is left by a run that ended ({lock['holder']}: {lock['why']}): omsup unlock --env {src}"
+        )
+    elif not lock.get("read", True):
+        out.append(f"the lock could not be read ({lock['error']}): a run may be going on; check before starting one")
+    runs = [line for name, recs in records.items() for line in _unfinished_advice(env, name, recs)]
+    return out + (runs or _settled_advice(env, records))
+
+
+def _unfinished_advice(env: Environment, name: str, runs: list[Record]) -> list[str]:
+    """For the run of ``name`` a new run would resume, if any: resume it, and the other ways on."""
+    from .steps import NO_WAY_BACK_BY_HAND
+    from .steps.preflight import rollback_under_way
+    from .steps.restore import changes_begun
+
+    rec = next((r for r in reversed(runs) if _unfinished(r)), None)
+    if rec is None:
+        return []
+    src = env.source
+    stop = _stopped_at(rec)
+    where = f" (stopped at {stop['step']}: {stop.get('error', 'it began and did not end')})" if stop else ""
+    half = rollback_under_way(env.state_dir, env.name)
+    if half is not None:
+        rb = half[0]
+        if rb.run_id == rec.run_id:
+            return [
+                f"rollback run {rec.run_id} ({name}) is half done{where}: finish it, it resumes: {command(name, src)}"
+            ]
+        if rb.facts.upgrade is not None and rb.facts.upgrade.run_id == rec.run_id:
+            return []  # its rollback is half done: said for the rollback
+    if stop is not None and stop.get("resumable") is False and stop.get("next"):
+        return [f"run {rec.run_id} of {name} is not to be resumed{where}: {stop['next']}"]
+    out = [f"run {rec.run_id} of {name} is unfinished{where}: fix the cause, then resume: {command(name, src)}"]
+    began = [k for k in rec.data.steps if k in NO_WAY_BACK_BY_HAND]
+    rule = rule_of_runbook(name)
+    if began and rule is not None and name == rule.runbook and rule.rollback:
+        out.append(f"  or go back to the version before it, with its backups: {command(rule.rollback, src)}")
+    if not began and changes_begun(rec):
+        out.append(
+            f"  or call it off (it says what to put back by hand): omsup abandon {name} --env {src} --reason ..."
+        )
+    return out
+
+
+def _settled_advice(env: Environment, records: dict[str, list[Record]]) -> list[str]:
+    """No run is unfinished: the upgrades a rollback would undo, if any."""
+    from .steps.restore import undoable_upgrade
+
+    out = []
+    for name in records:
+        rule = rule_of_runbook(name)
+        if rule is None or name != rule.runbook or not rule.rollback:
+            continue
+        try:
+            up = undoable_upgrade(env.state_dir, name, env.name)
+        except PreconditionRefused:
+            continue
+        if up.data.rolled_back is None and up.data.status == RunStatus.COMPLETE:
+            out.append(
+                f"nothing is under way. Run {up.run_id} of {name} upgraded to {rule.target} (completed "
+                f"{up.data.finished}); to go back, which restores the metadata as it was at T1 {up.facts.t1} and "
+                f"loses what OMS wrote since: {command(rule.rollback, env.source)}"
+            )
+    return out or ["nothing is under way: no unfinished run, no upgrade to roll back"]
+
+
+def render(s: dict[str, Any]) -> str:
+    """The survey as the terminal shows it."""
+    lock = s["lock"]
+    lines = [f"environment {s['environment']} ({s['environment_file']}), ledgers in {s['state_dir']}"]
+    if not lock.get("read", True):
+        lines.append(f"lock: not read: {lock['error']}")
+    elif lock.get("held"):
+        lines.append(f"lock: held by {lock['holder']}: {lock['why']}")
+    else:
+        lines.append(f"lock: free ({lock['path']})")
+    for name, runs in s["runbooks"].items():
+        lines += ["", name]
+        for r in runs:
+            lines += [f"  {line}" for line in _run_lines(r)]
+    lines += [f"unreadable: {u}" for u in s["unreadable"]]
+    lines += ["", "next:"] + [f"  {a}" for a in s["next"]]
+    return redact("\n".join(lines))
+
+
+def _run_lines(r: dict[str, Any]) -> list[str]:
+    status = r["status"]
+    if r["rolled_back"]:
+        status += f", rolled back by run {r['rolled_back']['by']} at {r['rolled_back']['at']}"
+    if r["abandoned"]:
+        a = r["abandoned"]
+        status += f" by {a['by']} at {a['at']}: {a['reason']}"
+    v = r["versions"]
+    head = f"run {r['run_id']}: {status}" + (f" ({v['before']} -> {v['target']})" if v else "")
+    ended = f", ended {r['finished']}" if r["finished"] else ""
+    lines = [head, f"  started {r['created']}{ended}, {r['attempts']} attempt(s); ledger {r['ledger']}"]
+    steps = r["steps"]
+    done = sum(1 for st in steps.values() if st == "done")
+    lines.append(f"  steps: {done} done of {len(steps)} begun: " + ", ".join(f"{k} {st}" for k, st in steps.items()))
+    if r["stopped_at"]:
+        st = r["stopped_at"]
+        said = st.get("error", "it began and did not end: the run was interrupted, killed, or runs now")
+        lines.append(f"  stopped at {st['step']} ({st['title']}) at {st['at']}: {said}")
+        if st.get("next"):
+            lines.append(f"  it said what to do: {st['next']}")
+    if r["undoes"]:
+        lines.append(f"  undoes upgrade run {r['undoes']}")
+    if r["times"]:
+        lines.append("  " + ", ".join(f"{k} {v}" for k, v in r["times"].items()))
+    for b in r["backups"]:
+        lines.append(f"  backup {b['db']}: {b['path']}, {b['size']} bytes, SHA-256 {b['sha256']}")
+    if r["old_containers_kept"]:
+        kept = ", ".join(f"{n} as {k}" for n, k in r["old_containers_kept"].items())
+        lines.append(f"  old containers kept: {kept}")
+    return lines
