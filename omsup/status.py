@@ -14,6 +14,7 @@ changes nothing and talks to nothing else. What it prints is redacted like every
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from .envfile import Environment
@@ -203,6 +204,11 @@ def _settled_advice(env: Environment, records: dict[str, list[Record]]) -> list[
                 f"{up.data.finished}); to go back, which restores the metadata as it was at T1 {up.facts.t1} and "
                 f"loses what OMS wrote since: {command(rule.rollback, env.source)}"
             )
+    if not out and not Path(env.state_dir).is_dir():
+        out.append(
+            f"no run is recorded: {env.state_dir} does not exist. If runs were made on this environment, the "
+            "environment file's state_dir points elsewhere: the runbooks would not find their ledgers either"
+        )
     return out or ["nothing is under way: no unfinished run, no upgrade to roll back"]
 
 

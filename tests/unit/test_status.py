@@ -51,11 +51,14 @@ def upgrade(env, tmp_path, steps=UPGRADE_STEPS) -> Record:
     return rec
 
 
-def test_nothing_recorded_says_nothing_is_under_way(env, capsys):
+def test_nothing_recorded_says_so_and_where_it_looked(env, tmp_path, capsys):
     rc, out = status(env, capsys)
     assert rc == 0
     assert "environment prod-eu" in out and "lock: free" in out
-    assert "nothing is under way: no unfinished run, no upgrade to roll back" in out
+    assert f"no run is recorded: {tmp_path / 's'} does not exist" in out  # a wrong state_dir shows
+    Record.open(tmp_path / "s", "probe", "prod-eu", Facts(target="0.0.0-CE", environment_file=env))[0].finish()
+    rc, out = status(env, capsys)
+    assert rc == 0 and "nothing is under way: no unfinished run, no upgrade to roll back" in out
 
 
 def test_an_upgrade_stopped_before_its_new_containers_is_resumed_or_called_off(env, tmp_path, capsys):
