@@ -199,9 +199,10 @@ def _settled_advice(env: Environment, records: dict[str, list[Record]]) -> list[
         except PreconditionRefused:
             continue
         if up.data.rolled_back is None and up.data.status == RunStatus.COMPLETE:
+            when = f"at T1 {up.facts.t1}" if up.facts.t1 else "when its backups were taken"
             out.append(
                 f"nothing is under way. Run {up.run_id} of {name} upgraded to {rule.target} (completed "
-                f"{up.data.finished}); to go back, which restores the metadata as it was at T1 {up.facts.t1} and "
+                f"{up.data.finished}); to go back, which restores the metadata as it was {when} and "
                 f"loses what OMS wrote since: {command(rule.rollback, env.source)}"
             )
     if not out and not Path(env.state_dir).is_dir():
