@@ -172,8 +172,9 @@ def _unfinished_advice(env: Environment, name: str, runs: list[Record]) -> list[
         if rb.facts.upgrade is not None and rb.facts.upgrade.run_id == rec.run_id:
             return []  # its rollback is half done: said for the rollback
     if stop is not None and stop.get("resumable") is False and stop.get("next"):
-        return [f"run {rec.run_id} of {name} is not to be resumed{where}: {stop['next']}"]
+        return [f"run {rec.run_id} of {name} is not to be resumed{where}: {stop['next']}", *_raised_timeouts(rec)]
     out = [f"run {rec.run_id} of {name} is unfinished{where}: fix the cause, then resume: {command(name, src)}"]
+    out += _raised_timeouts(rec)
     began = [k for k in rec.data.steps if k in NO_WAY_BACK_BY_HAND]
     rule = rule_of_runbook(name)
     if began and rule is not None and name == rule.runbook and rule.rollback:
@@ -183,6 +184,19 @@ def _unfinished_advice(env: Environment, name: str, runs: list[Record]) -> list[
             f"  or call it off (it says what to put back by hand): omsup abandon {name} --env {src} --reason ..."
         )
     return out
+
+
+def _raised_timeouts(rec: Record) -> list[str]:
+    """A run stopped while its dumps ran leaves the OceanBase tenant's global timeouts raised (for
+    every session of the tenant) until it is resumed or called off, which set them back."""
+    before = rec.facts.ob_globals_before
+    if not before or rec.facts.ob_globals_restored:
+        return []
+    values = ", ".join(f"{k}={v}" for k, v in before.items())
+    return [
+        f"  note: it raised the OceanBase tenant's global timeouts for its dumps and stopped before setting them "
+        f"back: they stay raised until it is resumed or called off (omsup abandon), which set them back to {values}"
+    ]
 
 
 def _settled_advice(env: Environment, records: dict[str, list[Record]]) -> list[str]:

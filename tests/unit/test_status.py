@@ -83,6 +83,12 @@ def test_an_upgrade_stopped_after_its_backups_may_be_called_off_but_not_rolled_b
     rec = upgrade(env, tmp_path)
     rec.mark("load_image", "running")  # killed in the middle of it
     _, out = status(env, capsys)
+    assert "global timeouts" not in out
+    with rec.change() as f:  # killed during its dumps, on OceanBase
+        f.ob_globals_before, f.ob_globals_restored = {"ob_query_timeout": 10000000}, False
+    _, out = status(env, capsys)
+    assert "it raised the OceanBase tenant's global timeouts for its dumps and stopped before setting them " in out
+    assert "which set them back to ob_query_timeout=10000000" in out
     assert f"run {rec.run_id} of upgrade_429 is unfinished (stopped at load_image: it began and did not end)" in out
     assert f"or call it off (it says what to put back by hand): omsup abandon upgrade_429 --env {env}" in out
     assert "rollback_429" not in out  # its rollback would refuse: no new container, no migrated metadata
