@@ -123,7 +123,7 @@ def _abandon(env_file: str, runbook: str, reason: str) -> int:
     from .context import backup_host_of
     from .errors import PreconditionRefused
     from .record import Record
-    from .steps import NO_WAY_BACK_BY_HAND
+    from .steps.restore import no_way_back_begun
 
     if not reason.strip():
         raise PreconditionRefused("--reason is empty", "say why the run is called off: it is kept for the audit")
@@ -146,7 +146,7 @@ def _abandon(env_file: str, runbook: str, reason: str) -> int:
     mine = lock.acquire(host, env, f"abandon {runbook}", who)  # no run of it is going on meanwhile
     try:
         rec = unfinished()  # again under the lock: the run may have finished meanwhile
-        began = [k for k in rec.data.steps if k in NO_WAY_BACK_BY_HAND]
+        began = no_way_back_begun(rec)
         if began:
             raise PreconditionRefused(
                 f"run {rec.run_id} of {runbook} began {', '.join(began)}: new containers may run on "

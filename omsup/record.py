@@ -381,7 +381,7 @@ class Record:
         """The run of ``runbook`` on ``env_name`` a new run resumes: the newest still running that
         was neither rolled back nor abandoned."""
         for rec in reversed(cls.runs(state_dir, runbook, env_name)):
-            if rec.data.status == RunStatus.RUNNING and rec.data.rolled_back is None:
+            if rec.is_unfinished:
                 return rec
         return None
 
@@ -398,6 +398,11 @@ class Record:
     @property
     def facts(self) -> Facts:
         return self.data.facts
+
+    @property
+    def is_unfinished(self) -> bool:
+        """Still running and not rolled back: what a new run of its runbook resumes (the newest such)."""
+        return self.data.status == RunStatus.RUNNING and self.data.rolled_back is None
 
     def step_done(self, key: str) -> bool:
         entry = self.data.steps.get(key)

@@ -58,8 +58,8 @@ def survey(env: Environment, lock: dict[str, Any]) -> dict[str, Any]:
             del records[name]
             continue
         newest = list(reversed(records[name]))
-        unfinished = [r for r in newest if _unfinished(r)]
-        shown = unfinished + [r for r in newest if not _unfinished(r)][:FINISHED_SHOWN]
+        unfinished = [r for r in newest if r.is_unfinished]
+        shown = unfinished + [r for r in newest if not r.is_unfinished][:FINISHED_SHOWN]
         runbooks[name] = [run_view(r) for r in sorted(shown, key=lambda r: r.run_id, reverse=True)]
     return dict(
         redact_obj(
@@ -74,11 +74,6 @@ def survey(env: Environment, lock: dict[str, Any]) -> dict[str, Any]:
             }
         )
     )
-
-
-def _unfinished(rec: Record) -> bool:
-    """What a new run of its runbook would resume (Record.unfinished's rule)."""
-    return rec.data.status == RunStatus.RUNNING and rec.data.rolled_back is None
 
 
 def _unreadable_advice(env: Environment) -> str:
@@ -123,7 +118,7 @@ def run_view(rec: Record) -> dict[str, Any]:
         "attempts": d.attempts,
         "ledger": str(rec.path),
         "steps": {k: e.status for k, e in d.steps.items()},
-        "stopped_at": _stopped_at(rec) if _unfinished(rec) else None,
+        "stopped_at": _stopped_at(rec) if rec.is_unfinished else None,
         "versions": {"before": f.versions.source, "target": f.versions.target} if f.versions else None,
         "times": {k: v for k, v in (("T1", f.t1), ("T2", f.t2), ("T3", f.t3)) if v},
         "backups": [{"db": b.db, "path": b.path, "size": b.size, "sha256": b.sha256} for b in f.backups],
@@ -146,25 +141,26 @@ def advice(env: Environment, records: dict[str, list[Record]], lock: dict[str, A
         )
     elif not lock.get("read", True):
         out.append(f"the lock could not be read ({lock['error']}): a run may be going on; check before starting one")
-    runs = [line for name, recs in records.items() for line in _unfinished_advice(env, name, recs)]
+    from .steps.preflight import rollback_under_way
+
+    half = rollback_under_way(env.state_dir, env.name)
+    rb = half[0] if half is not None else None
+    runs = [line for name, recs in records.items() for line in _unfinished_advice(env, name, recs, rb)]
     return out + (runs or _settled_advice(env, records))
 
 
-def _unfinished_advice(env: Environment, name: str, runs: list[Record]) -> list[str]:
-    """For the run of ``name`` a new run would resume, if any: resume it, and the other ways on."""
-    from .steps import NO_WAY_BACK_BY_HAND
-    from .steps.preflight import rollback_under_way
-    from .steps.restore import changes_begun
+def _unfinished_advice(env: Environment, name: str, runs: list[Record], rb: Record | None) -> list[str]:
+    """For the run of ``name`` a new run would resume, if any: resume it, and the other ways on
+    (``rb``: the rollback run that is half done, if any)."""
+    from .steps.restore import changes_begun, no_way_back_begun
 
-    rec = next((r for r in reversed(runs) if _unfinished(r)), None)
+    rec = next((r for r in reversed(runs) if r.is_unfinished), None)
     if rec is None:
         return []
     src = env.source
     stop = _stopped_at(rec)
     where = f" (stopped at {stop['step']}: {stop.get('error', 'it began and did not end')})" if stop else ""
-    half = rollback_under_way(env.state_dir, env.name)
-    if half is not None:
-        rb = half[0]
+    if rb is not None:
         if rb.run_id == rec.run_id:
             return [
                 f"rollback run {rec.run_id} ({name}) is half done{where}: finish it, it resumes: {command(name, src)}"
@@ -175,7 +171,7 @@ def _unfinished_advice(env: Environment, name: str, runs: list[Record]) -> list[
         return [f"run {rec.run_id} of {name} is not to be resumed{where}: {stop['next']}", *_raised_timeouts(rec)]
     out = [f"run {rec.run_id} of {name} is unfinished{where}: fix the cause, then resume: {command(name, src)}"]
     out += _raised_timeouts(rec)
-    began = [k for k in rec.data.steps if k in NO_WAY_BACK_BY_HAND]
+    began = no_way_back_begun(rec)
     rule = rule_of_runbook(name)
     if began and rule is not None and name == rule.runbook and rule.rollback:
         out.append(f"  or go back to the version before it, with its backups: {command(rule.rollback, src)}")

@@ -29,6 +29,14 @@ def changes_begun(rec: Record) -> list[str]:
     return [key for key in rec.data.steps if CHANGES.get(key, True)]
 
 
+def no_way_back_begun(rec: Record) -> list[str]:
+    """The steps the run ``rec`` recorded after which only finishing it (or, for an upgrade, its
+    rollback) goes back: new containers may run on migrated metadata, or a database was dropped."""
+    from . import NO_WAY_BACK_BY_HAND
+
+    return [key for key in rec.data.steps if key in NO_WAY_BACK_BY_HAND]
+
+
 def upgrade_record(run: Run) -> Record:
     """The record of the upgrade this rollback undoes (``undoable_upgrade``)."""
     return undoable_upgrade(run.env.state_dir, run.runbook.upgrade_runbook, run.env.name)
