@@ -188,3 +188,16 @@ def test_a_run_its_failure_said_not_to_resume_is_not_advised_to_resume(env, tmp_
     rec.mark("stop_old", "done")  # (a later omsup might clear it): the failure goes to history with its advice
     entry = Record.load(rec.path).data.steps["stop_old"]
     assert entry.resumable and entry.hint is None and entry.earlier_failures[0].error.startswith("node n1")
+
+
+def test_a_backup_host_that_cannot_be_reached_is_said_and_the_ledgers_still_shown(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OMSUP_TEST_PW", PW)
+    monkeypatch.setenv("OMSUP_TEST_CONSOLE_PW", "console-pw-7Yq!")
+    gone = {"host": "ssh://nobody@127.0.0.99:9", "dir": str(tmp_path / "backups")}  # nothing listens there
+    env = str(write(tmp_path, backup=gone, state_dir=str(tmp_path / "s")).resolve())
+    rec = upgrade(env, tmp_path)
+    rc, out = status(env, capsys)
+    assert rc == 0 and "lock: not read: " in out and "is unreachable" in out
+    nxt = out.split("next:\n")[1].splitlines()
+    assert nxt[0].startswith("  the lock could not be read (") and "a run may be going on; check" in nxt[0]
+    assert nxt[1].startswith(f"  run {rec.run_id} of upgrade_429 is unfinished")
