@@ -14,12 +14,13 @@ changes nothing and talks to nothing else. What it prints is redacted like every
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from .envfile import Environment
 from .errors import LedgerError, OmsupError, PreconditionRefused
-from .record import Record, RunStatus, StepEntry
+from .record import Record, RunStatus, StepEntry, parse_utc
 from .redact import redact, redact_obj
 from .runbook import command
 from .versions import rule_of_runbook
@@ -163,14 +164,19 @@ def _unfinished_advice(env: Environment, name: str, runs: list[Record], rb: Reco
     if rb is not None:
         if rb.run_id == rec.run_id:
             return [
-                f"rollback run {rec.run_id} ({name}) is half done{where}: finish it, it resumes: {command(name, src)}"
+                f"rollback run {rec.run_id} ({name}) is half done{where}: finish it, it resumes: {command(name, src)}",
+                *_outage(rec),
             ]
         if rb.facts.upgrade is not None and rb.facts.upgrade.run_id == rec.run_id:
             return []  # its rollback is half done: said for the rollback
     if stop is not None and stop.get("resumable") is False and stop.get("next"):
-        return [f"run {rec.run_id} of {name} is not to be resumed{where}: {stop['next']}", *_raised_timeouts(rec)]
+        return [
+            f"run {rec.run_id} of {name} is not to be resumed{where}: {stop['next']}",
+            *_outage(rec),
+            *_raised_timeouts(rec),
+        ]
     out = [f"run {rec.run_id} of {name} is unfinished{where}: fix the cause, then resume: {command(name, src)}"]
-    out += _raised_timeouts(rec)
+    out += _outage(rec) + _raised_timeouts(rec)
     began = no_way_back_begun(rec)
     rule = rule_of_runbook(name)
     if began and rule is not None and name == rule.runbook and rule.rollback:
@@ -180,6 +186,24 @@ def _unfinished_advice(env: Environment, name: str, runs: list[Record], rb: Reco
             f"  or call it off (it says what to put back by hand): omsup abandon {name} --env {src} --reason ..."
         )
     return out
+
+
+def _outage(rec: Record) -> list[str]:
+    """OMS stopped by this run and not serving again as far as it recorded: the outage goes on."""
+    from .steps import RESTART_OLD
+
+    f = rec.facts
+    if f.t1 and not f.serving_again and f.upgrade is None:
+        since, what = f.t1, "stopped the old containers at T1"
+    elif f.t3 and not rec.step_done(RESTART_OLD.key):
+        since, what = f.t3, "stopped the new containers at T3"
+    else:
+        return []
+    minutes = (datetime.now(UTC) - parse_utc(since)).total_seconds() / 60
+    return [
+        f"  note: OMS is down since {since} ({minutes:.0f} min ago) as far as this run recorded: it {what} "
+        "and has not seen the consoles serve again since"
+    ]
 
 
 def _raised_timeouts(rec: Record) -> list[str]:

@@ -73,6 +73,8 @@ def test_an_upgrade_stopped_before_its_new_containers_is_resumed_or_called_off(e
     assert "omsup abandon" not in out
     assert "T1 2026-12-06T01:00:00.000Z" in out and "backup rm_428:" in out and "SHA-256 " + "ab" * 32 in out
     assert "old containers kept: n1 as oms_428-pre-4.2.8-CE-x" in out
+    assert "  note: OMS is down since 2026-12-06T01:00:00.000Z (" in out  # T1, nothing serves again yet
+    assert "it stopped the old containers at T1 and has not seen the consoles serve again since" in out
     assert PW not in out and "******" in out  # a ledger keeps values as they are; what is shown is redacted
 
     rec2 = upgrade(env, tmp_path / "other")  # another state folder: the first run is the one shown
@@ -125,13 +127,18 @@ def test_a_half_done_rollback_is_to_be_finished_and_its_upgrade_not_resumed(env,
     for key in ("rollback_preflight", "disable_ha", "stop_new"):
         rb.mark(key, "done")
     rb.mark("restore", "failed", error="MetaDB gone")
+    with rb.change() as f:
+        f.t3 = "2026-12-06T02:00:00.000Z"
     rc, out = status(env, capsys, "--json")
     s = json.loads(out)
     assert rc == 0 and s["environment"] == "prod-eu"
-    assert s["next"] == [
+    assert s["next"][0] == (
         f"rollback run {rb.run_id} (rollback_429) is half done (stopped at restore: MetaDB gone): finish it, it "
         f"resumes: pytest runbooks/rollback_429 --env {env}"
-    ]
+    )
+    assert s["next"][1].startswith("  note: OMS is down since 2026-12-06T02:00:00.000Z (")
+    assert s["next"][1].endswith("it stopped the new containers at T3 and has not seen the consoles serve again since")
+    assert len(s["next"]) == 2
     [shown] = s["runbooks"]["rollback_429"]
     assert shown["undoes"] == up.run_id and shown["stopped_at"]["step"] == "restore"
     assert shown["stopped_at"]["title"] == "Drop, recreate and restore rm, cm and every cm_hb"
@@ -179,11 +186,12 @@ def test_a_run_its_failure_said_not_to_resume_is_not_advised_to_resume(env, tmp_
     hint = f"do not resume this run: call it off (omsup abandon upgrade_429 --env {env} --reason ...)"
     rec.mark("stop_old", "failed", error="node n1: the old container was started again", hint=hint, resumable=False)
     _, out = status(env, capsys)
-    nxt = out.split("next:\n")[1]
+    nxt = out.split("next:\n")[1].splitlines()
     assert (
-        nxt.strip() == f"run {rec.run_id} of upgrade_429 is not to be resumed (stopped at stop_old: node n1: "
+        nxt[0].strip() == f"run {rec.run_id} of upgrade_429 is not to be resumed (stopped at stop_old: node n1: "
         f"the old container was started again): {hint}"
     )
+    assert len(nxt) == 2 and nxt[1].startswith("    note: OMS is down since 2026-12-06T01:00:00.000Z")
     assert f"it said what to do: {hint}" in out
     rec.mark("stop_old", "done")  # (a later omsup might clear it): the failure goes to history with its advice
     entry = Record.load(rec.path).data.steps["stop_old"]
