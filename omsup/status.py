@@ -142,9 +142,9 @@ def advice(env: Environment, records: dict[str, list[Record]], lock: dict[str, A
         )
     elif not lock.get("read", True):
         out.append(f"the lock could not be read ({lock['error']}): a run may be going on; check before starting one")
-    from .steps.preflight import rollback_under_way
+    from .steps.preflight import half_done_rollback
 
-    half = rollback_under_way(env.state_dir, env.name)
+    half = half_done_rollback(r for recs in records.values() for r in recs)
     rb = half[0] if half is not None else None
     runs = [line for name, recs in records.items() for line in _unfinished_advice(env, name, recs, rb)]
     return out + (runs or _settled_advice(env, records))
@@ -221,7 +221,7 @@ def _raised_timeouts(rec: Record) -> list[str]:
 
 def _settled_advice(env: Environment, records: dict[str, list[Record]]) -> list[str]:
     """No run is unfinished: the upgrades a rollback would undo, if any."""
-    from .steps.restore import undoable_upgrade
+    from .steps.restore import undoable_among
 
     out = []
     for name in records:
@@ -229,7 +229,7 @@ def _settled_advice(env: Environment, records: dict[str, list[Record]]) -> list[
         if rule is None or name != rule.runbook or not rule.rollback:
             continue
         try:
-            up = undoable_upgrade(env.state_dir, name, env.name)
+            up = undoable_among(records[name], name, env.name, env.state_dir)
         except PreconditionRefused:
             continue
         if up.data.rolled_back is None and up.data.status == RunStatus.COMPLETE:

@@ -9,6 +9,7 @@ backup verified, every old container still there as recorded.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from ..container_spec import REQUIRED_TARGETS, bind_target
@@ -173,13 +174,17 @@ def no_rollback_under_way(run: Run) -> None:
 def rollback_under_way(state_dir: str, env: str) -> tuple[Record, list[str]] | None:
     """The rollback run on environment ``env`` that is unfinished and began a change, with the
     changing steps it began; None when there is none."""
-    for name in Record.runbooks(state_dir):
-        for rec in Record.runs(state_dir, name, env):
-            if rec.data.status != RunStatus.RUNNING or rec.facts.upgrade is None:
-                continue
-            began = changes_begun(rec)
-            if began:
-                return rec, began
+    return half_done_rollback(rec for name in Record.runbooks(state_dir) for rec in Record.runs(state_dir, name, env))
+
+
+def half_done_rollback(runs: Iterable[Record]) -> tuple[Record, list[str]] | None:
+    """Among ``runs`` (already read), the rollback run that is unfinished and began a change."""
+    for rec in runs:
+        if rec.data.status != RunStatus.RUNNING or rec.facts.upgrade is None:
+            continue
+        began = changes_begun(rec)
+        if began:
+            return rec, began
     return None
 
 

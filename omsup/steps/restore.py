@@ -52,9 +52,15 @@ def undoable_upgrade(state_dir: str | Path, name: str, env: str) -> Record:
         PreconditionRefused: no run of it is recorded there.
         NothingToDo: none of its runs changed anything.
     """
+    return undoable_among(Record.runs(state_dir, name, env), name, env, state_dir)
+
+
+def undoable_among(found: list[Record], name: str, env: str, state_dir: str | Path) -> Record:
+    """``undoable_upgrade`` over the runs of ``name`` on ``env`` already read from ``state_dir``
+    (oldest first)."""
     from ..errors import NothingToDo, PreconditionRefused
 
-    every = list(reversed(Record.runs(state_dir, name, env)))
+    every = list(reversed(found))
     runs = [r for r in every if r.data.status != RunStatus.ABANDONED]
     if not runs:
         raise PreconditionRefused(
