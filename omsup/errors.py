@@ -110,6 +110,13 @@ class HostProblem(OmsupError):
     category = "Host problem"
 
 
+class EvidenceLost(OmsupError):
+    """What a step took once (backups, T1, the old containers' facts) no longer verifies after a later
+    change began: it is put back, never taken again."""
+
+    category = "Evidence lost"
+
+
 class LedgerError(OmsupError):
     category = "Precondition refused"
 

@@ -14,7 +14,7 @@ from enum import IntEnum, StrEnum
 
 from .audit import AUDIT
 from .context import Run
-from .errors import NothingToDo, category_of
+from .errors import EvidenceLost, NothingToDo, category_of
 from .record import RunStatus
 from .redact import redact, redacted_copy
 from .runbook import Runbook, RunbookStep
@@ -157,9 +157,18 @@ class Executor:
                 else:
                     with run.reporter.part("already done in this run (resumed): verifying, not redoing"):
                         if rs.step.verify is not None:
-                            rs.step.verify(run)
+                            self._verify(rs)
                 o.status = Status.VERIFIED
                 return o
+            if rs.step.taken_once and (began := later_changes_begun(run, rs)):
+                raise EvidenceLost(
+                    f"step {rs.label} did not complete in this run, yet {began[0].label} began since: what it "
+                    "takes is taken once, before any later change, and never again (taken now, it would describe "
+                    "the changed deployment)",
+                    "do not resume this run; finish the procedure, or roll back, by hand from what its ledger "
+                    f"recorded ({record.path})",
+                    resumable=False,
+                )
             record.mark(key, "running")
             for hook in self.on_begin:
                 hook(rs)
@@ -177,7 +186,9 @@ class Executor:
             if isinstance(e, NothingToDo) and not changes_began(run):
                 o.nothing_to_do, o.resumable = True, False
             if not run.plan:
-                record.mark(key, "failed", error=o.error, category=o.category, hint=o.hint, resumable=o.resumable)
+                # evidence that no longer verifies stays done: a later resume verifies it again, never redoes it
+                status = "done" if isinstance(e, EvidenceLost) and record.step_done(key) else "failed"
+                record.mark(key, status, error=o.error, category=o.category, hint=o.hint, resumable=o.resumable)
                 if o.nothing_to_do:
                     record.finish(RunStatus.NOTHING_TO_DO)
             if self.keep_traceback is not None:
@@ -193,6 +204,27 @@ class Executor:
         # local of any frame a traceback shows
         raise failure from None
 
+    def _verify(self, rs: RunbookStep) -> None:
+        """The done step's check on resume. A step whose evidence is taken once (``Step.taken_once``) that
+        no longer verifies after a later change began stops the run as evidence lost: it is never redone."""
+        assert rs.step.verify is not None
+        try:
+            rs.step.verify(self.run)
+            entry = self.run.record.data.steps.get(rs.step.key)
+            if entry is not None and entry.error is not None:  # it verifies again: its failure becomes history
+                self.run.record.mark(rs.step.key, "done")
+        except Exception as e:
+            began = later_changes_begun(self.run, rs) if rs.step.taken_once else []
+            if not began or getattr(e, "resumable", True) is False:
+                raise  # nothing changed after it: failed, and taken again by the next resume (or not to be resumed)
+            raise EvidenceLost(
+                f"step {rs.label} was done in this run and no longer verifies: {first_line(e)}. What it took is "
+                f"taken once, before any later change, and never taken again once {began[0].label} began "
+                "(taken now, it would describe the changed deployment)",
+                "put it back as it was (the ledger lists each file's path, size and SHA-256; the old containers "
+                f"as recorded), then run the same command again to resume; the ledger: {self.run.record.path}",
+            ) from None
+
     @property
     def changes_began(self) -> bool:
         """Whether any step that changes the deployment began in this run (in any attempt)."""
@@ -205,6 +237,13 @@ def changes_began(run: Run | None) -> bool:
         and not run.plan
         and any(run.record.step_started(s.step.key) and s.step.changes for s in run.runbook.steps)
     )
+
+
+def later_changes_begun(run: Run, rs: RunbookStep) -> list[RunbookStep]:
+    """The steps after ``rs`` in its runbook that change the deployment and began in this run."""
+    return [
+        s for s in run.runbook.steps if s.number > rs.number and s.step.changes and run.record.step_started(s.step.key)
+    ]
 
 
 def exit_code(outcomes: Outcomes, run: Run | None, interrupted: bool) -> ExitCode:

@@ -440,11 +440,14 @@ class Record:
             if entry is None:
                 entry = StepEntry(status=status, at=utc_now())
                 self.data.steps[key] = entry
-            elif status != "failed" and entry.error is not None:  # an earlier attempt's failure stays, as history
-                entry.earlier_failures.append(EarlierFailure(at=entry.at, category=entry.category, error=entry.error))
+            elif entry.error is not None and (status != "failed" or entry.status == "done"):
+                # an earlier attempt's failure (or a done step's failed verification) stays, as history
+                entry.earlier_failures.append(EarlierFailure(at=utc_now(), category=entry.category, error=entry.error))
                 entry.error = entry.category = entry.hint = None
                 entry.resumable = True
-            entry.status, entry.at = status, utc_now()
+            if not (status == "done" and entry.status == "done"):  # a done step keeps the time it was done at
+                entry.at = utc_now()
+            entry.status = status
             if seconds is not None:
                 entry.seconds = seconds
             if error is not None:

@@ -39,6 +39,7 @@ CATEGORIES = [
         "name": "Precondition refused",
         "messageRegex": r".*(PreconditionRefused|ConfigError|LedgerError|Precondition refused).*",
     },
+    {"name": "Evidence lost", "messageRegex": r".*(EvidenceLost|Evidence lost).*"},
     {"name": "Backup problem", "messageRegex": r".*(BackupProblem|Backup problem).*"},
     {"name": "Container problem", "messageRegex": r".*(ContainerProblem|Container problem).*"},
     {"name": "MetaDB problem", "messageRegex": r".*(MetaDBProblem|MetaDB problem).*"},

@@ -51,6 +51,14 @@ class Step:
     ``supersedes``: earlier steps whose effect this one replaces once it has begun (even if it
     failed half way): HA enabled after it was disabled, the old containers restarted after the
     new ones were stopped. A resumed run does not check a superseded step's effect again.
+
+    ``taken_once``: what the step records is evidence a later step or the rollback relies on (the
+    backups, T1 or T3, the old containers' binds and image, the version before the upgrade, the
+    upgrade's record a rollback copies). Once a later step that changes the deployment began, it is
+    never taken again: taken then, it would describe the changed deployment (a backup of migrated
+    metadata, the binds of the new containers). The executor enforces it for every runbook: when it
+    no longer verifies on resume, the run stops saying what is missing and how to put it back, and
+    the step stays done.
     """
 
     key: str
@@ -61,6 +69,7 @@ class Step:
     plan: Callable[[Run], list[str]] | None = None  # None: nothing to plan (a check that runs in plan mode)
     verify: Callable[[Run], None] | None = None  # on resume; None: the record's entry suffices
     supersedes: tuple[Step, ...] = ()
+    taken_once: bool = False
 
     def __repr__(self) -> str:
         return f"Step({self.key})"

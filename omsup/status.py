@@ -93,7 +93,10 @@ def _step_title(key: str) -> str:
 
 def _stopped_at(rec: Record) -> dict[str, Any] | None:
     """The step an unfinished run stopped at: the newest that failed, or one that began and never ended."""
-    ended = {k: e for k, e in rec.data.steps.items() if e.status in ("failed", "running")}
+    lost = {
+        k: e for k, e in rec.data.steps.items() if e.status == "done" and e.error
+    }  # evidence that no longer verifies
+    ended = lost or {k: e for k, e in rec.data.steps.items() if e.status in ("failed", "running")}
     if not ended:
         return None
     key, e = max(ended.items(), key=lambda kv: kv[1].at)

@@ -203,4 +203,5 @@ BACKUP = Step(
     True,
     plan_backup,
     verify_backups,
+    taken_once=True,  # the way back: a backup taken after a change would hold the changed metadata
 )

@@ -201,6 +201,7 @@ STOP_OLD = Step(
     plan_stop_old,
     verify_stopped,
     supersedes=(CONNECTOR_DBTYPE,),
+    taken_once=True,  # T1: the refetch window starts there
 )
 
 
@@ -254,4 +255,5 @@ STOP_NEW = Step(
     True,
     plan_stop_new,
     verify_new_stopped,
+    taken_once=True,  # T3
 )

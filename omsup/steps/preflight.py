@@ -264,6 +264,7 @@ PREFLIGHT = Step(
     False,
     None,
     verify_preflight,
+    taken_once=True,  # the old containers (binds, image, environment), the version before, ha.config before
 )
 
 
@@ -386,4 +387,5 @@ ROLLBACK_PREFLIGHT = Step(
     False,
     None,
     verify_rollback_preflight,
+    taken_once=True,  # the copy of the upgrade's record: backups, T1, the old containers
 )

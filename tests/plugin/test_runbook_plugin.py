@@ -57,7 +57,7 @@ def verify(name):
 
 NONE = frozenset()
 rb = Runbook.maintenance("fake_rb", doc="T", title="fake")
-A = Step("a", "Look around", act("a"), NONE, False, None, verify("a"))
+A = Step("a", "Look around", act("a"), NONE, False, None, verify("a"), taken_once=bool(os.environ.get("TAKEN_ONCE")))
 B = Step("b", "Change b", act("b"), NONE, True, plan("b"), verify("b"))
 C = Step("c", "Change c", act("c"), NONE, True, plan("c"), verify("c"), supersedes=(B,))
 D = Step("d", "Change d", act("d"), NONE, True, plan("d"), verify("d"))
@@ -359,6 +359,41 @@ def test_exit_1_also_when_the_change_was_in_an_earlier_attempt(book, monkeypatch
     monkeypatch.setenv("FAIL_VERIFY", "a")  # the resumed run fails at its first check: changes began before
     r = book()
     assert r.ret == 1 and "a no longer holds" in r.stdout.str()
+
+
+def test_evidence_taken_once_is_never_taken_again_after_a_later_change(book, monkeypatch):
+    """A done step whose evidence is taken once and that no longer verifies on resume, once a later change
+    began, stops the run (evidence lost) and stays done; put back, the run resumes without redoing it."""
+    monkeypatch.setenv("TAKEN_ONCE", "1")
+    monkeypatch.setenv("FAIL_AT", "c")
+    assert book().ret == 1
+    monkeypatch.delenv("FAIL_AT")
+    monkeypatch.setenv("FAIL_VERIFY", "a")
+    r = book()
+    assert (
+        r.ret == 1
+        and "Evidence lost" in r.stdout.str()
+        and "never taken again once 1. Change b began" in r.stdout.str()
+    )
+    (led,) = ledgers(book.state)
+    assert led["steps"]["a"]["status"] == "done" and "a no longer holds" in led["steps"]["a"]["error"]
+    monkeypatch.delenv("FAIL_VERIFY")
+    r = book()
+    r.assert_outcomes(passed=4)
+    assert book.log().count("a") == 1  # verified three times, done once
+    (led,) = ledgers(book.state)
+    assert led["status"] == "complete" and led["steps"]["a"]["error"] is None
+    assert "a no longer holds" in led["steps"]["a"]["earlier_failures"][0]["error"]
+
+
+def test_evidence_taken_once_is_taken_again_while_nothing_changed_after_it(book, monkeypatch):
+    monkeypatch.setenv("TAKEN_ONCE", "1")
+    assert book("--until", "0").ret == 0
+    monkeypatch.setenv("FAIL_VERIFY", "a")
+    assert book().ret == 10  # refused before any change
+    monkeypatch.delenv("FAIL_VERIFY")
+    book().assert_outcomes(passed=4)
+    assert book.log().count("a") == 2
 
 
 def test_exit_2_when_interrupted(book, monkeypatch):
