@@ -119,6 +119,9 @@ class Host:
             r = self._host.run(shown)
         except Exception as e:  # noqa: BLE001 - connection refused, auth failure, host key: said below
             why = transport_failure(e)
+            hops = "" if self.is_local or not self.target.hops else ssh.hop_errors()
+            if hops:  # the jump host's own words: its ssh ran behind the master, without a terminal
+                why += f"; jump host: {hops}"
             AUDIT.record("host", self.label, shown, f"unreachable: {why}", time.monotonic() - t0, node=self.node)
             raise HostProblem(
                 f"host {self.label} ({self.spec}) is unreachable: {redact(why)}",

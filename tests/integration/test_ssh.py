@@ -20,56 +20,97 @@ pytestmark = pytest.mark.integration
 JUMP_IP = "127.0.0.50"
 
 
-@pytest.fixture
-def jump(sandbox, tmp_path):
-    """A sandbox over ssh, a second local sshd (the jump host), and an ssh config entry reached through
-    an Include glob; yields the jump host's log."""
-    sandbox.fresh("--ssh")
-    ssh_dir = STATE / "ssh"
-    d = tmp_path / "jump"
+def start_sshd(d: Path, ip: str, authorized: Path) -> tuple[subprocess.Popen, Path, Path]:
+    """A private sshd on ``ip``:22 with its own host key; returns (process, host public key, log)."""
     d.mkdir()
     key, log = d / "host_ed25519", d / "sshd.log"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     (d / "sshd_config").write_text(
-        f"ListenAddress {JUMP_IP}:22\nHostKey {key}\nPidFile {d / 'sshd.pid'}\nAuthorizedKeysFile "
-        f"{ssh_dir / 'authorized_keys'}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+        f"ListenAddress {ip}:22\nHostKey {key}\nPidFile {d / 'sshd.pid'}\nAuthorizedKeysFile "
+        f"{authorized}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
         "PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nAllowTcpForwarding yes\nLogLevel DEBUG1\n"
     )
     sshd = shutil.which("sshd") or "/usr/sbin/sshd"
     proc = subprocess.Popen([sshd, "-D", "-E", str(log), "-f", str(d / "sshd_config")], start_new_session=True)
     deadline = time.monotonic() + 20
-    while not subprocess.run(["ssh-keyscan", "-T", "1", JUMP_IP], capture_output=True, text=True).stdout.strip():
-        assert proc.poll() is None and time.monotonic() < deadline, f"the jump host's sshd did not start: {log}"
+    while not subprocess.run(["ssh-keyscan", "-T", "1", ip], capture_output=True, text=True).stdout.strip():
+        assert proc.poll() is None and time.monotonic() < deadline, f"the sshd on {ip} did not start: {log}"
         time.sleep(0.2)
-    known = d / "known_hosts"
-    known.write_text(
-        f"{JUMP_IP} {' '.join(Path(str(key) + '.pub').read_text().split()[:2])}\n"
-        + (ssh_dir / "known_hosts").read_text()
-    )
-    conf_d = d / "conf.d"
-    conf_d.mkdir()
-    (conf_d / "omsup-test-jump.conf").write_text(
-        f"Host via-jump-n1\n  HostName 127.0.0.11\n  User root\n  ProxyJump jumpbox\n"
-        f"  IdentityFile {ssh_dir / 'id_ed25519'}\n  IdentitiesOnly yes\n  UserKnownHostsFile {known}\n"
-        f"Host jumpbox\n  HostName {JUMP_IP}\n  User root\n  IdentityFile {ssh_dir / 'id_ed25519'}\n"
-        f"  IdentitiesOnly yes\n  UserKnownHostsFile {known}\n"
-    )
-    config = Path.home() / ".ssh" / "config"
-    line = f"Include {conf_d}/*.conf\n"  # an Include with a glob
-    config.write_text(line + config.read_text())
+    return proc, Path(str(key) + ".pub"), log
+
+
+class Jumps:
+    """Jump hosts (private sshds) and ssh config entries for them, reached through an Include glob."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.ssh_dir = STATE / "ssh"
+        self.procs: list[subprocess.Popen] = []
+        self.keys: dict[str, Path] = {}
+        self.logs: dict[str, Path] = {}
+        self.known = tmp / "known_hosts"
+        self.conf_d = tmp / "conf.d"
+        self.conf_d.mkdir()
+        self.include = f"Include {self.conf_d}/*.conf\n"  # an Include with a glob
+        self.config = Path.home() / ".ssh" / "config"
+
+    def start(self, name: str, ip: str) -> None:
+        proc, key, log = start_sshd(self.tmp / name, ip, self.ssh_dir / "authorized_keys")
+        self.procs.append(proc)
+        self.keys[ip], self.logs[name] = key, log
+
+    def key_line(self, ip: str, key: Path | None = None) -> str:
+        return f"{ip} {' '.join((key or self.keys[ip]).read_text().split()[:2])}\n"
+
+    def write(self, known_lines: str, entries: str) -> None:
+        self.known.write_text(known_lines + (self.ssh_dir / "known_hosts").read_text())
+        (self.conf_d / "omsup-test-jump.conf").write_text(entries)
+        text = self.config.read_text()
+        if self.include not in text:
+            self.config.write_text(self.include + text)
+
+    def entry(self, name: str, hostname: str, extra: str = "") -> str:
+        return (
+            f"Host {name}\n  HostName {hostname}\n  User root\n  IdentityFile {self.ssh_dir / 'id_ed25519'}\n"
+            f"  IdentitiesOnly yes\n  UserKnownHostsFile {self.known}\n{extra}"
+        )
+
+    def close(self) -> None:
+        self.config.write_text(self.config.read_text().replace(self.include, "", 1))
+        for proc in self.procs:
+            os.killpg(proc.pid, 15)
+            proc.wait(timeout=10)
+
+
+@pytest.fixture
+def jumps(sandbox, tmp_path):
+    sandbox.fresh("--ssh")
+    j = Jumps(tmp_path)
     try:
-        yield log
+        yield j
     finally:
-        config.write_text(config.read_text().replace(line, "", 1))
-        os.killpg(proc.pid, 15)
-        proc.wait(timeout=10)
+        j.close()
+
+
+@pytest.fixture
+def jump(jumps):
+    """One jump host whose key is known, n1 reached through it; yields the jump host's log."""
+    jumps.start("jump", JUMP_IP)
+    jumps.write(
+        jumps.key_line(JUMP_IP),
+        jumps.entry("via-jump-n1", "127.0.0.11", "  ProxyJump jumpbox\n") + jumps.entry("jumpbox", JUMP_IP),
+    )
+    yield jumps.logs["jump"]
+
+
+def via(sandbox, alias: str) -> str:
+    return sandbox.edited_env(
+        lambda d: d["regions"][0]["nodes"][0].update(host=f"ssh://{alias}", docker=f"ssh://{alias}")
+    )
 
 
 def test_proxyjump_and_an_include_glob_for_commands_and_the_engine(sandbox, jump):
-    via = sandbox.edited_env(
-        lambda d: d["regions"][0]["nodes"][0].update(host="ssh://via-jump-n1", docker="ssh://via-jump-n1")
-    )
-    p = sandbox.runbook("upgrade_429", env_file=via)
+    p = sandbox.runbook("upgrade_429", env_file=via(sandbox, "via-jump-n1"))
     assert_passed(p, 11)
     events = (sandbox.last_report("upgrade_429") / "events.jsonl").read_text()
     engine_calls = [json.loads(x) for x in events.splitlines() if '"system": "engine"' in x and '"node": "n1"' in x]
@@ -131,3 +172,59 @@ def test_batchmode_never_prompts_an_unknown_host_is_refused(sandbox):
         known.write_text(before)
     assert_stopped_at(p, 0, "n1", "Host key verification failed")
     assert p.returncode == 10  # refused before any change
+
+
+LAX = "  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n"  # a jump host entry as many configs have it
+
+
+def test_a_jump_host_with_an_unknown_key_is_refused_whatever_its_entry_says_and_not_learned(sandbox, jumps):
+    """The review's HIGH finding: OpenSSH's own inner `ssh -W` of a ProxyJump would take the jump host's
+    entry (StrictHostKeyChecking no) and learn its key; every hop is strict here."""
+    jumps.start("jump", JUMP_IP)
+    entries = jumps.entry("via-jump-n1", "127.0.0.11", "  ProxyJump jumpbox\n") + jumps.entry("jumpbox", JUMP_IP, LAX)
+    jumps.write("", entries.replace(f"  UserKnownHostsFile {jumps.known}\n{LAX}", LAX))
+    before = jumps.known.read_text()
+    p = sandbox.runbook("upgrade_429", env_file=via(sandbox, "via-jump-n1"))
+    assert_stopped_at(p, 0, "n1", "Host key verification failed")
+    assert p.returncode == 10 and jumps.known.read_text() == before  # refused before anything ran, nothing learned
+    assert (
+        JUMP_IP not in (Path.home() / ".ssh" / "known_hosts").read_text()
+        if (Path.home() / ".ssh" / "known_hosts").exists()
+        else True
+    )
+    assert "Accepted publickey" not in jumps.logs["jump"].read_text()
+
+
+def test_a_jump_host_whose_key_changed_is_refused(sandbox, jumps, tmp_path):
+    jumps.start("jump", JUMP_IP)
+    other = tmp_path / "other_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    jumps.write(
+        jumps.key_line(JUMP_IP, Path(str(other) + ".pub")),
+        jumps.entry("via-jump-n1", "127.0.0.11", "  ProxyJump jumpbox\n") + jumps.entry("jumpbox", JUMP_IP, LAX),
+    )
+    p = sandbox.runbook("upgrade_429", "--plan", env_file=via(sandbox, "via-jump-n1"))
+    assert p.returncode == 10 and "n1" in p.output, p.output[-3000:]
+    assert "REMOTE HOST IDENTIFICATION HAS CHANGED" in p.output or "Host key verification failed" in p.output
+
+
+def test_two_hops_reach_the_node_when_every_key_is_known(sandbox, jumps):
+    jumps.start("jump", JUMP_IP)
+    jumps.start("jump2", "127.0.0.51")
+    jumps.write(
+        jumps.key_line(JUMP_IP) + jumps.key_line("127.0.0.51"),
+        jumps.entry("via-two-n1", "127.0.0.11", "  ProxyJump jumpbox,jumpbox2\n")
+        + jumps.entry("jumpbox", JUMP_IP, LAX)
+        + jumps.entry("jumpbox2", "127.0.0.51", LAX),
+    )
+    p = sandbox.runbook("upgrade_429", "--plan", env_file=via(sandbox, "via-two-n1"))
+    assert p.returncode == 0, p.output[-3000:]
+    first, second = jumps.logs["jump"].read_text(), jumps.logs["jump2"].read_text()
+    assert "Accepted publickey for root" in first and "127.0.0.51 port 22" in first, first[-2000:]
+    assert "Accepted publickey for root" in second and "127.0.0.11 port 22" in second, second[-2000:]
+
+
+def test_a_proxycommand_that_runs_ssh_is_refused_naming_it(sandbox, jumps):
+    jumps.write("", jumps.entry("via-cmd-n1", "127.0.0.11", f"  ProxyCommand ssh -W %h:%p root@{JUMP_IP}\n"))
+    p = sandbox.runbook("upgrade_429", "--plan", env_file=via(sandbox, "via-cmd-n1"))
+    assert p.returncode == 10 and "ProxyCommand ssh -W" in p.output and "write the jump as ProxyJump" in p.output
