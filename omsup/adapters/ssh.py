@@ -163,6 +163,7 @@ def _chain(
     user, host, port = hops[-1]
     resolved = _ssh_g(user, host, port)
     hop_name = f"jump host {host}"
+    inner: str | None
     if len(hops) > 1:
         inner, through = _chain(hops[:-1], known, where, depth + 1)
     else:
