@@ -42,7 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     ul.add_argument("--env", required=True)
     ul.add_argument(
-        "--force", action="store_true", help="release it even though its holder may still be running elsewhere"
+        "--force",
+        metavar="ID",
+        help="release the lock with this id (shown by unlock and status) even though its holder cannot be "
+        "proven gone; only that lock is removed",
     )
     st = sub.add_parser(
         "status",
@@ -90,7 +93,7 @@ def _report(folder: Path) -> int:
     return 0
 
 
-def _unlock(env_file: str, force: bool) -> int:
+def _unlock(env_file: str, force_id: str | None) -> int:
     from . import envfile, lock
     from .context import backup_host_of
 
@@ -102,14 +105,24 @@ def _unlock(env_file: str, force: bool) -> int:
         return 0
     alive, why = lock.may_live(held)
     print(f"the lock of {env.name} is held by {lock.describe(held)}: {why}")
-    if alive and not force:
+    if force_id is not None and force_id != held["id"]:
         print(
-            "not released: make sure that run is over (ask its operator, look at that machine), then run again "
-            "with --force",
+            f"not released: the lock there has id {held['id']}, not {force_id}: it is not the lock you checked "
+            "(taken again since?); read it again",
             file=sys.stderr,
         )
         return 1
-    lock.release(host, env)
+    if alive and force_id is None:
+        print(
+            "not released: its holder cannot be proven gone. Make sure that run is over (ask its operator, look at "
+            f"that machine), then: omsup unlock --env {env.source} --force {held['id']}",
+            file=sys.stderr,
+        )
+        return 1
+    gone = lock.release(host, env, held)
+    if gone is not None and gone.get("id") != held["id"]:
+        print(f"not released: the lock changed while it was read (now {lock.describe(gone)})", file=sys.stderr)
+        return 1
     print(f"released the lock held by {lock.describe(held)}")
     return 0
 

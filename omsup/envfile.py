@@ -159,6 +159,11 @@ class Environment:
             )
         return out
 
+    @property
+    def backup_dir(self) -> str:
+        """This environment's folder on the backup host: its lock, its runs' backups, the client option files."""
+        return f"{self.backup.dir.rstrip('/')}/{self.name}"
+
     def databases(self) -> list[tuple[str, str]]:
         """(role, name) of every database the procedure backs up: rm, cm and each region's cm_hb (doc 004)."""
         return [("rm", self.metadb.rm), ("cm", self.metadb.cm)] + [("cm_hb", r.cm_hb) for r in self.regions]

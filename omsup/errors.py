@@ -126,4 +126,6 @@ def category_of(exc: BaseException) -> str:
     cat = getattr(exc, "category", None)
     if isinstance(cat, str):
         return cat
+    if isinstance(exc, KeyboardInterrupt):
+        return "Interrupted"
     return "Check failed" if isinstance(exc, AssertionError) else "Runbook error"

@@ -29,6 +29,7 @@ from .executor import EXIT_CODES_HELP, Executor, ExitCode, NotRun, Outcomes, exi
 from .record import utc_now
 from .redact import redact, redacted_copy
 from .runbook import Runbook, RunbookStep, StepRunner, step_of
+from .signals import SignalGuard
 
 SESSION_KEY = pytest.StashKey["RunbookSession"]()
 
@@ -113,6 +114,8 @@ class RunbookSession(StepRunner):
         self.exit_code: ExitCode | None = None
         self.started: str | None = None  # UTC, when the run folder was made
         self.lock_left: str | None = None  # why the lock could not be released at the end
+        self.signals = SignalGuard()  # SIGTERM and SIGHUP end the run as Ctrl-C does
+        self.signals.install()
         self.plan = bool(config.getoption("--plan"))
         self.until: int | None = config.getoption("--until")
         config.stash[SESSION_KEY] = self
@@ -229,6 +232,11 @@ class RunbookSession(StepRunner):
             record.attempt()
         live = (lambda msg: tr.write_line(f"    ... {msg}")) if tr is not None else None
         self.run = Run(env, book, record, resumed, self.plan, self.until, AllureReporter(), live)
+        if self.lock is not None:  # the one run on this environment: option files of killed runs go
+            self.run.metadb.option_tag = self.lock["id"]
+            stale = self.run.metadb.remove_stale_option_files(self.run.backup_host, env.backup_dir)
+            if stale and tr is not None:
+                tr.write_line(f"removed {len(stale)} MySQL option file(s) a killed run left: {', '.join(stale)}")
         self.executor = Executor(self.run, self.outcomes)
         self.executor.on_begin.append(lambda rs: self.config.hook.pytest_omsup_step_begin(step=rs.step.key))
         self.executor.keep_traceback = self._keep_traceback
@@ -312,10 +320,22 @@ class RunbookSession(StepRunner):
         if run is not None:
             run.close()
 
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        self.signals.uninstall()
+
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
         if self.runbook is None or self.outcomes is None:
             return
         tr, run = terminalreporter, self.run
+        if self.signals.received:
+            tr.write_line(
+                f"  interrupted by {', '.join(self.signals.received)}"
+                + (
+                    f" (then {', '.join(self.signals.ignored)}, ignored while the run ended)"
+                    if self.signals.ignored
+                    else ""
+                )
+            )
         tr.section(f"runbook {self.runbook.name} on {self.env.name}")
         if run is not None and run.resumed:
             tr.write_line(f"  resumed run {run.record.run_id}: finished steps were verified, not redone")
@@ -371,6 +391,7 @@ class ExitStatus:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         s = self.session
+        s.signals.closing()  # the run folder and the lock come first now: a further signal is noted, not raised
         if s.outcomes is None:
             return
         if exitstatus == pytest.ExitCode.USAGE_ERROR:

@@ -56,6 +56,23 @@ def redact(text: Any) -> str:
     return s
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: Any, keep_newlines: bool = False) -> str:
+    """``text`` with every control character escaped (``\\x1b``, ``\\u202e``): what comes from outside (a
+    ledger, a lock file, a console's message) never moves the cursor, recolours or rewrites a terminal."""
+    s = text if isinstance(text, str) else str(text)
+
+    def esc(m: re.Match[str]) -> str:
+        c = m.group(0)
+        if keep_newlines and c in "\n\t":
+            return c
+        return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+
+    return _CONTROL.sub(esc, s)
+
+
 def excerpt(value: Any, limit: int = 200) -> str:
     """At most ``limit`` characters of ``value`` (bytes decoded), redacted before it is cut: a secret
     straddling the cut cannot survive in part."""

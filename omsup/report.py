@@ -39,6 +39,7 @@ CATEGORIES = [
         "name": "Precondition refused",
         "messageRegex": r".*(PreconditionRefused|ConfigError|LedgerError|Precondition refused).*",
     },
+    {"name": "Interrupted", "messageRegex": r".*(KeyboardInterrupt|Interrupted|interrupted by SIG).*"},
     {"name": "Evidence lost", "messageRegex": r".*(EvidenceLost|Evidence lost).*"},
     {"name": "Backup problem", "messageRegex": r".*(BackupProblem|Backup problem).*"},
     {"name": "Container problem", "messageRegex": r".*(ContainerProblem|Container problem).*"},
@@ -113,13 +114,26 @@ def summary(session: RunbookSession, operator: str) -> dict[str, Any]:
     ]
     failed = outcomes.first_failure
     complete = run is not None and run.record.data.status == "complete"
-    outcome = "planned" if session.plan else "failed" if failed else "complete" if complete else "partial"
+    code = session.exit_code
+    interrupted = code is not None and code.name == "INTERRUPTED"
+    outcome = (
+        "planned"
+        if session.plan
+        else "interrupted"
+        if interrupted
+        else "failed"
+        if failed
+        else "complete"
+        if complete
+        else "partial"
+    )
     backups = (f.backups or (up.backups if up else [])) if f is not None else []
     verified = f.verified if f is not None else None
     return dict(
         redact_obj(
             {
                 "outcome": outcome,
+                "exit_code": int(code) if code is not None else None,
                 "runbook": book.name,
                 "kind": book.kind.value,
                 "title": book.title,

@@ -170,6 +170,30 @@ class Host:
         r = self.run("cat -- %s", path, quiet=True)
         return r.stdout if r.rc == 0 else None
 
+    def read_small_file(self, path: str, limit: int) -> str | None:
+        """A regular file's first ``limit`` bytes, or None when nothing is there. A path that is a symlink,
+        a FIFO, a device or a folder is refused (HostProblem): never read, never waited on."""
+        r = self.run(
+            "if test -L %s || { test -e %s && ! test -f %s; }; then exit 3; fi; test -e %s || exit 4; head -c %s -- %s",
+            path,
+            path,
+            path,
+            path,
+            str(limit),
+            path,
+            quiet=True,
+        )
+        if r.rc == 4:
+            return None
+        if r.rc == 3:
+            raise HostProblem(
+                f"{path} on {self.label} is not a regular file (a symlink, FIFO, device or folder)",
+                "look at what put it there; move it aside deliberately",
+            )
+        if r.rc != 0:
+            raise HostProblem(f"cannot read {path} on {self.label}: exit {r.rc}: {redact(r.stderr.strip())[-300:]}")
+        return r.stdout
+
     def make_private_dir(self, path: str) -> None:
         """mkdir -p with mode 0700 for what it creates."""
         self.check("umask 077; mkdir -p -- %s", path, what=f"create {path}")
@@ -181,8 +205,25 @@ class Host:
         )
 
     def create_exclusive(self, path: str, text: str) -> bool:
-        """Create ``path`` (0600) holding ``text`` (not a secret), only if it does not exist yet."""
-        return self.run("set -o noclobber; umask 077; printf '%%s\\n' %s > %s", text, path, quiet=True).rc == 0
+        """Create ``path`` (0600) holding ``text`` (not a secret), only if nothing is there yet. A path that
+        is not a regular file (a symlink to /dev/null, a FIFO) is refused (HostProblem): the shell's
+        noclobber would write through it and report success to every caller."""
+        r = self.run(
+            "if test -L %s || { test -e %s && ! test -f %s; }; then exit 3; fi; "
+            "set -o noclobber; umask 077; printf '%%s\\n' %s > %s",
+            path,
+            path,
+            path,
+            text,
+            path,
+            quiet=True,
+        )
+        if r.rc == 3:
+            raise HostProblem(
+                f"{path} on {self.label} is not a regular file (a symlink, FIFO, device or folder)",
+                "look at what put it there; move it aside deliberately",
+            )
+        return r.rc == 0
 
     def remove(self, path: str) -> None:
         self.run("rm -f -- %s", path)

@@ -445,10 +445,29 @@ class MetaDB:
         )
 
     # -- client tools on the backup host -----------------------------------------------------
+    # Option files are named after the run that writes them: the id of the lock it holds, or "ro" for a run
+    # that reads only (the probe, a plan). A run that holds the lock removes every other one a killed run left.
+    option_tag = "ro"
+
+    def remove_stale_option_files(self, host: Host, folder: str) -> list[str]:
+        """Remove the option files under ``folder`` (the environment's backup folder) that no run can be using:
+        those of another run that held the lock (only one holds it: this one), and read-only runs' older than
+        ten minutes. Returns the paths removed."""
+        r = host.run(
+            "test -d %s || exit 0; find %s -maxdepth 2 -type f -name '.omsup-client-*.cnf' ! -name %s "
+            "\\( ! -name '.omsup-client-ro-*' -o -mmin +10 \\) -print -delete",
+            folder,
+            folder,
+            f".omsup-client-{self.option_tag}-*",
+            quiet=True,
+        )
+        return [x for x in r.stdout.splitlines() if x.strip()]
+
     @contextmanager
     def option_file(self, host: Host, folder: str) -> Iterator[str]:
-        """A 0600 MySQL option file with the credentials on ``host``, removed afterwards."""
-        path = f"{folder}/.omsup-client-{secrets.token_hex(6)}.cnf"
+        """A 0600 MySQL option file with the credentials on ``host``, removed afterwards (by a run that
+        is killed meanwhile: by the next run that holds the lock, ``remove_stale_option_files``)."""
+        path = f"{folder}/.omsup-client-{self.option_tag}-{secrets.token_hex(6)}.cnf"
         body = (
             f"[client]\nhost={self.cfg.host}\nport={self.cfg.port}\nuser={_option_value(self.cfg.user)}\n"
             f"password={_option_value(self.cfg.password.value)}\n"
@@ -456,6 +475,7 @@ class MetaDB:
         if self.cfg.ssl_ca:
             body += f"ssl-ca={_option_value(self.cfg.ssl_ca)}\nssl-verify-server-cert\n"
         try:
+            host.make_private_dir(folder)
             host.put_secret_file(path, body)
         except HostProblem as e:
             raise BackupProblem(

@@ -26,7 +26,7 @@ DUMPS_AT_ONCE = 3  # mysqldumps side by side (rm, cm, a cm_hb); more gain nothin
 
 
 def backup_folder(run: Run, attempt: int) -> str:
-    return posixpath.join(run.env.backup.dir, run.env.name, f"{run.runbook.name}-{run.record.run_id}-a{attempt}")
+    return posixpath.join(run.env.backup_dir, f"{run.runbook.name}-{run.record.run_id}-a{attempt}")
 
 
 def backup(run: Run) -> None:
@@ -178,7 +178,7 @@ def verify_backups(run: Run, rehash: bool = True, manifest: list[BackupFile] | N
 
 
 def plan_backup(run: Run) -> list[str]:
-    folder = posixpath.join(run.env.backup.dir, run.env.name, f"{run.runbook.name}-<run id>-a1")
+    folder = posixpath.join(run.env.backup_dir, f"{run.runbook.name}-<run id>-a1")
     ob = (
         [
             "OceanBase: SET GLOBAL ob_query_timeout, ob_trx_timeout, ob_trx_idle_timeout to one day for the dumps "

@@ -231,7 +231,7 @@ def check_clients(run: Run, dump: bool, dump_heads: list[str] | None = None) -> 
     heads: dict[str, str] = {}
     if dump:
         for _, db in run.env.databases():
-            rc, first, err = run.metadb.dump_schema_head(bh, run.env.backup.dir, db)
+            rc, first, err = run.metadb.dump_schema_head(bh, run.env.backup_dir, db)
             if rc != 0:
                 raise PreconditionRefused(
                     f"a --no-data dump of {db} on {bh.label} fails: {err or 'no completion marker'}",

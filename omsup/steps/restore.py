@@ -96,7 +96,7 @@ def restore(run: Run) -> None:
         run.metadb.drop_and_create(db, b.charset or "utf8mb4", b.collation or "utf8mb4_general_ci")
         with run.record.change() as f:
             f.restored[db] = "restoring"
-        run.metadb.restore(bh, run.env.backup.dir, db, b.path)
+        run.metadb.restore(bh, run.env.backup_dir, db, b.path)
         with run.record.change() as f:
             f.restored[db] = "restored"
     run.evidence("restored", dict(run.facts.restored))

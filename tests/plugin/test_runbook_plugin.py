@@ -1,8 +1,11 @@
 """The runbook plugin from outside (pytester): ordering, skip cascade, resume, --until, --plan."""
 
 import json
+import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -33,6 +36,13 @@ def act(name):
             config = {"oms_meta_password": secret, "token": secret}  # a local that -l would show
             if how == "interrupt":
                 raise KeyboardInterrupt()
+            if how in ("SIGTERM", "SIGHUP"):  # a signal from outside while a child process works for the step
+                import signal, subprocess, threading, time
+                child = subprocess.Popen(["sleep", "60"])
+                note(f"child {child.pid}")
+                threading.Timer(0.5, lambda: os.kill(os.getpid(), getattr(signal, how))).start()
+                child.wait()
+                time.sleep(30)
             if how == "runtime":
                 raise RuntimeError(f"{name} broke: {config}")
             if how == "nothing":
@@ -201,9 +211,10 @@ def test_a_second_operator_is_refused_naming_who_holds_the_lock(book, pytester):
     r.stdout.fnmatch_lines(
         ["*another run holds the lock of environment prod-eu: rollback_429 by alice*since 2026-11-23T01:00:00Z*"]
     )
-    u = pytester.run(sys.executable, "-m", "omsup", "unlock", "--env", "env.yaml")
-    assert u.ret == 1 and "taken on jump1" in u.stdout.str() and "--force" in u.stderr.str() and lock.exists()
-    u = pytester.run(sys.executable, "-m", "omsup", "unlock", "--env", "env.yaml", "--force")
+    u = unlock(pytester)
+    assert u.ret == 1 and "taken on jump1" in u.stdout.str() and "--force 0123456789ab" in u.stderr.str()
+    assert lock.exists()
+    u = unlock(pytester, "--force", "0123456789ab")
     assert u.ret == 0 and "released the lock held by rollback_429 by alice" in u.stdout.str()
     book().assert_outcomes(passed=4)
     assert not lock.exists()  # released at the end of the run
@@ -217,53 +228,107 @@ def test_a_lock_file_omsup_did_not_write_is_shown_not_a_traceback(book, pytester
     r = book()
     assert r.ret == 10 and book.log() == [] and "Traceback" not in r.stdout.str() + r.stderr.str()
     r.stdout.fnmatch_lines(["*another run holds the lock of environment prod-eu: a lock file omsup did not write*"])
-    u = pytester.run(sys.executable, "-m", "omsup", "unlock", "--env", "env.yaml")
+    u = unlock(pytester)
     assert u.ret == 1 and "cannot be told" in u.stdout.str() and lock.exists()
     assert "Traceback" not in u.stdout.str() + u.stderr.str()
-    u = pytester.run(sys.executable, "-m", "omsup", "unlock", "--env", "env.yaml", "--force")
+    lock_id = re.search(r"--force ([0-9a-f]{12})", u.stderr.str()).group(1)  # a file without an id: its digest
+    assert f"(lock id {lock_id})" in u.stdout.str()
+    u = unlock(pytester, "--force", lock_id)
     assert u.ret == 0 and not lock.exists()
     book().assert_outcomes(passed=4)
 
 
-def hold_lock(book, pid: int, machine: str | None = None, runbook: str = "upgrade_429", who: str = "bob") -> Path:
-    """A lock file as omsup writes it, held by ``pid`` on ``machine`` (this one by default)."""
+def hold_lock(
+    book, pid: int, machine: str | None = None, runbook: str = "upgrade_429", who: str = "bob", **identity
+) -> Path:
+    """A lock file as omsup writes it, held by ``pid`` on ``machine`` (this one by default), with the identity
+    of that process as omsup records it (boot, PID namespace, start time); ``identity`` overrides."""
     import socket
+
+    from omsup import lock as omsup_lock
 
     lock = book.backups / "prod-eu" / ".omsup.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
-    lock.write_text(
-        json.dumps(
-            {
-                "runbook": runbook,
-                "operator": who,
-                "user": who,
-                "pid": pid,
-                "machine": machine or socket.gethostname(),
-                "since": "2026-11-23T01:00:00Z",
-            }
-        )
-        + "\n"
-    )
+    held = {
+        "id": "0123456789ab",
+        "runbook": runbook,
+        "operator": who,
+        "user": who,
+        "pid": pid,
+        "machine": machine or socket.gethostname(),
+        "boot_id": omsup_lock.boot_id(),
+        "pid_ns": omsup_lock.pid_namespace(),
+        "start_time": omsup_lock.start_time(pid),
+        "since": "2026-11-23T01:00:00Z",
+        **identity,
+    }
+    lock.write_text(json.dumps(held) + "\n")
     return lock
+
+
+def unlock(pytester, *args: str):
+    return pytester.run(sys.executable, "-m", "omsup", "unlock", "--env", "env.yaml", *args)
 
 
 def test_unlock_of_a_run_killed_on_this_machine_needs_no_force(book, pytester):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    lock = hold_lock(book, dead.pid)
-    u = pytester.run(sys.executable, "-m", "omsup", "unlock", "--env", "env.yaml")
+    lock = hold_lock(book, dead.pid, start_time=12345)
+    u = unlock(pytester)
     assert u.ret == 0 and f"pid {dead.pid} no longer runs on this machine" in u.stdout.str() and not lock.exists()
 
 
-def test_unlock_of_a_live_run_on_this_machine_needs_force(book, pytester):
-    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "pytest"])
+def test_unlock_of_a_live_run_on_this_machine_needs_force_with_its_id(book, pytester):
+    """A live holder is told by its identity, whatever its command line says (here: a plain sleep)."""
+    live = subprocess.Popen(["sleep", "60"])
     try:
         lock = hold_lock(book, live.pid)
-        u = pytester.run(sys.executable, "-m", "omsup", "unlock", "--env", "env.yaml")
+        u = unlock(pytester)
         assert u.ret == 1 and f"pid {live.pid} still runs on this machine" in u.stdout.str() and lock.exists()
+        assert "--force 0123456789ab" in u.stderr.str()
+        u = unlock(pytester, "--force", "ffffffffffff")  # another lock than the one checked: left alone
+        assert u.ret == 1 and "not ffffffffffff" in u.stderr.str() and lock.exists()
+        u = unlock(pytester, "--force", "0123456789ab")
+        assert u.ret == 0 and not lock.exists()
     finally:
         live.kill()
         live.wait()
+
+
+@pytest.mark.parametrize(
+    "identity, alive, why",
+    [
+        ({"start_time": 1}, False, "is now another process"),  # the pid was given to another process since
+        ({"boot_id": "another-boot"}, False, "rebooted since"),
+        ({"pid_ns": "pid:[1]"}, True, "another PID namespace"),  # a CI container with the same host name
+        ({"start_time": None}, True, "an older omsup"),
+    ],
+)
+def test_unlock_proves_a_holder_gone_by_its_identity_only(book, pytester, identity, alive, why):
+    live = subprocess.Popen(["sleep", "60"])
+    try:
+        lock = hold_lock(book, live.pid, **identity)
+        u = unlock(pytester)
+        assert why in u.stdout.str(), u.stdout.str()
+        assert (u.ret, lock.exists()) == ((1, True) if alive else (0, False))
+    finally:
+        live.kill()
+        live.wait()
+
+
+@pytest.mark.parametrize("target", ["/dev/null", "fifo"])
+def test_a_lock_path_that_is_not_a_regular_file_is_refused(book, pytester, target):
+    """A symlink to /dev/null let every run 'create' the lock: two runs at once."""
+    lock = book.backups / "prod-eu" / ".omsup.lock"
+    lock.parent.mkdir(parents=True)
+    if target == "fifo":
+        os.mkfifo(lock)
+    else:
+        lock.symlink_to(target)
+    r = book()
+    assert r.ret == 10 and book.log() == [] and "is not a regular file" in r.stdout.str()
+    u = unlock(pytester)
+    assert u.ret == 1 and "is not a regular file" in u.stderr.str()
 
 
 def test_the_lock_is_released_after_a_failed_run(book, monkeypatch):
@@ -394,6 +459,42 @@ def test_evidence_taken_once_is_taken_again_while_nothing_changed_after_it(book,
     monkeypatch.delenv("FAIL_VERIFY")
     book().assert_outcomes(passed=4)
     assert book.log().count("a") == 2
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_end_the_run_as_ctrl_c_does(book, monkeypatch, sig):
+    """Exit 2, the step recorded as interrupted, the run folder written, the lock released, the step's
+    child process ended (it would have held the run for a minute)."""
+    monkeypatch.setenv("FAIL_AT", "b")
+    monkeypatch.setenv("FAIL_HOW", sig)
+    t0 = time.monotonic()
+    r = book()
+    assert r.ret == 2 and time.monotonic() - t0 < 20, r.stdout.str()[-2000:]
+    assert f"interrupted by {sig}" in r.stdout.str()
+    child = int(next(x for x in book.log() if x.startswith("child ")).split()[1])
+    assert not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]
+    (led,) = ledgers(book.state)
+    entry = led["steps"]["b"]
+    assert (entry["status"], entry["category"], entry["error"]) == ("failed", "Interrupted", f"interrupted by {sig}")
+    assert not (book.backups / "prod-eu" / ".omsup.lock").exists()
+    (folder,) = book.reports.iterdir()
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["exit_code"] == 2 and (folder / "junit.xml").exists()
+    monkeypatch.delenv("FAIL_AT")
+    book().assert_outcomes(passed=4)  # the same command resumes
+
+
+def test_option_files_a_killed_run_left_are_removed_when_the_next_run_holds_the_lock(book):
+    folder = book.backups / "prod-eu" / "upgrade_429-x-a1"
+    folder.mkdir(parents=True)
+    stale = [folder / ".omsup-client-0123456789ab-aaaa.cnf", book.backups / "prod-eu" / ".omsup-client-ro-bbbb.cnf"]
+    for f in stale:
+        f.write_text("[client]\npassword=x\n")
+    os.utime(stale[1], (time.time() - 3600, time.time() - 3600))  # a read-only run's, an hour old
+    fresh = book.backups / "prod-eu" / ".omsup-client-ro-cccc.cnf"  # a probe's, maybe running now
+    fresh.write_text("[client]\n")
+    book().assert_outcomes(passed=4)
+    assert not any(f.exists() for f in stale) and fresh.exists()
 
 
 def test_exit_2_when_interrupted(book, monkeypatch):

@@ -2,11 +2,10 @@
 and the lock alone (no service behind it), by the rules the runbooks themselves apply."""
 
 import json
-import os
-import socket
 
 import pytest
 
+from omsup import lock as omsup_lock
 from omsup.cli import main
 from omsup.record import BackupFile, Facts, NodeFacts, Record, RolledBack, RunStatus, UpgradeRef
 
@@ -149,13 +148,13 @@ def test_the_lock_is_said_first(env, tmp_path, capsys):
     upgrade(env, tmp_path)
     lock = tmp_path / "backups" / "prod-eu" / ".omsup.lock"
     lock.parent.mkdir()
-    holder = {"runbook": "upgrade_429", "operator": "alice", "user": "root", "machine": socket.gethostname()}
-    lock.write_text(json.dumps({**holder, "pid": os.getpid(), "since": "2026-12-06T01:00:00.000Z"}))  # pytest: alive
+    holder = omsup_lock.me("upgrade_429", "alice")  # this very process: alive
+    lock.write_text(json.dumps(holder))
     _, out = status(env, capsys)
     nxt = out.split("next:\n")[1].splitlines()
     assert nxt[0].startswith("  a run holds the lock: upgrade_429 by alice") and "still runs on this machine" in nxt[0]
     assert "lock: held by upgrade_429 by alice" in out
-    lock.write_text(json.dumps({**holder, "pid": 2**22 + 1, "since": "2026-12-06T01:00:00.000Z"}))  # no such pid
+    lock.write_text(json.dumps({**holder, "pid": 2**22 + 1}))  # no such pid
     _, out = status(env, capsys)
     assert "the lock is left by a run that ended (upgrade_429 by alice" in out and f"omsup unlock --env {env}" in out
 
