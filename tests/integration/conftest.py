@@ -109,6 +109,20 @@ class Sandbox:
         assert p.returncode == 0, p.stdout + p.stderr
         return json.loads(p.stdout)["next"]
 
+    def start(self, name: str, *args: str, path: str | None = None) -> subprocess.Popen:
+        """Start a runbook on the sandbox in the background (output to a pipe), with a PATH of the test's."""
+        assert self.env_file, "no sandbox is up"
+        env = {**os.environ, "PATH": path} if path else None
+        return subprocess.Popen(
+            [sys.executable, "-m", "pytest", f"runbooks/{name}", "--env", self.env_file, "--report-root",
+             str(self.reports), "-p", "no:cacheprovider", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )  # fmt: skip
+
     def start_paused(self, name: str, step: str, *args: str) -> subprocess.Popen:
         """Start ``name`` held at the start of ``step`` (tests/pause_plugin.py) and return once it is
         held there. ``release(proc)`` lets it go on (after 120 s it goes on by itself)."""
