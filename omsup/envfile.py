@@ -27,6 +27,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic_core import PydanticCustomError
 
 from . import redact
+from .common_secrets import too_common
 from .errors import ConfigError, Problem
 from .versions import Version, VersionError
 from .yamltext import flow_depth
@@ -48,6 +49,8 @@ MAX_FILE_BYTES = 1024 * 1024  # an environment file is a few KB
 MAX_NODES = 10_000  # YAML nodes after aliases are expanded (a 1 KB alias bomb expands to billions)
 MAX_DEPTH = 32
 MIN_SECRET_LENGTH = 8  # shorter secrets would mask ordinary words in every report
+MAX_SECRET_FILE = 64 * 1024
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 # == the frozen environment the runbooks use ======================================================
@@ -423,7 +426,9 @@ class _Composed:
                 Problem(
                     _key(path),
                     "a plain YAML value",
-                    f"{node.tag} {node.value!r} ({type(e).__name__})",
+                    f"{node.tag} "
+                    + ("<not shown>" if path and path[-1] in SECRET_KEYS else repr(node.value))
+                    + f" ({type(e).__name__})",
                     "remove the tag (!!...) or write a plain value",
                     node.start_mark.line + 1,
                 )
@@ -486,6 +491,7 @@ def _compose(file: str, text: str) -> _Composed:
 
 
 # == validation ====================================================================================
+SECRET_KEYS = ("password",)  # the keys whose value is a secret (metadb.password, console.password)
 _HINTS = {
     "extra_forbidden": "remove or correct the key (a typo here is never ignored)",
 }
@@ -506,10 +512,20 @@ def _problems_of(error: ValidationError, c: _Composed) -> list[Problem]:
                     _key(loc), f"one of the known keys ({', '.join(known)})", loc[-1], _HINTS["extra_forbidden"], line
                 )
             )
+        elif typ == "omsup" and loc and loc[-1] in SECRET_KEYS:  # whatever YAML made of it, never shown
+            kind = "a mapping" if isinstance(seen, dict) else f"a {type(seen).__name__}"
+            out.append(
+                Problem(
+                    _key(loc),
+                    ctx["what"],
+                    f"<{kind}, not shown>",
+                    f"write {loc[-1]}: {{env: VARIABLE}} or {loc[-1]}: {{file: PATH}} (or quote an inline secret)",
+                    line,
+                )
+            )
         elif typ == "omsup":
             hint = ctx.get("hint") or _number_hint(c, loc, seen)
-            shown = "<a mapping>" if isinstance(seen, dict) and "password" in str(loc[-1]) else seen
-            out.append(Problem(_key(loc), ctx["what"], shown, hint or None, line))
+            out.append(Problem(_key(loc), ctx["what"], seen, hint or None, line))
         elif typ in ("too_short", "list_type") and loc and loc[-1] in ("regions", "nodes"):
             out.append(Problem(_key(loc), f"a non-empty list of {loc[-1]}", seen, line=line))
         elif typ in ("model_type", "model_attributes_type", "dict_type"):
@@ -592,25 +608,12 @@ def _secret(ref: Any, key: str, file: str, line: int | None, problems: list[Prob
             return None
         return _checked_secret(Secret(f"env:{name}", value), key, line, problems)
     p = Path(name) if name.startswith("/") else base / name
-    try:
-        st = p.stat()
-        raw = p.read_bytes()
-    except OSError:
-        problems.append(Problem(key, "a readable secret file", name, f"create {p} (mode 0600) or fix the path", line))
-        return None
-    if stat.S_IMODE(st.st_mode) & 0o077 or st.st_uid != os.getuid():
-        problems.append(
-            Problem(
-                key,
-                "a secret file of mode 0600 (or 0400) owned by you",
-                f"{p}: mode {stat.S_IMODE(st.st_mode):04o}, owner uid {st.st_uid}",
-                f"chmod 600 {p}; chown {os.getuid()} {p}",
-                line,
-            )
-        )
+    raw = _read_secret_file(p, key, name, line, problems)
+    if raw is None:
         return None
     try:
-        value = raw.decode("utf-8").rstrip("\n")
+        value = raw.decode("utf-8")
+        value = value[:-2] if value.endswith("\r\n") else value[:-1] if value.endswith("\n") else value
     except UnicodeDecodeError as e:
         problems.append(
             Problem(
@@ -628,7 +631,99 @@ def _secret(ref: Any, key: str, file: str, line: int | None, problems: list[Prob
     return _checked_secret(Secret(f"file:{p}", value), key, line, problems)
 
 
+def _read_secret_file(p: Path, key: str, name: str, line: int | None, problems: list[Problem]) -> bytes | None:
+    """The bytes of a {file:} secret, checked before a byte is read: a regular file (a FIFO would hang the
+    load, /dev/zero would fill the memory), mode 0600 or 0400, owned by this user, at most 64 KiB."""
+    try:  # O_NONBLOCK: a FIFO opens at once (and is then refused by its type), it is never waited on
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0))
+    except OSError as e:
+        problems.append(
+            Problem(
+                key, "a readable secret file", f"{name} ({e.strerror})", f"create {p} (mode 0600) or fix the path", line
+            )
+        )
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = (
+                "a FIFO"
+                if stat.S_ISFIFO(st.st_mode)
+                else "a folder"
+                if stat.S_ISDIR(st.st_mode)
+                else "a device"
+                if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+                else "not a regular file"
+            )
+            problems.append(Problem(key, "a secret file that is a regular file", f"{p}: {kind}", None, line))
+            return None
+        if stat.S_IMODE(st.st_mode) & 0o077 or st.st_uid != os.getuid():
+            problems.append(
+                Problem(
+                    key,
+                    "a secret file of mode 0600 (or 0400) owned by you",
+                    f"{p}: mode {stat.S_IMODE(st.st_mode):04o}, owner uid {st.st_uid}",
+                    f"chmod 600 {p}; chown {os.getuid()} {p}",
+                    line,
+                )
+            )
+            return None
+        if st.st_size > MAX_SECRET_FILE:
+            problems.append(
+                Problem(
+                    key,
+                    f"a secret file of at most {MAX_SECRET_FILE // 1024} KiB",
+                    f"{p}: {st.st_size} bytes",
+                    None,
+                    line,
+                )
+            )
+            return None
+        chunks, size = [], 0
+        while size <= MAX_SECRET_FILE and (chunk := os.read(fd, MAX_SECRET_FILE + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > MAX_SECRET_FILE:  # it grew while it was read
+            problems.append(
+                Problem(key, f"a secret file of at most {MAX_SECRET_FILE // 1024} KiB", f"{p}: more", None, line)
+            )
+            return None
+        return b"".join(chunks)
+    except OSError as e:
+        problems.append(Problem(key, "a readable secret file", f"{name} ({e.strerror})", None, line))
+        return None
+    finally:
+        os.close(fd)
+
+
 def _checked_secret(s: Secret, key: str, line: int | None, problems: list[Problem]) -> Secret | None:
+    bad = [i for i, c in enumerate(s.value) if CONTROL_RE.match(c)]
+    if bad:  # never echoed, not even in part: where, not what
+        problems.append(
+            Problem(
+                key,
+                "a secret without control characters (a newline, NUL, tab, escape ...)",
+                f"{len(bad)} control character(s) in the secret from {s.source}, at position(s) "
+                f"{', '.join(str(i + 1) for i in bad[:5])}{' ...' if len(bad) > 5 else ''}",
+                "a MySQL option file, a shell and a log line would each cut it there; remove them (a file's single "
+                "trailing newline is fine) or change the secret on the system that uses it",
+                line,
+            )
+        )
+        return None
+    common = too_common(s.value)
+    if common is not None:
+        problems.append(
+            Problem(
+                key,
+                "a secret that is not a common password or word",
+                f"the secret from {s.source} is {common}",
+                "masking it would also mask that word in every log line and report, and it is guessed first; "
+                "change it on the system that uses it",
+                line,
+            )
+        )
+        return None
     if len(s.value) < MIN_SECRET_LENGTH:
         problems.append(
             Problem(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shlex
 import threading
 import urllib.parse
 from pathlib import Path
@@ -18,27 +19,60 @@ from typing import Any
 MASK = "******"
 _lock = threading.Lock()
 _secrets: set[str] = set()
+_split: dict[str, re.Pattern[str]] = {}  # a secret as tool output may wrap it: a line break between any two characters
+
+
+def forms_of(value: str) -> set[str]:
+    """Every form in which ``value`` can show up in output, exactly."""
+    forms = {value}
+    # JSON escaping (with and without \\uXXXX for non-ASCII; Go and JavaScript encoders also escape <, >, &
+    # and ' as \\u003c ..., in lower or upper case), Python's repr, SQL quoting, shell quoting
+    forms.add(value.replace("\\", "\\\\").replace('"', '\\"'))
+    forms.add(json.dumps(value)[1:-1])
+    forms.add(json.dumps(value, ensure_ascii=False)[1:-1])
+    for escaped in ("<>&", "<>&'"):
+        for upper in (False, True):
+            html_safe = json.dumps(value)[1:-1]
+            for c in escaped:
+                code = f"\\u{ord(c):04x}"
+                html_safe = html_safe.replace(c, code.upper().replace("\\U", "\\u") if upper else code)
+            forms.add(html_safe)
+    forms.add(repr(value)[1:-1])
+    forms.add(value.replace("'", "''"))
+    forms.add(value.replace("\\", "\\\\").replace("'", "\\'"))
+    forms.add(shlex.quote(value))
+    forms.add(shlex.quote(value).strip("'"))
+    # URL quoting: every character, '/' kept, '+' for spaces; upper- and lower-case hex
+    for q in (
+        urllib.parse.quote(value, safe=""),
+        urllib.parse.quote(value),
+        urllib.parse.quote_plus(value),
+        urllib.parse.quote_plus(value, safe="/"),
+    ):
+        forms.update({q, re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), q)})
+    # base64 (standard and URL-safe, with and without padding) of the value alone
+    raw = value.encode("utf-8")
+    for b in (base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()):
+        forms.update({b, b.rstrip("=")})
+    # XML and HTML text and attributes (junit.xml)
+    xml = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    forms.update({xml, xml.replace('"', "&quot;"), xml.replace('"', "&quot;").replace("'", "&#x27;")})
+    return {f for f in forms if f}
 
 
 def register(value: str | None) -> None:
     """Treat ``value`` (and its usual encodings) as a secret from now on."""
     if not value or len(value) < 3:
         return
-    forms = {value}
-    # forms in which a secret can show up in output: JSON escaping (with and without \\uXXXX for
-    # non-ASCII), Python's repr, SQL quoting, URL quoting
-    forms.add(value.replace("\\", "\\\\").replace('"', '\\"'))
-    forms.add(json.dumps(value)[1:-1])
-    forms.add(repr(value)[1:-1])
-    forms.add(value.replace("'", "''"))
-    forms.add(value.replace("\\", "\\\\").replace("'", "\\'"))
-    forms.add(urllib.parse.quote(value, safe=""))
-    forms.add(urllib.parse.quote_plus(value))
-    # XML and HTML text and attributes (junit.xml)
-    xml = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    forms.update({xml, xml.replace('"', "&quot;"), xml.replace('"', "&quot;").replace("'", "&#x27;")})
+    forms = forms_of(value)
+    split = {
+        f: re.compile(r"(?:\r?\n)?".join(re.escape(c) for c in f))
+        for f in (value, base64.b64encode(value.encode("utf-8")).decode())
+        if len(f) >= 6
+    }
     with _lock:
-        _secrets.update(f for f in forms if f)
+        _secrets.update(forms)
+        _split.update(split)
 
 
 def register_basic_auth(user: str, password: str) -> None:
@@ -50,9 +84,12 @@ def redact(text: Any) -> str:
     s = text if isinstance(text, str) else str(text)
     with _lock:
         secrets = sorted(_secrets, key=len, reverse=True)
+        split = list(_split.values()) if "\n" in s else []
     for sec in secrets:
         if sec in s:
             s = s.replace(sec, MASK)
+    for pattern in split:  # a secret wrapped across lines by the tool that printed it
+        s = pattern.sub(MASK, s)
     return s
 
 
@@ -129,6 +166,7 @@ def clear() -> None:
     """Forget every secret (tests only)."""
     with _lock:
         _secrets.clear()
+        _split.clear()
 
 
 class StepError(Exception):

@@ -324,3 +324,79 @@ def test_the_schema_validates_the_example_and_refuses_what_the_loader_refuses(tm
         with pytest.raises(ConfigError):
             load_text(tmp_path, bad)
         assert not validator.is_valid(yaml.safe_load(bad)), bad
+
+
+@pytest.mark.parametrize("secret", ["Password1", "P@ssw0rd", "oceanbase2024!", "Welcome123", "changeme", "database99"])
+def test_a_secret_that_is_a_common_password_or_word_is_refused(tmp_path, monkeypatch, secret):
+    monkeypatch.setenv("OMSUP_TEST_PW", secret)
+    msg = refused(tmp_path, GOOD)
+    assert "key 'metadb.password'" in msg and "a secret that is not a common password or word" in msg
+    assert secret not in msg
+
+
+@pytest.mark.parametrize(
+    "secret", ["Qz7kFirst\nSecondHalf-x", "Vb9mAbc\x00nulQq-123", "Tk3bX\there-12345", "Esc7Zk\x1b[31m-red-1"]
+)
+def test_a_secret_with_a_control_character_is_refused_and_never_echoed(tmp_path, monkeypatch, secret):
+    """A newline split the MySQL option file: half the secret was printed by mysqldump, and a crafted one
+    injected client options (plugin-dir=, default-auth=)."""
+    monkeypatch.setenv("OMSUP_TEST_PW", secret) if "\x00" not in secret else None
+    d = copy.deepcopy(BASE)
+    if "\x00" in secret:  # an environment variable cannot hold a NUL: a file can
+        (tmp_path / "pw").write_bytes(secret.encode())
+        (tmp_path / "pw").chmod(0o600)
+        d["metadb"]["password"] = {"file": "pw"}
+    with pytest.raises(ConfigError) as e:
+        envfile.load(write(tmp_path, d))
+    msg = str(e.value)
+    assert "key 'metadb.password'" in msg and "without control characters" in msg
+    for part in (p for p in secret.replace("\x00", "\n").replace("\t", "\n").replace("\x1b", "\n").split("\n") if p):
+        assert part not in msg, part
+
+
+def test_a_secret_files_single_trailing_newline_is_not_part_of_it(tmp_path):
+    d = copy.deepcopy(BASE)
+    d["metadb"]["password"] = {"file": "pw"}
+    for text, value in (("from-file-secret\n", "from-file-secret"), ("from-file-secret\r\n", "from-file-secret")):
+        (tmp_path / "pw").write_text(text, newline="")
+        (tmp_path / "pw").chmod(0o600)
+        assert envfile.load(write(tmp_path, d)).metadb.password.value == value
+    (tmp_path / "pw").write_text("from-file-secret\n\n")
+    with pytest.raises(ConfigError, match="without control characters"):
+        envfile.load(write(tmp_path, d))
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "folder", "big"])
+def test_a_secret_file_is_checked_before_it_is_read(tmp_path, kind):
+    """A FIFO hung check-env, /dev/zero gave a MemoryError: type, mode and size come first."""
+    import time
+
+    d = copy.deepcopy(BASE)
+    target = tmp_path / "pw"
+    if kind == "fifo":
+        os.mkfifo(target, 0o600)
+    elif kind == "dev-zero":
+        target = "/dev/zero"
+    elif kind == "folder":
+        target.mkdir(mode=0o700)
+    else:
+        target.write_bytes(b"x" * (64 * 1024 + 1))
+        target.chmod(0o600)
+    d["metadb"]["password"] = {"file": str(target)}
+    t0 = time.monotonic()
+    with pytest.raises(ConfigError) as e:
+        envfile.load(write(tmp_path, d))
+    assert time.monotonic() - t0 < 5
+    msg = str(e.value)
+    said = {"fifo": "a FIFO", "dev-zero": "a device", "folder": "a folder", "big": "at most 64 KiB"}[kind]
+    assert "key 'metadb.password'" in msg and said in msg, msg
+
+
+@pytest.mark.parametrize("raw", ["12345678901", "2026-12-06", "[hunter22, x]", "true", "1.5e+10", "!!binary aGVsbG8="])
+def test_an_inline_secret_yaml_reads_as_another_type_is_never_shown(tmp_path, raw):
+    d = GOOD.replace("password: {env: OMSUP_TEST_PW}", f"password: {raw}")
+    assert d != GOOD
+    msg = refused(tmp_path, d)
+    assert "metadb.password" in msg and "not shown" in msg
+    for part in ("12345678901", "2026", "hunter22", "1.5e", "aGVsbG8", "hello"):
+        assert part not in msg

@@ -86,3 +86,35 @@ def test_the_report_is_stripped_of_outside_requests():
     assert "googletagmanager" not in out and "gtag" not in out and "dataLayer" not in out
     assert 'src="data:text/javascript;base64,eA=="' in out and "window.allureReportData" in out
     assert out.index("Content-Security-Policy") < out.index("<script") and "default-src 'none'" in out
+
+
+def test_every_encoding_the_review_found_is_masked():
+    """base64 of the secret alone, URL quoting that keeps '/' and writes lower-case hex, shell quoting,
+    JSON \\u escapes of <, > and &, and the secret wrapped across a line break by a tool."""
+    import json
+    import re
+    import shlex
+    import urllib.parse
+
+    secret = "Vq/3<kz>&'9 Lm_xR2"
+    redact.register(secret)
+    lower_hex = re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), urllib.parse.quote(secret))
+    go_json = json.dumps(secret).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    shown = {
+        "base64": base64.b64encode(secret.encode()).decode(),
+        "base64 url-safe, no padding": base64.urlsafe_b64encode(secret.encode()).decode().rstrip("="),
+        "url, '/' kept": urllib.parse.quote(secret),
+        "url, lower-case hex": lower_hex,
+        "shell": shlex.quote(secret),
+        "json \\u escapes": go_json,
+        "split by a line break": secret[:7] + "\n" + secret[7:],
+        "split by CRLF": secret[:3] + "\r\n" + secret[3:],
+    }
+    for how, text in shown.items():
+        out = redact.redact(f"<<{text}>>")
+        assert redact.MASK in out and "Lm_xR2" not in out and "kz" not in out, (how, out)
+
+
+def test_printable_escapes_what_would_drive_a_terminal():
+    assert redact.printable("ok\x1b[2J\x07\u202eevil") == "ok\\x1b[2J\\x07\\u202eevil"
+    assert redact.printable("two\nlines\tand", keep_newlines=True) == "two\nlines\tand"
