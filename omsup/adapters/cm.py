@@ -10,17 +10,16 @@ which the CM accepts only for a stopped or abnormal Connector. Answers carry
 
 from __future__ import annotations
 
-import http.client
 import json
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from typing import Any
 
 from ..audit import AUDIT
 from ..errors import NotReady
-from ..redact import excerpt, redact
+from ..redact import excerpt, printable, redact
+from . import http
 
 CM_PORT = 8088  # obd
 MAX_ANSWER = 4 * 1024 * 1024
@@ -51,17 +50,23 @@ class CM:
         shown = f"POST {url}" + (f" {urllib.parse.unquote_plus(data.decode())}" if data else "")
         t0 = time.monotonic()
         try:
-            with urllib.request.urlopen(req, timeout=30) as r:
-                status, raw = r.status, r.read(MAX_ANSWER)
-        except urllib.error.HTTPError as e:
-            status, raw = e.code, e.read(MAX_ANSWER)
-        except (OSError, ValueError, http.client.HTTPException) as e:
+            status, raw = http.send(req, 30, MAX_ANSWER)
+        except http.NoAnswer as e:
             AUDIT.record("cm", self.label, shown, f"no answer: {e}", time.monotonic() - t0, node=self.node)
             raise NotReady(
-                f"the CM of {self.label} ({self.base}) does not answer: {type(e).__name__}: {redact(e)}",
+                f"the CM of {self.label} ({self.base}) does not answer: {redact(e)}",
                 "the Cluster Manager (oms_drc_cm) must run on the node",
             ) from None
-        doc = parse_cm_answer(raw)
+        except http.CrossOrigin as e:
+            AUDIT.record("cm", self.label, shown, f"refused: {e}", time.monotonic() - t0, node=self.node)
+            raise NotReady(
+                f"the CM of {self.label}: {url} answered HTTP {e.code}, a redirect to {printable(e.location)}: refused"
+            ) from None
+        try:
+            doc = parse_cm_answer(raw)
+        except NotReady as e:  # recorded before it is raised: every request leaves its line
+            AUDIT.record("cm", self.label, shown, f"HTTP {status}, {e.message}", time.monotonic() - t0, node=self.node)
+            raise NotReady(f"the CM of {self.label}: {url} answered HTTP {status}: {e.message}") from None
         AUDIT.record(
             "cm",
             self.label,

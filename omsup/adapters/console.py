@@ -11,18 +11,17 @@ never retried in a loop: five wrong passwords lock the account (field notes).
 from __future__ import annotations
 
 import base64
-import http.client
 import json
 import ssl
 import time
-import urllib.error
 import urllib.request
 from typing import Any
 
 from ..audit import AUDIT
 from ..envfile import Console as ConsoleConfig
 from ..errors import NotReady
-from ..redact import excerpt, mask_config, redact
+from ..redact import excerpt, mask_config, printable, redact
+from . import http
 
 MAX_ANSWER = 32 * 1024 * 1024
 PAGE_SIZE = 150  # doc: the maximum
@@ -114,14 +113,18 @@ class Console:
         t0 = time.monotonic()
         shown = f"{method} {url}" + (f" {json.dumps(mask_config(body))}" if body else "")
         try:
-            with urllib.request.urlopen(req, timeout=timeout, context=self._context()) as r:
-                status, raw = r.status, r.read(MAX_ANSWER)
-        except urllib.error.HTTPError as e:
-            status, raw = e.code, e.read(MAX_ANSWER)
-        except (OSError, ValueError, http.client.HTTPException) as e:
+            status, raw = http.send(req, timeout, MAX_ANSWER, self._context())
+        except http.NoAnswer as e:
             AUDIT.record("console", self.label, shown, f"no answer: {e}", time.monotonic() - t0, node=self.node)
+            raise NotReady(f"console of {self.label} ({self.base}) does not answer: {redact(e)}") from None
+        except http.CrossOrigin as e:
+            AUDIT.record("console", self.label, shown, f"refused: {e}", time.monotonic() - t0, node=self.node)
             raise NotReady(
-                f"console of {self.label} ({self.base}) does not answer: {type(e).__name__}: {redact(e)}"
+                f"console of {self.label}: {method} {url} answered HTTP {e.code}, a redirect to {printable(e.location)}: "
+                "refused (the console's credentials are never sent to another scheme, host or port, and a request "
+                "is never sent again without its body)",
+                "set console.scheme and console.port to where the console really answers, or fix the proxy in "
+                "front of it",
             ) from None
         try:
             env = parse_envelope(raw)
@@ -157,10 +160,18 @@ class Console:
         return self._request("POST", f"/api/v2?Action={name}", body).get("data")
 
     def list_projects(self) -> list[dict[str, Any]]:
-        """ListProjects (doc, from V4.1.1-CE): every page, until a short one (totalCount may be null)."""
+        """ListProjects (doc, from V4.1.1-CE): every page, until a short one (totalCount may be null). A page
+        without its list (data null or absent) is an empty list only where totalCount says 0."""
         out: list[dict[str, Any]] = []
         for page in range(1, MAX_PAGES + 1):
-            items = parse_projects(self.action("ListProjects", {"pageNumber": page, "pageSize": PAGE_SIZE}))
+            env = self._request("POST", "/api/v2?Action=ListProjects", {"pageNumber": page, "pageSize": PAGE_SIZE})
+            if env.get("data") is None and env.get("totalCount") != 0:
+                raise NotReady(
+                    f"console of {self.label}: ListProjects (page {page}) answered {excerpt(env)!r}: no list of "
+                    "projects and no totalCount of 0, so not the documented answer",
+                    "check that console.port points at the OMS console; nothing was changed",
+                )
+            items = parse_projects(env.get("data"))
             out.extend(items)
             if len(items) < PAGE_SIZE:
                 return out
