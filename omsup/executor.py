@@ -15,7 +15,7 @@ from enum import IntEnum, StrEnum
 from .audit import AUDIT
 from .context import Run
 from .errors import EvidenceLost, NothingToDo, category_of
-from .record import RunStatus
+from .record import RunStatus, StepStatus
 from .redact import redact, redacted_copy
 from .runbook import Runbook, RunbookStep
 
@@ -187,7 +187,7 @@ class Executor:
                 o.nothing_to_do, o.resumable = True, False
             if not run.plan:
                 # evidence that no longer verifies stays done: a later resume verifies it again, never redoes it
-                status = "done" if isinstance(e, EvidenceLost) and record.step_done(key) else "failed"
+                status: StepStatus = "done" if isinstance(e, EvidenceLost) and record.step_done(key) else "failed"
                 record.mark(key, status, error=o.error, category=o.category, hint=o.hint, resumable=o.resumable)
                 if o.nothing_to_do:
                     record.finish(RunStatus.NOTHING_TO_DO)

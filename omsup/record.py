@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import stat
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -23,11 +25,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import LedgerError
+from .redact import excerpt, printable
 
 MAX_RECORD_BYTES = 64 * 1024 * 1024  # a record is a few KB; anything near this is not ours
 
@@ -41,9 +44,33 @@ def parse_utc(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+UTC_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:\d\d)")
+
+
+def _a_time(v: str) -> str:
+    if not UTC_TIME.fullmatch(v):
+        raise ValueError("expected an ISO 8601 time with its zone, such as 2026-12-06T01:02:03.456Z")
+    try:
+        parse_utc(v)
+    except ValueError:
+        raise ValueError("expected an ISO 8601 time that exists, such as 2026-12-06T01:02:03.456Z") from None
+    return v
+
+
+# a time a ledger holds: ISO 8601 with its zone, checked when the ledger is read back (a naive or garbled
+# time would be compared with aware ones, or parsed, in the middle of a resume or a rollback)
+Time = Annotated[str, AfterValidator(_a_time)]
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write ``data`` as JSON to ``path``: a 0600 temporary file, fsync, rename, fsync of the folder."""
     text = data if isinstance(data, str) else json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
+    replace_file(path, text)
+
+
+def replace_file(path: Path, text: str) -> None:
+    """``path`` holds ``text`` (0600): written beside it and renamed over it, so a symlink there is replaced,
+    never written through, and a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     try:
@@ -61,6 +88,27 @@ def write_json_atomic(path: Path, data: Any) -> None:
         os.fsync(dfd)
     finally:
         os.close(dfd)
+
+
+def read_regular_file(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of ``path``, a regular file of at most ``limit`` bytes: its type and size checked before a
+    byte is read; never a symlink, FIFO, device or folder. Raises ValueError saying what it is instead."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"{what} {path} is not a regular file (mode {stat.filemode(st.st_mode)})")
+        if st.st_size > limit:
+            raise ValueError(f"{what} {path} is {st.st_size} bytes, more than a {what} ever holds ({limit})")
+        chunks, size = [], 0
+        while size <= limit and (chunk := os.read(fd, limit + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise ValueError(f"{what} {path} grew past {limit} bytes while it was read")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 class Model(BaseModel):
@@ -123,8 +171,8 @@ class OnlinePrune(Model):
     below_id: int | None  # max(id) when it began: every row below it was deleted
     deleted: int
     statements: int
-    started: str
-    ended: str
+    started: Time
+    ended: Time
 
 
 class PurgeWait(Model):
@@ -153,11 +201,11 @@ class BackupFile(Model):
     tables: dict[str, TableStat]
     charset: str
     collation: str
-    taken: str
+    taken: Time
 
 
 class InitAttempt(Model):
-    started: str
+    started: Time
     rc: int | None = None  # None: it began and no end was seen (the run was interrupted)
     output: str = ""
     flag: str | None = None  # /root/init_flag.txt afterwards (obd reads a non-empty one as success)
@@ -168,7 +216,7 @@ class InitAttempt(Model):
 
 class Recovery(Model):
     version: str
-    at: str
+    at: Time
 
 
 class Verified(Model):
@@ -182,8 +230,8 @@ class Refetch(Model):
 
     since: str  # which time the interval starts at (T1)
     until: str  # which time it ends at (T2, or when HA was enabled again)
-    start: str
-    end: str
+    start: Time
+    end: Time
     minutes_needed: int
     set: int
 
@@ -220,7 +268,7 @@ class UpgradeRef(Model):
 
     run_id: str
     ledger: str
-    t1: str | None
+    t1: Time | None
     versions: Versions | None
     backups: list[BackupFile]
     nodes: dict[str, NodeFacts]
@@ -241,9 +289,9 @@ class Facts(Model):
     connectors_before: ConnectorSurvey | None = None
     connector_survey: ConnectorSurvey | None = None
     connector_fixes: list[ConnectorFix] | None = None
-    t1: str | None = None
-    t2: str | None = None
-    t3: str | None = None
+    t1: Time | None = None
+    t2: Time | None = None
+    t3: Time | None = None
     prune: dict[str, PruneResult] | None = None
     prune_online: dict[str, OnlinePrune] | None = None
     prune_purge: PurgeWait | None = None
@@ -255,7 +303,7 @@ class Facts(Model):
     backups: list[BackupFile] = Field(default_factory=list)
     init_outputs: dict[str, list[InitAttempt]] = Field(default_factory=dict)
     oms_version_recovery: Recovery | None = None
-    serving_again: str | None = None
+    serving_again: Time | None = None
     verified: Verified | None = None
     refetch: Refetch | None = None
     upgrade: UpgradeRef | None = None
@@ -264,7 +312,7 @@ class Facts(Model):
     # does not read a file again during the outage while its identity is unchanged
     backups_hashed: dict[str, str] = Field(default_factory=dict)
     consoles_started: list[str] = Field(default_factory=list)  # nodes whose oms_console was started by hand
-    ha_enabled: str | None = None  # when a rollback enabled HA again (its refetch interval ends there)
+    ha_enabled: Time | None = None  # when a rollback enabled HA again (its refetch interval ends there)
     resumed_projects: list[str] | None = None
     metadb_engine: dict[str, Any] | None = None  # what the preflight found the MetaDB to be
 
@@ -278,14 +326,17 @@ class RunStatus(StrEnum):
 
 
 class EarlierFailure(Model):
-    at: str | None = None
+    at: Time | None = None
     category: str | None = None
     error: str | None = None
 
 
+StepStatus = Literal["running", "done", "failed"]
+
+
 class StepEntry(Model):
-    status: str  # running | done | failed
-    at: str
+    status: StepStatus
+    at: Time
     seconds: float | None = None
     error: str | None = None
     category: str | None = None
@@ -296,12 +347,12 @@ class StepEntry(Model):
 
 class RolledBack(Model):
     by: str  # the rollback's run id
-    at: str
+    at: Time
 
 
 class Abandoned(Model):
     by: str  # who said so (user@machine)
-    at: str
+    at: Time
     reason: str
 
 
@@ -309,9 +360,9 @@ class RunData(Model):
     runbook: str
     env: str
     run_id: str
-    created: str
+    created: Time
     status: RunStatus = RunStatus.RUNNING
-    finished: str | None = None
+    finished: Time | None = None
     attempts: int = 0
     steps: dict[str, StepEntry] = Field(default_factory=dict)
     facts: Facts
@@ -332,21 +383,30 @@ class Record:
     # -- finding and creating --------------------------------------------------------------
     @staticmethod
     def load(path: Path) -> Record:
-        """Read a record; anything that is not a record of this project is a LedgerError."""
+        """Read a record; anything that is not a record of this project is a LedgerError naming the file and,
+        for a value that is not what omsup writes, its key. The file's type and size are checked before a byte
+        is read (a FIFO would hang the read, /dev/zero fill the memory)."""
+        advice = (
+            "move it aside deliberately (it was not written as it is by omsup); the run's backups stay where they are"
+        )
         try:
-            size = path.stat().st_size
-            if size > MAX_RECORD_BYTES:
-                raise LedgerError(
-                    f"run ledger {path} is {size} bytes, not a run record",
-                    "move it aside deliberately; it was not written by omsup",
-                )
-            return Record(path, RunData.model_validate_json(path.read_bytes()))
-        except (OSError, ValueError, ValidationError) as e:
-            first = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+            data = read_regular_file(path, MAX_RECORD_BYTES, "run ledger")
+            return Record(path, RunData.model_validate_json(data))
+        except ValidationError as e:
+            errors = e.errors(include_url=False)
+            said = "; ".join(
+                f"key {'.'.join(str(x) for x in err['loc']) or '(top level)'}: {err['msg']}"
+                + (f", saw {printable(excerpt(err['input'], 60))!r}" if err["type"] != "missing" else "")
+                for err in errors[:3]
+            )
             raise LedgerError(
-                f"run ledger {path} is unreadable: {first}",
-                "restore it from the report folder's copy, or move it aside deliberately",
+                f"run ledger {path} holds a value omsup does not write: {said}"
+                + (f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""),
+                advice,
             ) from None
+        except (OSError, ValueError) as e:
+            first = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+            raise LedgerError(f"run ledger {path} is unreadable: {printable(first)}", advice) from None
 
     @staticmethod
     def runbooks(state_dir: str | Path) -> list[str]:
@@ -428,7 +488,7 @@ class Record:
     def mark(
         self,
         key: str,
-        status: str,
+        status: StepStatus,
         seconds: float | None = None,
         error: str | None = None,
         category: str | None = None,

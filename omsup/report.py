@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .record import parse_utc, utc_now, write_json_atomic
+from .record import parse_utc, replace_file, utc_now, write_json_atomic
 from .redact import redact, redact_obj, sweep
 
 if TYPE_CHECKING:
@@ -329,7 +329,7 @@ def environment_properties(session: RunbookSession, s: dict[str, Any]) -> str:
 def _summary_result(results: Path, s: dict[str, Any], md: str) -> None:
     """A 'Run summary' entry in the Allure results, so the HTML report shows the summary."""
     att = f"{uuid.uuid4()}-attachment.json"
-    (results / att).write_text(json.dumps(s, indent=2))
+    replace_file(results / att, json.dumps(s, indent=2))
     now = int(time.time() * 1000)
     status = {"failed": "failed", "complete": "passed", "planned": "passed"}.get(s["outcome"], "skipped")
     result = {
@@ -350,7 +350,7 @@ def _summary_result(results: Path, s: dict[str, Any], md: str) -> None:
         "attachments": [{"name": "summary.json", "source": att, "type": "application/json"}],
         "statusDetails": {"message": (s["failed_step"] or {}).get("reason") or s["outcome"]},
     }
-    (results / f"{result['uuid']}-result.json").write_text(json.dumps(result))
+    replace_file(results / f"{result['uuid']}-result.json", json.dumps(result))
 
 
 def write_run_folder(session: RunbookSession, operator: str) -> None:
@@ -360,15 +360,15 @@ def write_run_folder(session: RunbookSession, operator: str) -> None:
     s = summary(session, operator)
     md = markdown(s)
     write_json_atomic(folder / "summary.json", s)
-    (folder / "summary.md").write_text(md)
+    replace_file(folder / "summary.md", md)
     if session.run is not None:
         write_json_atomic(
             folder / "ledger.json", redact_obj(session.run.record.data.model_dump(mode="json", by_alias=True))
         )
     results = folder / "allure-results"
     results.mkdir(exist_ok=True)
-    (results / "environment.properties").write_text(environment_properties(session, s))
-    (results / "categories.json").write_text(json.dumps(CATEGORIES, indent=2))
+    replace_file(results / "environment.properties", environment_properties(session, s))
+    replace_file(results / "categories.json", json.dumps(CATEGORIES, indent=2))
     _summary_result(results, s, md)
     sweep(folder)  # everything in the folder redacted before the HTML embeds it
     render_html(folder)
@@ -398,10 +398,11 @@ def render_html(folder: Path) -> Path | None:
     """Render ``folder/allure-results`` into the single file ``folder/report.html`` (Allure Report 3)."""
     results = folder / "allure-results"
     if not ALLURE_BIN.exists() or shutil.which("node") is None:
-        (folder / "RENDER.txt").write_text(
+        replace_file(
+            folder / "RENDER.txt",
             "The HTML report was not rendered: Node.js or the pinned Allure Report 3 is missing on this machine.\n"
             "Everything else of the run is in this folder. To render it later (on any machine with Node.js):\n"
-            f"  npm ci   # in the project folder, installs allure@3.18.0\n  omsup report {folder}\n"
+            f"  npm ci   # in the project folder, installs allure@3.18.0\n  omsup report {folder}\n",
         )
         return None
     with tempfile.TemporaryDirectory() as tmp:
@@ -426,11 +427,11 @@ def render_html(folder: Path) -> Path | None:
         )
         index = Path(tmp) / "index.html"
         if p.returncode != 0 or not index.exists():
-            (folder / "RENDER.txt").write_text(
-                f"allure awesome failed (exit {p.returncode}):\n{redact(p.stderr)[-3000:]}\n"
+            replace_file(
+                folder / "RENDER.txt", f"allure awesome failed (exit {p.returncode}):\n{redact(p.stderr)[-3000:]}\n"
             )
             return None
         out = folder / "report.html"
-        out.write_text(offline(index.read_text(encoding="utf-8")), encoding="utf-8")
+        replace_file(out, offline(index.read_text(encoding="utf-8")))
     (folder / "RENDER.txt").unlink(missing_ok=True)
     return out

@@ -578,3 +578,20 @@ def test_a_failure_carrying_a_secret_leaks_it_nowhere(book, monkeypatch, how):
     (failed,) = [e for e in led["steps"].values() if e["status"] == "failed"]
     assert (failed["hint"] or "").startswith("retry with ") if how == "omsup" else failed["hint"] is None
     assert failed["resumable"] is True
+
+
+@pytest.mark.parametrize("t1", ["garbage", "2026-12-06T01:02:03"])
+def test_a_ledger_with_a_bad_value_is_refused_naming_file_and_key_and_the_run_folder_stays_right(book, pytester, t1):
+    book("--until", "1").assert_outcomes(passed=2, skipped=2)
+    (path,) = book.state.glob("fake_rb/*/ledger.json")
+    d = json.loads(path.read_text())
+    d["facts"]["t1"] = t1
+    path.write_text(json.dumps(d))
+    r = book()
+    out = r.stdout.str() + r.stderr.str()
+    assert r.ret == 10 and "Traceback" not in out, out[-3000:]
+    assert f"run ledger {path} holds a value omsup does not write: key facts.t1" in out
+    summary = json.loads((sorted(book.reports.iterdir())[-1] / "summary.json").read_text())
+    assert summary["exit_code"] == 10 and summary["outcome"] == "failed"
+    s = pytester.run(sys.executable, "-m", "omsup", "status", "--env", "env.yaml")
+    assert s.ret == 1 and "key facts.t1" in s.stdout.str() and "Traceback" not in s.stdout.str() + s.stderr.str()

@@ -115,3 +115,27 @@ def test_abandon_calls_off_an_unfinished_run_that_left_a_way_back_by_hand(tmp_pa
     rb2.mark("restore", "failed", error="MetaDB gone")  # a database may be dropped: only finishing goes on
     assert main(rb_args) == 1
     assert "began restore" in capsys.readouterr().err
+
+
+def test_omsup_report_replaces_a_symlinked_report_html_instead_of_writing_through_it(tmp_path):
+    """`omsup report` on a folder whose report.html is a symlink overwrote the link's target."""
+    import json as _j
+    import uuid
+
+    from omsup.report import ALLURE_BIN
+
+    if not ALLURE_BIN.exists():
+        pytest.fail("Allure Report 3 is not installed (bash scripts/setup.sh)")
+    folder = tmp_path / "run"
+    results = folder / "allure-results"
+    results.mkdir(parents=True)
+    u = str(uuid.uuid4())
+    (results / f"{u}-result.json").write_text(
+        _j.dumps({"uuid": u, "historyId": u, "name": "step", "status": "passed", "start": 1, "stop": 2})
+    )
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (folder / "report.html").symlink_to(victim)
+    assert main(["report", str(folder)]) == 0
+    assert victim.read_text() == "keep me"
+    assert not (folder / "report.html").is_symlink() and "<html" in (folder / "report.html").read_text().lower()

@@ -79,8 +79,63 @@ def test_a_damaged_record_is_a_ledger_error(tmp_path, text):
     p = tmp_path / "upgrade_429" / "r1" / "ledger.json"
     p.parent.mkdir(parents=True)
     p.write_bytes(text.encode("latin-1"))
+    with pytest.raises(LedgerError, match="unreadable|holds a value omsup does not write"):
+        Record.load(p)
+
+
+def good_ledger(tmp_path) -> dict:
+    rec, _ = Record.open(tmp_path, "upgrade_429", "prod", FACTS.model_copy())
+    rec.mark("preflight", "done")
+    return json.loads(rec.path.read_text())
+
+
+@pytest.mark.parametrize(
+    "where, value, key",
+    [
+        (("facts", "t1"), "garbage", "facts.t1"),
+        (("facts", "t1"), "2026-12-06T01:02:03", "facts.t1"),  # naive: no zone
+        (("facts", "t1"), "2026-02-30T01:02:03Z", "facts.t1"),  # no such day
+        (("facts", "t1"), "2026-12-06T01:02:03Z\n", "facts.t1"),  # a trailing newline
+        (("created",), 5, "created"),
+        (("steps", "preflight", "status"), "half", "steps.preflight.status"),
+        (("status",), "paused", "status"),
+    ],
+)
+def test_a_ledger_that_parses_but_holds_bad_values_names_the_file_and_the_key(tmp_path, where, value, key):
+    """They gave tracebacks in omsup status and in pytest_sessionfinish (no summary, a wrong exit code)."""
+    d = good_ledger(tmp_path)
+    at = d
+    for k in where[:-1]:
+        at = at[k]
+    at[where[-1]] = value
+    p = tmp_path / "upgrade_429" / "bad" / "ledger.json"
+    p.parent.mkdir(parents=True)
+    p.write_text(json.dumps(d))
+    with pytest.raises(LedgerError) as e:
+        Record.load(p)
+    assert str(p) in e.value.message and f"key {key}:" in e.value.message, e.value.message
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "folder", "symlink"])
+def test_a_ledger_that_is_not_a_regular_file_is_refused_without_reading_it(tmp_path, kind):
+    import os
+    import time
+
+    p = tmp_path / "upgrade_429" / "r1" / "ledger.json"
+    p.parent.mkdir(parents=True)
+    if kind == "fifo":
+        os.mkfifo(p)
+    elif kind == "dev-zero":
+        p.symlink_to("/dev/zero")
+    elif kind == "folder":
+        p.mkdir()
+    else:
+        (tmp_path / "real.json").write_text(json.dumps(good_ledger(tmp_path / "x")))
+        p.symlink_to(tmp_path / "real.json")
+    t0 = time.monotonic()
     with pytest.raises(LedgerError, match="unreadable"):
         Record.load(p)
+    assert time.monotonic() - t0 < 5
 
 
 def test_no_temporary_files_left_behind(tmp_path):
