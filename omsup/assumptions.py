@@ -45,7 +45,7 @@ def _node_version(run: Run) -> Version:
 
 def api_version(text: Any) -> tuple[int, int]:
     """An engine's ApiVersion ("1.43") as (1, 43); anything else as (0, 0), older than every engine."""
-    m = re.match(r"^(\d{1,4})\.(\d{1,4})$", text) if isinstance(text, str) else None
+    m = re.fullmatch(r"(\d{1,4})\.(\d{1,4})", text) if isinstance(text, str) else None
     return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
 
 

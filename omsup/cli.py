@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import ConfigError, OmsupError
+from .redact import printable
+from .runbook import RUNBOOK_NAME, omsup_command
 from .versions import VersionError, upgrade_chain
 
 if TYPE_CHECKING:
@@ -115,7 +117,7 @@ def _unlock(env_file: str, force_id: str | None) -> int:
     if alive and force_id is None:
         print(
             "not released: its holder cannot be proven gone. Make sure that run is over (ask its operator, look at "
-            f"that machine), then: omsup unlock --env {env.source} --force {held['id']}",
+            f"that machine), then: {omsup_command('unlock', '--env', env.source, '--force', held['id'])}",
             file=sys.stderr,
         )
         return 1
@@ -140,6 +142,10 @@ def _abandon(env_file: str, runbook: str, reason: str) -> int:
 
     if not reason.strip():
         raise PreconditionRefused("--reason is empty", "say why the run is called off: it is kept for the audit")
+    if not RUNBOOK_NAME.fullmatch(runbook):  # a name, never a path: '../elsewhere/upgrade_429' reached another folder
+        raise PreconditionRefused(
+            f"{printable(runbook)!r} is not a runbook's name", "give the name alone, such as upgrade_429"
+        )
     env = envfile.load(env_file)
 
     def unfinished() -> Record:
@@ -181,9 +187,15 @@ def _abandon(env_file: str, runbook: str, reason: str) -> int:
         print(
             f"  it stopped the new containers (T3 {rec.facts.t3}): start them again (docker start) if they are to run"
         )
-    if "disable_ha" in rec.data.steps:
+    ha = rec.data.steps.get("disable_ha")
+    if ha is not None:
         before = json.dumps((rec.facts.ha_before or {}).get("enable"))
-        print(f"  it disabled HA: set ha.config's enable back to {before} (as before the run) before the next run")
+        print(
+            f"  it disabled HA: set ha.config's enable back to {before} (as before the run) before the next run"
+            if ha.status == "done"
+            else f"  it began disabling HA and that step did not finish ({ha.status}): check ha.config's enable "
+            f"(before the run: {before}) and set it back if it changed"
+        )
     if ob_set_back:
         print(
             f"  set back the OceanBase global timeouts its dumps had raised (it was stopped in between): {ob_set_back}"

@@ -189,7 +189,7 @@ def _check(ok: Callable[[Any], bool], what: str) -> BeforeValidator:
 
 
 def _matches(pattern: re.Pattern[str]) -> Callable[[Any], bool]:
-    return lambda v: isinstance(v, str) and bool(pattern.match(v))
+    return lambda v: isinstance(v, str) and bool(pattern.fullmatch(v))
 
 
 def _whole(lo: int, hi: int) -> Callable[[Any], bool]:
@@ -218,9 +218,9 @@ def _is_version(v: Any) -> bool:
 
 def _is_docker_url(v: Any) -> bool:
     return isinstance(v, str) and (
-        (v.startswith("unix://") and bool(PATH_RE.match(v[len("unix://") :])))
-        or bool(SSH_RE.match(v))
-        or bool(TCP_RE.match(v))
+        (v.startswith("unix://") and bool(PATH_RE.fullmatch(v[len("unix://") :])))
+        or bool(SSH_RE.fullmatch(v))
+        or bool(TCP_RE.fullmatch(v))
     )
 
 
@@ -229,7 +229,7 @@ def _is_secret(v: Any) -> bool:
         return True
     if isinstance(v, dict) and len(v) == 1:
         kind, ref = next(iter(v.items()))
-        return (kind == "env" and isinstance(ref, str) and bool(ENV_VAR_RE.match(ref))) or (
+        return (kind == "env" and isinstance(ref, str) and bool(ENV_VAR_RE.fullmatch(ref))) or (
             kind == "file" and isinstance(ref, str) and bool(ref)
         )
     return False
@@ -697,7 +697,7 @@ def _read_secret_file(p: Path, key: str, name: str, line: int | None, problems: 
 
 
 def _checked_secret(s: Secret, key: str, line: int | None, problems: list[Problem]) -> Secret | None:
-    bad = [i for i, c in enumerate(s.value) if CONTROL_RE.match(c)]
+    bad = [i for i, c in enumerate(s.value) if CONTROL_RE.fullmatch(c)]
     if bad:  # never echoed, not even in part: where, not what
         problems.append(
             Problem(

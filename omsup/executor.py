@@ -16,7 +16,7 @@ from .audit import AUDIT
 from .context import Run
 from .errors import EvidenceLost, NothingToDo, category_of
 from .record import RunStatus, StepStatus
-from .redact import redact, redacted_copy
+from .redact import printable, redact, redacted_copy
 from .runbook import Runbook, RunbookStep
 
 
@@ -67,7 +67,7 @@ class NotRun(Exception):
 
 def first_line(exc: BaseException) -> str:
     text = str(exc)
-    return redact(text.splitlines()[0] if text.strip() else type(exc).__name__)
+    return printable(redact(text.splitlines()[0] if text.strip() else type(exc).__name__))
 
 
 class Outcomes:
@@ -88,7 +88,7 @@ class Outcomes:
         o = self.get(rs)
         o.status, o.error, o.category = Status.FAILED, first_line(exc), category_of(exc)
         hint = getattr(exc, "hint", None)
-        o.hint = redact(hint) if isinstance(hint, str) and hint else None
+        o.hint = printable(redact(hint), keep_newlines=True) if isinstance(hint, str) and hint else None
         o.resumable = getattr(exc, "resumable", True) is not False
         if seconds is not None:
             o.seconds = seconds

@@ -33,6 +33,7 @@ from .envfile import Environment
 from .errors import HostProblem, PreconditionRefused
 from .record import utc_now
 from .redact import excerpt, printable
+from .runbook import omsup_command
 
 MAX_LOCK_BYTES = 64 * 1024  # a lock file is a few hundred bytes
 HOLDER_KEYS = ("runbook", "operator", "user", "machine", "pid", "since")
@@ -177,7 +178,7 @@ def acquire(host: Host, env: Environment, runbook: str, operator: str) -> dict[s
             f"another run holds the lock of environment {env.name}: "
             f"{describe(other) if other else 'a lock file that vanished while it was read'} [{path} on {host.label}]",
             "wait for it to finish; if no run is going on (a killed run), release it deliberately: "
-            f"omsup unlock --env {env.source}",
+            + omsup_command("unlock", "--env", env.source),
         )
     return mine
 

@@ -28,7 +28,7 @@ from .errors import ConfigError, OmsupError
 from .executor import EXIT_CODES_HELP, Executor, ExitCode, NotRun, Outcomes, exit_code
 from .record import utc_now
 from .redact import redact, redacted_copy
-from .runbook import Runbook, RunbookStep, StepRunner, step_of
+from .runbook import Runbook, RunbookStep, StepRunner, omsup_command, step_of
 from .signals import SignalGuard
 
 SESSION_KEY = pytest.StashKey["RunbookSession"]()
@@ -313,7 +313,7 @@ class RunbookSession(StepRunner):
             except OmsupError as e:  # the backup host went away: the run's outcome stands, the lock stays
                 self.lock_left = (
                     f"the lock of {self.env.name} could not be released ({e.message}); once the backup host "
-                    f"answers: omsup unlock --env {self.env.source}"
+                    f"answers: {omsup_command('unlock', '--env', self.env.source)}"
                 )
         if self.report_dir is not None:
             write_run_folder(self, operator(self.config))

@@ -308,7 +308,7 @@ class Facts(Model):
     refetch: Refetch | None = None
     upgrade: UpgradeRef | None = None
     restored: dict[str, str] = Field(default_factory=dict)
-    # backup path -> "size mtime inode" seen when this run last hashed the file in full: the restore
+    # backup path -> "size mtime inode ctime" seen when this run last hashed the file in full: the restore
     # does not read a file again during the outage while its identity is unchanged
     backups_hashed: dict[str, str] = Field(default_factory=dict)
     consoles_started: list[str] = Field(default_factory=list)  # nodes whose oms_console was started by hand

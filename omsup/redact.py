@@ -110,6 +110,17 @@ def printable(text: Any, keep_newlines: bool = False) -> str:
     return _CONTROL.sub(esc, s)
 
 
+def printable_obj(obj: Any) -> Any:
+    """Every string inside a JSON-like structure made printable (keys too)."""
+    if isinstance(obj, str):
+        return printable(obj)
+    if isinstance(obj, dict):
+        return {printable(str(k)): printable_obj(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [printable_obj(v) for v in obj]
+    return obj
+
+
 def excerpt(value: Any, limit: int = 200) -> str:
     """At most ``limit`` characters of ``value`` (bytes decoded), redacted before it is cut: a secret
     straddling the cut cannot survive in part."""
@@ -190,13 +201,13 @@ def redacted_copy(exc: BaseException) -> BaseException:
         return exc
     if isinstance(exc, OmsupError):
         c = copy.copy(exc)
-        c.message = redact(exc.message)
-        c.hint = redact(exc.hint) if exc.hint else None
+        c.message = printable(redact(exc.message), keep_newlines=True)
+        c.hint = printable(redact(exc.hint), keep_newlines=True) if exc.hint else None
         c.args = (c.message + (f"\n  next: {c.hint}" if c.hint else ""),)
         return c
     if isinstance(exc, AssertionError):
-        return AssertionError(redact(str(exc)))
-    return StepError(f"{type(exc).__name__}: {redact(str(exc))}")
+        return AssertionError(printable(redact(str(exc)), keep_newlines=True))
+    return StepError(f"{type(exc).__name__}: {printable(redact(str(exc)), keep_newlines=True)}")
 
 
 def sweep(folder: Path) -> None:

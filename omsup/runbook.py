@@ -16,6 +16,8 @@ This module knows nothing of pytest or allure.
 
 from __future__ import annotations
 
+import re
+import shlex
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +28,9 @@ from .versions import UpgradeRule, Version, VersionError, rule_for
 
 if TYPE_CHECKING:
     from .context import Run
+
+
+RUNBOOK_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")  # a runbook's name (its folder under runbooks/)
 
 
 class Touches(StrEnum):
@@ -185,8 +190,14 @@ class Runbook:
 
 
 def command(name: str, env_file: str) -> str:
-    """How an operator runs runbook ``name`` on the environment of ``env_file``."""
-    return f"pytest runbooks/{name} --env {env_file}"
+    """How an operator runs runbook ``name`` on the environment of ``env_file`` (quoted for a shell)."""
+    return shlex.join(["pytest", f"runbooks/{name}", "--env", env_file])
+
+
+def omsup_command(*args: str) -> str:
+    """An ``omsup`` command line for advice, every argument quoted for a shell (a name or a path from a
+    ledger or a file never becomes shell syntax)."""
+    return shlex.join(["omsup", *args])
 
 
 def _target(name: str, target: str) -> Version:

@@ -21,8 +21,8 @@ from typing import Any
 from .envfile import Environment
 from .errors import LedgerError, OmsupError, PreconditionRefused
 from .record import Record, RunStatus, StepEntry, parse_utc
-from .redact import redact, redact_obj
-from .runbook import command
+from .redact import printable_obj, redact, redact_obj
+from .runbook import command, omsup_command
 from .versions import rule_of_runbook
 
 FINISHED_SHOWN = 3  # finished runs listed per runbook, newest first (every unfinished run is listed)
@@ -63,16 +63,18 @@ def survey(env: Environment, lock: dict[str, Any]) -> dict[str, Any]:
         shown = unfinished + [r for r in newest if not r.is_unfinished][:FINISHED_SHOWN]
         runbooks[name] = [run_view(r) for r in sorted(shown, key=lambda r: r.run_id, reverse=True)]
     return dict(
-        redact_obj(
-            {
-                "environment": env.name,
-                "environment_file": env.source,
-                "state_dir": env.state_dir,
-                "lock": lock,
-                "runbooks": runbooks,
-                "unreadable": unreadable,
-                "next": advice(env, records, lock) if not unreadable else [_unreadable_advice(env)],
-            }
+        printable_obj(
+            redact_obj(
+                {
+                    "environment": env.name,
+                    "environment_file": env.source,
+                    "state_dir": env.state_dir,
+                    "lock": lock,
+                    "runbooks": runbooks,
+                    "unreadable": unreadable,
+                    "next": advice(env, records, lock) if not unreadable else [_unreadable_advice(env)],
+                }
+            )
         )
     )
 
@@ -80,7 +82,8 @@ def survey(env: Environment, lock: dict[str, Any]) -> dict[str, Any]:
 def _unreadable_advice(env: Environment) -> str:
     return (
         f"a ledger under {env.state_dir} is unreadable (above): no advice is given, since every runbook would "
-        "refuse to run on it too; restore it from its report folder's copy (ledger.json), or move it aside deliberately"
+        "refuse to run on it too; put back the ledger omsup wrote (from a backup of the state folder: the report "
+        "folder's copy is redacted, not the original), or move it aside deliberately"
     )
 
 
@@ -141,7 +144,7 @@ def advice(env: Environment, records: dict[str, list[Record]], lock: dict[str, A
         out.append(
             f"a run holds the lock: {lock['holder']} ({lock['why']}); wait for it, and read this again when it ended"
             if lock["may_live"]
-            else f"the lock is left by a run that ended ({lock['holder']}: {lock['why']}): omsup unlock --env {src}"
+            else f"the lock is left by a run that ended ({lock['holder']}: {lock['why']}): {omsup_command('unlock', '--env', src)}"
         )
     elif not lock.get("read", True):
         out.append(f"the lock could not be read ({lock['error']}): a run may be going on; check before starting one")
@@ -186,7 +189,7 @@ def _unfinished_advice(env: Environment, name: str, runs: list[Record], rb: Reco
         out.append(f"  or go back to the version before it, with its backups: {command(rule.rollback, src)}")
     if not began and changes_begun(rec):
         out.append(
-            f"  or call it off (it says what to put back by hand): omsup abandon {name} --env {src} --reason ..."
+            f"  or call it off (it says what to put back by hand): {omsup_command('abandon', name, '--env', src)} --reason ..."
         )
     return out
 

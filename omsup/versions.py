@@ -41,7 +41,7 @@ class Version:
             return text
         if not isinstance(text, str):
             raise VersionError(f"expected a version such as 4.2.8-CE, saw {text!r} ({type(text).__name__})")
-        m = _VERSION_RE.match(text.strip())
+        m = _VERSION_RE.fullmatch(text.strip())
         if not m:
             raise VersionError(f"expected a version such as 4.2.8-CE, saw {text!r}")
         return cls(int(m.group(1)), int(m.group(2)), int(m.group(3)))
@@ -49,7 +49,7 @@ class Version:
     @classmethod
     def from_image_tag(cls, tag: str) -> Version:
         """The version an image tag names: ``feature_4.2.8-ce`` (doc 003/004 IMAGE_TAG form) or ``4.2.8-CE``."""
-        m = _TAG_RE.match(tag.strip())
+        m = _TAG_RE.fullmatch(tag.strip())
         if m:
             return cls.parse(m.group(1))
         return cls.parse(tag)

@@ -42,7 +42,9 @@ CLOCK = re.compile(r"^\s*(\d{1,12})\.(\d{1,9})\s+([+-])(\d\d)(\d\d)\s*$")
 # SHA-256 of stdin as a line "HEX ...": openssl where the host has it (it uses the CPU's SHA instructions:
 # 0.25 s for 400 MB on the bench machine, against 0.73 s for coreutils' sha256sum), else sha256sum.
 SHA256_STDIN = "{ if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r; else sha256sum; fi; }"
-FILE_IDENTITY = re.compile(r"^\d{1,20} \d{1,12}(\.\d{1,9})? \d{1,20}$")  # stat -c '%s %.9Y %i'
+# stat -c '%s %.9Y %i %.9Z': size, modification time, inode and status-change time. An edit in place whose
+# mtime was put back (touch -d) keeps the first three; the ctime moves with any change and cannot be set back.
+FILE_IDENTITY = re.compile(r"^\d{1,20} \d{1,12}(\.\d{1,9})? \d{1,20} \d{1,12}(\.\d{1,9})?$")
 
 
 def parse_file_facts(text: str, what: str) -> dict[str, Any]:
@@ -50,7 +52,7 @@ def parse_file_facts(text: str, what: str) -> dict[str, Any]:
     lines = str(text).split("\n")
     size = lines[0].strip() if lines else ""
     digest = lines[1].split()[0] if len(lines) > 1 and lines[1].split() else ""
-    if not size.isascii() or not size.isdigit() or not SHA256.match(digest):
+    if not size.isascii() or not size.isdigit() or not SHA256.fullmatch(digest):
         raise HostProblem(f"{what}: stat and the SHA-256 tool answered {excerpt(text)!r}, not a size and a SHA-256")
     return {"size": int(size), "sha256": digest}
 
@@ -247,11 +249,11 @@ class Host:
         return parse_file_facts(r.stdout, f"{self.label}: {path}")
 
     def file_identity(self, path: str) -> str | None:
-        """Size, modification time (ns) and inode of a file as one string, or None if absent. Equal
-        strings mean the file was neither rewritten nor replaced in between."""
-        r = self.run("stat -c '%%s %%.9Y %%i' -- %s", path, quiet=True)
+        """Size, modification time (ns), inode and status-change time (ns) of a file as one string, or None if
+        absent. Equal strings mean the file was neither rewritten, edited in place nor replaced in between."""
+        r = self.run("stat -c '%%s %%.9Y %%i %%.9Z' -- %s", path, quiet=True)
         out = r.stdout.strip()
-        return out if r.rc == 0 and FILE_IDENTITY.match(out) else None
+        return out if r.rc == 0 and FILE_IDENTITY.fullmatch(out) else None
 
     def tail(self, path: str, nbytes: int = 256) -> str:
         return self.check("tail -c %s -- %s", str(nbytes), path, what="read the end of a file")

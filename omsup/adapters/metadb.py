@@ -430,7 +430,7 @@ class MetaDB:
 
     def drop_and_create(self, db: str, charset: str, collation: str) -> None:
         """doc 003/004 rollback: drop database X; create database X."""
-        if not NAME_RE.match(charset) or not NAME_RE.match(collation):
+        if not NAME_RE.fullmatch(charset) or not NAME_RE.fullmatch(collation):
             raise MetaDBProblem(
                 f"{db}: the recorded character set {charset!r} or collation {collation!r} is not a "
                 "plain name; nothing was dropped",

@@ -13,7 +13,7 @@ from ..context import Run
 from ..envfile import Node
 from ..errors import ContainerProblem, PreconditionRefused
 from ..record import UpgradeRef, utc_now
-from ..runbook import Step, Touches
+from ..runbook import Step, Touches, omsup_command
 from ..versions import Version
 from .backup import BACKUP
 from .connectors import CONNECTOR_DBTYPE
@@ -157,7 +157,7 @@ def verify_stopped(run: Run) -> None:
                 f"node {n.name}: the old container {nf.container_id[:12]} was started again at {started}, after "
                 f"this run's backups (it had started at {nf.started_at}; T1 {run.facts.t1}): OMS ran since, so "
                 "the backups no longer hold the metadata it is to be upgraded from",
-                f"do not resume this run: call it off (omsup abandon {run.runbook.name} --env {run.env.source} "
+                f"do not resume this run: call it off ({omsup_command('abandon', run.runbook.name, '--env', run.env.source)} "
                 "--reason ...), start the old containers again if OMS is to run meanwhile, then run the "
                 "upgrade again: a new run takes new backups",
                 resumable=False,

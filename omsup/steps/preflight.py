@@ -17,7 +17,7 @@ from ..context import Run
 from ..envfile import Node
 from ..errors import NothingToDo, PreconditionRefused
 from ..record import NodeFacts, Record, RunStatus, UpgradeRef, Versions
-from ..runbook import Step, Touches, command
+from ..runbook import Step, Touches, command, omsup_command
 from ..versions import Version, VersionError, check_upgrade, rule_for
 from . import connectors, metadb_checks
 from .backup import BACKUP, verify_backups
@@ -251,7 +251,7 @@ def verify_preflight(run: Run) -> None:
     if run.facts.versions is None or run.facts.ha_before is None or len(run.facts.packages) != len(run.env.nodes):
         raise PreconditionRefused(
             f"the run ledger {run.record.path} lacks what the preflight records",
-            f"call this run off (omsup abandon {run.runbook.name} --env {run.env.source} --reason ...) and "
+            f"call this run off ({omsup_command('abandon', run.runbook.name, '--env', run.env.source)} --reason ...) and "
             "start the runbook anew",
         )
 
@@ -296,8 +296,8 @@ def _upgraded(run: Run, up: Record) -> dict[str, Any]:
             f"({holders}) and oms_version is {rows}, not {target}; a rollback now would drop and restore the "
             "metadata from the pre-upgrade backups and lose everything written since",
             "if the upgrade stopped before its new containers started, restart the old containers (docker start) "
-            f"and enable HA; nothing needs restoring. Then call that run off: omsup abandon {up.data.runbook} "
-            f"--env {run.env.source} --reason ...",
+            "and enable HA; nothing needs restoring. Then call that run off: "
+            f"{omsup_command('abandon', up.data.runbook, '--env', run.env.source)} --reason ...",
         )
     return {"containers": holders, "oms_version": rows}
 
@@ -326,7 +326,7 @@ def rollback_preflight(run: Run) -> None:
             f"the upgrade run {up.run_id} has no verified backups (its backup step did not "
             "finish), so there is nothing to roll back to",
             "if the databases were never changed, just restart the old containers (docker start) and enable HA; "
-            f"then call that run off: omsup abandon {up.data.runbook} --env {run.env.source} --reason ...",
+            f"then call that run off: {omsup_command('abandon', up.data.runbook, '--env', run.env.source)} --reason ...",
         )
     if not f.t1 and not run.env.ha.perceive_store_client_checkpoint:
         raise PreconditionRefused(f"the upgrade run {up.run_id} recorded no T1")

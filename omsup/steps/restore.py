@@ -89,7 +89,7 @@ def restore(run: Run) -> None:
         hashed_as = run.facts.backups_hashed.get(b.path)
         seen = recheck_backup(bh, b, f"; nothing of {db} was dropped", hashed_as)
         if hashed_as and seen == hashed_as:
-            run.live(f"restore: {b.path} unchanged since it was hashed (size, mtime, inode)")
+            run.live(f"restore: {b.path} unchanged since it was hashed (size, mtime, inode, ctime)")
         run.live(f"restore: {db} from {b.path}")
         with run.record.change() as f:
             f.restored[db] = "dropping"

@@ -281,15 +281,20 @@ def test_rollback_resumes_after_the_metadb_stopped_during_the_restore(sandbox):
 
 
 def test_a_backup_changed_after_the_preflight_is_hashed_again_and_refused_before_its_drop(sandbox):
-    """The restore reads a backup once more only when its identity (size, mtime, inode) moved since the
-    preflight hashed it: unchanged files are not read again during the outage, a changed one is hashed
-    in full and refused before its database is dropped."""
+    """The restore reads a backup once more only when its identity (size, mtime, inode, ctime) moved since
+    the preflight hashed it: unchanged files are not read again during the outage, a changed one is hashed
+    in full and refused before its database is dropped. The edit here keeps the size, the inode and (put
+    back by hand, as `touch -d` does) the mtime: only the ctime tells."""
+    import os
+
     sandbox.fresh()
     assert_passed(sandbox.runbook("upgrade_429"), 11)
     victim = Path(next(b["path"] for b in backups_intact(sandbox) if b["db"] == "cm_428"))
     proc = sandbox.start_paused("rollback_429", "restore")
-    text = victim.read_text()
-    victim.write_text(text.replace("INSERT INTO", "INSERT into", 1))  # same size, other content
+    text, st = victim.read_text(), victim.stat()
+    victim.write_text(text.replace("INSERT INTO", "INSERT into", 1))  # same size, other content, in place
+    os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert victim.stat().st_ino == st.st_ino and victim.stat().st_mtime_ns == st.st_mtime_ns
     before = sandbox.snapshot()
     sandbox.release(proc)
     out = proc.communicate(timeout=600)[0]

@@ -139,3 +139,35 @@ def test_omsup_report_replaces_a_symlinked_report_html_instead_of_writing_throug
     assert main(["report", str(folder)]) == 0
     assert victim.read_text() == "keep me"
     assert not (folder / "report.html").is_symlink() and "<html" in (folder / "report.html").read_text().lower()
+
+
+@pytest.mark.parametrize("name", ["../elsewhere/upgrade_429", "/tmp/x", "upgrade_429\n", "Upgrade 429"])
+def test_abandon_takes_a_runbook_name_only(tmp_path, monkeypatch, capsys, name):
+    from .envfiles import write
+
+    monkeypatch.setenv("OMSUP_TEST_PW", "meta'pw\"$;#\\x")
+    monkeypatch.setenv("OMSUP_TEST_CONSOLE_PW", "console-pw-7Yq!")
+    env = str(write(tmp_path, state_dir=str(tmp_path / "state")))
+    assert main(["abandon", name, "--env", env, "--reason", "test"]) == 1
+    assert "is not a runbook's name" in capsys.readouterr().err
+
+
+def test_abandon_says_only_what_it_knows_of_ha(tmp_path, monkeypatch, capsys):
+    """It said "it disabled HA" when disabling HA had failed."""
+    from omsup.record import Facts, Record
+
+    from .envfiles import write
+
+    monkeypatch.setenv("OMSUP_TEST_PW", "meta'pw\"$;#\\x")
+    monkeypatch.setenv("OMSUP_TEST_CONSOLE_PW", "console-pw-7Yq!")
+    (tmp_path / "backups").mkdir()
+    state = tmp_path / "state"
+    env = str(write(tmp_path, backup={"host": "local://", "dir": str(tmp_path / "backups")}, state_dir=str(state)))
+    rec, _ = Record.open(state, "upgrade_429", "prod-eu", Facts(target="4.2.9-CE", environment_file=env))
+    rec.mark("preflight", "done")
+    rec.mark("disable_ha", "failed", error="MetaDB problem")
+    with rec.change() as f:
+        f.ha_before = {"enable": True}
+    assert main(["abandon", "upgrade_429", "--env", env, "--reason", "test"]) == 0
+    out = capsys.readouterr().out
+    assert "it disabled HA" not in out and "began disabling HA and that step did not finish (failed)" in out

