@@ -44,7 +44,7 @@ PATHS = [
 ]
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])  # examples: the profile's (ci, deep)
 @given(path=st.sampled_from(PATHS), value=json_values)
 def test_env_loader_only_raises_config_errors(tmp_path, monkeypatch, path, value):
     monkeypatch.setenv("OMSUP_TEST_PW", "pw-12345-x")

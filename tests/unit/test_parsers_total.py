@@ -26,11 +26,13 @@ from omsup import envfile, lock
 from omsup.adapters import hosts, ssh
 from omsup.adapters.cm import parse_cm_answer
 from omsup.adapters.console import parse_components, parse_envelope, parse_health, parse_projects, parse_steps
+from omsup.adapters.http import origin
 from omsup.adapters.metadb import parse_ha_config, parse_source_config
 from omsup.assumptions import api_version
+from omsup.common_secrets import too_common
 from omsup.errors import OmsupError
 from omsup.record import Facts, Record
-from omsup.redact import excerpt, mask_config
+from omsup.redact import excerpt, mask_config, printable
 from omsup.steps.containers import binds_of, env_of, version_from_inspect
 from omsup.steps.image import loaded_refs, manifest_tags
 from omsup.steps.init import output_summary
@@ -63,7 +65,15 @@ deep_json_text = st.builds(
     st.integers(1, 5000),
     st.sampled_from(["list", "dict"]),
 )
-texts = st.text(max_size=300) | st.binary(max_size=300).map(lambda b: b.decode("utf-8", "replace"))
+# control characters (NUL, ESC, DEL, C1, line and paragraph separators) and trailing newlines, on their own
+# and inside ordinary text: what a tool, a file or a terminal escape can put into anything read from outside
+controls = st.text(alphabet=st.characters(categories=["Cc", "Zl", "Zp"]), min_size=1, max_size=4)
+plain = st.text(max_size=300) | st.binary(max_size=300).map(lambda b: b.decode("utf-8", "replace"))
+texts = (
+    plain
+    | st.builds(lambda a, c, b: a + c + b, st.text(max_size=40), controls, st.text(max_size=40))
+    | plain.map(lambda t: t + "\n")
+)
 any_text = texts | json_values.map(json.dumps) | deep_json_text
 any_bytes = st.binary(max_size=300) | any_text.map(lambda t: t.encode("utf-8", "surrogatepass"))
 any_data = json_values | deep_values
@@ -79,13 +89,14 @@ def with_keys(keys: dict[str, st.SearchStrategy[Any]]) -> st.SearchStrategy[dict
 
 
 words = st.text(alphabet=st.characters(blacklist_categories=["Cs", "Zs", "Cc"]), min_size=0, max_size=12)
+words = words | words.map(lambda w: w + "\n") | st.builds(lambda w, c: w + c, words, controls)
 digits = st.integers(-5, 10**20).map(str) | words
 version_like = st.builds(
     lambda a, b, c, suffix: f"{a}.{b}.{c}{suffix}",
     digits,
     digits,
     digits,
-    st.sampled_from(["-CE", "-ce", "_ce", "", "-EE", "-CE ", "x"]),
+    st.sampled_from(["-CE", "-ce", "_ce", "", "-EE", "-CE ", "x", "-CE\n", "\n", "-CE\x00"]),
 )
 tag_like = st.builds(lambda sep, v: f"feature{sep}{v}", st.sampled_from(["_", "-", ""]), version_like)
 image_ref = st.builds(
@@ -321,6 +332,34 @@ PARSERS = [
         any_text | st.builds(lambda u, h, p: f"ssh://{u}@{h}:{p}", words, words, digits),
     ),
     Parser(
+        "ssh ProxyJump value",
+        lambda t: ssh.parse_hops(t, "host x"),
+        any_text
+        | st.lists(
+            st.builds(lambda u, h, p: f"{u}@{h}:{p}", words, words | st.just("[::1]"), digits), min_size=1, max_size=3
+        ).map(",".join),
+        (OmsupError,),
+        lambda v, _: all(isinstance(h, str) and h for _, h, _ in v),
+    ),
+    Parser(
+        "lock holder with its identity",
+        lock.parse_holder,
+        with_keys(
+            {k: st.text(max_size=8) | st.integers() | controls for k in (*lock.HOLDER_KEYS, *lock.IDENTITY_KEYS)}
+        ).map(json.dumps),
+        (),
+        lambda v, _: isinstance(lock.describe(v), str) and isinstance(lock.may_live(v)[0], bool),
+    ),
+    Parser(
+        "printable (outside text shown on a terminal)",
+        printable,
+        any_text,
+        (),
+        lambda v, _: not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in v),
+    ),
+    Parser("common secret check", too_common, any_text | words, (), lambda v, _: v is None or isinstance(v, str)),
+    Parser("HTTP redirect origin", origin, any_text, (ValueError,), lambda v, _: len(v) == 3),
+    Parser(
         "engine ApiVersion",
         api_version,
         any_data | st.builds(lambda a, b: f"{a}.{b}", digits, digits),
@@ -374,4 +413,4 @@ def test_parser_is_total(parser: Parser, data: st.DataObject) -> None:
 
 
 def test_every_parser_has_a_distinct_name():
-    assert len({p.name for p in PARSERS}) == len(PARSERS) >= 30
+    assert len({p.name for p in PARSERS}) == len(PARSERS) >= 35
