@@ -1,9 +1,17 @@
 """Every assumption the runbooks make about a deployment, in one list, each with its source.
 
 The probe runbook (runbooks/probe) checks each one on a real deployment by reading only: no lock,
-no ledger, no change. A check returns what it saw, or raises ``Broken`` naming what is not so;
-an assumption without a check cannot be checked by reading and is listed in the report as a
-manual check. Sources: doc (the OMS CE documentation), obd, odc, the host-down guide, field notes
+no ledger, no change. There are three kinds (``Assumption.kind``), the README's table lists them all:
+
+- ``documented``: a vendor document, obd or a public failure signal states it, and a runbook breaks
+  where it does not hold. The check raises ``Broken`` naming what is not so; the probe fails.
+- ``observed``: the public sources are silent. Every plausible behaviour is one the runbooks cope
+  with (the stand-in offers each as a variant); the check reports what this deployment does
+  ("observed: ...") and never fails. It raises ``Broken`` only where what it saw would break a
+  runbook whatever the unknowns.
+- ``manual``: not observable by reading; listed with how the runbooks cope.
+
+Sources: doc (the OMS CE documentation), obd, odc, the host-down guide, field notes
 (shared/field-notes.md), or "not public" (the runbooks chose, in the place named).
 """
 
@@ -13,11 +21,13 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from .context import Run
 from .errors import OmsupError
 from .versions import LIST_PROJECTS_FROM, OMS_VERSION_TABLE_FROM, Version, VersionError
+
+API_FLOOR = (1, 26)  # Docker >= 1.13, the documented baseline (OD V4.2.2 system requirements, CentOS 7)
 
 
 class Broken(Exception):
@@ -27,10 +37,11 @@ class Broken(Exception):
 @dataclass(frozen=True)
 class Assumption:
     key: str
-    what: str  # what the runbooks take to be so
+    what: str  # what the runbooks take to be so, or (observed, manual) what is not known
     source: str
-    breaks: str  # what would break if it were not so
+    breaks: str  # what would break if it were not so; for an unknown: how the runbooks cope whatever it is
     check: Callable[[Run], Any] | None  # None: not checkable by reading (a manual check)
+    kind: Literal["documented", "observed", "manual"] = "documented"
 
 
 def _each(run: Run, fn: Callable[[Any], Any]) -> dict[str, Any]:
@@ -52,9 +63,17 @@ def api_version(text: Any) -> tuple[int, int]:
 def _engines(run: Run) -> Any:
     def one(n: Any) -> Any:
         v = run.engines[n.name].version()
-        if api_version(v.get("ApiVersion")) < (1, 41):
-            raise Broken(f"node {n.name}: the Docker engine speaks API {v.get('ApiVersion')}, older than 1.41")
-        return {"version": v.get("Version"), "api": v.get("ApiVersion"), "min_api": v.get("MinAPIVersion")}
+        if api_version(v.get("ApiVersion")) < API_FLOOR:
+            raise Broken(
+                f"node {n.name}: the Docker engine speaks API {v.get('ApiVersion')}, older than the documented "
+                "baseline (Docker 1.13, API 1.26)"
+            )
+        return {
+            "version": v.get("Version"),
+            "api": v.get("ApiVersion"),
+            "min_api": v.get("MinAPIVersion"),
+            "spoken": run.engines[n.name].api_version(),
+        }
 
     return _each(run, one)
 
@@ -84,18 +103,23 @@ def _config(run: Run) -> Any:
         check_identity(run, n, cfg)
         if n.ip not in [str(x) for x in cfg.get("cm_nodes") or []]:
             raise Broken(f"node {n.name}: its ip {n.ip} is not in its config.yaml's cm_nodes {cfg.get('cm_nodes')}")
+        console_port, cm_port = run.remember_config(n.name, cfg)
         return {
-            k: cfg.get(k)
-            for k in (
-                "oms_meta_host",
-                "oms_meta_port",
-                "oms_meta_user",
-                "drc_rm_db",
-                "drc_cm_db",
-                "drc_cm_heartbeat_db",
-                "cm_url",
-                "cm_nodes",
-            )
+            "console port (nginx_server_port, 8089 by default)": console_port,
+            "CM port (cm_server_port, 8088 by default)": cm_port,
+            **{
+                k: cfg.get(k)
+                for k in (
+                    "oms_meta_host",
+                    "oms_meta_port",
+                    "oms_meta_user",
+                    "drc_rm_db",
+                    "drc_cm_db",
+                    "drc_cm_heartbeat_db",
+                    "cm_url",
+                    "cm_nodes",
+                )
+            },
         }
 
     return _each(run, one)
@@ -120,12 +144,17 @@ def _supervisor(run: Run) -> Any:
         rc, version = run.engines[n.name].exec(run.env.container, "supervisorctl", "version")
         states, _ = programs(run, n)
         missing = [p for p in ("nginx", "oms_console", "oms_drc_cm", "oms_drc_supervisor") if p not in states]
-        if rc != 0 or missing:
+        if missing:
             raise Broken(
-                f"node {n.name}: supervisorctl version exited {rc}; programs missing from its status: "
-                f"{missing or 'none'} (saw {states})"
+                f"node {n.name}: programs missing from `supervisorctl status`: {missing} (saw {states}; "
+                f"supervisorctl version exited {rc})"
             )
-        return {"supervisor": version.strip(), "programs": states}
+        status_rc, _ = run.engines[n.name].exec(run.env.container, "supervisorctl", "status")
+        return {
+            "supervisor": version.strip() if rc == 0 else f"(supervisorctl version exited {rc})",
+            "programs": states,
+            "observed: `supervisorctl status` exit code with every program RUNNING": status_rc,
+        }
 
     return _each(run, one)
 
@@ -143,13 +172,7 @@ def _start_line(run: Run) -> Any:
         )
         return "its docker_init.sh log" if rc == 0 and SERVING_LINE in out else None
 
-    out = {}
-    for region in run.env.regions:
-        found = {n.name: where(n) for n in region.nodes}
-        if not any(found.values()):
-            raise Broken(f"region {region.name}: '{SERVING_LINE}' is in no node's docker logs nor docker_init.sh log")
-        out[region.name] = found
-    return out
+    return {n.name: where(n) or "nowhere (docker logs, docker_init.sh's log)" for n in run.env.nodes}
 
 
 def _health(run: Run) -> Any:
@@ -198,10 +221,10 @@ def _unknown_action(run: Run) -> Any:
     from .errors import NotReady
 
     try:
-        run.consoles[run.env.nodes[0].name].action("OmsupProbeNoSuchAction")
+        data = run.consoles[run.env.nodes[0].name].action("OmsupProbeNoSuchAction")
     except NotReady as e:
         return f"refused: {e.message[:200]}"
-    raise Broken("the console answered success=true to an Action that does not exist")
+    return f"answered success=true (data {str(data)[:80]!r}): a misspelt action would pass unnoticed"
 
 
 def _metadb(run: Run) -> Any:
@@ -221,31 +244,44 @@ def _ob_timeouts(run: Run) -> Any:
 
 
 def _ha_config(run: Run) -> Any:
-    ha = run.metadb.ha_config(run.env.metadb.rm)
-    missing = [k for k in ("enable", "refetchStoreIntervalMin", "perceiveStoreClientCheckpoint") if k not in ha]
-    if missing:
-        raise Broken(f"{run.env.metadb.rm}.oms_normal_config ha.config lacks {missing}: {ha}")
-    return ha
+    ha = run.metadb.ha_config(run.env.metadb.rm)  # a JSON object (obd), else Broken through MetaDBProblem
+    absent = [k for k in ("refetchStoreIntervalMin", "perceiveStoreClientCheckpoint") if k not in ha]
+    return {
+        "ha.config": ha,
+        "observed: keys absent (the documented default has neither; the runbooks write what they need)": absent,
+    }
 
 
 def _oms_version(run: Run) -> Any:
+    from .steps.containers import image_version
+
     rows = run.metadb.oms_versions(run.env.metadb.rm)
-    v = _node_version(run)
+    n = run.env.nodes[0]
+    image = image_version(run, n, run.engines[n.name].inspect(run.env.container) or {})
     if rows is None:
-        if v >= OMS_VERSION_TABLE_FROM:
-            raise Broken(
-                f"{run.env.metadb.rm}.oms_version does not exist on OMS {v} (the runbooks take it to exist "
-                f"from {OMS_VERSION_TABLE_FROM})"
-            )
-        return "absent (before 4.2.1: doc 004's recovery creates it)"
+        return (
+            f"observed: absent (the running image: {image}); doc 004's recovery creates it when docker_init.sh asks"
+            + (f" (the runbooks' stand-in has it from {OMS_VERSION_TABLE_FROM})" if image else "")
+        )
     cols = run.metadb.columns(run.env.metadb.rm, "oms_version")
     if cols[:2] != ["version", "gmt_modified"]:
         raise Broken(f"{run.env.metadb.rm}.oms_version has the columns {cols}, not version, gmt_modified (obd)")
-    return {"rows": rows, "columns": cols}
+    newest = max((Version.parse(v) for v in rows), default=None)
+    said = (
+        "names the running version"
+        if newest == image
+        else f"lags the running image ({image}): this deployment's docker_init.sh may not write it"
+        if newest and image and newest < image
+        else f"names {newest}, the running image {image}"
+    )
+    return {"rows": rows, "columns": cols, "observed": said}
 
 
 def _server_tables(run: Run) -> Any:
-    from .steps.serving import online, server_states
+    import time
+
+    from .errors import NotReady
+    from .steps.serving import host_down_seconds, server_states, servers_online
 
     cm_cols = run.metadb.columns(run.env.metadb.cm, "host")
     hb_cols = {r.cm_hb: run.metadb.columns(r.cm_hb, "heart_beat") for r in run.env.regions}
@@ -254,11 +290,19 @@ def _server_tables(run: Run) -> Any:
     for db, cols in hb_cols.items():
         if not {"task_name", "host_ip", "gmt_modified"} <= set(cols):
             raise Broken(f"{db}.heart_beat has the columns {cols}, without task_name, host_ip and gmt_modified")
-    states = server_states(run)
-    bad = [s for s in states if not online(s)]
-    if bad:
-        raise Broken(f"servers not Online (host_status ONLINE and a current supervisor heartbeat): {bad}")
-    return states
+    first = {st["node"]: st["heartbeat_at"] for st in server_states(run)}
+    t0 = time.monotonic()
+    try:
+        states = servers_online(run)
+    except NotReady as e:
+        raise Broken(e.message) from None
+    return {
+        "servers": states,
+        "observed: checkHostDownIntervalSec (s)": host_down_seconds(run),
+        "observed: seconds until every heartbeat moved (about the heartbeat period)": round(time.monotonic() - t0, 1),
+        "observed: heartbeat age by the MetaDB's clock (s)": {st["node"]: st["heartbeat_age_s"] for st in states},
+        "first reading": first,
+    }
 
 
 def _prune_plan(run: Run) -> Any:
@@ -321,6 +365,22 @@ def _packages(run: Run) -> Any:
     return out or "no installation package in the environment file"
 
 
+def _init_flag(run: Run) -> Any:
+    def one(n: Any) -> Any:
+        rc, out = run.engines[n.name].exec(run.env.container, "cat", "/root/init_flag.txt")
+        return f"present: {out.strip()[:80]!r}" if rc == 0 and out.strip() else "absent"
+
+    return _each(run, one)
+
+
+def _cm_by_name(run: Run) -> Any:
+    def one(n: Any) -> Any:
+        exists, seen = run.cm(n.ip).has_by_name_api()
+        return ("answered" if exists else "not answered") + f": {seen}"
+
+    return _each(run, one)
+
+
 def _init_once(run: Run) -> Any:
     def one(n: Any) -> Any:
         rc, out = run.engines[n.name].exec(
@@ -330,12 +390,8 @@ def _init_once(run: Run) -> Any:
             'for f in /home/admin/logs/docker_init.log.*; do [ -e "$f" ] && echo "== $f" && tail -n 2 "$f"; done',
         )
         runs = [block for block in out.split("== ") if block.strip()]
-        if len(runs) > 1 and "ERROR" in runs[-1]:
-            raise Broken(
-                f"node {n.name}: docker_init.sh ran {len(runs)} times and its last run failed: "
-                f"{runs[-1].strip()[-300:]}"
-            )
-        return f"{len(runs)} run(s) logged"
+        last = runs[-1].strip().splitlines()[-1][-200:] if runs else ""
+        return f"{len(runs)} run(s) logged" + (f"; the last ends: {last!r}" if last else "")
 
     return _each(run, one)
 
@@ -343,8 +399,8 @@ def _init_once(run: Run) -> Any:
 ASSUMPTIONS: tuple[Assumption, ...] = (
     Assumption(
         "engine_api",
-        "each node's Docker engine answers with API 1.41 or newer; the client negotiates it",
-        "docker SDK; field notes (recent engines refuse a pinned 1.41)",
+        "each node's Docker engine speaks API 1.26 (Docker 1.13) or newer; the client negotiates down to it",
+        "OD V4.2.2 system requirements (CentOS 7, Docker >= 1.13); docker SDK",
         "every container operation",
         _engines,
     ),
@@ -358,9 +414,10 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
     Assumption(
         "config_yaml",
         "config.yaml, from the host and through docker exec, names the environment file's "
-        "MetaDB (oms_meta_*, drc_*) and the node in cm_nodes",
-        "doc, obd",
-        "the backup would dump another MetaDB than OMS uses",
+        "MetaDB (oms_meta_*, drc_*) and the node in cm_nodes; its ports (nginx_server_port, cm_server_port) "
+        "or the defaults 8089 and 8088",
+        "doc, obd; ports: OD deploy template",
+        "the backup would dump another MetaDB than OMS uses; the console and the CM are reached on its ports",
         _config,
     ),
     Assumption(
@@ -372,18 +429,20 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
     ),
     Assumption(
         "supervisor",
-        "supervisorctl answers `version` and lists nginx, oms_console, oms_drc_cm, oms_drc_supervisor in `status`",
-        "obd, field notes, the host-down guide",
+        "`supervisorctl status` lists nginx, oms_console, oms_drc_cm, oms_drc_supervisor",
+        "obd, field notes, the host-down guide; its exit code is observed (supervisor 3.x exits 0 always, 4.x 3 "
+        "while a program is not RUNNING) and never read by the runbooks",
         "the readiness wait before docker_init.sh",
         _supervisor,
     ),
     Assumption(
         "start_line",
-        "'OMS service start successfully' is in docker logs (fresh deployment) or in "
-        "docker_init.sh's log (after an upgrade)",
-        "obd",
-        "nothing (evidence only)",
+        "where 'OMS service start successfully' appears: docker logs (a fresh deployment, obd) or docker_init.sh's "
+        "output after an upgrade",
+        "obd (docker logs after a deployment); after an upgrade: not public",
+        "evidence only: the runbooks record where it appeared and wait for /oms/health",
         _start_line,
+        "observed",
     ),
     Assumption(
         "health",
@@ -414,11 +473,20 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         _connectors,
     ),
     Assumption(
+        "cm_by_name",
+        "whether the CM answers the *ByName endpoints (stopByName, startByName, updateByName)",
+        "V4.0.0 pages (700.o-m-connector.md); no CM API page for 3.2.2 .. 3.3.1",
+        "the dbType fix calls them where they answer, and gives doc 000/001's console steps where they do not",
+        _cm_by_name,
+        "observed",
+    ),
+    Assumption(
         "unknown_action",
-        "the console answers an Action it does not know with success false",
-        "not public (the stand-in's choice)",
-        "a misspelt or removed action would pass unnoticed",
+        "how the console answers an Action it does not know",
+        "not public",
+        "nothing: the runbooks call published actions only, each answer parsed strictly",
         _unknown_action,
+        "observed",
     ),
     Assumption(
         "metadb",
@@ -438,24 +506,26 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
     ),
     Assumption(
         "ha_config",
-        "rm.oms_normal_config holds ha.config as JSON with enable, refetchStoreIntervalMin, "
-        "perceiveStoreClientCheckpoint",
-        "obd; not public: that a SQL write of it takes effect",
-        "disabling and enabling HA",
+        "rm.oms_normal_config holds ha.config as a JSON object; refetchStoreIntervalMin and "
+        "perceiveStoreClientCheckpoint may be absent (the documented default has neither)",
+        "obd; OD system parameters (the default value); Modify HA configurations",
+        "disabling and enabling HA (a missing key is written as the document asks)",
         _ha_config,
     ),
     Assumption(
         "oms_version",
-        "rm.oms_version (version, gmt_modified) exists from 4.2.1",
-        "obd (DDL); not public: the release that introduced it",
-        "the version check and doc 004's recovery",
+        "rm.oms_version (version, gmt_modified): whether it exists, and whether its newest row names the running "
+        "version (docker_init.sh writing the target there is not stated)",
+        "obd (DDL; the version before an upgrade); doc 004's recovery",
+        "evidence: the upgrade passes on the documented signals and warns where it still names the version before",
         _oms_version,
+        "observed",
     ),
     Assumption(
         "server_state",
-        "cm.host (ip, host_status ONLINE) and heart_beat (task_name 'supervisor', host_ip, "
-        "gmt_modified current) show every node Online",
-        "the host-down guide",
+        "cm.host (ip, host_status ONLINE) and a moving supervisor heartbeat in heart_beat (task_name 'supervisor', "
+        "host_ip, gmt_modified) within ha.config's checkHostDownIntervalSec; the heartbeat period and clock are observed",
+        "the host-down guide; HA introduction (checkHostDownIntervalSec, 540 s by default)",
         "doc 004 step 7's check",
         _server_tables,
     ),
@@ -504,56 +574,81 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         _packages,
     ),
     Assumption(
+        "init_flag",
+        "whether docker_init.sh leaves a /root/init_flag.txt",
+        "not public (an obd-like module reads one after docker_hot_update_init.sh; field notes, corrected)",
+        "evidence only: docker_init.sh's success is its exit 0, then /oms/health and every server Online",
+        _init_flag,
+        "observed",
+    ),
+    Assumption(
         "init_once",
-        "docker_init.sh ran once per cm_nodes: no failed run after a successful one",
-        "doc 004; obd treats a re-run as unsafe",
-        "the metadata",
+        "how many times docker_init.sh ran on this deployment, and how the last run ended",
+        "doc 004; the vendor runs it again (doc 004, the hot-upgrade rollback, obd's reload)",
+        "evidence: a resumed upgrade runs it again after a failure, as the vendor does (a few times, then the rollback)",
         _init_once,
+        "observed",
     ),
     Assumption(
         "ha_write_effect",
-        "a SQL write of ha.config takes effect in a running OMS (the console shows it)",
-        "not public",
-        "disabling HA before the containers stop",
+        "whether a SQL write of ha.config takes effect in a running OMS",
+        "not public (the documents use the console; no public reading of system parameters but the row)",
+        "the runbooks write it while OMS runs (disable) and before it serves again (enable), and read the row back",
         None,
-    ),
-    Assumption(
-        "init_rerun",
-        "docker_init.sh is not safe to run again on migrated metadata",
-        "obd (treats a re-run as unsafe); not public for the CE scripts",
-        "a resumed upgrade",
-        None,
+        "manual",
     ),
     Assumption(
         "console_after_init",
-        "after an upgrade, a node without its own docker_init.sh does not start oms_console by itself",
-        "inferred from the vendor's multi-node procedures",
-        "the console of the other nodes of a region",
+        "whether, after an upgrade, a node without its own docker_init.sh starts oms_console by itself",
+        "not public (inferred from the vendor's multi-node procedures)",
+        "`supervisorctl start oms_console` there once its region's init succeeded: a no-op where it runs",
         None,
+        "manual",
     ),
     Assumption(
         "init_console_failure",
-        "docker_init.sh whose own oms_console does not start prints no start line and exits non-zero",
+        "what docker_init.sh does when its own oms_console does not start",
         "not public",
-        "nothing: the init step stops on the exit status, or on the console's state in supervisor while "
-        "it waits for /oms/health",
+        "the init step stops on a non-zero exit, or on the console's state in supervisor while it waits for "
+        "/oms/health",
         None,
+        "manual",
     ),
 )
 
 
 def check_all(run: Run) -> list[dict[str, Any]]:
-    """Every assumption: holds (with what was seen), broken (with why), or manual."""
+    """Every assumption: holds or observed (with what was seen), BROKEN (with why), or manual."""
     out = []
     for a in ASSUMPTIONS:
-        row: dict[str, Any] = {"key": a.key, "assumption": a.what, "source": a.source, "breaks": a.breaks}
+        row: dict[str, Any] = {
+            "key": a.key,
+            "kind": a.kind,
+            "assumption": a.what,
+            "source": a.source,
+            "breaks": a.breaks,
+        }
         if a.check is None:
             row["result"] = "manual check"
         else:
             try:
                 row["seen"] = json.loads(json.dumps(a.check(run), default=str))
-                row["result"] = "holds"
+                row["result"] = "holds" if a.kind == "documented" else "observed"
             except (Broken, OmsupError, AssertionError, VersionError) as e:
                 row["result"], row["why"] = "BROKEN", str(e).splitlines()[0][:500]
         out.append(row)
     return out
+
+
+def markdown_table() -> str:
+    """The README's table of the assumptions: documented (source) / observed by the probe / unknown and how the
+    runbooks cope."""
+    lines = [
+        "| key | kind | what | source | what breaks, or how the runbooks cope |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for a in ASSUMPTIONS:
+        kind = {"documented": "documented", "observed": "unknown, observed by the probe", "manual": "unknown"}[a.kind]
+        cells = [f"`{a.key}`", kind, a.what, a.source, a.breaks]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)

@@ -6,6 +6,7 @@ gives one that writes the Allure report), the live view to a callback.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -15,6 +16,8 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from .adapters import oms
+from .adapters.cm import CM
 from .adapters.console import Console
 from .adapters.engine import Engine
 from .adapters.hosts import Host
@@ -70,6 +73,8 @@ class Run:
         self.plans: dict[str, list[str]] = {}
         self.current: RunbookStep | None = None
         self.background: dict[str, Future[Any]] = {}  # work started early (e.g. loading the image)
+        self._ports: dict[str, tuple[int, int]] = {}
+        self._ports_lock = threading.Lock()
 
     @property
     def facts(self) -> Facts:
@@ -98,7 +103,49 @@ class Run:
 
     @cached_property
     def consoles(self) -> dict[str, Console]:
-        return {n.name: Console(self.env.console, n.ip, n.name) for n in self.env.nodes}
+        return {
+            n.name: Console(self.env.console, n.ip, n.name, functools.partial(self.console_port, n.name))
+            for n in self.env.nodes
+        }
+
+    # -- the ports each node's config.yaml sets ------------------------------------------------
+    def remember_config(self, node: str, cfg: dict[str, Any]) -> tuple[int, int]:
+        """The (console, CM) ports of ``node``'s config.yaml as read (the preflight and the probe read it)."""
+        ports = oms.ports_of(cfg, f"node {node}: config.yaml")
+        with self._ports_lock:
+            self._ports[node] = ports
+        return ports
+
+    def node_ports(self, node: str) -> tuple[int, int]:
+        """(console, CM) ports of ``node``: as the preflight recorded them, else read from its config.yaml now."""
+        with self._ports_lock:
+            if node in self._ports:
+                return self._ports[node]
+        nf = self.facts.nodes.get(node) or (self.facts.upgrade.nodes.get(node) if self.facts.upgrade else None)
+        if nf is not None and nf.console_port and nf.cm_port:
+            ports = (nf.console_port, nf.cm_port)
+        else:
+            n = next(x for x in self.env.nodes if x.name == node)
+            attrs = self.engines[node].inspect(nf.container_id if nf else self.env.container)
+            if attrs is None:
+                attrs = self.engines[node].inspect(self.env.container) or {}
+            binds = [b for b in ((attrs.get("HostConfig") or {}).get("Binds") or []) if isinstance(b, str)]
+            cfg = oms.read_config(self.hosts[node], self.engines[node], self.env.container, binds, n.name)
+            return self.remember_config(node, cfg)
+        with self._ports_lock:
+            self._ports[node] = ports
+        return ports
+
+    def console_port(self, node: str) -> int:
+        """The environment file's console.port, else the node's config.yaml's (8089 when it sets none)."""
+        return self.env.console.port or self.node_ports(node)[0]
+
+    def cm(self, ip: str) -> CM:
+        """The Cluster Manager on ``ip`` (a node of the environment: its config.yaml's port; else 8088)."""
+        node = next((n for n in self.env.nodes if n.ip == ip), None)
+        if node is None:
+            return CM(ip, f"cm {ip}")
+        return CM(ip, f"cm {node.name}", self.node_ports(node.name)[1])
 
     @cached_property
     def backup_host(self) -> Host:
@@ -213,6 +260,16 @@ class Run:
                 obj = [x.model_dump(mode="json", by_alias=True) for x in obj]
             text = json.dumps(redact_obj(obj), indent=2, sort_keys=True, default=str, ensure_ascii=False)
             self.reporter.attach(redact(name), text, True)
+
+    def warn(self, text: str) -> None:
+        """Something the documents leave open looked unusual: kept in the ledger (the summary and the report lead
+        with it), attached to the step and shown on the terminal. Never a stop."""
+        shown = redact(text)
+        self.evidence("warning", shown)
+        self.live(f"WARNING: {shown}")
+        with self.record.change() as f:
+            if shown not in f.warnings:
+                f.warnings.append(shown)
 
     def would(self, lines: list[str]) -> None:
         """In plan mode: what the current step would do."""

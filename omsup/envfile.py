@@ -117,7 +117,7 @@ class HA:
 
 @dataclass(frozen=True)
 class Console:
-    port: int
+    port: int | None  # None: each node's config.yaml says (nginx_server_port, 8089 by default)
     scheme: str
     user: str
     password: Secret
@@ -333,7 +333,9 @@ class HAFile(_Model):
 
 
 class ConsoleFile(_Model):
-    port: PortT = 8089
+    port: PortT | None = Field(
+        None, description="the console's port; left out, each node's config.yaml says (nginx_server_port, 8089)"
+    )
     scheme: Literal["http", "https"] = Field("http", description="https recommended (Basic auth in clear otherwise)")
     user: UserT
     password: SecretT

@@ -131,6 +131,8 @@ class NodeFacts(Model):
     version: str | None
     cm_nodes: list[str]
     started_at: str | None = None  # State.StartedAt as last seen (preflight, stop): started after the backups?
+    console_port: int | None = None  # from its config.yaml (nginx_server_port, 8089 when it sets none)
+    cm_port: int | None = None  # from its config.yaml (cm_server_port, 8088 when it sets none)
     kept_as: str | None = None  # the old container's name while the new one runs
     new_container_id: str | None = None
     new_kept_as: str | None = None  # the new container's name after a rollback
@@ -206,12 +208,16 @@ class BackupFile(Model):
 
 class InitAttempt(Model):
     started: Time
+    ended: Time | None = None
     rc: int | None = None  # None: it began and no end was seen (the run was interrupted)
     output: str = ""
-    flag: str | None = None  # /root/init_flag.txt afterwards (obd reads a non-empty one as success)
+    flag: str | None = None  # /root/init_flag.txt afterwards: evidence (no public source says docker_init.sh writes it)
     after: str | None = None
-    recognized: bool = False  # a completed init found in place (not run again)
+    recognized: bool = False  # (ledgers of omsup 0.2: a completed init found in place, not run again)
     schema_before: str | None = None  # the metadata's tables and columns right before it ran
+    schema_after: str | None = None
+    oms_version_before: list[str] | None = None
+    oms_version_after: list[str] | None = None
 
 
 class Recovery(Model):
@@ -223,6 +229,7 @@ class Verified(Model):
     oms_version: list[str] | None
     servers: list[dict[str, Any]]
     images: dict[str, str]
+    oms_version_names: str | None = None  # "target", "source" (the product did not write it) or "none"
 
 
 class Refetch(Model):
@@ -315,6 +322,8 @@ class Facts(Model):
     ha_enabled: Time | None = None  # when a rollback enabled HA again (its refetch interval ends there)
     resumed_projects: list[str] | None = None
     metadb_engine: dict[str, Any] | None = None  # what the preflight found the MetaDB to be
+    # what a step saw that the documents leave open and that an operator should know (the summary leads with them)
+    warnings: list[str] = Field(default_factory=list)
 
 
 # -- the run and its steps -------------------------------------------------------------------

@@ -144,7 +144,9 @@ def summary(session: RunbookSession, operator: str) -> dict[str, Any]:
                 "project_version": __version__,  # of the installed package (its metadata), not of a checkout
                 "environment_sha256": env.sha256,
                 "control_machine": control_machine(),
-                "warnings": env.transport_warnings() + ([session.lock_left] if session.lock_left else []),
+                "warnings": env.transport_warnings()
+                + (list(f.warnings) if f is not None else [])
+                + ([session.lock_left] if session.lock_left else []),
                 "run_id": run.record.run_id if run is not None else None,
                 "resumed": run.resumed if run is not None else False,
                 "ledger": str(run.record.path) if run is not None else None,

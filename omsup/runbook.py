@@ -143,6 +143,13 @@ class Runbook:
         return cls(name, Kind.MAINTENANCE, Version(0, 0, 0), doc, title, **kw)
 
     @property
+    def rollback_runbook(self) -> str | None:
+        """For an upgrade: the runbook that rolls a run of it back (from the version rules), if any."""
+        if self.kind != Kind.UPGRADE:
+            return None
+        return rule_for(self.target).rollback
+
+    @property
     def upgrade_runbook(self) -> str:
         """For a rollback: the runbook whose run it undoes (from the version rules)."""
         name = rule_for(self.target).runbook

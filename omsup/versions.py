@@ -121,6 +121,9 @@ class UpgradeRule:
     restriction: str
     runbook: str | None = None
     rollback: str | None = None  # the runbook that undoes a run of ``runbook`` (with its backups)
+    # projects real-time and their forward switchover done: required where the document says "make sure"
+    # (000, 001/002), only recommended elsewhere (the zh 4.2.9 page; field notes): then a warning names them
+    projects_rule: str = "recommended"
 
     def allows(self, source: Version) -> bool:
         return source in self.sources
@@ -138,6 +141,7 @@ UPGRADE_RULES: tuple[UpgradeRule, ...] = (
         "000",
         "OMS Community Edition support upgrade only from the previous version. "
         "The upgrade path is V3.2.2-CE > V3.3.0-CE > V3.3.1-CE.",
+        projects_rule="required",
     ),
     UpgradeRule(
         V("3.3.1"),
@@ -147,14 +151,17 @@ UPGRADE_RULES: tuple[UpgradeRule, ...] = (
         "The upgrade path is V3.2.2-CE > V3.3.0-CE > V3.3.1-CE.",
         runbook="upgrade_331",
         rollback="rollback_331",
+        projects_rule="required",
     ),
     UpgradeRule(
         V("4.0.0"),
-        (V("3.2.2"), V("3.3.0")),
+        (V("3.2.2"), V("3.3.0"), V("3.3.1")),
         "001/002",
-        "V4.0.0-CE is documented from V3.2.2-CE, and from V3.3.0-CE holding projects created on V3.2.1/V3.2.2.",
+        "V4.0.0-CE is documented from V3.2.2-CE and V3.3.0-CE (001/002), and from V3.3.1-CE (OD V4.0.0 faq: "
+        '"V3.2.2-CE, V3.3.0-CE and V3.3.1-CE can be directly upgraded to V4.0.0-CE").',
         runbook="upgrade_400",
         rollback="rollback_400",
+        projects_rule="required",
     ),
     UpgradeRule(
         V("4.2.9"),

@@ -35,6 +35,21 @@ def main(argv: list[str] | None = None) -> int:
         default="oceanbase",
         help="the MetaDB engine: an OceanBase-kernel server (seekdb, the default) or MariaDB",
     )
+    u.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        choices=list(facts.VARIANTS),
+        metavar="NAME",
+        help="a behaviour the public sources leave open, other than the stand-in's default (repeatable): "
+        + "; ".join(f"{k}: {v}" for k, v in facts.VARIANTS.items()),
+    )
+    u.add_argument(
+        "--host-down-seconds",
+        type=int,
+        help="ha.config's checkHostDownIntervalSec (540 by default, as documented): how long before a host "
+        "without heartbeats turns OFFLINE; tests shorten it",
+    )
     s = sub.add_parser("status", help="what runs")
     s.add_argument("--json", action="store_true")
     sub.add_parser("down", help="stop and remove everything `up` started")
@@ -70,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
                 https=a.https,
                 bulk_mb=a.bulk_mb,
                 metadb_engine=a.metadb,
+                variants=a.variant,
+                host_down_seconds=a.host_down_seconds,
             )
             print(f"sandbox up in {time.monotonic() - t0:.1f}s", file=sys.stderr)
             print(path)

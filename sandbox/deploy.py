@@ -55,7 +55,7 @@ def layout(nodes: int, regions: int) -> tuple[list[dict], list[dict]]:
             {
                 "name": name,
                 "code": r,
-                "cm_url": f"http://{members[0]['ip']}:{facts.CM_PORT}",
+                "cm_url": f"http://{members[0]['ip']}:{{cm_port}}",  # the port: config.yaml's (write_config)
                 "nodes": [m["name"] for m in members],
             }
         )
@@ -66,10 +66,18 @@ def targets_of(version: str) -> list[str]:
     return [t for t, sources in facts.UPGRADES.items() if version in sources]
 
 
-def write_config(node: dict, region: dict, nodes: list[dict], names: dict, own_cm_nodes: bool) -> None:
+def ports(variants: list[str]) -> dict:
+    """The port keys config.yaml sets: none by default (8089 and 8088 apply), others with custom-ports."""
+    return dict(facts.CUSTOM_PORTS) if "custom-ports" in variants else {}
+
+
+def write_config(
+    node: dict, region: dict, nodes: list[dict], names: dict, own_cm_nodes: bool, variants: list[str]
+) -> None:
     """config.yaml as documented (oms-interfaces.md): shared per region, unless own_cm_nodes."""
     np_ = paths.node_paths(node["name"])
     members = [n["ip"] for n in nodes if n["region"] == region["name"]]
+    extra = ports(variants)
     cfg = {
         "oms_meta_host": paths.METADB_HOST,
         "oms_meta_port": metadb.port(),
@@ -78,17 +86,20 @@ def write_config(node: dict, region: dict, nodes: list[dict], names: dict, own_c
         "drc_rm_db": names["rm"],
         "drc_cm_db": names["cm"],
         "drc_cm_heartbeat_db": names["cm_hb"][region["code"]],
-        "cm_url": region["cm_url"],
+        "cm_url": region["cm_url"].replace("{cm_port}", str(facts.cm_port(extra))),
         "cm_location": region["code"],
         "cm_region": node["cm_region"],
         "cm_region_cn": node["cm_region"],
         "cm_is_default": region["code"] == 0,
         "cm_nodes": [node["ip"]] if own_cm_nodes else members,
         "tsdb_enabled": False,
+        **extra,
     }
     np_.data.mkdir(parents=True, exist_ok=True)
     for d in np_.mounts.values():
         d.mkdir(parents=True, exist_ok=True)
+    # the behaviours the public sources leave open, as chosen for this sandbox (facts.VARIANTS)
+    (np_.mounts["/home/admin/logs"] / facts.VARIANT_FILE).write_text(json.dumps(sorted(variants)))
     fd = os.open(np_.config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         yaml.safe_dump(cfg, f, sort_keys=False, allow_unicode=True)
@@ -147,19 +158,19 @@ def run_kwargs(node: dict, version: str, https: bool) -> dict:
     }
 
 
-def health(ip: str, https: bool, timeout: float = 2) -> dict:
+def health(ip: str, https: bool, timeout: float = 2, port: int = facts.CONSOLE_PORT) -> dict:
     scheme = "https" if https else "http"
     ctx = ssl._create_unverified_context() if https else None
-    with urllib.request.urlopen(f"{scheme}://{ip}:{facts.CONSOLE_PORT}/oms/health", timeout=timeout, context=ctx) as r:
+    with urllib.request.urlopen(f"{scheme}://{ip}:{port}/oms/health", timeout=timeout, context=ctx) as r:
         return json.load(r)
 
 
-def wait_healthy(node: dict, https: bool, timeout: float = 90) -> None:
+def wait_healthy(node: dict, https: bool, timeout: float = 90, port: int = facts.CONSOLE_PORT) -> None:
     deadline = time.monotonic() + timeout
     last = "no answer"
     while time.monotonic() < deadline:
         try:
-            if health(node["ip"], https)["data"]["healthy"]:
+            if health(node["ip"], https, port=port)["data"]["healthy"]:
                 return
         except Exception as e:
             last = str(e)
@@ -231,10 +242,23 @@ def up(
     https: bool = False,
     bulk_mb: int = 0,
     metadb_engine: str = "oceanbase",
+    variants: list[str] | None = None,
+    host_down_seconds: int | None = None,
 ) -> Path:
     v = normal(version)
     if metadb_engine not in metadb.ENGINES:
         raise SandboxError(f"--metadb is one of {', '.join(metadb.ENGINES)}; saw {metadb_engine!r}")
+    variants = sorted(set(variants or []))
+    unknown = [x for x in variants if x not in facts.VARIANTS]
+    if unknown:
+        raise SandboxError(f"unknown variant(s) {', '.join(unknown)}; the variants are {', '.join(facts.VARIANTS)}")
+    if host_down_seconds is not None and not 3 <= host_down_seconds <= 3600:
+        raise SandboxError(f"--host-down-seconds is from 3 to 3600; saw {host_down_seconds}")
+    ha = dict(facts.HA_CONFIG)
+    if "ha-full" in variants:
+        ha.update(facts.HA_MODIFIED_KEYS)
+    if host_down_seconds is not None:  # as an operator sets it (System Parameters), shorter for tests
+        ha[facts.HOST_DOWN_KEY] = host_down_seconds
     args = {
         "nodes": nodes,
         "regions": regions,
@@ -245,6 +269,8 @@ def up(
         "https": https,
         "bulk_mb": bulk_mb,
         "metadb": metadb_engine,
+        "variants": variants,
+        "host_down_seconds": host_down_seconds,
     }
     current = paths.load_state()
     if current and current.get("args") != args:
@@ -259,15 +285,16 @@ def up(
         fut_pk = pool.submit(images.ensure_packages, wanted)
         metadb.start(metadb_engine)
         console_password = paths.secret("console_password").read_text(encoding="utf-8")
-        names = metadb.seed(v, region_list, node_list, heartbeat_rows, console_password, bulk_mb)
+        names = metadb.seed(v, region_list, node_list, heartbeat_rows, console_password, bulk_mb, ha)
         pkgs = fut_pk.result()
     placed = {facts.ce(ver): images.place_package(p, ver) for ver, p in pkgs.items()}
     for n in node_list:
         region = next(r for r in region_list if r["name"] == n["region"])
-        write_config(n, region, node_list, names, own_cm_nodes)
+        write_config(n, region, node_list, names, own_cm_nodes, variants)
+    port = facts.console_port(ports(variants))
     with ThreadPoolExecutor(max_workers=max(1, len(node_list))) as pool:
         list(pool.map(lambda n: _start_node(n, v, pkgs[v], https), node_list))
-        list(pool.map(lambda n: wait_healthy(n, https), node_list))
+        list(pool.map(lambda n: wait_healthy(n, https, port=port), node_list))
     wait_settled(node_list, names)
     ssh_info = sshd.start_all(node_list) if ssh else {}
     backups = paths.STATE_DIR / "backups"
@@ -335,8 +362,7 @@ def write_env_file(path: Path, state: dict) -> None:
         "regions": regions,
         "backup": {"host": first_host, "dir": state["backups"]},
         "ha": {"perceive_store_client_checkpoint": False, "refetch_margin_min": 5},
-        "console": {
-            "port": facts.CONSOLE_PORT,
+        "console": {  # no port: the runbooks read config.yaml's nginx_server_port (8089 when it sets none)
             "scheme": "https" if https else "http",
             "user": paths.CONSOLE_USER,
             "password": {"file": str(paths.secret("console_password"))},
@@ -377,9 +403,11 @@ def status() -> dict:
     out["console"] = {
         "user": paths.CONSOLE_USER,
         "password": paths.secret("console_password").read_text("utf-8"),
-        "port": facts.CONSOLE_PORT,
+        "port": facts.console_port(ports(st["args"].get("variants") or [])),
+        "cm_port": facts.cm_port(ports(st["args"].get("variants") or [])),
         "scheme": "https" if https else "http",
     }
+    out["variants"] = st["args"].get("variants") or []
     nodes = []
     for n in st["nodes"]:
         np_ = paths.node_paths(n["name"])

@@ -5,9 +5,10 @@ nothing under sandbox/ imports omsup. This module is also copied into the stand-
 uses the standard library only. Sources: doc = the OMS CE documentation (shared/seeds, or
 oceanbase/oms-doc), obd = oceanbase/obdeploy, odc = oceanbase/odc, obdiag = oceanbase/obdiag.
 
-Where the public sources are silent the stand-in chooses; every such choice is in ``CHOICES``
-below, in this one place, and the probe runbook (runbooks/probe) checks each of them on a real
-deployment.
+Where the public sources are silent the stand-in has a default behaviour (``CHOICES``) and offers
+each other plausible behaviour as a variant (``VARIANTS``, `python -m sandbox up --variant NAME`,
+several at once): the runbooks must pass on every one of them, since a real deployment may behave
+either way. The probe runbook (runbooks/probe) reports which one a real deployment shows.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ VERSIONS = (
 UPGRADES = {
     "3.3.0": ("3.2.2",),
     "3.3.1": ("3.3.0",),
-    "4.0.0": ("3.2.2", "3.3.0"),
+    # OD V4.0.0 faq: "V3.2.2-CE, V3.3.0-CE and V3.3.1-CE can be directly upgraded to V4.0.0-CE"
+    "4.0.0": ("3.2.2", "3.3.0", "3.3.1"),
     "4.2.9": ("4.2.0", "4.2.1", "4.2.2", "4.2.3", "4.2.4", "4.2.5", "4.2.6", "4.2.7", "4.2.8"),
 }
 INIT_TOO_OLD = "Version before 4.1.1 is not allowed to upgrade"  # doc 004, verbatim
@@ -70,8 +72,12 @@ CONFIG_PATH = "/home/admin/conf/config.yaml"
 LOGS, STORE, RUN = "/home/admin/logs", "/home/ds/store", "/home/ds/run"
 CERT, KEY = "/etc/pki/nginx/oms_server.crt", "/etc/pki/nginx/oms_server.key"  # with them nginx serves HTTPS only
 CONSOLE_PORT, CM_PORT = 8089, 8088  # obd: console/nginx 8089, cm 8088 (ghana 8090, supervisor 9000, sshd 2023)
+# the ports are configurable in config.yaml (OD deploy template; field notes): 8089 and 8088 are the defaults
+CONSOLE_PORT_KEY, CM_PORT_KEY = "nginx_server_port", "cm_server_port"
 START_LINE = "OMS service start successfully"  # obd waits for it in docker logs after a fresh deploy
-INIT_FLAG = "/root/init_flag.txt"  # obd: a non-empty file means docker_init.sh succeeded
+# Not written by docker_init.sh (no public source says it is: it belongs to an obd-like module's
+# docker_hot_update_init.sh, field notes, corrected); written only with the variant init-flag.
+INIT_FLAG = "/root/init_flag.txt"
 INIT_LOG_PREFIX = "/home/admin/logs/docker_init.log"  # obdiag: docker_init.log.<date>.<time>
 # supervisord programs (obd, field notes); 3.3.0 adds crond
 PROGRAMS = ("nginx", "oms_console", "oms_drc_cm", "oms_drc_supervisor", "sshd")
@@ -82,12 +88,19 @@ def programs(v: str) -> tuple[str, ...]:
 
 
 # -- the MetaDB (doc, obd, the host-down guide) -------------------------------------------------------
-HA_CONFIG = {  # the documented keys with their defaults, HA enabled as on a production deployment
-    "enable": True, "checkRequestIntervalSec": 600, "enableHost": False, "checkHostDownIntervalSec": 540,
-    "enableStore": True, "checkModuleExceptionIntervalSec": 240, "subtopicStoreNumberThreshold": 5,
-    "refetchStoreIntervalMin": 30, "perceiveStoreClientCheckpoint": False, "clearAbnormalResourceHours": 72,
-    "enableConnector": True,
+# ha.config's documented default value (oceanbase/oms-doc zh-CN/1000.system-management/400.system-parameters/
+# 100.modify-system-parameters.md, commit 060c184c): neither refetchStoreIntervalMin nor
+# perceiveStoreClientCheckpoint, which appear only on "Modify HA configurations" (field notes). The sandbox
+# enables HA (enable true), as on a production deployment.
+HA_CONFIG_DOCUMENTED = {
+    "enable": False, "enableHost": False, "enableStore": True, "enableConnector": True, "enableJdbcWriter": True,
+    "subtopicStoreNumberThreshold": 5, "checkRequestIntervalSec": 600, "checkHostDownIntervalSec": 540,
+    "checkModuleExceptionIntervalSec": 240, "clearAbnormalResourceHours": 72,
 }  # fmt: skip
+HA_CONFIG = {**HA_CONFIG_DOCUMENTED, "enable": True}
+HA_MODIFIED_KEYS = {"refetchStoreIntervalMin": 30, "perceiveStoreClientCheckpoint": False}  # "Modify HA configurations"
+# HA introduction: a host is marked down after checkHostDownIntervalSec without heartbeats (540 s by default)
+HOST_DOWN_KEY, HOST_DOWN_DEFAULT = "checkHostDownIntervalSec", 540
 HOST_ONLINE = "ONLINE"  # the host-down guide: SELECT ip, host_status FROM host -> ONLINE
 
 # -- HTTP (doc, odc) ----------------------------------------------------------------------------------
@@ -97,40 +110,37 @@ LIST_PAGE_MAX = 150  # doc: pageSize default 10, maximum 150
 CM_ENVELOPE_KEYS = ("errCode", "errMsg", "errorDetail", "isSuccess", "result", "retryable")  # field notes
 LOCK_AFTER_FAILED_LOGINS = 5  # field notes: five wrong console passwords lock the account
 
-# -- where the public sources are silent: the stand-in's choices (the probe checks each) --------------
+# -- where the public sources are silent: the stand-in's default, and every other plausible behaviour --------
 CHOICES = {
     "oms_version_from": (
         "4.2.1",
         "which release introduced rm.oms_version: 4.2.0 lacks it, so it takes doc 004's recovery",
-    ),
-    "offline_after_seconds": (
-        10,
-        "a host whose supervisor heartbeat (heart_beat.gmt_modified) is older turns host_status OFFLINE",
     ),
     "host_offline_value": ("OFFLINE", "the host_status of a host that is not ONLINE"),
     "heart_beat_columns": (
         "task_type, task_name, host_ip, gmt_created, gmt_modified",
         "the heart_beat table (the guide selects these columns)",
     ),
+    "heartbeat_period_seconds": (1, "how often oms_drc_supervisor writes its heartbeat (not public)"),
     "console_waits_for_init": (
         True,
-        "with IS_UPGRADE=true oms_console stays STOPPED until docker_init.sh ran in "
-        "that container, or `supervisorctl start oms_console` (inferred from the "
-        "enterprise procedure)",
+        "with IS_UPGRADE=true oms_console stays STOPPED until docker_init.sh ran in that container, or "
+        "`supervisorctl start oms_console` (inferred from the enterprise procedure)",
     ),
-    "init_rerun_fails": (
-        True,
-        "docker_init.sh run again for the same cm_nodes on migrated metadata fails (obd treats a re-run as unsafe)",
+    "init_rerun": (
+        "safe: it finds the metadata of these cm_nodes migrated and changes nothing",
+        "docker_init.sh run again (the vendor does: doc 004 after the recovery, the hot-upgrade rollback, obd's "
+        "reload and online upgrade)",
     ),
+    "init_writes_oms_version": (True, "docker_init.sh REPLACEs the target into rm.oms_version (likely, not stated)"),
     "start_line_after_upgrade": (
         "init output",
-        "after an upgrade the start line is printed by docker_init.sh, "
-        "not in docker logs (obd drops the log check after an upgrade)",
+        "after an upgrade the start line is printed by docker_init.sh, not in docker logs",
     ),
     "init_console_failure": (
         "exit 1, no start line",
         "docker_init.sh whose own oms_console does not get RUNNING (supervisorctl's answer) prints an ERROR "
-        "instead of the start line and exits 1; the init flag and oms_version are written before",
+        "instead of the start line and exits 1; the metadata is migrated before",
     ),
     "unknown_action": ("HTTP 200, success false, code PARAM_ERROR", "how /api/v2 answers an Action it does not know"),
     "connector_listing_before_4_1_1": (
@@ -139,4 +149,38 @@ CHOICES = {
     ),
     "projects_before_4_1_1": ("rm.oms_project, rm.oms_project_step", "where projects are read before ListProjects"),
     "checkpoint_value": ("{subtopic: seconds}", "the source.checkpoint a Connector without one is given"),
+    "cm_by_name_before_4_0_0": (True, "the CM's *ByName endpoints on 3.x (documented from the V4.0.0 pages only)"),
 }
+
+# Each variant: a behaviour the public sources leave open, other than the default (CHOICES) above. Several may
+# be combined (`up --variant A --variant B`). The stand-in's processes read the list from the node's logs
+# mount, the one place the old and the new container of a node both see.
+VARIANTS = {
+    "init-flag": "docker_init.sh writes a non-empty /root/init_flag.txt when it succeeds (as an obd-like module's "
+    "hot-update script does)",
+    "oms-version-not-written": "docker_init.sh leaves rm.oms_version as it was: the newest row still names the "
+    "version before the upgrade",
+    "start-line-in-docker-logs": "after an upgrade the start line is printed in docker logs (by the console's start), "
+    "not by docker_init.sh",
+    "console-starts-itself": "with IS_UPGRADE=true oms_console starts by itself on every node, without docker_init.sh "
+    "or supervisorctl",
+    "supervisor-3": "supervisor 3.x: `supervisorctl status` exits 0 whatever the programs' states",
+    "slow-heartbeat": "oms_drc_supervisor writes its heartbeat every 20 seconds",
+    "heartbeat-local-time": "heart_beat.gmt_modified is written in the container's time zone, 8 hours behind the "
+    "MetaDB's clock (the FAQ's 8-hour offsets)",
+    "ha-full": "ha.config carries refetchStoreIntervalMin and perceiveStoreClientCheckpoint too",
+    "custom-ports": "config.yaml sets nginx_server_port 18089 and cm_server_port 18088",
+    "cm-no-byname": "before 4.0.0 the CM has no *ByName endpoint (404): the Connector is updated on the console",
+}
+VARIANT_FILE = ".sandbox-variants.json"  # in the logs mount, beside the faults
+SLOW_HEARTBEAT_SECONDS = 20
+HEARTBEAT_OFFSET_HOURS = 8
+CUSTOM_PORTS = {CONSOLE_PORT_KEY: 18089, CM_PORT_KEY: 18088}
+
+
+def console_port(cfg: dict) -> int:
+    return int(cfg.get(CONSOLE_PORT_KEY) or CONSOLE_PORT)
+
+
+def cm_port(cfg: dict) -> int:
+    return int(cfg.get(CM_PORT_KEY) or CM_PORT)

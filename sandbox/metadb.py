@@ -275,7 +275,13 @@ def fill(cur, table: str, columns: str, select: str, total: int) -> None:
 
 
 def seed(
-    version: str, regions: list[dict], nodes: list[dict], heartbeat_rows: int, console_password: str, bulk_mb: int = 0
+    version: str,
+    regions: list[dict],
+    nodes: list[dict],
+    heartbeat_rows: int,
+    console_password: str,
+    bulk_mb: int = 0,
+    ha_config: dict | None = None,
 ) -> dict:
     """Create and fill the deployment's databases as of ``version`` (idempotent: skips if present)."""
     names = db_names(version, len(regions))
@@ -296,7 +302,7 @@ def seed(
             cur.execute("REPLACE INTO `oms_version`(`version`) VALUES(%s)", (facts.ce(version),))
         cur.execute(
             "INSERT INTO oms_normal_config (cfg_name, cfg_value) VALUES ('ha.config', %s)",
-            (json.dumps(facts.HA_CONFIG),),
+            (json.dumps(ha_config if ha_config is not None else facts.HA_CONFIG, separators=(",", ":")),),
         )
         for r in regions:
             cur.execute(

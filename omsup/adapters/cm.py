@@ -21,8 +21,9 @@ from ..errors import NotReady
 from ..redact import excerpt, printable, redact
 from . import http
 
-CM_PORT = 8088  # obd
+CM_PORT = 8088  # obd; config.yaml's cm_server_port when it sets one (field notes: OD deploy template)
 MAX_ANSWER = 4 * 1024 * 1024
+PROBE_TASK = "omsup-probe-no-such-task"  # a task name no Connector has: asking to stop it changes nothing
 
 
 def parse_cm_answer(raw: bytes) -> dict[str, Any]:
@@ -37,8 +38,8 @@ def parse_cm_answer(raw: bytes) -> dict[str, Any]:
 
 
 class CM:
-    def __init__(self, ip: str, label: str) -> None:
-        self.base = f"http://{ip}:{CM_PORT}"
+    def __init__(self, ip: str, label: str, port: int = CM_PORT) -> None:
+        self.base = f"http://{ip}:{port}"
         self.label = label
         self.node = label
 
@@ -86,7 +87,33 @@ class CM:
         self._post("/connector/task/stopByName", {"taskName": name})
 
     def start_connector(self, name: str) -> None:
-        self._post("/connector/task/startByName", {"taskName": name})
+        """doc (V4.0.0, O&M of the Connector): after an update the Connector is started with resume=false."""
+        self._post("/connector/task/startByName", {"taskName": name, "resume": "false"})
+
+    def has_by_name_api(self) -> tuple[bool, str]:
+        """Whether this CM answers the documented *ByName endpoints (documented from V4.0.0; no CM API page
+        exists for 3.2.2 .. 3.3.1), and what it answered: a stop of a task that does not exist changes
+        nothing, and is answered with the CM's envelope where the endpoint exists (an error naming the task),
+        HTTP 404 where it does not."""
+        url = self.base + "/connector/task/stopByName?" + urllib.parse.urlencode({"taskName": PROBE_TASK})
+        req = urllib.request.Request(url, data=b"", method="POST")
+        t0 = time.monotonic()
+        try:
+            status, raw = http.send(req, 30, MAX_ANSWER)
+        except (http.NoAnswer, http.CrossOrigin) as e:
+            AUDIT.record("cm", self.label, f"POST {url}", f"no answer: {e}", time.monotonic() - t0, node=self.node)
+            raise NotReady(
+                f"the CM of {self.label} ({self.base}) does not answer: {redact(e)}",
+                "the Cluster Manager (oms_drc_cm) must run on the node",
+            ) from None
+        try:
+            doc = parse_cm_answer(raw)
+            seen = f"HTTP {status} isSuccess={doc['isSuccess']} errCode={doc.get('errCode')}"
+            exists = status != 404
+        except NotReady:
+            seen, exists = f"HTTP {status}, not the CM's envelope: {excerpt(raw, 80)!r}", False
+        AUDIT.record("cm", self.label, f"POST {url}", seen, time.monotonic() - t0, node=self.node)
+        return exists, seen
 
     def update_connector(self, name: str, source: dict[str, str]) -> None:
         """``source.<key>=<value>`` for each entry; the Connector must be stopped (doc)."""

@@ -15,6 +15,7 @@ import json
 import ssl
 import time
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 from ..audit import AUDIT
@@ -22,8 +23,10 @@ from ..envfile import Console as ConsoleConfig
 from ..errors import NotReady
 from ..redact import excerpt, mask_config, printable, redact
 from . import http
+from .lazy import cached
 
 MAX_ANSWER = 32 * 1024 * 1024
+DEFAULT_PORT = 8089  # obd; config.yaml's nginx_server_port when it sets one
 PAGE_SIZE = 150  # doc: the maximum
 MAX_PAGES = 1000  # 150 000 projects; a console that keeps answering full pages is not believed further
 
@@ -88,11 +91,18 @@ def parse_components(data: Any) -> list[dict[str, Any]]:
 
 
 class Console:
-    def __init__(self, cfg: ConsoleConfig, ip: str, label: str) -> None:
+    def __init__(self, cfg: ConsoleConfig, ip: str, label: str, port: Callable[[], int] | None = None) -> None:
         self.cfg = cfg
-        self.base = f"{cfg.scheme}://{ip}:{cfg.port}"
+        self.ip = ip
         self.label = label
         self.node = label
+        # the port: the environment file's, else the node's config.yaml (nginx_server_port; 8089 by default),
+        # asked for at the first request (a read on the node)
+        self._port = port or (lambda: cfg.port or DEFAULT_PORT)
+
+    @cached
+    def base(self) -> str:
+        return f"{self.cfg.scheme}://{self.ip}:{self._port()}"
 
     def _context(self) -> ssl.SSLContext | None:
         if self.cfg.scheme != "https":

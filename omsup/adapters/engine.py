@@ -102,6 +102,10 @@ class Engine:
     def ping(self) -> bool:
         return bool(self._call("ping", lambda: self.client.ping()))
 
+    def api_version(self) -> str:
+        """The API version the client speaks with this engine (negotiated)."""
+        return str(self.client.api.api_version)
+
     def version(self) -> dict[str, Any]:
         """The engine's version facts (Version, ApiVersion, MinAPIVersion)."""
         facts: dict[str, Any] = dict(self._call("version", lambda: self.client.version()))

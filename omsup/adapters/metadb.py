@@ -335,13 +335,16 @@ class MetaDB:
         """cm: SELECT ip, host_status FROM host (ONLINE for a server that is up)."""
         return {str(ip): str(status) for ip, status in self.query("SELECT ip, host_status FROM host", db=cm)}
 
-    def supervisor_heartbeats(self, cm_hb: str) -> dict[str, int]:
-        """cm_hb: heart_beat rows with task_name='supervisor': host ip -> seconds since gmt_modified."""
+    def supervisor_heartbeats(self, cm_hb: str) -> dict[str, tuple[str, int | None]]:
+        """cm_hb: heart_beat rows with task_name='supervisor': host ip -> (gmt_modified as written, seconds
+        since it by the MetaDB's clock). The time as written tells whether the heartbeat moves between two
+        readings, whatever clock or time zone wrote it; the age is evidence only."""
         rows = self.query(
-            "SELECT host_ip, TIMESTAMPDIFF(SECOND, gmt_modified, NOW()) FROM heart_beat WHERE task_name='supervisor'",
+            "SELECT host_ip, CAST(gmt_modified AS CHAR), TIMESTAMPDIFF(SECOND, gmt_modified, NOW()) FROM heart_beat "
+            "WHERE task_name='supervisor'",
             db=cm_hb,
         )
-        return {str(ip): int(age) for ip, age in rows if age is not None}
+        return {str(ip): (str(at), None if age is None else int(age)) for ip, at, age in rows}
 
     # -- not public: where these are read before the console lists them (4.1.1) ---------------
     # The runbooks read rm's project tables and cm's Connector tasks here, in this one place; the

@@ -24,7 +24,7 @@ from typing import Any
 
 from ..adapters.cm import CM
 from ..context import Run
-from ..errors import PreconditionRefused
+from ..errors import OmsupError, PreconditionRefused
 from ..record import ConnectorFix, ConnectorRow, ConnectorSurvey
 from ..redact import mask_config
 from ..runbook import Step, Touches
@@ -68,19 +68,20 @@ def _created_on(project: dict[str, Any]) -> Version | None:
 
 
 def deployment_version(run: Run) -> Version:
-    """The version that runs: the preflight's record, else the newest oms_version row, else node 1's image tag."""
+    """The version that runs: the preflight's record, else node 1's image, else the newest oms_version row (which
+    a release may leave behind: evidence, not the first source)."""
     if run.facts.versions:
         return Version.parse(run.facts.versions.source)
-    rows = run.metadb.oms_versions(run.env.metadb.rm)
-    if rows:
-        return max(Version.parse(v) for v in rows)
     from .containers import image_version
 
     n = run.env.nodes[0]
     found = image_version(run, n, run.engines[n.name].inspect(run.env.container) or {})
-    if found is None:
-        raise PreconditionRefused("cannot tell the running version: no oms_version row and no version in the image tag")
-    return found
+    if found is not None:
+        return found
+    rows = run.metadb.oms_versions(run.env.metadb.rm)
+    if rows:
+        return max(Version.parse(v) for v in rows)
+    raise PreconditionRefused("cannot tell the running version: no version in the image tag and no oms_version row")
 
 
 def survey(run: Run) -> ConnectorSurvey:
@@ -142,28 +143,80 @@ def _checkpoint(run: Run, name: str, stopped_at: int) -> str:
     return json.dumps({subtopic: str(stopped_at)})
 
 
+def console_steps(plan: list[ConnectorFix]) -> str:
+    """doc 000/001's console procedure for the Connectors of ``plan`` (Batch O&M where a host has one source type)."""
+    out = []
+    for p in plan:
+        if p.how == "batch":
+            out.append(
+                f"OPS & Monitoring > Component > Connector > Batch O&M > Update: IP {p.host}, in source add "
+                f"dbType={p.db_type} ({', '.join(p.connectors)}), Submit"
+            )
+        else:
+            out.append(
+                f"OPS & Monitoring > Component > Connector: Update of {p.connectors[0]} (on {p.host}), in source add "
+                f"dbType={p.db_type}, Update"
+            )
+    return "; ".join(out)
+
+
 def fix_db_type(run: Run) -> None:
     found = survey(run)
     run.evidence("Connectors before (dbType / db_type present?)", found.connectors)
     run.evidence("fix plan (a batch per host with one source type, else one by one)", found.plan)
     rows = {r.id: r for r in found.connectors}
-    for item in found.plan:  # the CM of the Connector's host (doc: curl http://${cm_url}:${cm_port}/...)
-        cm = CM(item.host, f"cm {item.host}")
+    # the CM of each Connector's host (doc: curl http://${cm_url}:${cm_port}/...); its *ByName endpoints are
+    # documented from V4.0.0 only: where they do not answer, the document's console procedure, before any change
+    cms = {item.host: run.cm(item.host) for item in found.plan}
+    seen = {host: cm.has_by_name_api() for host, cm in cms.items()}
+    run.evidence("the CM's *ByName endpoints (documented from V4.0.0), per host", seen)
+    missing = [host for host, (ok, _) in seen.items() if not ok]
+    if missing:
+        raise PreconditionRefused(
+            f"the CM of {', '.join(missing)} does not answer the *ByName endpoints the V4.0.0 pages document "
+            f"({'; '.join(seen[h][1] for h in missing)}): add dbType on the console instead, as doc 000/001 say",
+            f"on the console: {console_steps(found.plan)}; then run the runbook again: it checks every Connector "
+            "and goes on",
+        )
+    for item in found.plan:
+        cm = cms[item.host]
         batch = [rows[c] for c in item.connectors]
         running = [r.id for r in batch if r.status == "RUNNING"]
-        for name in running:  # doc: the CM updates only a stopped or abnormal Connector
-            cm.stop_connector(name)
-        stopped_at = int(time.time())
-        for r in batch:
-            source = {"dbType": item.db_type}
-            if not r.has_checkpoint:
-                source["checkpoint"] = _checkpoint(run, r.id, stopped_at)
-            cm.update_connector(r.id, source)
-        for name in running:
-            cm.start_connector(name)
+        stopped: list[str] = []
+        try:
+            for name in running:  # doc: the CM updates only a stopped or abnormal Connector
+                cm.stop_connector(name)
+                stopped.append(name)
+            stopped_at = int(time.time())
+            for r in batch:
+                source = {"dbType": item.db_type}
+                if not r.has_checkpoint:
+                    source["checkpoint"] = _checkpoint(run, r.id, stopped_at)
+                cm.update_connector(r.id, source)
+        finally:  # a Connector that ran runs again, whatever failed after it was stopped
+            _start_again(run, cm, stopped)
     with run.record.change() as f:
         f.connector_fixes = found.plan
     verify_db_type(run)
+
+
+def _start_again(run: Run, cm: CM, names: list[str]) -> None:
+    """startByName (resume=false, as documented after an update) of every Connector this step stopped; one that
+    does not start is reported, and the others are still started."""
+    failed = []
+    for name in names:
+        try:
+            cm.start_connector(name)
+        except OmsupError as e:
+            failed.append(f"{name}: {e.message}")
+    if names:
+        run.evidence("Connectors started again (startByName, resume=false)", {"started": names, "failed": failed})
+    if failed:
+        run.warn(
+            "Connectors this step stopped did not start again: "
+            + "; ".join(failed)
+            + " (start them on the console: OPS & Monitoring > Component > Connector > Start)"
+        )
 
 
 def verify_db_type(run: Run) -> None:

@@ -2,17 +2,24 @@
 
 doc 004: once per region when the nodes' cm_nodes are identical, on every node otherwise; when it
 answers "Version before 4.1.1 is not allowed to upgrade", create `oms_version` in rm, REPLACE the
-version before the upgrade into it, and run it again (the one documented re-run).
+version before the upgrade into it, and run it again.
 
-docker_init.sh is never run again blindly (obd treats a re-run as unsafe): its start is recorded
-before it runs; a resumed run that finds a completed init in place (a non-empty /root/init_flag.txt
-and, from 4.2.1, oms_version at the target) goes on; one that began and did not finish stops the
-run with what to check. Success is its exit status 0, the init flag, and oms_version: obd does not
-trust the exit status alone.
+Success is what the documents and public failure signals give: docker_init.sh exits 0, and then the
+product serves (/oms/health healthy on every node, obd's reading; every server Online, the next
+step). What no public source states is evidence, recorded for every attempt and never the only sign
+either way: a /root/init_flag.txt (obd-like modules read one after their hot-update script; no source
+says docker_init.sh writes it), the oms_version rows before and after, the start line (in its output or
+in docker logs), and the metadata's tables and columns before and after.
 
-The other nodes of a region (same cm_nodes, no init of their own) do not start their console by
-themselves after an upgrade: there `supervisorctl start oms_console` (inferred from the vendor's
-multi-node procedures; this is the one place that does it).
+The vendor runs docker_init.sh again (doc 004 after the recovery, the hot-upgrade rollback, obd's
+reload and online upgrade: field notes), so a resume after a failed or interrupted init runs it again,
+as an operator following the vendor would; a few times in a run (MAX_ATTEMPTS per node), then the run
+stops and says to roll back.
+
+The other nodes of a region (same cm_nodes, no init of their own) may not start their console by
+themselves after an upgrade (not public): there `supervisorctl start oms_console` is run once their
+region's init succeeded, which changes nothing where it already runs (this is the one place that
+does it).
 """
 
 from __future__ import annotations
@@ -21,13 +28,14 @@ from ..context import Run
 from ..envfile import Node
 from ..errors import ContainerProblem
 from ..record import InitAttempt, Recovery, utc_now
-from ..runbook import Step, Touches
-from ..versions import MIN_VERSION_FOR_4X_INIT, OMS_VERSION_DDL, OMS_VERSION_TABLE_FROM, Version
+from ..runbook import Step, Touches, command
+from ..versions import MIN_VERSION_FOR_4X_INIT, OMS_VERSION_DDL, Version
 from .serving import INIT_NEEDS, SERVING_LINE, start_console, wait_programs, wait_serving
 
 INIT_TOO_OLD = "Version before 4.1.1 is not allowed to upgrade"
-INIT_FLAG = "/root/init_flag.txt"  # obd: non-empty when docker_init.sh succeeded
+INIT_FLAG = "/root/init_flag.txt"  # evidence only: no public source says docker_init.sh writes it
 INIT_LOGS = "/home/admin/logs/docker_init.log.*"  # obdiag
+MAX_ATTEMPTS = 3  # docker_init.sh runs of one node in one run, the documented recovery's re-run included
 
 
 def output_summary(out: str, lines: int = 12) -> tuple[str, str]:
@@ -47,18 +55,10 @@ def init_targets(run: Run) -> list[Node]:
     return out
 
 
-def _flag(run: Run, n: Node) -> str:
+def _flag(run: Run, n: Node) -> str | None:
+    """/root/init_flag.txt in the new container (evidence), or None where there is none."""
     rc, out = run.engines[n.name].exec(run.env.container, "cat", INIT_FLAG)
-    return out.strip() if rc == 0 else ""
-
-
-def _at_target(run: Run) -> bool:
-    """oms_version names the target (from 4.2.1, where the table exists; before that, nothing to read)."""
-    target = run.runbook.target
-    if target < OMS_VERSION_TABLE_FROM:
-        return True
-    rows = run.metadb.oms_versions(run.env.metadb.rm) or []
-    return any(Version.parse(v) == target for v in rows)
+    return out.strip()[:200] or None if rc == 0 else None
 
 
 def _recover_oms_version(run: Run) -> None:
@@ -77,13 +77,23 @@ def _recover_oms_version(run: Run) -> None:
 
 
 def _attempt(run: Run, n: Node, after: str | None = None) -> InitAttempt:
-    """Run docker_init.sh once; its start (and the metadata's shape then) on disk before it runs."""
-    a = InitAttempt(started=utc_now(), after=after, schema_before=run.metadb.schema_fingerprint(_databases(run)))
+    """Run docker_init.sh once; its start (and the metadata then) on disk before it runs, what it did after."""
+    dbs = _databases(run)
+    a = InitAttempt(
+        started=utc_now(),
+        after=after,
+        schema_before=run.metadb.schema_fingerprint(dbs),
+        oms_version_before=run.metadb.oms_versions(run.env.metadb.rm),
+    )
     with run.record.change() as f:
         f.init_outputs.setdefault(n.name, []).append(a)
     rc, out = run.engines[n.name].exec(run.env.container, "bash", "/root/docker_init.sh")
     with run.record.change():
-        a.rc, a.output, a.flag = rc, out[-4000:], _flag(run, n) or None
+        a.rc, a.output, a.ended = rc, out[-4000:], utc_now()
+    flag, schema_after = _flag(run, n), run.metadb.schema_fingerprint(dbs)
+    rows = run.metadb.oms_versions(run.env.metadb.rm)
+    with run.record.change():
+        a.flag, a.schema_after, a.oms_version_after = flag, schema_after, rows
     return a
 
 
@@ -93,58 +103,55 @@ def _databases(run: Run) -> list[str]:
 
 def _init_on(run: Run, n: Node) -> None:
     history = run.facts.init_outputs.get(n.name) or []
-    last = history[-1] if history else None
-    if last is not None and _succeeded(run, last):
+    if history and history[-1].rc == 0:  # it succeeded in an earlier attempt of this run
         return
-    flag = _flag(run, n)
-    if flag and _at_target(run):  # completed, perhaps after the run that started it stopped
-        with run.record.change() as f:
-            f.init_outputs.setdefault(n.name, []).append(
-                InitAttempt(started=utc_now(), rc=0, flag=flag, recognized=True)
-            )
-        return
-    if last is not None and run.metadb.schema_fingerprint(_databases(run)) != last.schema_before:
-        # it began, did not succeed, and changed the metadata: running it again on half-migrated
-        # metadata is not safe (obd treats a re-run as unsafe)
+    ran = [a for a in history if not a.recognized]
+    if len(ran) >= MAX_ATTEMPTS:
+        last = ran[-1]
+        rb = run.runbook.rollback_runbook
+        back = command(rb, run.env.source) if rb else "its rollback"
         raise ContainerProblem(
-            f"node {n.name}: docker_init.sh began at {last.started} and did not finish"
-            + (f" (exit {last.rc}: {output_summary(last.output)[0]})" if last.rc is not None else " (the run stopped)")
-            + "; it changed the metadata's tables meanwhile",
-            f"check its log ({INIT_LOGS} in the container), {INIT_FLAG} and {run.env.metadb.rm}.oms_version. Running "
-            "it again on half-migrated metadata is not safe: restore the backups (the rollback runbook) and upgrade "
-            "again, or complete the migration by hand and move this run's ledger aside deliberately",
+            f"node {n.name}: docker_init.sh ran {len(ran)} times in this run and did not succeed (last: "
+            + (f"exit {last.rc}: {output_summary(last.output)[0]}" if last.rc is not None else "interrupted")
+            + ")",
+            f"see {INIT_LOGS} in the container and the attempts in the report; go back with the rollback "
+            f"({back}), or fix the cause by hand "
+            "and call this run off",
+            resumable=False,
         )
-    # never run, or run and failed before it changed anything (the tables are as they were): not blind
-    a = _attempt(run, n)
+    # never run, failed, or interrupted: run it (again, as the vendor does)
+    a = _attempt(run, n, after="again after a failed or interrupted attempt" if ran else None)
     if a.rc != 0 and INIT_TOO_OLD in a.output:
         _recover_oms_version(run)
         a = _attempt(run, n, after="oms_version recovery (doc 004)")
-    run.evidence(
-        f"{n.name}: docker_init.sh output",
-        "\n---\n".join(f"exit {x.rc}, init flag {x.flag!r}\n{x.output}" for x in run.facts.init_outputs[n.name]),
-    )
-    if not _succeeded(run, a):
+    run.evidence(f"{n.name}: docker_init.sh attempts (exit, init flag, oms_version, schema)", _shown(run, n))
+    if a.rc != 0:
         last_line, shown = output_summary(a.output)
         # docker_init.sh changes the MetaDB: when that does not answer, that is the cause to name
         run.metadb.blame_if_down(
             f"node {n.name}: /root/docker_init.sh exited {a.rc} ({last_line})", "running the runbook again resumes here"
         )
-        why = (
-            f"exited {a.rc}"
-            if a.rc != 0
-            else f"exited 0 but left no {INIT_FLAG}"
-            if not a.flag
-            else f"exited 0 but {run.env.metadb.rm}.oms_version does not name {run.runbook.target}"
-        )
         raise ContainerProblem(
-            f"node {n.name}: /root/docker_init.sh {why}: {last_line}\n  its last lines:\n{shown}",
-            f"see {INIT_LOGS} in the container; a resumed run runs it again only if it changed "
-            "no table of the metadata",
+            f"node {n.name}: /root/docker_init.sh exited {a.rc}: {last_line}\n  its last lines:\n{shown}",
+            f"see {INIT_LOGS} in the container; fix the cause and run the runbook again: it runs docker_init.sh "
+            f"again, as the vendor does (at most {MAX_ATTEMPTS} times in a run), or roll back",
         )
 
 
-def _succeeded(run: Run, a: InitAttempt) -> bool:
-    return a.rc == 0 and bool(a.flag) and _at_target(run)
+def _shown(run: Run, n: Node) -> list[dict[str, object]]:
+    return [
+        {
+            "started": x.started,
+            "after": x.after,
+            "exit": x.rc,
+            "init flag": x.flag or f"none ({INIT_FLAG} absent or empty)",
+            "oms_version before": x.oms_version_before,
+            "oms_version after": x.oms_version_after,
+            "schema changed": None if x.schema_after is None else x.schema_after != x.schema_before,
+            "output (tail)": x.output[-1500:],
+        }
+        for x in run.facts.init_outputs.get(n.name, [])
+    ]
 
 
 def init_metadata(run: Run) -> None:
@@ -166,11 +173,14 @@ def init_metadata(run: Run) -> None:
     with run.record.change() as f:
         f.serving_again = utc_now()
     lines = {
-        n.name: any(SERVING_LINE in a.output for a in run.facts.init_outputs.get(n.name, []))
-        or SERVING_LINE in run.engines[n.name].logs(run.env.container, 200)
-        for n in targets
+        n.name: "docker_init.sh's output"
+        if any(SERVING_LINE in a.output for a in run.facts.init_outputs.get(n.name, []))
+        else "docker logs"
+        if SERVING_LINE in run.engines[n.name].logs(run.env.container, 200)
+        else "nowhere"
+        for n in run.env.nodes
     }
-    run.evidence(f"'{SERVING_LINE}' in docker_init.sh's output or docker logs", lines)
+    run.evidence(f"where '{SERVING_LINE}' appeared (evidence, not a condition)", lines)
 
 
 def verify_init(run: Run) -> None:
@@ -182,8 +192,9 @@ def plan_init(run: Run) -> list[str]:
     return (
         [
             f"{n.name}: poll until oms_drc_cm and oms_drc_supervisor are RUNNING in `supervisorctl status`, then "
-            f"docker exec {run.env.container} bash /root/docker_init.sh once (success: exit 0, {INIT_FLAG}, "
-            f"oms_version; on '{INIT_TOO_OLD}': create oms_version, REPLACE the old version, run again)"
+            f"docker exec {run.env.container} bash /root/docker_init.sh (success: exit 0, then the console serves; "
+            f"{INIT_FLAG}, oms_version and the start line recorded as evidence; on '{INIT_TOO_OLD}': create "
+            "oms_version, REPLACE the old version, run again)"
             for n in targets
         ]
         + [

@@ -15,20 +15,14 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-import yaml
-
+from ..adapters import oms
 from ..adapters.metadb import OB_LONG_US
-from ..container_spec import CONFIG_TARGET, bind_target
 from ..context import Run
 from ..envfile import Node
 from ..errors import PreconditionRefused
-from ..redact import excerpt
 from ..versions import Version, metadb_engine, metadb_rule_for, metadb_supported
-from ..yamltext import flow_depth
 
 CLOCK_TOLERANCE = 10.0  # seconds between the MetaDB's and a node's clock
-MAX_CONFIG_BYTES = 1024 * 1024
-MAX_CONFIG_DEPTH = 32  # a config.yaml is a flat mapping; deeper text is refused before PyYAML recurses through it
 MARIADB_SANDBOX_LINE = "enable the sandbox mode"  # MariaDB's mysqldump writes /*M!999999\- enable the sandbox mode */
 # what the upgrade changes (ha.config, the prune, docker_init.sh and the oms_version recovery run as
 # this user) and what a restore needs (drop and create the databases, load the dumps)
@@ -65,39 +59,7 @@ def check_engine(run: Run, oms: Version) -> dict[str, Any]:
 # -- config.yaml names this MetaDB -------------------------------------------------------------------
 def read_config(run: Run, node: Node, binds: list[str]) -> dict[str, Any]:
     """The node's config.yaml: from the host path of its bind, else through `docker exec ... cat`."""
-    src = next((b.split(":")[0] for b in binds if bind_target(b) == CONFIG_TARGET), None)
-    if src is None:
-        raise PreconditionRefused(
-            f"node {node.name}: the container has no bind for {CONFIG_TARGET}",
-            "the deployment does not look like the documented one; check `docker inspect`",
-        )
-    host = run.hosts[node.name]
-    if host.readable(src):
-        text = host.read_text(src)
-    else:  # the host path may be root's only: read it in the container
-        rc, text = run.engines[node.name].exec(run.env.container, "cat", CONFIG_TARGET)
-        if rc != 0:
-            raise PreconditionRefused(
-                f"node {node.name}: {src} is not readable by the SSH user, and `docker exec "
-                f"{run.env.container} cat {CONFIG_TARGET}` exited {rc}"
-            )
-    return parse_config_yaml(text, f"node {node.name}: {src}")
-
-
-def parse_config_yaml(text: str, what: str) -> dict[str, Any]:
-    """An OMS config.yaml (a flat mapping of a few dozen keys); anything else is the project's error."""
-    if len(text) > MAX_CONFIG_BYTES:
-        raise PreconditionRefused(f"{what} is {len(text)} bytes, not an OMS config.yaml")
-    if flow_depth(text) > MAX_CONFIG_DEPTH:
-        raise PreconditionRefused(f"{what} nests values more than {MAX_CONFIG_DEPTH} deep, not an OMS config.yaml")
-    try:
-        cfg = yaml.safe_load(text)
-    except Exception as e:  # noqa: BLE001 - PyYAML's constructors raise anything on odd tags (!!timestamp x)
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise PreconditionRefused(f"{what} is not valid YAML: {excerpt(first)}") from None
-    if not isinstance(cfg, dict):
-        raise PreconditionRefused(f"{what} is not a mapping")
-    return cfg
+    return oms.read_config(run.hosts[node.name], run.engines[node.name], run.env.container, binds, node.name)
 
 
 def check_identity(run: Run, node: Node, cfg: dict[str, Any]) -> None:

@@ -66,6 +66,13 @@ def inspect_old(run: Run, node: Node) -> NodeFacts:
     version = image_version(run, node, attrs)
     cfg = metadb_checks.read_config(run, node, binds)
     metadb_checks.check_identity(run, node, cfg)  # the MetaDB of the environment file is the one it uses
+    console_port, cm_port = run.remember_config(node.name, cfg)
+    if run.env.console.port is not None and run.env.console.port != console_port:
+        run.warn(
+            f"node {node.name}: the environment file's console.port is {run.env.console.port}, its config.yaml's "
+            f"nginx_server_port {console_port}: the runbooks use {run.env.console.port} (leave console.port out "
+            "to use config.yaml's)"
+        )
     # the image's own defaults are not carried over: only what the operator set on the container
     image_env = env_of({"Config": {"Env": run.engines[node.name].image_env(attrs["Image"])}})
     user_env = {k: v for k, v in env.items() if image_env.get(k) != v and k not in ("OMS_HOST_IP", "IS_UPGRADE")}
@@ -80,6 +87,8 @@ def inspect_old(run: Run, node: Node) -> NodeFacts:
         version=str(version) if version else None,
         cm_nodes=sorted(str(x) for x in (cfg.get("cm_nodes") or [])),
         started_at=attrs["State"].get("StartedAt"),
+        console_port=console_port,
+        cm_port=cm_port,
     )
 
 
@@ -93,12 +102,20 @@ def _source_version(run: Run, old: dict[str, NodeFacts]) -> tuple[Version, list[
     rows = run.metadb.oms_versions(rm)
     image_v = next(iter(versions.values()), None)
     meta_v = max((Version.parse(v) for v in rows), default=None) if rows else None
-    if meta_v and image_v and meta_v != image_v:
+    # What runs is the image; oms_version is evidence (no public source says docker_init.sh writes the target
+    # there: a release that leaves it lags the image). Metadata newer than the image that runs is no product's
+    # behaviour: a half-done upgrade, or a rollback without its restore.
+    if meta_v and image_v and meta_v > image_v:
         raise PreconditionRefused(
-            f"oms_version in {rm} says {meta_v}, the running image says {image_v}",
-            "a previous upgrade may be half done; investigate before upgrading",
+            f"oms_version in {rm} says {meta_v}, newer than the running image's {image_v}",
+            "a previous upgrade may be half done, or rolled back without its restore; investigate before upgrading",
         )
-    source = meta_v or image_v
+    if meta_v and image_v and meta_v < image_v:
+        run.warn(
+            f"oms_version in {rm} says {meta_v}, the running image {image_v}: taken as {image_v} (what runs); a "
+            "release whose docker_init.sh does not write oms_version leaves it behind"
+        )
+    source = image_v or meta_v
     if source is None:
         raise PreconditionRefused("cannot tell the running version: no oms_version row and no version in the image tag")
     if source == run.runbook.target:
@@ -220,9 +237,15 @@ def preflight(run: Run) -> None:
     bad = [p for p in projects if p.forbidden]
     if bad:
         lines = "; ".join(f"{p.name} ({p.id}): {p.forbidden}" for p in bad)
-        raise PreconditionRefused(
-            f"projects in a state the documents forbid for an upgrade: {lines}",
-            "wait until they are real-time and their forward switchover is done (doc 000/001)",
+        if rule_for(target).projects_rule == "required":  # doc 000/001: "make sure"
+            raise PreconditionRefused(
+                f"projects in a state the documents forbid for an upgrade to {target}: {lines}",
+                f"wait until they are real-time and their forward switchover is done (doc {rule_for(target).doc})",
+            )
+        run.warn(  # the document for this target does not require it (the zh 4.2.9 page only recommends it)
+            f"projects not real-time or whose forward switchover is not done: {lines}; the document for {target} "
+            "does not require it (the zh 4.2.9 page recommends it): the upgrade goes on, and they resume as doc 004's "
+            "HA table says"
         )
     ha = run.metadb.ha_config(run.env.metadb.rm)
     with run.record.change() as f:  # what the Connector survey needs to know first

@@ -9,7 +9,11 @@ from ..runbook import Step, Touches
 
 def probe(run: Run) -> None:
     rows = check_all(run)
-    run.evidence("assumptions: holds, BROKEN or manual check", rows)
+    run.evidence("assumptions: holds, observed, BROKEN or manual check", rows)
+    run.evidence(
+        "observed where the documents are silent (the runbooks cope with every plausible answer)",
+        {r["key"]: r.get("seen") for r in rows if r["result"] == "observed"},
+    )
     manual = [r for r in rows if r["result"] == "manual check"]
     run.evidence(
         "manual checks (not checkable by reading)",
@@ -17,7 +21,8 @@ def probe(run: Run) -> None:
     )
     broken = [r for r in rows if r["result"] == "BROKEN"]
     held = sum(r["result"] == "holds" for r in rows)
-    run.live(f"probe: {held} hold, {len(broken)} broken, {len(manual)} to check by hand")
+    seen = sum(r["result"] == "observed" for r in rows)
+    run.live(f"probe: {held} hold, {seen} observed, {len(broken)} broken, {len(manual)} not observable by reading")
     assert not broken, f"{len(broken)} of {len(ASSUMPTIONS)} assumptions do not hold on {run.env.name}:\n" + "\n".join(
         f"  - {r['key']}: {r['why']}  (would break: {r['breaks']})" for r in broken
     )

@@ -177,7 +177,7 @@ def refused(tmp_path, text) -> str:
 
 def test_the_plain_good_file_loads(tmp_path):
     env = load_text(tmp_path, GOOD)
-    assert env.name == "prod-eu" and env.console.port == 8089 and len(env.sha256) == 64
+    assert env.name == "prod-eu" and env.console.port is None and len(env.sha256) == 64  # None: config.yaml says
 
 
 def test_a_duplicate_key_is_refused_with_both_lines(tmp_path):

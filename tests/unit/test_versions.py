@@ -55,11 +55,14 @@ def test_331_only_from_330():
         check_upgrade("3.2.2", "3.3.1")
 
 
-def test_400_from_322_and_330():
+def test_400_from_322_330_and_331():
+    """OD V4.0.0 faq: "V3.2.2-CE, V3.3.0-CE and V3.3.1-CE can be directly upgraded to V4.0.0-CE" (it was refused)."""
     check_upgrade("3.2.2", "4.0.0")
     check_upgrade("3.3.0", "4.0.0")
+    check_upgrade("3.3.1", "4.0.0")
     with pytest.raises(VersionError):
-        check_upgrade("3.3.1", "4.0.0")
+        check_upgrade("3.2.1", "4.0.0")
+    assert [r.runbook for r in upgrade_chain("3.3.1-CE", "4.0.0-CE")] == ["upgrade_400"]
 
 
 def test_no_rule_for_an_undocumented_target():
@@ -80,7 +83,7 @@ def test_chain_names_runbooks_in_order():
     [
         (("4.1.0", "4.2.9"), "from 4.1.0-CE the documents lead to no other version"),
         (("4.0.0", "4.2.9"), "from 4.0.0-CE the documents lead to no other version"),
-        (("3.3.1", "4.0.0"), "from 3.3.1-CE the documents lead to no other version"),
+        (("3.3.1", "4.2.9"), "from 3.3.1-CE the documents lead to 4.0.0-CE"),
         (("3.2.2", "4.2.9"), "from 3.2.2-CE the documents lead to 3.3.0-CE, 3.3.1-CE, 4.0.0-CE"),
         (("4.2.9", "4.2.8"), "4.2.8-CE is older; a version goes back only by the rollback of the upgrade"),
     ],

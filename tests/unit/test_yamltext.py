@@ -26,8 +26,8 @@ def test_flow_depth(text, depth):
 
 
 def test_deep_flow_nesting_is_refused_by_both_yaml_readers(tmp_path):
+    from omsup.adapters.oms import parse_config_yaml
     from omsup.errors import OmsupError
-    from omsup.steps.metadb_checks import parse_config_yaml
 
     deep = "a: " + "[" * 4000 + "]" * 4000 + "\n"
     with pytest.raises(OmsupError, match="more than 32 deep"):

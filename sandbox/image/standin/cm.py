@@ -7,8 +7,13 @@ for a stopped or abnormal Connector ("Before you update Light-Connector, you mus
 connector"). Answers carry {errCode, errMsg, errorDetail, isSuccess, result, retryable}.
 
 Server list (the host-down guide): cm.host.host_status is ONLINE for a host whose supervisor
-heartbeat (heart_beat, task_name='supervisor') is current; the stand-in turns it OFFLINE after
-facts.CHOICES offline_after_seconds.
+heartbeat (heart_beat, task_name='supervisor') is current; OFFLINE once it is older than ha.config's
+checkHostDownIntervalSec (540 s by default: the HA introduction; `sandbox up --host-down-seconds`
+shortens it in the MetaDB, as an operator would). The CM compares the heartbeat with its own clock
+(8 hours behind the MetaDB's with the variant heartbeat-local-time, as the agent writes it then).
+
+Port: config.yaml's cm_server_port (8088 by default). Before 4.0.0 the *ByName endpoints are not
+documented: the variant cm-no-byname answers them 404 there.
 """
 
 from __future__ import annotations
@@ -30,7 +35,6 @@ CFG = common.load_config()
 META = common.Meta(CFG)
 LOCK = threading.Lock()
 REGION = str(CFG.get("cm_region") or "")
-OFFLINE_AFTER = facts.CHOICES["offline_after_seconds"][0]
 
 
 def answer(result=None, ok: bool = True, code: str | None = None, msg: str | None = None) -> dict:
@@ -104,7 +108,10 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             params.update(parse_qs(self.rfile.read(length).decode("utf-8", "replace")))
-        if not url.path.startswith("/connector/task/"):
+        by_name = url.path.endswith("ByName")
+        if not url.path.startswith("/connector/task/") or (
+            by_name and facts.vkey(common.VERSION) < (4, 0, 0) and common.variant("cm-no-byname")
+        ):
             self._send(404, answer(ok=False, code="CM-NOT-FOUND", msg=url.path))
             return
         try:
@@ -127,12 +134,18 @@ def host_loop() -> None:
                 (group, HOST_IP, REGION),
                 cm,
             )
+            down_after = common.ha_config(META, CFG["drc_rm_db"]).get(facts.HOST_DOWN_KEY, facts.HOST_DOWN_DEFAULT)
+            now = (
+                f"NOW() - INTERVAL {facts.HEARTBEAT_OFFSET_HOURS} HOUR"
+                if common.variant("heartbeat-local-time")
+                else "NOW()"
+            )
             fresh = {
                 r[0]
                 for r in query(
                     "SELECT host_ip FROM heart_beat WHERE task_name='supervisor' AND "
-                    "TIMESTAMPDIFF(SECOND, gmt_modified, NOW()) <= %s",
-                    (OFFLINE_AFTER,),
+                    f"TIMESTAMPDIFF(SECOND, gmt_modified, {now}) <= %s",
+                    (int(down_after),),
                     hb,
                 )
             }
@@ -150,7 +163,7 @@ def host_loop() -> None:
 
 def main() -> None:
     threading.Thread(target=host_loop, daemon=True).start()
-    ThreadingHTTPServer((HOST_IP, facts.CM_PORT), Handler).serve_forever()
+    ThreadingHTTPServer((HOST_IP, facts.cm_port(CFG)), Handler).serve_forever()
 
 
 if __name__ == "__main__":

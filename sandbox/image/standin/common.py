@@ -46,6 +46,32 @@ def load_config() -> dict:
     return cfg
 
 
+def variants() -> set[str]:
+    """The behaviours of this deployment where the public sources are silent (facts.VARIANTS), as `sandbox up
+    --variant` chose them: read from the node's logs mount, so the old and the new container agree."""
+    try:
+        with open(os.path.join(facts.LOGS, facts.VARIANT_FILE)) as f:
+            found = json.load(f)
+    except (OSError, ValueError):
+        return set()
+    return {v for v in found if v in facts.VARIANTS} if isinstance(found, list) else set()
+
+
+def variant(name: str) -> bool:
+    assert name in facts.VARIANTS, name
+    return name in variants()
+
+
+def ha_config(meta: Meta, rm: str) -> dict:
+    """ha.config as the MetaDB holds it ({} when unreadable)."""
+    try:
+        rows = meta.query("SELECT cfg_value FROM oms_normal_config WHERE cfg_name='ha.config'", (), rm)
+        value = json.loads(rows[0][0]) if rows else {}
+        return value if isinstance(value, dict) else {}
+    except Exception:
+        return {}
+
+
 def faults() -> dict:
     try:
         with open(FAULTS_PATH) as f:

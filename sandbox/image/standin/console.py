@@ -1,4 +1,4 @@
-"""nginx of the stand-in: the console on OMS_HOST_IP:8089, in front of oms_console.
+"""nginx of the stand-in: the console on OMS_HOST_IP, port config.yaml's nginx_server_port (8089 by default), in front of oms_console.
 
 doc/obd/odc: HTTPS only when the certificate and key are mounted; GET /oms/health answers
 data.healthy; POST /api/v2?Action=<Name> with HTTP Basic auth answers the documented envelope.
@@ -218,7 +218,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main() -> None:
-    server = ThreadingHTTPServer((HOST_IP, facts.CONSOLE_PORT), Handler)
+    server = ThreadingHTTPServer((HOST_IP, facts.console_port(CFG)), Handler)
     if os.path.exists(facts.CERT) and os.path.exists(facts.KEY):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(facts.CERT, facts.KEY)

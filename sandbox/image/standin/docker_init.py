@@ -5,12 +5,15 @@ per region when the nodes' cm_nodes are identical, on every node otherwise. doc 
 targets it stops with "Version before 4.1.1 is not allowed to upgrade" when the version before
 the upgrade cannot be read from rm's oms_version; the recovery is to create the table, REPLACE the
 version into it and run the script again. obdiag: its output also goes to
-/home/admin/logs/docker_init.log.<date>.<time>. obd: a non-empty /root/init_flag.txt means it
-succeeded (obd does not trust the exit status), and running it again is unsafe: here a second run
-for the same cm_nodes on migrated metadata fails (facts.CHOICES init_rerun_fails). At its end it
-starts oms_console in its own container and prints the start line (facts.CHOICES
-start_line_after_upgrade); when that console does not start, it says so instead and exits 1
-(facts.CHOICES init_console_failure).
+/home/admin/logs/docker_init.log.<date>.<time>.
+
+The vendor runs it again (doc 004 after the recovery, the hot-upgrade rollback, obd's reload and
+online upgrade: field notes): run again for cm_nodes whose metadata it already migrated, it changes
+nothing and succeeds (facts.CHOICES init_rerun). By default it REPLACEs the target into oms_version
+(facts.CHOICES init_writes_oms_version; variant oms-version-not-written) and writes no init flag
+(variant init-flag). At its end it starts oms_console in its own container and prints the start line
+(facts.CHOICES start_line_after_upgrade; variant start-line-in-docker-logs); when that console does
+not start, it says so instead and exits 1 (facts.CHOICES init_console_failure).
 """
 
 from __future__ import annotations
@@ -73,27 +76,26 @@ def main() -> None:
     key = common.cm_nodes_key(cfg)
     cur.execute(f"SELECT value FROM `{cm}`.config_job WHERE `key`=%s", (key,))
     done = cur.fetchone()
-    if done and done[0] == VERSION:  # facts.CHOICES init_rerun_fails
-        col = schema.migration_column(VERSION)
-        stop(
-            f"ERROR 1060 (42S21) at line 1: Duplicate column name '{col}' (the metadata of these cm_nodes is "
-            f"already at {VERSION})"
-        )
-    if facts.vkey(source) > facts.vkey(VERSION):
-        stop(f"ERROR metadata is at {source}, newer than this image ({VERSION})")
-    if facts.vkey(source) < facts.vkey(VERSION) and source not in facts.UPGRADES.get(VERSION, ()):
-        stop(f"ERROR upgrade from {source} to {VERSION} is not supported")
-    say(f"applying schema changes {source} -> {VERSION}")
-    for role, db in (("rm", rm), ("cm", cm), ("cm_hb", hb)):
-        for col in schema.migrate(cur, role, db, source, VERSION):
-            say(f"  {db}: added column {col}")
-    if schema.has_oms_version_table(VERSION):
-        cur.execute(f"USE `{rm}`")
-        cur.execute(facts.OMS_VERSION_DDL)
-        cur.execute("REPLACE INTO `oms_version`(`version`) VALUES(%s)", (facts.ce(VERSION),))
-    cur.execute(f"REPLACE INTO `{cm}`.config_job (`key`, `value`) VALUES (%s, %s)", (key, VERSION))
-    with open(facts.INIT_FLAG, "w") as f:
-        f.write(f"success {VERSION} {time.strftime('%Y-%m-%dT%H:%M:%S')}\n")
+    if done and done[0] == VERSION:  # facts.CHOICES init_rerun: run again, it changes nothing
+        say(f"the metadata of these cm_nodes is already at {VERSION}: no schema change to apply")
+    else:
+        if facts.vkey(source) > facts.vkey(VERSION):
+            stop(f"ERROR metadata is at {source}, newer than this image ({VERSION})")
+        if facts.vkey(source) < facts.vkey(VERSION) and source not in facts.UPGRADES.get(VERSION, ()):
+            stop(f"ERROR upgrade from {source} to {VERSION} is not supported")
+        say(f"applying schema changes {source} -> {VERSION}")
+        for role, db in (("rm", rm), ("cm", cm), ("cm_hb", hb)):
+            for col in schema.migrate(cur, role, db, source, VERSION):
+                say(f"  {db}: added column {col}")
+        if schema.has_oms_version_table(VERSION):
+            cur.execute(f"USE `{rm}`")
+            cur.execute(facts.OMS_VERSION_DDL)
+            if not common.variant("oms-version-not-written"):  # facts.CHOICES init_writes_oms_version
+                cur.execute("REPLACE INTO `oms_version`(`version`) VALUES(%s)", (facts.ce(VERSION),))
+        cur.execute(f"REPLACE INTO `{cm}`.config_job (`key`, `value`) VALUES (%s, %s)", (key, VERSION))
+    if common.variant("init-flag"):
+        with open(facts.INIT_FLAG, "w") as f:
+            f.write(f"success {VERSION} {time.strftime('%Y-%m-%dT%H:%M:%S')}\n")
     say(f"metadata initialized to {VERSION}")
     if common.IS_UPGRADE and not common.program_running("oms_console"):
         out = subprocess.run(
@@ -110,7 +112,8 @@ def main() -> None:
             time.sleep(0.1)
         if common.program_state("oms_console") != "RUNNING":  # facts.CHOICES init_console_failure
             stop(f"ERROR oms_console did not start: {answer}")
-    say(facts.START_LINE)
+    if not common.variant("start-line-in-docker-logs"):  # facts.CHOICES start_line_after_upgrade
+        say(facts.START_LINE)
 
 
 if __name__ == "__main__":

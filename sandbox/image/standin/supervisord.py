@@ -9,7 +9,8 @@ that exits after it is EXITED, and started again at once unless it exited 0. `st
 STARTING, RUNNING or BACKOFF program is "already started". `supervisorctl` (supervisorctl.py)
 reads the state file and asks for start/stop/restart through the control folder. With
 IS_UPGRADE=true oms_console does not start by itself: docker_init.sh starts it on its own node,
-`supervisorctl start oms_console` on the others (facts.CHOICES console_waits_for_init).
+`supervisorctl start oms_console` on the others (facts.CHOICES console_waits_for_init; the variant
+console-starts-itself starts it as on a fresh deployment).
 """
 
 from __future__ import annotations
@@ -115,8 +116,9 @@ class Program:
                 f"INFO success: {self.name} entered RUNNING state, process has stayed up for > than "
                 f"{self.startsecs:g} seconds (startsecs)"
             )
-            if self.name == "oms_console" and not IS_UPGRADE:
-                # obd waits for this line in docker logs after a fresh deployment (not after an upgrade)
+            if self.name == "oms_console" and (not IS_UPGRADE or common.variant("start-line-in-docker-logs")):
+                # obd waits for this line in docker logs after a fresh deployment; after an upgrade docker_init.sh
+                # prints it (facts.CHOICES start_line_after_upgrade), or the console's start does (the variant)
                 print(facts.START_LINE, flush=True)
 
     def status(self) -> dict:
@@ -139,7 +141,7 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, on_term)
     for name, p in programs.items():
-        if name == "oms_console" and IS_UPGRADE:
+        if name == "oms_console" and IS_UPGRADE and not common.variant("console-starts-itself"):
             continue  # facts.CHOICES console_waits_for_init
         p.start()
     while not stopping:
