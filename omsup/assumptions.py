@@ -652,3 +652,7 @@ def markdown_table() -> str:
         cells = [f"`{a.key}`", kind, a.what, a.source, a.breaks]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m omsup.assumptions: the README's table
+    print(markdown_table())

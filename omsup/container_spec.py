@@ -70,6 +70,10 @@ class ContainerSpec:
 
     def command_line(self) -> str:
         """The equivalent shell command, for plans and the report."""
+        return shlex.join(self.argv())
+
+    def argv(self) -> list[str]:
+        """The documented `docker run` command as arguments (what the CLI path of the engine runs)."""
         parts = ["docker", "run", "-dit", "--net", "host"]
         for b in self.binds:
             parts += ["-v", b]
@@ -87,7 +91,7 @@ class ContainerSpec:
             self.name,
             self.image,
         ]
-        return shlex.join(parts)
+        return parts
 
 
 def standard_binds(

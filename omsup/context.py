@@ -99,7 +99,7 @@ class Run:
 
     @cached_property
     def engines(self) -> dict[str, Engine]:
-        return {n.name: Engine(n.docker, n.name, self.hosts[n.name], n.tls) for n in self.env.nodes}
+        return {n.name: Engine(n.docker, n.name, self.hosts[n.name], n.tls, n.engine_via) for n in self.env.nodes}
 
     @cached_property
     def consoles(self) -> dict[str, Console]:

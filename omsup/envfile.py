@@ -82,6 +82,7 @@ class Node:
     sudo: bool = False  # docker and file commands the documents run with sudo
     tls: TLS | None = None  # client certificates for a tcp:// engine
     insecure: bool = False  # a tcp:// engine without TLS, said explicitly
+    engine_via: str = "auto"  # auto | sdk | cli: how engine requests are made (omsup.adapters.engine)
 
 
 @dataclass(frozen=True)
@@ -301,6 +302,11 @@ class NodeFile(_Model):
     sudo: BoolT = False
     tls: TLSFile | None = None
     insecure: BoolT = False
+    engine_via: Literal["auto", "sdk", "cli"] = Field(
+        "auto",
+        description="how engine requests are made: the docker SDK, or the docker CLI on the node (engines older than "
+        "Docker 18.09 behind SSH); auto chooses",
+    )
 
 
 class RegionFile(_Model):
@@ -839,7 +845,12 @@ def _build(file: str, m: EnvFile, c: _Composed, problems: list[Problem], sha: st
                     )
                 )
             tls = TLS(n.tls.ca, n.tls.cert, n.tls.key) if n.tls else None
-            nodes.append(Node(n.name, ip, n.host, n.docker, rg.name, sudo=n.sudo, tls=tls, insecure=n.insecure))
+            nodes.append(
+                Node(
+                    n.name, ip, n.host, n.docker, rg.name, sudo=n.sudo, tls=tls, insecure=n.insecure,
+                    engine_via=n.engine_via,
+                )
+            )  # fmt: skip
         regions.append(Region(rg.name, rg.cm_hb, tuple(nodes)))
     packages: dict[Version, str] = {}
     for v, p in m.packages.items():

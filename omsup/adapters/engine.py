@@ -4,10 +4,18 @@ One choke point for SDK requests: ``_call`` records every engine request once an
 errors into ``ContainerProblem`` with the node, the request and what the engine said. What the
 documents have the operator type on the node (``docker exec``, ``docker load -i``) runs there
 through the node's host adapter, whose choke point records it.
+
+API versions: the SDK negotiates with the engine (``version="auto"``), down to the documented
+baseline, Docker 1.13 (API 1.26; OD V4.2.2 system requirements). The SDK's ssh transport needs
+`docker system dial-stdio` on the node, which Docker has from 18.09 (API 1.39): a node reached over
+SSH whose engine is older, or whose env file says ``engine_via: cli``, has every request made with
+the docker CLI on the node instead (``docker inspect``, ``docker stop`` ...), through the host's
+choke point, with the same verbs and answers.
 """
 
 from __future__ import annotations
 
+import json
 import shlex
 import time
 from collections.abc import Callable
@@ -22,7 +30,7 @@ from ..audit import AUDIT
 from ..container_spec import ContainerSpec
 from ..envfile import TLS
 from ..errors import ContainerProblem
-from ..redact import redact
+from ..redact import excerpt, redact
 from . import ssh
 from .hosts import Host
 from .lazy import cached
@@ -30,14 +38,45 @@ from .lazy import cached
 T = TypeVar("T")
 
 
+DIAL_STDIO_API = (1, 39)  # Docker 18.09: `docker system dial-stdio`, which the SDK's ssh transport needs
+
+
+def api_tuple(text: Any) -> tuple[int, int]:
+    """An API version such as 1.41 as (1, 41); anything else as (0, 0)."""
+    parts = str(text).strip().split(".")
+    return (int(parts[0]), int(parts[1])) if len(parts) == 2 and all(p.isdigit() for p in parts) else (0, 0)
+
+
+class _CliImage:
+    """An image as `docker image inspect` shows it, with the two attributes the verbs read (as the SDK's)."""
+
+    def __init__(self, attrs: dict[str, Any]) -> None:
+        self.attrs = attrs
+        self.id = str(attrs.get("Id", ""))
+        self.tags = [t for t in attrs.get("RepoTags") or [] if isinstance(t, str)]
+
+
 class Engine:
-    def __init__(self, url: str, label: str, host: Host, tls: TLS | None = None) -> None:
+    def __init__(self, url: str, label: str, host: Host, tls: TLS | None = None, via: str = "auto") -> None:
         self.url = url
         self.label = label
         self.node = label
         self.host = host  # where the docker CLI runs (and, for ssh, the transport)
         self.tls = tls
+        self.via_setting = via  # auto | sdk | cli (the environment file's engine_via)
         self._relay: ssh.DialStdio | None = None
+
+    @cached
+    def via_cli(self) -> bool:
+        """Whether requests go through the docker CLI on the node: said so in the environment file, or an engine
+        behind SSH older than Docker 18.09 (no `docker system dial-stdio`, the SDK's ssh transport)."""
+        if self.via_setting != "auto":
+            return self.via_setting == "cli"
+        if self.url.startswith("tcp://") or (self.host.is_local and not self.url.startswith("ssh://")):
+            return False
+        r = self.host.run(self._cli() + " version --format '{{.Server.APIVersion}}'", quiet=True)
+        api = api_tuple(r.stdout) if r.rc == 0 else (0, 0)
+        return (0, 0) < api < DIAL_STDIO_API
 
     @cached
     def client(self) -> docker.DockerClient:
@@ -100,19 +139,29 @@ class Engine:
 
     # -- requests ----------------------------------------------------------------------------
     def ping(self) -> bool:
+        if self.via_cli:
+            self._cli_json("version", "--format", "{{json .Server}}")
+            return True
         return bool(self._call("ping", lambda: self.client.ping()))
 
     def api_version(self) -> str:
-        """The API version the client speaks with this engine (negotiated)."""
+        """The API version the client speaks with this engine (negotiated; the CLI's, through the CLI)."""
+        if self.via_cli:
+            return f"{self.version().get('ApiVersion')} (docker CLI on the node)"
         return str(self.client.api.api_version)
 
     def version(self) -> dict[str, Any]:
         """The engine's version facts (Version, ApiVersion, MinAPIVersion)."""
+        if self.via_cli:
+            server = self._cli_json("version", "--format", "{{json .Server}}")
+            return dict(server) if isinstance(server, dict) else {}
         facts: dict[str, Any] = dict(self._call("version", lambda: self.client.version()))
         return facts
 
     def inspect(self, name: str) -> dict[str, Any] | None:
         """The container's inspect data, or None if there is none of that name."""
+        if self.via_cli:
+            return self._cli_inspect("container", name)
         try:
             c = self._call(
                 f"inspect container {name}",
@@ -124,6 +173,9 @@ class Engine:
         return dict(c.attrs)
 
     def _image(self, ref: str) -> Any | None:
+        if self.via_cli:
+            attrs = self._cli_inspect("image", ref)
+            return None if attrs is None else _CliImage(attrs)
         try:
             return self._call(f"inspect image {ref[:40]}", lambda: self.client.images.get(ref))
         except docker.errors.NotFound:
@@ -159,15 +211,27 @@ class Engine:
         return self._call(action, lambda: op(self.client.containers.get(name)), outcome, retry)
 
     def stop(self, name: str, timeout: int = 60) -> None:
+        if self.via_cli:
+            self._cli_check("stop", "-t", str(timeout), name)
+            return
         self._on(name, f"docker stop {name}", lambda c: c.stop(timeout=timeout))
 
     def start(self, name: str) -> None:
+        if self.via_cli:
+            self._cli_check("start", name)
+            return
         self._on(name, f"docker start {name}", lambda c: c.start())
 
     def rename(self, name: str, new: str) -> None:
+        if self.via_cli:
+            self._cli_check("rename", name, new)
+            return
         self._on(name, f"docker rename {name} {new}", lambda c: c.rename(new), retry=False)
 
     def run(self, spec: ContainerSpec) -> dict[str, Any]:
+        if self.via_cli:
+            cid = self._cli_check(*spec.argv()[1:]).strip().splitlines()[-1].strip()
+            return self.inspect(cid) or {}
         c = self._call(
             spec.command_line(),
             lambda: self.client.containers.run(**spec.run_kwargs()),
@@ -177,11 +241,55 @@ class Engine:
         return self.inspect(c.id) or {}
 
     def logs(self, name: str, tail: int = 20) -> str:
+        if self.via_cli:
+            r = self.host.run(self._cli() + " logs --tail %s %s", str(tail), name, quiet=True)
+            return redact(r.stdout + r.stderr) if r.rc == 0 else f"(logs unavailable: exit {r.rc})"
         try:
             c = self.client.containers.get(name)
             return redact((c.logs(tail=tail) or b"").decode("utf-8", errors="replace"))
         except Exception as e:  # noqa: BLE001 - logs are evidence for a message, never the failure itself
             return f"(logs unavailable: {redact(e)})"
+
+    # -- requests through the docker CLI on the node (engines the SDK's ssh transport cannot reach) ----
+    def _cli_check(self, *args: str) -> str:
+        """`docker ARGS...` on the node; its stdout, or the engine's words as a ContainerProblem."""
+        r = self.host.run(self._cli() + " %s" * len(args), *args)
+        if r.rc != 0:
+            raise ContainerProblem(
+                f"engine of {self.label} ({self.url}, through the docker CLI on the node): docker "
+                f"{' '.join(args[:2])} ... exited {r.rc}: {redact(r.stderr.strip())[-500:]}",
+                "check that the node's Docker engine runs and the SSH user may use it",
+            )
+        return r.stdout
+
+    def _cli_json(self, *args: str) -> Any:
+        out = self._cli_check(*args)
+        try:
+            return json.loads(out)
+        except ValueError:
+            raise ContainerProblem(
+                f"engine of {self.label}: docker {' '.join(args[:2])} answered {excerpt(out)!r}, not JSON",
+                "check the docker CLI on the node",
+            ) from None
+
+    def _cli_inspect(self, kind: str, ref: str) -> dict[str, Any] | None:
+        """`docker inspect --type KIND REF`: its object, or None where there is none."""
+        r = self.host.run(self._cli() + " inspect --type %s -- %s", kind, ref, quiet=True)
+        if r.rc != 0:
+            if "no such" in (r.stderr + r.stdout).lower():
+                return None
+            raise ContainerProblem(
+                f"engine of {self.label} (through the docker CLI on the node): docker inspect {ref[:40]} exited "
+                f"{r.rc}: {redact(r.stderr.strip())[-500:]}",
+                "check that the node's Docker engine runs and the SSH user may use it",
+            )
+        try:
+            found = json.loads(r.stdout)
+        except ValueError:
+            found = None
+        if not isinstance(found, list) or not found or not isinstance(found[0], dict):
+            raise ContainerProblem(f"engine of {self.label}: docker inspect {ref[:40]} answered {excerpt(r.stdout)!r}")
+        return dict(found[0])
 
     # -- the docker CLI on the node ------------------------------------------------------------
     def _cli(self) -> str:

@@ -2,7 +2,8 @@
 
 The overview lists the same operations as doc 003 (disable HA, back up, start the new container
 with the same MetaDB and the same three mounts, enable HA), which this runbook performs with the
-shared steps; doc 001 adds: "After the upgrade is complete, clear the browser cache".
+shared steps; doc 001 adds: "After the upgrade is complete, clear the browser cache". From V3.3.1-CE too:
+"V3.2.2-CE, V3.3.0-CE and V3.3.1-CE can be directly upgraded to V4.0.0-CE" (OD V4.0.0 faq, field notes).
 """
 
 from omsup import steps
@@ -14,12 +15,14 @@ runbook = Runbook.upgrade(
     doc="001",
     single_node=True,
     after_preflight=steps.preload_images,
-    title="Upgrade OMS CE V3.2.2-CE (or V3.3.0-CE) to V4.0.0-CE",
+    title="Upgrade OMS CE V3.2.2-CE, V3.3.0-CE or V3.3.1-CE to V4.0.0-CE",
     notes=("Clear the browser cache before you log on to OMS (doc 001, step 6).",),
 )
 
 test_00_preflight = runbook.step(
-    0, steps.PREFLIGHT, "001 Restrictions: from V3.2.2-CE (or V3.3.0-CE); quasi-real-time, switchover done"
+    0,
+    steps.PREFLIGHT,
+    "001 Restrictions: from V3.2.2-CE or V3.3.0-CE (V4.0.0 faq: and V3.3.1-CE); quasi-real-time, switchover done",
 )
 test_01_connector_dbtype = runbook.step(
     1, steps.CONNECTOR_DBTYPE, "001 Restrictions: add dbType for projects created on V3.2.1/V3.2.2"

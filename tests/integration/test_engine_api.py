@@ -9,6 +9,7 @@ API version, as an engine with MinAPIVersion = ApiVersion would.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -162,3 +163,137 @@ def test_the_api_version_is_negotiated_where_a_pinned_one_is_refused(sandbox):
         assert relay.refused == [older, older]  # nothing the negotiating adapter sent was refused
     finally:
         relay.close()
+
+
+class OldEngineRelay:
+    """A Unix socket in front of a real engine's socket that answers as an engine of API ``api`` (Docker 1.13 is
+    1.26, the documented baseline): /_ping and /version say ``api``, and every versioned path above it is refused
+    with the engine's words ("client version X is too new"), as such an engine would. The real engine behind
+    (API 1.41) serves the older paths. One request per connection."""
+
+    def __init__(self, upstream: str, api: str = "1.26") -> None:
+        self.upstream, self.api = upstream, api
+        self.dir = tempfile.mkdtemp(prefix="old-engine-", dir="/tmp")
+        self.path = os.path.join(self.dir, "docker.sock")
+        self.url = f"unix://{self.path}"
+        self.refused: list[str] = []
+        self.seen: list[str] = []
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(self.path)
+        self.server.listen(64)
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+
+    def _one(self, conn: socket.socket) -> None:
+        with conn:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                head += chunk
+            head, _, rest = head.partition(b"\r\n\r\n")
+            line = head.split(b"\r\n", 1)[0].decode("latin-1")
+            self.seen.append(line)
+            m = VERSIONED.match(head)
+            if m and (int(m[1]), int(m[2])) > vkey(self.api):
+                asked = f"{int(m[1])}.{int(m[2])}"
+                self.refused.append(asked)
+                body = (
+                    f'{{"message":"client version {asked} is too new. Maximum supported API version is {self.api}"}}\n'
+                ).encode()
+                conn.sendall(
+                    b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+                    + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                    + body
+                )
+                return
+            lines = [ln for ln in head.split(b"\r\n") if not ln.lower().startswith(b"connection:")]
+            head = b"\r\n".join([*lines, b"Connection: close"])
+            path = line.split(" ")[1] if " " in line else ""
+            about_version = path.split("?")[0].endswith(("/_ping", "/version"))
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as up:
+                up.connect(self.upstream)
+                up.sendall(head + b"\r\n\r\n" + rest)
+
+                def pump() -> None:
+                    try:
+                        while chunk := conn.recv(65536):
+                            up.sendall(chunk)
+                    except OSError:
+                        pass
+
+                threading.Thread(target=pump, daemon=True).start()
+                if not about_version:
+                    while chunk := up.recv(65536):
+                        conn.sendall(chunk)
+                    return
+                answer = b""
+                while chunk := up.recv(65536):
+                    answer += chunk
+                conn.sendall(self._as_old(answer))
+
+    def _as_old(self, answer: bytes) -> bytes:
+        """The engine's /_ping or /version answer as an engine of API ``self.api`` gives it."""
+        head, _, body = answer.partition(b"\r\n\r\n")
+        head = re.sub(rb"(?im)^api-version: [0-9.]+", f"Api-Version: {self.api}".encode(), head)
+        if body.lstrip().startswith(b"{"):
+            doc = json.loads(body)
+            doc["ApiVersion"], doc["MinAPIVersion"], doc["Version"] = self.api, "1.12", "1.13.1"
+            body = json.dumps(doc).encode()
+            head = re.sub(rb"(?im)^content-length: \d+", f"Content-Length: {len(body)}".encode(), head)
+        return head + b"\r\n\r\n" + body
+
+    def close(self) -> None:
+        self.server.close()
+        Path(self.path).unlink(missing_ok=True)
+        os.rmdir(self.dir)
+
+
+def test_engines_answering_api_1_26_the_documented_baseline_are_driven_at_1_26(sandbox):
+    """OD V4.2.2 system requirements: CentOS 7 and Docker >= 1.13 (API 1.26). The upgrade and the rollback run
+    through engines that speak 1.26 only: every request the runbooks make (the SDK's and the docker CLI's on
+    the node) asks for 1.26 or older, none is refused, and the probe passes (its floor is 1.26)."""
+    from .test_upgrade_429 import assert_passed
+
+    sandbox.fresh()
+    relays = {n: OldEngineRelay(str(STATE / "nodes" / n / "docker.sock")) for n in ("n1", "n2")}
+    try:
+        env = sandbox.edited_env(lambda d: [n.update(docker=relays[n["name"]].url) for n in d["regions"][0]["nodes"]])
+        assert_passed(sandbox.runbook("probe", env_file=env), 1)
+        assert_passed(sandbox.runbook("upgrade_429", env_file=env), 11)
+        assert_passed(sandbox.runbook("rollback_429", env_file=env), 8)
+        for r in relays.values():
+            assert r.refused == [] and len(r.seen) > 20
+            asked = [(int(m[1]), int(m[2])) for s in r.seen if (m := VERSIONED.match(s.encode()))]
+            assert asked and max(asked) <= (1, 26), max(asked)
+    finally:
+        for r in relays.values():
+            r.close()
+
+
+def test_the_docker_cli_on_the_node_drives_the_upgrade_and_the_rollback(sandbox):
+    """engine_via: cli (chosen by itself for an engine behind SSH older than Docker 18.09, which has no
+    `docker system dial-stdio` for the SDK's ssh transport): every engine request is a docker CLI command on
+    the node, and the upgrade and the rollback complete."""
+    from .conftest import assert_restored
+    from .test_upgrade_429 import assert_passed
+
+    sandbox.fresh()
+    env = sandbox.edited_env(lambda d: [n.update(engine_via="cli") for n in d["regions"][0]["nodes"]])
+    assert_passed(sandbox.runbook("upgrade_429", "--until", "4", env_file=env), 5)
+    at_backup = sandbox.snapshot()
+    assert_passed(sandbox.runbook("upgrade_429", env_file=env), 11)
+    events = (sandbox.last_report("upgrade_429") / "events.jsonl").read_text()
+    systems = {json.loads(x)["system"] for x in events.splitlines()}
+    assert "engine" not in systems, "an SDK request was made"
+    assert "docker inspect --type container" in events and "docker run" in events and "docker stop" in events
+    assert_passed(sandbox.runbook("rollback_429", env_file=env), 8)
+    assert_restored(at_backup, sandbox.snapshot())

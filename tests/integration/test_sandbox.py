@@ -134,7 +134,11 @@ def test_up_again_with_the_same_arguments_reuses_what_runs(sandbox):
 
 
 def test_a_stopped_node_turns_offline_and_store_files_are_written(sandbox):
-    sandbox.fresh()
+    """OFFLINE after ha.config's checkHostDownIntervalSec (540 s documented; set to 10 here, as an operator can)."""
+    sandbox.fresh("--host-down-seconds", "10")
+    rm = sandbox.status()["metadb"]["rm"]
+    ha = json.loads(sandbox.sql("SELECT cfg_value FROM oms_normal_config WHERE cfg_name='ha.config'", rm)[0][0])
+    assert ha["checkHostDownIntervalSec"] == 10 and "refetchStoreIntervalMin" not in ha  # the documented keys
     st = sandbox.status()
     store = STATE / "nodes" / "n1" / "data" / "oms" / "oms_store" / "store.checkpoint"
     assert store.exists() and int(store.read_text()) > 0

@@ -27,6 +27,7 @@ def has_type(source: dict) -> bool:
         ("3.3.0-CE", "upgrade_331", "3.3.1", "rollback_331", 12, "oceanbase"),
         ("3.3.0-CE", "upgrade_331", "3.3.1", "rollback_331", 12, "mariadb"),
         ("3.2.2-CE", "upgrade_400", "4.0.0", "rollback_400", 12, "oceanbase"),
+        ("3.3.1-CE", "upgrade_400", "4.0.0", "rollback_400", 12, "oceanbase"),  # OD V4.0.0 faq (it was refused)
     ],
 )
 def test_upgrade_fixes_dbtype_and_rollback_restores(sandbox, start, runbook, target, rollback, steps, metadb):
@@ -44,7 +45,7 @@ def test_upgrade_fixes_dbtype_and_rollback_restores(sandbox, start, runbook, tar
         assert after[cid]["dbType"] in ("MYSQL", "OB_MYSQL"), (cid, after[cid])
     assert after["users-1"] == before["users-1"]  # db_type present: left alone
     assert "checkpoint" in after["events-2"] and "checkpoint" not in before["events-2"]  # it lacked one too
-    if start == "3.3.0-CE":  # a project created on 3.3.0 does not need it
+    if start != "3.2.2-CE":  # a project created on 3.3.0 does not need it
         assert not has_type(after["archive-1"])
     (ctr,) = [c for name, c in sandbox.containers()["n1"].items() if name == "oms_ce"]
     assert ctr["image"].endswith(f":feature_{target}-ce") and ctr["binds"] == old["n1"]["oms_ce"]["binds"]
@@ -84,3 +85,32 @@ def test_connector_dbtype_alone_uses_batch_om_where_a_host_has_one_source_type(s
     after = connector_sources(sandbox)
     assert after["events-1"]["dbType"] == "OB_MYSQL" and after["orders-2"]["dbType"] == "MYSQL"
     assert_passed(sandbox.runbook("connector_dbtype"), 2)  # idempotent: nothing left to fix
+
+
+def test_omsup_path_331_to_400_names_upgrade_400(sandbox):
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    p = subprocess.run(
+        [sys.executable, "-m", "omsup", "path", "3.3.1-CE", "4.0.0-CE"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert p.returncode == 0 and "-> 4.0.0-CE" in p.stdout and "runbooks/upgrade_400" in p.stdout, p.stdout + p.stderr
+
+
+def test_without_the_cm_by_name_api_the_dbtype_step_gives_the_consoles_steps_and_resumes(sandbox):
+    """Variant cm-no-byname (the *ByName endpoints are documented from V4.0.0 only): on 3.3.0 the step calls
+    nothing, stops before any change with doc 000's console procedure; done by hand, the run goes on."""
+    sandbox.fresh("--version", "3.3.0-CE", "--nodes", "1", "--variant", "cm-no-byname")
+    before = connector_sources(sandbox)
+    p = sandbox.runbook("upgrade_331")
+    assert_stopped_at(p, 1, "does not answer the *ByName endpoints", "OPS & Monitoring > Component > Connector")
+    assert connector_sources(sandbox) == before  # nothing was changed
+    cm = sandbox.status()["metadb"]["cm"]
+    for name, raw in sandbox.sql("SELECT name, source_config FROM connector_task", cm):  # the console, by hand
+        src = json.loads(raw)
+        if not has_type(src):
+            src["dbType"] = "MYSQL"
+            sandbox.sql(f"UPDATE connector_task SET source_config='{json.dumps(src)}' WHERE name='{name}'", cm)
+    assert_passed(sandbox.runbook("upgrade_331"), 12)

@@ -126,3 +126,13 @@ def test_a_runbook_the_rule_does_not_name_fails_at_import():
         Runbook.upgrade("upgrade_429b", target="4.2.9-CE", doc="004", title="x")
     with pytest.raises(RuntimeError, match="the upgrade rule for 4.2.9-CE names rollback 'rollback_429'"):
         Runbook.rollback("rollback_429b", target="4.2.9-CE", doc="004", title="x")
+
+
+def test_the_readme_carries_the_assumptions_table_as_the_code_has_it():
+    from pathlib import Path
+
+    from omsup.assumptions import ASSUMPTIONS, markdown_table
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert markdown_table() in readme, "run: python -m omsup.assumptions, and put its table in the README"
+    assert {a.kind for a in ASSUMPTIONS} == {"documented", "observed", "manual"}
