@@ -25,7 +25,8 @@ from typing import Any, Literal
 
 from .context import Run
 from .errors import OmsupError
-from .versions import LIST_PROJECTS_FROM, OMS_VERSION_TABLE_FROM, Version, VersionError
+from .releases import release_of
+from .versions import Version, VersionError
 
 API_FLOOR = (1, 26)  # Docker >= 1.13, the documented baseline (OD V4.2.2 system requirements, CentOS 7)
 
@@ -186,7 +187,7 @@ def _health(run: Run) -> Any:
 
 
 def _list_projects(run: Run) -> Any:
-    if _node_version(run) < LIST_PROJECTS_FROM:
+    if not release_of(_node_version(run)).console_lists_projects:
         return "not checked: ListProjects exists from 4.1.1 (the runbooks read rm's project tables before)"
     console = run.consoles[run.env.nodes[0].name]
     projects = console.list_projects()
@@ -195,7 +196,7 @@ def _list_projects(run: Run) -> Any:
 
 
 def _project_steps(run: Run) -> Any:
-    if _node_version(run) < LIST_PROJECTS_FROM:
+    if not release_of(_node_version(run)).console_lists_projects:
         return "not checked before 4.1.1"
     console = run.consoles[run.env.nodes[0].name]
     projects = console.list_projects()
@@ -259,10 +260,7 @@ def _oms_version(run: Run) -> Any:
     n = run.env.nodes[0]
     image = image_version(run, n, run.engines[n.name].inspect(run.env.container) or {})
     if rows is None:
-        return (
-            f"observed: absent (the running image: {image}); doc 004's recovery creates it when docker_init.sh asks"
-            + (f" (the runbooks' stand-in has it from {OMS_VERSION_TABLE_FROM})" if image else "")
-        )
+        return f"observed: absent (the running image: {image}); doc 004's recovery creates it when docker_init.sh asks"
     cols = run.metadb.columns(run.env.metadb.rm, "oms_version")
     if cols[:2] != ["version", "gmt_modified"]:
         raise Broken(f"{run.env.metadb.rm}.oms_version has the columns {cols}, not version, gmt_modified (obd)")
@@ -339,7 +337,7 @@ def _chosen_tables(run: Run) -> Any:
         "rm.oms_project_step": run.metadb.columns(rm, "oms_project_step"),
         "cm.connector_task": run.metadb.columns(cm, "connector_task"),
     }
-    if _node_version(run) < LIST_PROJECTS_FROM:
+    if not release_of(_node_version(run)).console_lists_projects:
         for table, need in (
             ("rm.oms_project", {"id", "name", "type", "status", "created_version", "source_type"}),
             ("rm.oms_project_step", {"project_id", "step_name", "status"}),

@@ -68,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _path(source: str, target: str) -> int:
+    from .runbook import command
+
     try:
         chain = upgrade_chain(source, target)
     except VersionError as e:
@@ -76,8 +78,11 @@ def _path(source: str, target: str) -> int:
     if not chain:
         print("already there: nothing to do")
     for rule in chain:
-        how = f"runbooks/{rule.runbook}" if rule.runbook else "no runbook here (no procedure is documented)"
-        print(f"-> {rule.target}  (doc {rule.doc}): {how}")
+        how = command(rule.runbook, "FILE") if rule.runbook else "no runbook here (no procedure is documented)"
+        back = f"; back: {command(rule.rollback, 'FILE')}" if rule.rollback else ""
+        print(f"-> {rule.target}  (doc {rule.doc}): {how}{back}")
+    if len(chain) > 1:
+        print("between the hops: set `version` in the environment file to the version the deployment runs then")
     return 0
 
 

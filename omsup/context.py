@@ -27,6 +27,7 @@ from .envfile import Environment, Node
 from .errors import OmsupError
 from .record import Facts, NodeFacts, Record
 from .redact import redact, redact_obj
+from .releases import Release, release_of
 
 if TYPE_CHECKING:
     from .runbook import Runbook, RunbookStep
@@ -79,6 +80,16 @@ class Run:
     @property
     def facts(self) -> Facts:
         return self.record.facts
+
+    @cached_property
+    def release(self) -> Release:
+        """The release the runbook takes the deployment to (an upgrade's target; a rollback undoes an upgrade to
+        it); for a runbook that upgrades nothing, the release that runs."""
+        if self.runbook.kind.value != "maintenance":
+            return release_of(self.runbook.target)
+        from .steps.connectors import deployment_version  # a step's reading of the deployment (steps import this)
+
+        return release_of(deployment_version(self))
 
     def node_facts(self, node: str) -> NodeFacts:
         """What the preflight recorded of ``node``'s old container."""

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from .releases import release_of
 from .versions import UpgradeRule, Version, VersionError, rule_for
 
 if TYPE_CHECKING:
@@ -124,6 +125,7 @@ class Runbook:
         rule = _rule(name, v)
         if rule.runbook != name:
             raise RuntimeError(f"runbook {name}: the upgrade rule for {v} names runbook {rule.runbook!r}")
+        kw.setdefault("notes", release_of(v).notes)  # what the target's page asks the operator to do by hand
         return cls(name, Kind.UPGRADE, v, doc, title, **kw)
 
     @classmethod

@@ -90,15 +90,20 @@ KNOWN_VERSIONS: tuple[Version, ...] = tuple(
         "4.2.7",
         "4.2.8",
         "4.2.9",
+        "4.2.10",
+        "4.2.11",
+        "4.2.12",
+        "4.2.13",
     )
 )
 
-#: doc 004: "Version before 4.1.1 is not allowed to upgrade" (docker_init.sh of 4.2.x targets).
-MIN_VERSION_FOR_4X_INIT = V("4.1.1")
-
-#: The `oms_version` table in rm. Not public which release introduced it: this project
-#: chooses 4.2.1-CE, so that a 4.2.0-CE deployment lacks it and takes doc 004's recovery path.
-OMS_VERSION_TABLE_FROM = V("4.2.1")
+#: OD V4.1.1 upgrade guide (field notes): 4.1.1 changed the metadata; an OMS below it cannot be upgraded to 4.1.1
+#: or later, it is redeployed (the FAQ: login fails with an authentication error after such an upgrade).
+REDEPLOY_BOUNDARY = V("4.1.1")
+#: OD 1300.upgrade-guide/309.hot-upgrade.md (4.2.11-era pages, field notes): the hot upgrade from V4.2.1-CE; the
+#: only public way to 4.2.10 .. 4.2.13, whose cold procedure no public copy holds.
+HOT_UPGRADE_FROM = V("4.2.1")
+HOT_ONLY_TARGETS = tuple(V(v) for v in ("4.2.10", "4.2.11", "4.2.12", "4.2.13"))
 
 #: doc 004's recovery (verbatim DDL from obd, shared/oms-interfaces.md); the table lives in rm.
 OMS_VERSION_DDL = """CREATE TABLE IF NOT EXISTS `oms_version` (
@@ -106,9 +111,6 @@ OMS_VERSION_DDL = """CREATE TABLE IF NOT EXISTS `oms_version` (
   `gmt_modified` timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP,
   PRIMARY KEY (`version`)
 ) DEFAULT CHARSET = utf8mb4 COMMENT = 'Version Table'"""
-
-#: doc: ListProjects (and DescribeProjectComponents) exist from V4.1.1-CE.
-LIST_PROJECTS_FROM = V("4.1.1")
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,53 @@ UPGRADE_RULES: tuple[UpgradeRule, ...] = (
         projects_rule="required",
     ),
     UpgradeRule(
+        V("4.1.0"),
+        (V("3.2.2"), V("3.3.0"), V("3.3.1"), V("4.0.0")),
+        "OD V4.1.0",
+        "OD V4.1.0 faq: OMS V3.2.2-CE, V3.3.0-CE, V3.3.1-CE and V4.0.0-CE can be directly upgraded to OMS V4.1.0-CE.",
+        runbook="upgrade_410",
+        rollback="rollback_410",
+        projects_rule="required",
+    ),
+    UpgradeRule(
+        V("4.2.0"),
+        (V("4.1.1"),),
+        "OD V4.2.0",
+        "Currently, it is only supported to upgrade from OMS Community Edition V4.1.1 to Community Edition V4.2.0. "
+        "Upgrading from versions lower than Community Edition V4.1.1 to Community Edition V4.2.0 is not supported.",
+        runbook="upgrade_420",
+        rollback="rollback_420",
+        projects_rule="required",
+    ),
+    UpgradeRule(
+        V("4.2.1"),
+        (V("4.2.0"),),
+        "OD V4.2.1",
+        "Currently, it is only supported to upgrade from OMS Community Edition V4.2.0 to Community Edition V4.2.1. "
+        "Upgrading from versions lower than Community Edition V4.2.0 to Community Edition V4.2.1 is not supported.",
+        runbook="upgrade_421",
+        rollback="rollback_421",
+        projects_rule="required",
+    ),
+    UpgradeRule(
+        V("4.2.2"),
+        (V("4.2.1"),),
+        "OD V4.2.2",
+        "Currently, it is only supported to upgrade from OMS Community Edition V4.2.1 to Community Edition V4.2.2. "
+        "Upgrading from versions lower than Community Edition V4.2.1 to Community Edition V4.2.2 is not supported.",
+        runbook="upgrade_422",
+        rollback="rollback_422",
+        projects_rule="required",
+    ),
+    UpgradeRule(
+        V("4.2.6"),
+        (V("4.2.4"),),
+        "OD 4.2.6 (en site)",
+        "V4.2.6-CE is documented from V4.2.4-CE (field notes: the OD en site's upgrade guide).",
+        runbook="upgrade_426",
+        rollback="rollback_426",
+    ),
+    UpgradeRule(
         V("4.2.9"),
         _range("4.2.0", "4.2.8"),
         "004",
@@ -216,6 +265,19 @@ def upgrade_chain(source: Version | str, target: Version | str) -> list[UpgradeR
     s, t = Version.parse(source), Version.parse(target)
     if s == t:
         return []
+    if s < REDEPLOY_BOUNDARY <= t:
+        raise VersionError(
+            f"no documented upgrade path leads from {s} to {t}: {REDEPLOY_BOUNDARY} changed the metadata, and an OMS "
+            f"below it is not upgraded to {REDEPLOY_BOUNDARY} or later but deployed anew (OD V4.1.1 upgrade guide; the "
+            f"FAQ: logging in fails with an authentication error after such an upgrade). Deploy {t} anew (its "
+            "deployment guide)"
+        )
+    if t in HOT_ONLY_TARGETS:
+        raise VersionError(
+            f"no documented cold upgrade leads to {t}: no public copy of its cold procedure was found. The vendor "
+            f"documents a hot upgrade from {HOT_UPGRADE_FROM} on (OD 1300.upgrade-guide/309.hot-upgrade.md: in place, "
+            "the sync tasks keep running); it is not a runbook of this version of omsup yet"
+        )
     frontier: list[tuple[Version, list[UpgradeRule]]] = [(s, [])]
     seen = {s}
     while frontier:

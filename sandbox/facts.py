@@ -27,6 +27,11 @@ UPGRADES = {
     "3.3.1": ("3.3.0",),
     # OD V4.0.0 faq: "V3.2.2-CE, V3.3.0-CE and V3.3.1-CE can be directly upgraded to V4.0.0-CE"
     "4.0.0": ("3.2.2", "3.3.0", "3.3.1"),
+    "4.1.0": ("3.2.2", "3.3.0", "3.3.1", "4.0.0"),  # OD V4.1.0 faq
+    "4.2.0": ("4.1.1",),  # OD V4.2.0 overview: "only supported to upgrade from ... V4.1.1"
+    "4.2.1": ("4.2.0",),  # OD V4.2.1 overview
+    "4.2.2": ("4.2.1",),  # OD V4.2.2 overview
+    "4.2.6": ("4.2.4",),  # field notes (OD en site)
     "4.2.9": ("4.2.0", "4.2.1", "4.2.2", "4.2.3", "4.2.4", "4.2.5", "4.2.6", "4.2.7", "4.2.8"),
 }
 INIT_TOO_OLD = "Version before 4.1.1 is not allowed to upgrade"  # doc 004, verbatim
@@ -126,6 +131,12 @@ CHOICES = {
         True,
         "with IS_UPGRADE=true oms_console stays STOPPED until docker_init.sh ran in that container, or "
         "`supervisorctl start oms_console` (inferred from the enterprise procedure)",
+    ),
+    "init_reads_oms_version_from": (
+        "4.2.3",
+        "the first release whose docker_init.sh reads the version before the upgrade from rm.oms_version and stops "
+        "with doc 004's message without it: the V4.2.0 .. V4.2.2 pages document no recovery for upgrades from a "
+        "release without the table, doc 004 (4.2.9, from 4.2.0 .. 4.2.8) does",
     ),
     "init_rerun": (
         "safe: it finds the metadata of these cm_nodes migrated and changes nothing",

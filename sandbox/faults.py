@@ -14,6 +14,7 @@ FAULTS = {
     "start-fail": "a node's new container fails to start (--node, --version: default every newer version)",
     "init-fail": "docker_init.sh fails on a node (--node, default every node)",
     "init-exit-zero": "docker_init.sh fails but exits 0 and writes no /root/init_flag.txt (--node)",
+    "cm-update-fails": "the CM answers every updateByName with an error (--node, default every node)",
     "supervisor-stuck": "a program of a node's supervisord never gets RUNNING (--node, --program)",
     "program-crash": "a program of a node exits as soon as supervisord starts it (--node, --program: default oms_console)",
     "metadb-timezone": "the MetaDB answers in another time zone (+08:00, as a fresh OceanBase does)",
@@ -127,6 +128,9 @@ def inject(
     elif name == "init-exit-zero":
         for n in _nodes(st, node):
             _edit(n, init_exit_zero=True)
+    elif name == "cm-update-fails":
+        for n in _nodes(st, node):
+            _edit(n, cm_update_fails=True)
     elif name == "supervisor-stuck":
         for n in _nodes(st, node):
             _edit(n, supervisor_stuck={program or "oms_drc_cm": True})
@@ -184,6 +188,7 @@ def inject(
                 start_fail=None,
                 init_fail=None,
                 init_exit_zero=None,
+                cm_update_fails=None,
                 no_heartbeat=None,
                 supervisor_stuck=None,
                 program_crash=None,

@@ -27,8 +27,9 @@ from ..context import Run
 from ..errors import OmsupError, PreconditionRefused
 from ..record import ConnectorFix, ConnectorRow, ConnectorSurvey
 from ..redact import mask_config
+from ..releases import release_of
 from ..runbook import Step, Touches
-from ..versions import LIST_PROJECTS_FROM, Version, VersionError
+from ..versions import Version, VersionError
 
 CREATED_ON_NEEDING_FIX = {Version.parse("3.2.1"), Version.parse("3.2.2")}
 # The project's source endpoint type -> the Connector's dbType (doc: MYSQL, OB_MYSQL, OB_ORACLE,
@@ -48,7 +49,7 @@ def list_connectors(run: Run, version: Version) -> list[dict[str, Any]]:
     Cluster Manager's task table in cm (not public: chosen here, checked by the probe).
     """
     console = run.consoles[run.env.nodes[0].name]
-    if version >= LIST_PROJECTS_FROM:
+    if release_of(version).console_lists_projects:
         out = []
         for p in console.list_projects():
             out += [{**c, "project": p} for c in console.components(str(p["id"]))]

@@ -29,12 +29,12 @@ from ..envfile import Node
 from ..errors import ContainerProblem
 from ..record import InitAttempt, Recovery, utc_now
 from ..runbook import Step, Touches, command
-from ..versions import MIN_VERSION_FOR_4X_INIT, OMS_VERSION_DDL, Version
+from ..versions import OMS_VERSION_DDL, Version
 from .serving import INIT_NEEDS, SERVING_LINE, start_console, wait_programs, wait_serving
 
 INIT_TOO_OLD = "Version before 4.1.1 is not allowed to upgrade"
 INIT_FLAG = "/root/init_flag.txt"  # evidence only: no public source says docker_init.sh writes it
-INIT_LOGS = "/home/admin/logs/docker_init.log.*"  # obdiag
+INIT_LOGS = "/home/admin/logs/docker_init.log.*"  # obdiag (omsup.releases: Release.init_logs)
 MAX_ATTEMPTS = 3  # docker_init.sh runs of one node in one run, the documented recovery's re-run included
 
 
@@ -65,7 +65,14 @@ def _recover_oms_version(run: Run) -> None:
     """doc 004: create oms_version in rm and REPLACE the version before the upgrade."""
     assert run.facts.versions is not None
     source = Version.parse(run.facts.versions.source)
-    assert source >= MIN_VERSION_FOR_4X_INIT, (
+    if not run.release.init_recovery:
+        raise ContainerProblem(
+            f"docker_init.sh says '{INIT_TOO_OLD}', and the upgrade page of {run.runbook.target} documents no "
+            "recovery for it",
+            "doc 004 (V4.2.9-CE) documents one: if the version before the upgrade is V4.1.1-CE or later, create "
+            f"oms_version in {run.env.metadb.rm} and REPLACE that version into it, then run the runbook again",
+        )
+    assert run.release.recovery_allows(source), (
         f"docker_init.sh says '{INIT_TOO_OLD}' and the version before the upgrade is {source}: "
         "doc 004 allows the recovery only from V4.1.1-CE on"
     )

@@ -14,14 +14,15 @@ from ..context import Run
 from ..errors import PreconditionRefused
 from ..projects import RUNNING, forbidden_reason
 from ..record import Project, Record, RolledBack, utc_now
+from ..releases import release_of
 from ..runbook import Step, Touches
-from ..versions import LIST_PROJECTS_FROM, Version
+from ..versions import Version
 
 
 def list_projects(run: Run, version: Version) -> list[Project]:
     """Every project with its steps and, where the documents forbid an upgrade, why."""
     found: list[dict[str, Any]]
-    if version >= LIST_PROJECTS_FROM:
+    if release_of(version).console_lists_projects:
         console = run.consoles[run.env.nodes[0].name]
         found = [{**p, "steps": console.project_steps(str(p["id"]))} for p in console.list_projects()]
     else:
@@ -55,7 +56,8 @@ def projects_running_again(run: Run) -> None:
     now = {p.id: p for p in list_projects(run, version)}
     stopped = [p for p in wanted if (now[p.id].status if p.id in now else None) not in RUNNING]
     resumed: list[str] = []
-    if stopped and version >= LIST_PROJECTS_FROM:
+    lists = release_of(version).console_lists_projects
+    if stopped and lists:
         console = run.consoles[run.env.nodes[0].name]
         for p in stopped:
             console.resume_project(p.id)
@@ -78,11 +80,7 @@ def projects_running_again(run: Run) -> None:
     assert not still, (
         f"projects that ran before the upgrade do not run after the rollback: {still}; resume them in "
         "the console ("
-        + (
-            "ResumeProject did not bring them back"
-            if version >= LIST_PROJECTS_FROM
-            else f"OMS {version} publishes no ResumeProject"
-        )
+        + ("ResumeProject did not bring them back" if lists else f"OMS {version} publishes no ResumeProject")
         + ")"
     )
     # the upgrade is undone: its record says so, and a second rollback of it is refused

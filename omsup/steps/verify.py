@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..context import Run
 from ..record import Verified
 from ..runbook import Step, Touches
-from ..versions import OMS_VERSION_TABLE_FROM, Version
+from ..versions import Version
 from .containers import image_version
 from .projects import list_projects
 from .serving import servers_online, serving
@@ -32,7 +32,7 @@ def oms_version_reading(run: Run, rows: list[str] | None) -> str:
     newest = max((Version.parse(v) for v in rows), default=None) if rows else None
     if newest == target:
         return "target"
-    if rows is None and target < OMS_VERSION_TABLE_FROM:  # releases before the table (the project's choice)
+    if rows is None and not run.release.has_oms_version:  # releases before the table (the project's choice)
         return "none"
     assert newest is None or newest == source, (
         f"{run.env.metadb.rm}.oms_version names {newest}: neither the version before the upgrade ({source}) nor its "

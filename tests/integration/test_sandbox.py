@@ -26,7 +26,8 @@ def test_default_up_runs_the_documented_deployment(sandbox):
     assert {"host", "port", "user", "password", "rm", "cm", "cm_hb"} <= set(st["metadb"])
     assert st["metadb"]["rm"] == "rm_428" and st["metadb"]["cm_hb"] == ["cm_hb_428"]
     assert st["metadb"]["engine"] == "oceanbase" and "OceanBase" in st["metadb"]["version"]  # the default MetaDB
-    assert set(st["console"]) == {"user", "password", "port", "scheme"}
+    assert set(st["console"]) == {"user", "password", "port", "cm_port", "scheme"}
+    assert st["console"]["port"] == 8089 and st["console"]["cm_port"] == 8088 and st["variants"] == []
     assert len(st["nodes"]) == 2 and {n["ip"] for n in st["nodes"]} == {"127.0.0.11", "127.0.0.12"}
     for n in st["nodes"]:
         assert {"name", "region", "ip", "docker_host", "container", "image"} <= set(n)
@@ -96,7 +97,8 @@ def test_heartbeats_grow_and_the_metadb_holds_every_table(sandbox):
     } <= tables[rm]
     assert {"resource_group", "host", "config_job", "connector_task"} <= tables[cm]
     assert tables[hb] == {"heatbeat_sequence", "heart_beat"}
-    assert sandbox.ha()["enable"] is True and sandbox.ha()["refetchStoreIntervalMin"] == 30
+    ha = sandbox.ha()  # the documented default value, HA enabled: without the two keys of "Modify HA configurations"
+    assert ha["enable"] is True and ha["checkHostDownIntervalSec"] == 540 and "refetchStoreIntervalMin" not in ha
     assert sandbox.sql("SELECT version FROM oms_version", rm) == [("4.2.8-CE",)]
     sources = [json.loads(r[0]) for r in sandbox.sql("SELECT source_config FROM connector_task", cm)]
     assert any("dbType" in s for s in sources) and any("db_type" in s for s in sources)

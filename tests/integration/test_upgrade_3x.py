@@ -114,3 +114,20 @@ def test_without_the_cm_by_name_api_the_dbtype_step_gives_the_consoles_steps_and
             src["dbType"] = "MYSQL"
             sandbox.sql(f"UPDATE connector_task SET source_config='{json.dumps(src)}' WHERE name='{name}'", cm)
     assert_passed(sandbox.runbook("upgrade_331"), 12)
+
+
+def test_a_connector_stopped_for_its_fix_runs_again_whatever_fails_after(sandbox):
+    """The CM updates only a stopped Connector (doc): a running one is stopped, and when its update then fails
+    it is started again (startByName, resume=false), and the run stops naming the failure."""
+    sandbox.fresh("--version", "3.3.0-CE", "--nodes", "1")
+    cm = sandbox.status()["metadb"]["cm"]
+    running = {r[0] for r in sandbox.sql("SELECT name FROM connector_task WHERE status='RUNNING'", cm)}
+    assert running
+    sandbox.fault("cm-update-fails")
+    p = sandbox.runbook("connector_dbtype")
+    assert p.returncode != 0 and "sandbox fault: the update failed" in p.output, p.output[-3000:]
+    assert {r[0] for r in sandbox.sql("SELECT name FROM connector_task WHERE status='RUNNING'", cm)} == running
+    events = (sandbox.last_report("connector_dbtype") / "events.jsonl").read_text()
+    assert "startByName?taskName=" in events and "resume=false" in events
+    sandbox.fault("clear")
+    assert_passed(sandbox.runbook("connector_dbtype"), 2)

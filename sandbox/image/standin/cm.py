@@ -75,6 +75,8 @@ def task(path: str, params: dict[str, list[str]]) -> dict:
         query("UPDATE connector_task SET status='RUNNING' WHERE name=%s", (name,), cm)
         return answer(True)
     if path.endswith("/updateByName"):
+        if common.faults().get("cm_update_fails"):  # sandbox fault
+            return answer(ok=False, code="CM-INTERNAL", msg="sandbox fault: the update failed")
         if status not in ("STOPPED", "FAILED"):  # doc: stop the connector before you update it
             return answer(ok=False, code="CM-TASK-RUNNING", msg=f"task {name} is {status}; stop it before updating")
         config = json.loads(raw)

@@ -60,7 +60,7 @@ def main() -> None:
     if cur.fetchone()[0] == 1:
         cur.execute(f"SELECT version FROM `{rm}`.oms_version")
         recorded = sorted((r[0].removesuffix("-CE") for r in cur.fetchall()), key=facts.vkey)
-    four_x = facts.vkey(VERSION) >= (4, 2, 0)
+    four_x = facts.vkey(VERSION) >= facts.vkey(facts.CHOICES["init_reads_oms_version_from"][0])
     if four_x and not recorded:
         stop(facts.INIT_TOO_OLD)
     if recorded:
