@@ -98,7 +98,7 @@ def _config(run: Run) -> Any:
         if attrs is None:
             raise Broken(f"node {n.name}: no container named {run.env.container}")
         cfg = read_config(run, n, binds_of(attrs))
-        rc, inside = run.engines[n.name].exec(run.env.container, "cat", "/home/admin/conf/config.yaml")
+        rc, inside = run.oms[n.name].config_text()
         if rc != 0:
             raise Broken(f"node {n.name}: `docker exec {run.env.container} cat` of config.yaml exited {rc}")
         check_identity(run, n, cfg)
@@ -142,7 +142,7 @@ def _supervisor(run: Run) -> Any:
     from .steps.serving import programs
 
     def one(n: Any) -> Any:
-        rc, version = run.engines[n.name].exec(run.env.container, "supervisorctl", "version")
+        rc, version = run.oms[n.name].supervisor_version()
         states, _ = programs(run, n)
         missing = [p for p in ("nginx", "oms_console", "oms_drc_cm", "oms_drc_supervisor") if p not in states]
         if missing:
@@ -150,7 +150,7 @@ def _supervisor(run: Run) -> Any:
                 f"node {n.name}: programs missing from `supervisorctl status`: {missing} (saw {states}; "
                 f"supervisorctl version exited {rc})"
             )
-        status_rc, _ = run.engines[n.name].exec(run.env.container, "supervisorctl", "status")
+        _, _, status_rc = run.oms[n.name].programs()
         return {
             "supervisor": version.strip() if rc == 0 else f"(supervisorctl version exited {rc})",
             "programs": states,
@@ -168,10 +168,8 @@ def _start_line(run: Run) -> Any:
     def where(n: Any) -> str | None:
         if SERVING_LINE in run.engines[n.name].logs(run.env.container, 2000):
             return "docker logs"
-        rc, out = run.engines[n.name].exec(
-            run.env.container, "sh", "-c", "tail -n 3 /home/admin/logs/docker_init.log.*"
-        )
-        return "its docker_init.sh log" if rc == 0 and SERVING_LINE in out else None
+        tails = run.oms[n.name].init_log_tails(release_of(_node_version(run)).init_logs, 3)
+        return "its docker_init.sh log" if any(SERVING_LINE in t for t in tails) else None
 
     return {n.name: where(n) or "nowhere (docker logs, docker_init.sh's log)" for n in run.env.nodes}
 
@@ -304,19 +302,14 @@ def _server_tables(run: Run) -> Any:
 
 
 def _prune_plan(run: Run) -> Any:
-    from .adapters.metadb import PRUNE_SQL
 
-    return {
-        r.cm_hb: [list(map(str, x)) for x in run.metadb.query("EXPLAIN " + PRUNE_SQL.rstrip(";"), db=r.cm_hb)]
-        for r in run.env.regions
-    }
+    return {r.cm_hb: run.metadb.explain_prune(r.cm_hb) for r in run.env.regions}
 
 
 def _prune_online(run: Run) -> Any:
     out = {}
     for r in run.env.regions:
-        keys = run.metadb.query("SHOW KEYS FROM heatbeat_sequence WHERE Key_name = 'PRIMARY'", db=r.cm_hb)
-        cols = [str(k[4]).lower() for k in keys]  # Column_name
+        cols = run.metadb.primary_key(r.cm_hb, "heatbeat_sequence")
         if cols != ["id"]:
             raise Broken(
                 f"{r.cm_hb}.heatbeat_sequence has the primary key {cols or 'none'}, not (id): each id range "
@@ -365,8 +358,8 @@ def _packages(run: Run) -> Any:
 
 def _init_flag(run: Run) -> Any:
     def one(n: Any) -> Any:
-        rc, out = run.engines[n.name].exec(run.env.container, "cat", "/root/init_flag.txt")
-        return f"present: {out.strip()[:80]!r}" if rc == 0 and out.strip() else "absent"
+        flag = run.oms[n.name].init_flag()
+        return f"present: {flag[:80]!r}" if flag else "absent"
 
     return _each(run, one)
 
@@ -381,13 +374,7 @@ def _cm_by_name(run: Run) -> Any:
 
 def _init_once(run: Run) -> Any:
     def one(n: Any) -> Any:
-        rc, out = run.engines[n.name].exec(
-            run.env.container,
-            "sh",
-            "-c",
-            'for f in /home/admin/logs/docker_init.log.*; do [ -e "$f" ] && echo "== $f" && tail -n 2 "$f"; done',
-        )
-        runs = [block for block in out.split("== ") if block.strip()]
+        runs = run.oms[n.name].init_log_tails(release_of(_node_version(run)).init_logs)
         last = runs[-1].strip().splitlines()[-1][-200:] if runs else ""
         return f"{len(runs)} run(s) logged" + (f"; the last ends: {last!r}" if last else "")
 

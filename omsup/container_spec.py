@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
-from typing import Any
 
 CONFIG_TARGET = "/home/admin/conf/config.yaml"
 DATA_TARGETS = ("/home/admin/logs", "/home/ds/store", "/home/ds/run")
@@ -48,25 +47,6 @@ class ContainerSpec:
         else:
             env.pop("IS_UPGRADE", None)
         return env
-
-    def run_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of docker SDK ``containers.run`` equal to the documented flags."""
-        import docker.types
-
-        return {
-            "image": self.image,
-            "name": self.name,
-            "detach": True,
-            "tty": True,
-            "stdin_open": True,
-            "network_mode": "host",
-            "volumes": list(self.binds),
-            "environment": self.environment(),
-            "privileged": True,
-            "pids_limit": -1,
-            "ulimits": [docker.types.Ulimit(name="nproc", soft=65535, hard=65535)],
-            "labels": dict(self.labels),
-        }
 
     def command_line(self) -> str:
         """The equivalent shell command, for plans and the report."""

@@ -113,6 +113,11 @@ class Run:
         return {n.name: Engine(n.docker, n.name, self.hosts[n.name], n.tls, n.engine_via) for n in self.env.nodes}
 
     @cached_property
+    def oms(self) -> dict[str, oms.Oms]:
+        """Each node's OMS container (its programs, docker_init.sh, its files), by node name."""
+        return {n.name: oms.Oms(self.engines[n.name], self.env.container) for n in self.env.nodes}
+
+    @cached_property
     def consoles(self) -> dict[str, Console]:
         return {
             n.name: Console(self.env.console, n.ip, n.name, functools.partial(self.console_port, n.name))

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 import uuid
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .adapters import allure
 from .record import parse_utc, replace_file, utc_now, write_json_atomic
 from .redact import redact, redact_obj, sweep
 
@@ -396,37 +396,36 @@ def offline(html: str) -> str:
     return re.sub(r"<head\b[^>]*>", lambda m: m.group(0) + CSP, html, count=1, flags=re.I)
 
 
+def find_allure() -> Path | None:
+    """Allure Report 3: $OMSUP_ALLURE, else the checkout's node_modules (npm ci), else `allure` on PATH."""
+    named = os.environ.get("OMSUP_ALLURE")
+    if named:
+        return Path(named) if Path(named).is_file() else None
+    if ALLURE_BIN.exists():
+        return ALLURE_BIN
+    found = shutil.which("allure")
+    return Path(found) if found else None
+
+
 def render_html(folder: Path) -> Path | None:
     """Render ``folder/allure-results`` into the single file ``folder/report.html`` (Allure Report 3)."""
     results = folder / "allure-results"
-    if not ALLURE_BIN.exists() or shutil.which("node") is None:
+    binary = find_allure()
+    if binary is None or shutil.which("node") is None:
         replace_file(
             folder / "RENDER.txt",
-            "The HTML report was not rendered: Node.js or the pinned Allure Report 3 is missing on this machine.\n"
-            "Everything else of the run is in this folder. To render it later (on any machine with Node.js):\n"
-            f"  npm ci   # in the project folder, installs allure@3.18.0\n  omsup report {folder}\n",
+            "The HTML report was not rendered: "
+            + ("Node.js" if shutil.which("node") is None else "Allure Report 3")
+            + " was not found on this machine (OMSUP_ALLURE, the checkout's node_modules, `allure` on PATH).\n"
+            "Everything else of the run is in this folder. To render it later, on any machine with Node.js:\n"
+            "  npm install -g allure@3.18.0     # or: npm ci in an omsup checkout; or set OMSUP_ALLURE=<its path>\n"
+            f"  omsup report {folder}\n",
         )
         return None
     with tempfile.TemporaryDirectory() as tmp:
         name = f"OMS CE runbook: {folder.name}"
         # grouped by step ("story"), so every step shows at the top level, passed or not
-        p = subprocess.run(
-            [
-                str(ALLURE_BIN),
-                "awesome",
-                str(results),
-                "-o",
-                tmp,
-                "--single-file",
-                "--report-name",
-                name,
-                "--group-by",
-                "story",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        p = allure.render_single_file(binary, results, Path(tmp), name, group_by="story")
         index = Path(tmp) / "index.html"
         if p.returncode != 0 or not index.exists():
             replace_file(

@@ -47,6 +47,26 @@ def api_tuple(text: Any) -> tuple[int, int]:
     return (int(parts[0]), int(parts[1])) if len(parts) == 2 and all(p.isdigit() for p in parts) else (0, 0)
 
 
+def run_kwargs(spec: ContainerSpec) -> dict[str, Any]:
+    """Keyword arguments of docker SDK ``containers.run`` equal to the documented flags (ContainerSpec.argv)."""
+    import docker.types
+
+    return {
+        "image": spec.image,
+        "name": spec.name,
+        "detach": True,
+        "tty": True,
+        "stdin_open": True,
+        "network_mode": "host",
+        "volumes": list(spec.binds),
+        "environment": spec.environment(),
+        "privileged": True,
+        "pids_limit": -1,
+        "ulimits": [docker.types.Ulimit(name="nproc", soft=65535, hard=65535)],
+        "labels": dict(spec.labels),
+    }
+
+
 class _CliImage:
     """An image as `docker image inspect` shows it, with the two attributes the verbs read (as the SDK's)."""
 
@@ -234,7 +254,7 @@ class Engine:
             return self.inspect(cid) or {}
         c = self._call(
             spec.command_line(),
-            lambda: self.client.containers.run(**spec.run_kwargs()),
+            lambda: self.client.containers.run(**run_kwargs(spec)),
             lambda c: f"created {c.short_id}",
             retry=False,
         )

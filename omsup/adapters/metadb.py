@@ -27,6 +27,7 @@ from ..audit import AUDIT
 from ..envfile import MetaDB as MetaDBConfig
 from ..errors import BackupProblem, HostProblem, MetaDBProblem
 from ..redact import excerpt, redact
+from ..versions import OMS_VERSION_DDL
 from .hosts import Host
 
 # doc 003/004: the prune statement, verbatim.
@@ -324,6 +325,11 @@ class MetaDB:
             db=rm,
         )
 
+    def recover_oms_version(self, rm: str, version: str) -> None:
+        """doc 004's recovery: create rm.oms_version (obd's DDL) and REPLACE the version before the upgrade."""
+        self.execute(OMS_VERSION_DDL, db=rm)
+        self.execute("REPLACE INTO `oms_version`(`version`) VALUES(%s)", (version,), db=rm)
+
     def oms_versions(self, rm: str) -> list[str] | None:
         """Rows of rm's oms_version, or None when the table does not exist."""
         if not self.has_table(rm, "oms_version"):
@@ -413,6 +419,24 @@ class MetaDB:
         except MetaDBProblem:
             return None
         return parse_innodb_purge(str(rows[0][-1]) if rows and rows[0] else "")
+
+    def heartbeat_counts(self, cm_hb: str) -> tuple[int, int | None, int | None]:
+        """COUNT(*), MAX(id), MIN(id) of cm_hb's heatbeat_sequence."""
+        n, hi, lo = self.query("SELECT COUNT(*), MAX(id), MIN(id) FROM heatbeat_sequence", db=cm_hb)[0]
+        return int(n), (None if hi is None else int(hi)), (None if lo is None else int(lo))
+
+    def count_heartbeats_below(self, cm_hb: str, top: int) -> int:
+        """How many heartbeats lie below ``top`` (a scan of the pruned range: quick once the rows are gone)."""
+        return int(self.query("SELECT COUNT(*) FROM heatbeat_sequence WHERE id < %s", (top,), db=cm_hb)[0][0])
+
+    def explain_prune(self, cm_hb: str) -> list[list[str]]:
+        """EXPLAIN of doc 004's prune statement (the probe: the MetaDB takes it)."""
+        return [list(map(str, r)) for r in self.query("EXPLAIN " + PRUNE_SQL.rstrip(";"), db=cm_hb)]
+
+    def primary_key(self, db: str, table: str) -> list[str]:
+        """The columns of ``table``'s primary key, in order."""
+        keys = self.query(f"SHOW KEYS FROM {quote_ident(table)} WHERE Key_name = 'PRIMARY'", db=db)
+        return [str(k[4]).lower() for k in keys]  # Column_name
 
     def heartbeat_ids(self, cm_hb: str) -> tuple[int | None, int | None]:
         """MIN(id) and MAX(id) of cm_hb's heatbeat_sequence."""

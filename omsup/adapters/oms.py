@@ -10,6 +10,7 @@ Ports (field notes: configurable in config.yaml, OD deploy template): the consol
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -77,3 +78,65 @@ def ports_of(cfg: dict[str, Any], what: str) -> tuple[int, int]:
             )
         out.append(value)
     return out[0], out[1]
+
+
+# -- the container's programs and scripts (supervisorctl, docker_init.sh), through `docker exec` ---------------
+STATUS_LINE = re.compile(r"^(\S+)\s+(STOPPED|STARTING|RUNNING|BACKOFF|STOPPING|EXITED|FATAL|UNKNOWN)\b")
+ALREADY_STARTED = "ERROR (already started)"  # supervisorctl's answer to a start of a program that runs
+CONFIG_IN_CONTAINER = CONFIG_TARGET
+INIT_FLAG = "/root/init_flag.txt"  # evidence only: no public source says docker_init.sh writes it
+
+
+def parse_supervisor_status(text: str) -> dict[str, str]:
+    """`supervisorctl status` as program -> state (lines it does not recognize are left out)."""
+    out = {}
+    for line in text.splitlines():
+        m = STATUS_LINE.match(line.strip())
+        if m:
+            out[m.group(1)] = m.group(2)
+    return out
+
+
+class Oms:
+    """One node's OMS container: its supervisor programs, docker_init.sh and its logs, its config.yaml."""
+
+    def __init__(self, engine: Engine, container: str) -> None:
+        self.engine = engine
+        self.container = container
+
+    def programs(self) -> tuple[dict[str, str], str, int]:
+        """`supervisorctl status`: the programs' states, what it printed, its exit code (3.x: always 0; 4.x: 3
+        while a program is not RUNNING: never a condition)."""
+        rc, out = self.engine.exec(self.container, "supervisorctl", "status")
+        return parse_supervisor_status(out), out, rc
+
+    def supervisor_version(self) -> tuple[int, str]:
+        return self.engine.exec(self.container, "supervisorctl", "version")
+
+    def start_program(self, name: str) -> tuple[int, str, bool]:
+        """`supervisorctl start NAME`: exit code, answer, and whether it was running already (then unchanged)."""
+        rc, out = self.engine.exec(self.container, "supervisorctl", "start", name)
+        return rc, out, ALREADY_STARTED in out
+
+    def run_init(self, script: str) -> tuple[int, str]:
+        """`bash <script>` (doc 003/004: bash /root/docker_init.sh)."""
+        return self.engine.exec(self.container, "bash", script)
+
+    def init_flag(self) -> str | None:
+        """/root/init_flag.txt (evidence), or None where there is none."""
+        rc, out = self.engine.exec(self.container, "cat", INIT_FLAG)
+        return (out.strip()[:200] or None) if rc == 0 else None
+
+    def init_log_tails(self, logs: str, lines: int = 2) -> list[str]:
+        """The last lines of every docker_init.sh log (obdiag: docker_init.log.<date>.<time>), oldest first."""
+        _, out = self.engine.exec(
+            self.container,
+            "sh",
+            "-c",
+            f'for f in {logs}; do [ -e "$f" ] && echo "== $f" && tail -n {int(lines)} "$f"; done',
+        )
+        return [block for block in out.split("== ") if block.strip()]
+
+    def config_text(self) -> tuple[int, str]:
+        """config.yaml as the container sees it."""
+        return self.engine.exec(self.container, "cat", CONFIG_IN_CONTAINER)

@@ -127,7 +127,7 @@ def _range_quick(run: Run, below: dict[str, int]) -> Check:
         for db, top in below.items():
             t0 = time.monotonic()
             try:
-                run.metadb.query("SELECT COUNT(*) FROM heatbeat_sequence WHERE id < %s", (top,), db=db)
+                run.metadb.count_heartbeats_below(db, top)
                 took[db] = round(time.monotonic() - t0, 3)
             except MetaDBProblem as e:  # e.g. OceanBase's ob_query_timeout: not quick; the wait decides
                 took[db] = f"failed after {time.monotonic() - t0:.1f} s: {e.message[:200]}"
@@ -140,9 +140,9 @@ def prune(run: Run) -> None:
     results = {}
     for region in run.env.regions:
         db = region.cm_hb
-        before = run.metadb.query("SELECT COUNT(*), MAX(id) FROM heatbeat_sequence", db=db)[0]
+        before = run.metadb.heartbeat_counts(db)
         deleted = run.metadb.prune_heartbeats(db)
-        after = run.metadb.query("SELECT COUNT(*), MAX(id), MIN(id) FROM heatbeat_sequence", db=db)[0]
+        after = run.metadb.heartbeat_counts(db)
         results[db] = PruneResult(rows_before=before[0], max_id=before[1], deleted=deleted, rows_after=after[0])
         if before[0]:
             assert after[0] == 1 and after[1] == before[1] and after[2] == before[1], (

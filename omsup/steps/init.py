@@ -29,7 +29,7 @@ from ..envfile import Node
 from ..errors import ContainerProblem
 from ..record import InitAttempt, Recovery, utc_now
 from ..runbook import Step, Touches, command
-from ..versions import OMS_VERSION_DDL, Version
+from ..versions import Version
 from .serving import INIT_NEEDS, SERVING_LINE, start_console, wait_programs, wait_serving
 
 INIT_TOO_OLD = "Version before 4.1.1 is not allowed to upgrade"
@@ -55,12 +55,6 @@ def init_targets(run: Run) -> list[Node]:
     return out
 
 
-def _flag(run: Run, n: Node) -> str | None:
-    """/root/init_flag.txt in the new container (evidence), or None where there is none."""
-    rc, out = run.engines[n.name].exec(run.env.container, "cat", INIT_FLAG)
-    return out.strip()[:200] or None if rc == 0 else None
-
-
 def _recover_oms_version(run: Run) -> None:
     """doc 004: create oms_version in rm and REPLACE the version before the upgrade."""
     assert run.facts.versions is not None
@@ -76,9 +70,7 @@ def _recover_oms_version(run: Run) -> None:
         f"docker_init.sh says '{INIT_TOO_OLD}' and the version before the upgrade is {source}: "
         "doc 004 allows the recovery only from V4.1.1-CE on"
     )
-    rm = run.env.metadb.rm
-    run.metadb.execute(OMS_VERSION_DDL, db=rm)
-    run.metadb.execute("REPLACE INTO `oms_version`(`version`) VALUES(%s)", (str(source),), db=rm)
+    run.metadb.recover_oms_version(run.env.metadb.rm, str(source))
     with run.record.change() as f:
         f.oms_version_recovery = Recovery(version=str(source), at=utc_now())
 
@@ -94,10 +86,10 @@ def _attempt(run: Run, n: Node, after: str | None = None) -> InitAttempt:
     )
     with run.record.change() as f:
         f.init_outputs.setdefault(n.name, []).append(a)
-    rc, out = run.engines[n.name].exec(run.env.container, "bash", "/root/docker_init.sh")
+    rc, out = run.oms[n.name].run_init(run.release.init_script)
     with run.record.change():
         a.rc, a.output, a.ended = rc, out[-4000:], utc_now()
-    flag, schema_after = _flag(run, n), run.metadb.schema_fingerprint(dbs)
+    flag, schema_after = run.oms[n.name].init_flag(), run.metadb.schema_fingerprint(dbs)
     rows = run.metadb.oms_versions(run.env.metadb.rm)
     with run.record.change():
         a.flag, a.schema_after, a.oms_version_after = flag, schema_after, rows

@@ -15,7 +15,6 @@ shows the container's last log lines.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -30,7 +29,6 @@ READY_TIMEOUT = 600.0  # the document sleeps 300 s; we poll, and give up after t
 SERVING_LINE = "OMS service start successfully"  # obd waits for it in docker logs after a fresh deployment
 METADB_CHECK_EVERY = 5.0  # seconds, while waiting for a console
 INIT_NEEDS = ("oms_drc_cm", "oms_drc_supervisor")
-STATUS_LINE = re.compile(r"^(\S+)\s+(STOPPED|STARTING|RUNNING|BACKOFF|STOPPING|EXITED|FATAL|UNKNOWN)\b")
 
 
 def wait_until(
@@ -59,21 +57,11 @@ def wait_until(
         time.sleep(interval)
 
 
-def parse_supervisor_status(text: str) -> dict[str, str]:
-    """`supervisorctl status` as program -> state (lines it does not recognize are left out)."""
-    out = {}
-    for line in text.splitlines():
-        m = STATUS_LINE.match(line.strip())
-        if m:
-            out[m.group(1)] = m.group(2)
-    return out
-
-
 def programs(run: Run, node: Node) -> tuple[dict[str, str], str]:
     """The node's supervisor programs and their states, and what supervisorctl printed."""
     require_running(run, node)
-    _, out = run.engines[node.name].exec(run.env.container, "supervisorctl", "status")
-    return parse_supervisor_status(out), out
+    states, out, _ = run.oms[node.name].programs()
+    return states, out
 
 
 def wait_programs(run: Run, node: Node, names: tuple[str, ...], timeout: float = READY_TIMEOUT) -> dict[str, str]:
@@ -105,7 +93,6 @@ def wait_programs(run: Run, node: Node, names: tuple[str, ...], timeout: float =
 
 
 CONSOLE_DOWN = ("STOPPED", "EXITED", "FATAL")  # supervisor will not start oms_console by itself from these
-ALREADY_STARTED = "ERROR (already started)"  # supervisorctl's answer to a start of a program that runs
 
 
 def start_console(run: Run, node: Node) -> None:
@@ -114,9 +101,9 @@ def start_console(run: Run, node: Node) -> None:
 
     Where it already runs (or starts), supervisor changes nothing and says so ("oms_console: ERROR (already
     started)", exit 0 from supervisor 4 on): that is not recorded as a start."""
-    rc, out = run.engines[node.name].exec(run.env.container, "supervisorctl", "start", "oms_console")
+    rc, out, already = run.oms[node.name].start_program("oms_console")
     run.evidence(f"{node.name}: supervisorctl start oms_console", f"exit {rc}\n{out}")
-    if ALREADY_STARTED not in out:
+    if not already:
         with run.record.change() as f:
             if node.name not in f.consoles_started:
                 f.consoles_started.append(node.name)

@@ -3,6 +3,7 @@
 import base64
 import hashlib
 import json
+import os
 import re
 import socket
 import subprocess
@@ -331,11 +332,14 @@ def test_without_node_the_run_says_how_to_render_later(tmp_path):
 
     folder = tmp_path / "run"
     (folder / "allure-results").mkdir(parents=True)
-    old = report.ALLURE_BIN
+    old, env = report.ALLURE_BIN, dict(os.environ)
     try:
         report.ALLURE_BIN = Path("/nonexistent/allure")
+        os.environ["OMSUP_ALLURE"] = "/nonexistent/allure"
         assert report.render_html(folder) is None
     finally:
         report.ALLURE_BIN = old
+        os.environ.clear()
+        os.environ.update(env)
     text = (folder / "RENDER.txt").read_text()
     assert "omsup report" in text and "npm ci" in text

@@ -5,6 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from omsup.adapters.oms import Oms
 from omsup.record import Facts, Record
 from omsup.steps import serving
 
@@ -23,6 +24,7 @@ class FakeRun:
         self.record, _ = Record.open(tmp_path, "upgrade_429", "t", Facts(target="4.2.9-CE", environment_file="e"))
         self.engines = {"n2": FakeEngine(answer)}
         self.env = SimpleNamespace(container="oms_ce")
+        self.oms = {"n2": Oms(self.engines["n2"], "oms_ce")}  # the container's verbs over this engine
         self.shown: list[tuple[str, object]] = []
 
     def evidence(self, title, body):

@@ -2,6 +2,7 @@
 
 import shlex
 
+from omsup.adapters.engine import run_kwargs
 from omsup.container_spec import ContainerSpec, bind_target, standard_binds
 
 
@@ -13,7 +14,7 @@ def spec(upgrade=True):
 
 
 def test_sdk_arguments_match_the_documented_flags():
-    kw = spec().run_kwargs()
+    kw = run_kwargs(spec())
     assert kw["network_mode"] == "host" and kw["privileged"] is True and kw["pids_limit"] == -1
     assert kw["tty"] and kw["stdin_open"] and kw["detach"]
     assert [(u["Name"], u["Soft"], u["Hard"]) for u in kw["ulimits"]] == [("nproc", 65535, 65535)]

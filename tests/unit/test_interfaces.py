@@ -4,11 +4,11 @@ import pytest
 
 from omsup.adapters.cm import parse_cm_answer
 from omsup.adapters.console import parse_components, parse_health, parse_projects, parse_steps
+from omsup.adapters.oms import parse_supervisor_status
 from omsup.errors import NotReady
 from omsup.redact import MASK, mask_config
 from omsup.steps.image import loaded_refs
 from omsup.steps.metadb_checks import RESTORE_NEEDS, privileges
-from omsup.steps.serving import parse_supervisor_status
 from omsup.versions import Version, metadb_engine, metadb_supported
 
 SUPERVISOR_4 = """\

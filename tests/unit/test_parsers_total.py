@@ -28,7 +28,7 @@ from omsup.adapters.cm import parse_cm_answer
 from omsup.adapters.console import parse_components, parse_envelope, parse_health, parse_projects, parse_steps
 from omsup.adapters.http import origin
 from omsup.adapters.metadb import parse_ha_config, parse_source_config
-from omsup.adapters.oms import parse_config_yaml
+from omsup.adapters.oms import parse_config_yaml, parse_supervisor_status
 from omsup.assumptions import api_version
 from omsup.common_secrets import too_common
 from omsup.errors import OmsupError
@@ -37,7 +37,6 @@ from omsup.redact import excerpt, mask_config, printable
 from omsup.steps.containers import binds_of, env_of, version_from_inspect
 from omsup.steps.image import loaded_refs, manifest_tags
 from omsup.steps.init import output_summary
-from omsup.steps.serving import parse_supervisor_status
 from omsup.versions import Version, VersionError, metadb_engine
 
 from .envfiles import BASE

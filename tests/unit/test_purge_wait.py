@@ -49,6 +49,9 @@ class FakeMetaDB:
         self.calls += 1
         return self.states.pop(0) if len(self.states) > 1 else self.states[0]
 
+    def count_heartbeats_below(self, db, top):
+        return self.query("SELECT COUNT(*) FROM heatbeat_sequence WHERE id < %s", (top,), db)[0][0]
+
     def query(self, sql, args=None, db=None):
         self.queries.append((sql, args, db))
         delay = self.delays.pop(0) if len(self.delays) > 1 else self.delays[0]
