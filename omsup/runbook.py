@@ -76,6 +76,9 @@ class Step:
     verify: Callable[[Run], None] | None = None  # on resume; None: the record's entry suffices
     supersedes: tuple[Step, ...] = ()
     taken_once: bool = False
+    # once it began, only finishing the run (or, for an upgrade, its rollback) leaves a deployment that works:
+    # new containers may run on migrated metadata, or a database was dropped. Such a run is never abandoned.
+    no_way_back: bool = False
 
     def __repr__(self) -> str:
         return f"Step({self.key})"

@@ -46,4 +46,4 @@ CHANGES: dict[str, bool] = {key: s.changes for key, s in STEPS.items()}
 # once one of these began, only finishing the run (or, for an upgrade, its rollback) leaves a
 # deployment that works: new containers may run on migrated metadata, or a database was dropped.
 # Such a run is never abandoned (omsup abandon).
-NO_WAY_BACK_BY_HAND: frozenset[str] = frozenset({START_NEW.key, INIT.key, RESTORE.key})
+NO_WAY_BACK_BY_HAND: frozenset[str] = frozenset(key for key, s in STEPS.items() if s.no_way_back)

@@ -214,4 +214,5 @@ INIT = Step(
     True,
     plan_init,
     verify_init,
+    no_way_back=True,
 )

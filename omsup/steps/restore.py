@@ -121,6 +121,7 @@ RESTORE = Step(
     frozenset({Touches.METADB, Touches.BACKUP}),
     True,
     plan_restore,
+    no_way_back=True,
 )
 
 

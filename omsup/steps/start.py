@@ -126,6 +126,7 @@ START_NEW = Step(
     True,
     plan_start,
     verify_new,
+    no_way_back=True,
 )
 
 
