@@ -6,9 +6,10 @@ The runbooks themselves run under pytest: ``pytest runbooks/upgrade_429 --env pr
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__
 from .errors import ConfigError, OmsupError
@@ -21,8 +22,31 @@ if TYPE_CHECKING:
     from .record import Record
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage mistake exits 4, as a runbook's does (the README's exit-code table), not argparse's 2
+    (which the table gives to an interrupted run)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED = 1, 4, 10  # the runbooks' codes (omsup.executor.ExitCode)
+
+
+def _env_arg(p: argparse.ArgumentParser) -> None:
+    default = os.environ.get("OMSUP_ENV") or None
+    p.add_argument(
+        "--env",
+        required=default is None,
+        default=default,
+        metavar="FILE",
+        help="the environment file of the deployment (default: $OMSUP_ENV)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="omsup",
         description="OMS CE upgrade runbooks: helpers. The runbooks run "
         "under pytest: pytest runbooks/upgrade_429 --env FILE",
@@ -32,17 +56,25 @@ def _parser() -> argparse.ArgumentParser:
     pa = sub.add_parser(
         "path", help="the chain of documented upgrades (and their runbooks) from one version to another"
     )
-    pa.add_argument("source")
-    pa.add_argument("target")
-    rp = sub.add_parser("report", help="render the single-file HTML report of an existing run folder again")
-    rp.add_argument("folder", type=Path)
+    pa.add_argument("source", help="the version the deployment runs, e.g. 4.1.1-CE")
+    pa.add_argument("target", help="the version to reach, e.g. 4.2.9-CE")
+    rp = sub.add_parser(
+        "report",
+        help="render the single-file HTML report of an existing run folder again",
+        description="Render reports/<run>/report.html again from its allure-results (Allure Report 3: OMSUP_ALLURE, "
+        "the checkout's node_modules, or `allure` on PATH).",
+    )
+    rp.add_argument("folder", type=Path, help="a run folder (reports/<runbook>-<env>-<UTC>)")
     ce = sub.add_parser("check-env", help="validate an environment file (no connection is made)")
-    ce.add_argument("file")
+    ce.add_argument("file", help="the environment file (YAML)")
+    ce.add_argument(
+        "--secrets", action="store_true", help="resolve the secret references too (variables, files) and check them"
+    )
     sub.add_parser("schema", help="print the JSON Schema of the environment file (for editors)")
     ul = sub.add_parser(
         "unlock", help="release the lock a killed run left on an environment (check no run is going on)"
     )
-    ul.add_argument("--env", required=True)
+    _env_arg(ul)
     ul.add_argument(
         "--force",
         metavar="ID",
@@ -54,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
         help="where the runs on an environment stand (the lock, unfinished runs, backups, T1/T2/T3) and what "
         "to do next; reads the ledgers and the lock only",
     )
-    st.add_argument("--env", required=True)
+    _env_arg(st)
     st.add_argument("--json", action="store_true", help="the same as JSON, for pipelines")
     ab = sub.add_parser(
         "abandon",
@@ -62,19 +94,25 @@ def _parser() -> argparse.ArgumentParser:
         "backups stay); refused once new containers may run or a database was dropped",
     )
     ab.add_argument("runbook", help="the runbook's name, e.g. upgrade_429")
-    ab.add_argument("--env", required=True)
+    _env_arg(ab)
     ab.add_argument("--reason", required=True, help="why, for the audit (kept in the run's ledger)")
     return p
 
 
 def _path(source: str, target: str) -> int:
     from .runbook import command
+    from .versions import Version
 
+    try:
+        Version.parse(source), Version.parse(target)
+    except VersionError as e:
+        print(f"omsup path: {e}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         chain = upgrade_chain(source, target)
     except VersionError as e:
         print(f"no documented path: {e}", file=sys.stderr)
-        return 1
+        return EXIT_REFUSED
     if not chain:
         print("already there: nothing to do")
     for rule in chain:
@@ -104,7 +142,7 @@ def _unlock(env_file: str, force_id: str | None) -> int:
     from . import envfile, lock
     from .context import backup_host_of
 
-    env = envfile.load(env_file)
+    env = envfile.load(env_file, secrets="if available")  # the lock needs no password
     host = backup_host_of(env)
     held = lock.holder(host, env)
     if held is None:
@@ -118,18 +156,18 @@ def _unlock(env_file: str, force_id: str | None) -> int:
             "(taken again since?); read it again",
             file=sys.stderr,
         )
-        return 1
+        return EXIT_REFUSED
     if alive and force_id is None:
         print(
             "not released: its holder cannot be proven gone. Make sure that run is over (ask its operator, look at "
             f"that machine), then: {omsup_command('unlock', '--env', env.source, '--force', held['id'])}",
             file=sys.stderr,
         )
-        return 1
+        return EXIT_REFUSED
     gone = lock.release(host, env, held)
     if gone is not None and gone.get("id") != held["id"]:
         print(f"not released: the lock changed while it was read (now {lock.describe(gone)})", file=sys.stderr)
-        return 1
+        return EXIT_REFUSED
     print(f"released the lock held by {lock.describe(held)}")
     return 0
 
@@ -242,20 +280,25 @@ def _status(env_file: str, as_json: bool) -> int:
 
     from . import envfile, status
 
-    env = envfile.load(env_file)
+    env = envfile.load(env_file, secrets="if available")  # reads the ledgers and the lock: no password needed
     s = status.survey(env, status.lock_state(env))
     print(json.dumps(s, indent=2) if as_json else status.render(s))
     return 1 if s["unreadable"] else 0
 
 
-def _check_env(file: str) -> int:
+def _check_env(file: str, secrets: bool) -> int:
     from . import envfile
 
-    env = envfile.load(file)
+    env = envfile.load(file, secrets=secrets)
     print(
         f"{env.name}: {len(env.nodes)} node(s) in {len(env.regions)} region(s); databases "
         f"{', '.join(db for _, db in env.databases())}; state in {env.state_dir}"
     )
+    if not secrets:
+        print(
+            f"secrets not resolved: {env.metadb.password.source}, {env.console.password.source} "
+            "(check them with --secrets, where they are available)"
+        )
     return 0
 
 
@@ -279,10 +322,10 @@ def main(argv: list[str] | None = None) -> int:
 
             print(json.dumps(json_schema(), indent=2))
             return 0
-        return _check_env(a.file)
+        return _check_env(a.file, a.secrets)
     except ConfigError as e:
         print(f"environment file refused:\n  {e}", file=sys.stderr)
-        return 1
+        return EXIT_USAGE
     except OmsupError as e:
         print(f"omsup {a.cmd}: {e}", file=sys.stderr)
-        return 1
+        return EXIT_REFUSED  # a helper refuses and changes nothing (abandon: nothing until it records the call-off)

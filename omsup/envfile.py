@@ -60,6 +60,7 @@ class Secret:
 
     source: str
     value: str = field(repr=False)
+    resolved: bool = True  # False: loaded without secrets (envfile.load(..., secrets=False)): value is empty
 
     def __str__(self) -> str:
         return f"<secret from {self.source}>"
@@ -763,8 +764,14 @@ def _common(secret: Secret, key: str, values: list[str], line: int | None, probl
 
 
 # == load ===========================================================================================
-def load(path: str | os.PathLike[str]) -> Environment:
+def load(path: str | os.PathLike[str], secrets: bool | Literal["if available"] = True) -> Environment:
     """Read and validate an environment file.
+
+    With ``secrets=False`` the secret references are checked for their form only and not resolved (no
+    variable read, no file opened): what reads only the state works for whoever may look, without the
+    production passwords; their values are then empty and marked unresolved. With ``"if available"`` each
+    secret is resolved where it can be (to mask it in what is shown) and left unresolved, silently, where it
+    cannot (omsup status, unlock).
 
     Raises:
         ConfigError: every problem of the file, each with its line, key, what was expected and seen.
@@ -785,16 +792,26 @@ def load(path: str | os.PathLike[str]) -> Environment:
         problems += _problems_of(e, c)
     if model is None:
         raise ConfigError.many(file, problems)
-    env = _build(file, model, c, problems, hashlib.sha256(data).hexdigest())
+    env = _build(file, model, c, problems, hashlib.sha256(data).hexdigest(), secrets)
     if problems or env is None:
         raise ConfigError.many(file, problems)
     for s in (env.metadb.password, env.console.password):
-        redact.register(s.value)
-    redact.register_basic_auth(env.console.user, env.console.password.value)
+        if s.resolved:
+            redact.register(s.value)
+    if env.console.password.resolved:
+        redact.register_basic_auth(env.console.user, env.console.password.value)
     return env
 
 
-def _build(file: str, m: EnvFile, c: _Composed, problems: list[Problem], sha: str) -> Environment | None:
+def _unresolved(ref: Any, key: str) -> Secret:
+    kind = next(iter(ref), "inline") if isinstance(ref, dict) else "inline"
+    name = ref.get(kind) if isinstance(ref, dict) else None
+    return Secret(f"{kind}:{name} (not resolved)" if name else f"{key} (inline, not resolved)", "", resolved=False)
+
+
+def _build(
+    file: str, m: EnvFile, c: _Composed, problems: list[Problem], sha: str, secrets: bool | str = True
+) -> Environment | None:
     def at(*loc: Any) -> int | None:
         return _line(c, loc)
 
@@ -858,8 +875,18 @@ def _build(file: str, m: EnvFile, c: _Composed, problems: list[Problem], sha: st
             packages[Version.parse(v)] = p
         except VersionError:
             problems.append(Problem(f"packages.{v}", "a version such as 4.2.8-CE", v, line=at("packages", v)))
-    meta_pw = _secret(m.metadb.password, "metadb.password", file, at("metadb", "password"), problems)
-    console_pw = _secret(m.console.password, "console.password", file, at("console", "password"), problems)
+    def resolved(ref: Any, key: str) -> Secret | None:
+        if not secrets:
+            return _unresolved(ref, key)
+        mine: list[Problem] = []
+        found = _secret(ref, key, file, at(*key.split(".")), mine)
+        if found is None and secrets == "if available":
+            return _unresolved(ref, key)
+        problems.extend(mine)
+        return found
+
+    meta_pw = resolved(m.metadb.password, "metadb.password")
+    console_pw = resolved(m.console.password, "console.password")
     others = [
         m.name,
         m.container,
@@ -880,7 +907,7 @@ def _build(file: str, m: EnvFile, c: _Composed, problems: list[Problem], sha: st
         (console_pw, "console.password", ("console", "password")),
     ]
     for s, key, loc in checks:
-        if s is not None:
+        if s is not None and s.resolved:
             _common(s, key, others, at(*loc), problems)
     if meta_pw is None or console_pw is None or problems:
         return None

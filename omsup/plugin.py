@@ -49,13 +49,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption(
         "--env",
         metavar="FILE",
-        help="environment file describing the OMS CE deployment (YAML); a runbook runs only with it",
+        default=os.environ.get("OMSUP_ENV") or None,
+        help="environment file describing the OMS CE deployment (YAML); a runbook runs only with it "
+        "(default: $OMSUP_ENV)",
     )
     g.addoption(
         "--plan", action="store_true", help="run the preflight, then list what each later step would do; change nothing"
     )
     g.addoption("--until", type=int, metavar="N", help="stop after step N (a later run resumes)")
-    g.addoption("--report-root", default=None, metavar="DIR", help="where run folders are written (default: reports/)")
+    g.addoption(
+        "--report-root",
+        default=None,
+        metavar="DIR",
+        help="where run folders are written (default: ./reports of the working directory)",
+    )
     g.addoption("--operator", default=None, help="who runs this (default: $SUDO_USER, $USER)")
 
 
@@ -64,6 +71,17 @@ def pytest_configure(config: pytest.Config) -> None:
     env_path = config.getoption("--env", default=None)
     if not env_path:
         return
+    foreign = [
+        flag
+        for flag, dest in (("--hosts", "hosts"), ("--ssh-config", "ssh_config"), ("--sudo", "sudo"),
+                           ("--ansible-inventory", "ansible_inventory"), ("--ssh-identity-file", "ssh_identity_file"))
+        if config.getoption(dest, default=None)
+    ]  # fmt: skip
+    if foreign:  # testinfra's own options: a runbook's hosts are the environment file's, never these
+        raise pytest.UsageError(
+            f"{', '.join(foreign)}: testinfra's option(s) do nothing for a runbook; the environment file decides the "
+            "hosts, users, sudo and SSH settings (its nodes' host, sudo; your ~/.ssh/config): remove them"
+        )
     try:
         env = envfile.load(env_path)
     except ConfigError as e:
@@ -148,6 +166,7 @@ class RunbookSession(StepRunner):
         self.runbook = next(iter(books.values()))
         self._whole_or_up_to_a_step({rs.number for _, rs in steps if rs})
         self.outcomes = Outcomes(self.runbook)
+        self.collect_only = bool(config.getoption("collectonly", False))
         items.sort(key=lambda i: rs.number if (rs := step_of(getattr(i, "obj", None))) else -1)
         previous: RunbookStep | None = None
         for item, rs in sorted(((i, r) for i, r in steps if r), key=lambda x: x[1].number):
@@ -163,7 +182,8 @@ class RunbookSession(StepRunner):
                 _allure_title(rs.label)(func)
             item.add_marker(_allure_description(f"Implements: {rs.doc}"))
             previous = rs
-        self._open_report_folder()
+        if not self.collect_only:  # --co lists the steps: no run folder, no connection, nothing written
+            self._open_report_folder()
 
     def _whole_or_up_to_a_step(self, selected: set[int]) -> None:
         """A runbook runs whole, or up to a step (--until N): never with holes (-k, node ids)."""
@@ -185,7 +205,7 @@ class RunbookSession(StepRunner):
         from .report import attach_result_writers
 
         assert self.runbook is not None
-        root = Path(self.config.getoption("--report-root") or Path(self.config.rootpath) / "reports")
+        root = Path(self.config.getoption("--report-root") or Path.cwd() / "reports")  # said at the start
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         base = f"{'plan-' if self.plan else ''}{self.runbook.name}-{self.env.name}-{stamp}"
         folder, n = root / base, 1

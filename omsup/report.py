@@ -117,7 +117,7 @@ def summary(session: RunbookSession, operator: str) -> dict[str, Any]:
     code = session.exit_code
     interrupted = code is not None and code.name == "INTERRUPTED"
     outcome = (
-        "planned"
+        ("refused" if failed else "planned")
         if session.plan
         else "interrupted"
         if interrupted
@@ -333,7 +333,9 @@ def _summary_result(results: Path, s: dict[str, Any], md: str) -> None:
     att = f"{uuid.uuid4()}-attachment.json"
     replace_file(results / att, json.dumps(s, indent=2))
     now = int(time.time() * 1000)
-    status = {"failed": "failed", "complete": "passed", "planned": "passed"}.get(s["outcome"], "skipped")
+    status = {"failed": "failed", "refused": "failed", "complete": "passed", "planned": "passed"}.get(
+        s["outcome"], "skipped"
+    )
     result = {
         "uuid": str(uuid.uuid4()),
         "historyId": f"{s['runbook']}-summary",

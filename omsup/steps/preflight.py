@@ -372,7 +372,7 @@ def rollback_preflight(run: Run) -> None:
             raise PreconditionRefused(
                 f"node {n.name}: the old container now has image {attrs['Image'][:19]}, recorded {nf.image_id[:19]}"
             )
-        if binds_of(attrs) != nf.binds:
+        if sorted(binds_of(attrs)) != sorted(nf.binds):  # the same mounts, in whatever order the engine keeps
             raise PreconditionRefused(f"node {n.name}: the old container's binds changed: {binds_of(attrs)}")
         return {"container": nf.container_id[:12], "name_now": attrs["Name"].lstrip("/"), "image": nf.image}
 

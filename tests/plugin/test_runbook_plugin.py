@@ -212,7 +212,7 @@ def test_a_second_operator_is_refused_naming_who_holds_the_lock(book, pytester):
         ["*another run holds the lock of environment prod-eu: rollback_429 by alice*since 2026-11-23T01:00:00Z*"]
     )
     u = unlock(pytester)
-    assert u.ret == 1 and "taken on jump1" in u.stdout.str() and "--force 0123456789ab" in u.stderr.str()
+    assert u.ret == 10 and "taken on jump1" in u.stdout.str() and "--force 0123456789ab" in u.stderr.str()
     assert lock.exists()
     u = unlock(pytester, "--force", "0123456789ab")
     assert u.ret == 0 and "released the lock held by rollback_429 by alice" in u.stdout.str()
@@ -229,7 +229,7 @@ def test_a_lock_file_omsup_did_not_write_is_shown_not_a_traceback(book, pytester
     assert r.ret == 10 and book.log() == [] and "Traceback" not in r.stdout.str() + r.stderr.str()
     r.stdout.fnmatch_lines(["*another run holds the lock of environment prod-eu: a lock file omsup did not write*"])
     u = unlock(pytester)
-    assert u.ret == 1 and "cannot be told" in u.stdout.str() and lock.exists()
+    assert u.ret == 10 and "cannot be told" in u.stdout.str() and lock.exists()
     assert "Traceback" not in u.stdout.str() + u.stderr.str()
     lock_id = re.search(r"--force ([0-9a-f]{12})", u.stderr.str()).group(1)  # a file without an id: its digest
     assert f"(lock id {lock_id})" in u.stdout.str()
@@ -284,10 +284,10 @@ def test_unlock_of_a_live_run_on_this_machine_needs_force_with_its_id(book, pyte
     try:
         lock = hold_lock(book, live.pid)
         u = unlock(pytester)
-        assert u.ret == 1 and f"pid {live.pid} still runs on this machine" in u.stdout.str() and lock.exists()
+        assert u.ret == 10 and f"pid {live.pid} still runs on this machine" in u.stdout.str() and lock.exists()
         assert "--force 0123456789ab" in u.stderr.str()
         u = unlock(pytester, "--force", "ffffffffffff")  # another lock than the one checked: left alone
-        assert u.ret == 1 and "not ffffffffffff" in u.stderr.str() and lock.exists()
+        assert u.ret == 10 and "not ffffffffffff" in u.stderr.str() and lock.exists()
         u = unlock(pytester, "--force", "0123456789ab")
         assert u.ret == 0 and not lock.exists()
     finally:
@@ -310,7 +310,7 @@ def test_unlock_proves_a_holder_gone_by_its_identity_only(book, pytester, identi
         lock = hold_lock(book, live.pid, **identity)
         u = unlock(pytester)
         assert why in u.stdout.str(), u.stdout.str()
-        assert (u.ret, lock.exists()) == ((1, True) if alive else (0, False))
+        assert (u.ret, lock.exists()) == ((10, True) if alive else (0, False))
     finally:
         live.kill()
         live.wait()
@@ -328,7 +328,7 @@ def test_a_lock_path_that_is_not_a_regular_file_is_refused(book, pytester, targe
     r = book()
     assert r.ret == 10 and book.log() == [] and "is not a regular file" in r.stdout.str()
     u = unlock(pytester)
-    assert u.ret == 1 and "is not a regular file" in u.stderr.str()
+    assert u.ret == 10 and "is not a regular file" in u.stderr.str()
 
 
 def test_the_lock_is_released_after_a_failed_run(book, monkeypatch):
@@ -595,3 +595,46 @@ def test_a_ledger_with_a_bad_value_is_refused_naming_file_and_key_and_the_run_fo
     assert summary["exit_code"] == 10 and summary["outcome"] == "failed"
     s = pytester.run(sys.executable, "-m", "omsup", "status", "--env", "env.yaml")
     assert s.ret == 1 and "key facts.t1" in s.stdout.str() and "Traceback" not in s.stdout.str() + s.stderr.str()
+
+
+def test_collect_only_writes_nothing_and_connects_nowhere(book, tmp_path):
+    """`--co` lists the steps; it wrote a run folder (summary 'PARTIAL', junit, report) before."""
+    r = book("--co")
+    assert r.ret == 0 and "test_00_a" in r.stdout.str()
+    assert not book.reports.exists() and not book.state.exists() and book.log() == []
+    assert not list((book.backups).rglob("*"))
+
+
+def test_testinfras_own_host_options_are_refused_for_a_runbook(book, tmp_path):
+    missing = tmp_path / "no-such-inventory"
+    r = book("--hosts", "ssh://elsewhere", "--ansible-inventory", str(missing))
+    assert r.ret == 4 and "the environment file decides the hosts" in r.stderr.str() and book.log() == []
+
+
+def test_status_and_unlock_work_without_the_secrets_variables(book, pytester, monkeypatch):
+    """On-call staff and a CI lint stage look without the production passwords."""
+    book("--until", "1")
+    (pytester.path / "env.yaml").write_text(
+        (pytester.path / "env.yaml").read_text().replace("meta-secret-1", "{env: OMSUP_UNSET_SECRET}")
+    )
+    monkeypatch.delenv("OMSUP_UNSET_SECRET", raising=False)
+    s = pytester.run(sys.executable, "-m", "omsup", "status", "--env", "env.yaml")
+    assert s.ret == 0 and "unfinished" in s.stdout.str(), s.stdout.str() + s.stderr.str()
+    u = unlock(pytester)
+    assert u.ret == 0 and "no lock" in u.stdout.str()
+    c = pytester.run(sys.executable, "-m", "omsup", "check-env", "env.yaml")
+    assert c.ret == 0 and "secrets not resolved: env:OMSUP_UNSET_SECRET" in c.stdout.str()
+    c = pytester.run(sys.executable, "-m", "omsup", "check-env", "env.yaml", "--secrets")
+    assert c.ret == 4 and "OMSUP_UNSET_SECRET" in c.stderr.str()
+    r = book()  # a runbook resolves them at its start: refused, naming the variable
+    assert r.ret == 4 and "OMSUP_UNSET_SECRET" in r.stderr.str()
+
+
+def test_omsup_env_names_the_environment_file(book, pytester, monkeypatch, tmp_path):
+    monkeypatch.setenv("OMSUP_ENV", str(pytester.path / "env.yaml"))
+    r = pytester.runpytest_subprocess(
+        "runbooks/fake_rb", "--report-root", str(tmp_path / "r"), "-p", "no:cacheprovider"
+    )
+    r.assert_outcomes(passed=4)
+    s = pytester.run(sys.executable, "-m", "omsup", "status")
+    assert s.ret == 0 and "environment prod-eu" in s.stdout.str()

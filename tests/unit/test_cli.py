@@ -19,7 +19,7 @@ def test_path_answers_every_pair(a, b, capsys):
     try:
         chain = upgrade_chain(a, b)
     except VersionError:
-        assert rc == 1 and "no documented path" in err
+        assert rc == 10 and "no documented path" in err  # refused: nothing can be done (README)
     else:
         assert rc == 0 and out.count("->") == len(chain)
         for rule in chain:
@@ -34,7 +34,7 @@ def test_path_names_runbooks_in_order(capsys):
 
 @pytest.mark.parametrize("bad", ["4.2", "x", "4.2.9-EE"])
 def test_path_refuses_malformed_versions(bad, capsys):
-    assert main(["path", bad, "4.2.9-CE"]) == 1
+    assert main(["path", bad, "4.2.9-CE"]) == 4  # a usage mistake
     assert "expected a version" in capsys.readouterr().err
 
 
@@ -42,7 +42,7 @@ def test_check_env_reports_a_bad_file_without_traceback(tmp_path):
     p = tmp_path / "e.yaml"
     p.write_text("name: x\n")
     r = subprocess.run([sys.executable, "-m", "omsup", "check-env", str(p)], capture_output=True, text=True)
-    assert r.returncode == 1 and "key 'backup': expected a value" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 4 and "key 'backup': expected a value" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_known_versions_cover_the_documents():
@@ -64,7 +64,7 @@ def test_abandon_calls_off_an_unfinished_run_that_left_a_way_back_by_hand(tmp_pa
     facts = Facts(target="4.2.9-CE", environment_file=env)
     args = ["abandon", "upgrade_429", "--env", env, "--reason", "old containers started by hand; another night"]
 
-    assert main(args) == 1
+    assert main(args) == 10
     assert "no unfinished run of upgrade_429 on prod-eu" in capsys.readouterr().err
     assert not (tmp_path / "backups" / "prod-eu").exists()  # said before the backup host was reached
 
@@ -77,10 +77,10 @@ def test_abandon_calls_off_an_unfinished_run_that_left_a_way_back_by_hand(tmp_pa
     lock.parent.mkdir(exist_ok=True)
     lock.write_text(_json.dumps({"runbook": "upgrade_429", "pid": 1, "machine": "elsewhere", "since": "x"}))
     # a mistyped runbook is said before the lock is tried, with the runbooks that have an unfinished run
-    assert main(["abandon", "upgrade_492", *args[2:]]) == 1
+    assert main(["abandon", "upgrade_492", *args[2:]]) == 10
     err = capsys.readouterr().err
     assert "no unfinished run of upgrade_492" in err and "(unfinished there: upgrade_429)" in err
-    assert main(args) == 1  # a run of it may be going on
+    assert main(args) == 10  # a run of it may be going on
     assert "another run holds the lock" in capsys.readouterr().err
     assert Record.load(rec.path).data.status == RunStatus.RUNNING
     lock.unlink()
@@ -97,7 +97,7 @@ def test_abandon_calls_off_an_unfinished_run_that_left_a_way_back_by_hand(tmp_pa
     assert not resumed and fresh.run_id != rec.run_id
 
     fresh.mark("start_new", "failed", error="x")  # new containers may run: only the rollback goes back
-    assert main(args) == 1
+    assert main(args) == 10
     assert "began start_new" in capsys.readouterr().err
     assert Record.load(fresh.path).data.status == RunStatus.RUNNING
 
@@ -113,7 +113,7 @@ def test_abandon_calls_off_an_unfinished_run_that_left_a_way_back_by_hand(tmp_pa
     assert "it stopped the new containers (T3 2026-11-25T02:00:00.000Z)" in out and "back to false" in out
     rb2, _ = Record.open(state, "rollback_429", "prod-eu", facts.model_copy())
     rb2.mark("restore", "failed", error="MetaDB gone")  # a database may be dropped: only finishing goes on
-    assert main(rb_args) == 1
+    assert main(rb_args) == 10
     assert "began restore" in capsys.readouterr().err
 
 
@@ -148,7 +148,7 @@ def test_abandon_takes_a_runbook_name_only(tmp_path, monkeypatch, capsys, name):
     monkeypatch.setenv("OMSUP_TEST_PW", "meta'pw\"$;#\\x")
     monkeypatch.setenv("OMSUP_TEST_CONSOLE_PW", "console-pw-7Yq!")
     env = str(write(tmp_path, state_dir=str(tmp_path / "state")))
-    assert main(["abandon", name, "--env", env, "--reason", "test"]) == 1
+    assert main(["abandon", name, "--env", env, "--reason", "test"]) == 10
     assert "is not a runbook's name" in capsys.readouterr().err
 
 
