@@ -875,6 +875,7 @@ def _build(
             packages[Version.parse(v)] = p
         except VersionError:
             problems.append(Problem(f"packages.{v}", "a version such as 4.2.8-CE", v, line=at("packages", v)))
+
     def resolved(ref: Any, key: str) -> Secret | None:
         if not secrets:
             return _unresolved(ref, key)

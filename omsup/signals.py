@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -31,8 +32,22 @@ class Interrupted(KeyboardInterrupt):
         super().__init__(f"interrupted by {name}")
 
 
+PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
+
+
+def become_subreaper() -> bool:
+    """Orphans of this process's children (a script's own child when the script is ended first) are re-parented
+    to this process instead of init, so that ``stop_children`` still finds them. Linux only; False elsewhere."""
+    try:
+        import ctypes
+
+        return bool(ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
 def descendants(pid: int) -> list[int]:
-    """The processes below ``pid`` (children first), from /proc; [] where /proc cannot be read."""
+    """The live processes below ``pid`` (the deepest last), from /proc; [] where /proc cannot be read."""
     parents: dict[int, int] = {}
     try:
         entries = os.listdir("/proc")
@@ -43,7 +58,9 @@ def descendants(pid: int) -> list[int]:
             continue
         try:
             stat = Path(f"/proc/{name}/stat").read_bytes().decode("ascii", "replace")
-            parents[int(name)] = int(stat.rsplit(")", 1)[1].split()[1])
+            fields = stat.rsplit(")", 1)[1].split()
+            if fields[0] != "Z":  # a zombie has ended already
+                parents[int(name)] = int(fields[1])
         except (OSError, ValueError, IndexError):
             continue
     out: list[int] = []
@@ -55,15 +72,22 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-def stop_children() -> list[int]:
-    """SIGTERM to every process this one started (and theirs); returns their pids."""
-    pids = descendants(os.getpid())
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except OSError:
-            pass
-    return pids
+def stop_children(rounds: int = 10) -> list[int]:
+    """SIGTERM to every process this one started (and theirs), the deepest first, again until none is left (a
+    script may start one more while it is being ended); returns their pids."""
+    seen: list[int] = []
+    for _ in range(rounds):
+        pids = [p for p in descendants(os.getpid()) if p not in seen]
+        if not pids:
+            break
+        for pid in reversed(pids):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                pass
+        seen += pids
+        time.sleep(0.05)
+    return seen
 
 
 class SignalGuard:
@@ -78,14 +102,18 @@ class SignalGuard:
     def install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
+        become_subreaper()
         for s in HANDLED:
             if signal.getsignal(s) is signal.SIG_IGN:  # started in the background or under nohup: said so, kept
                 continue
             self._previous[s] = signal.signal(s, self._handle)
 
     def closing(self) -> None:
-        """From here the run writes its folder and releases the lock: signals are noted, not raised."""
+        """From here the run writes its folder and releases the lock: signals are noted, not raised. After a
+        signal, what a worker thread started meanwhile is ended too."""
         self._closing = True
+        if self.received:
+            stop_children()
 
     def uninstall(self) -> None:
         for s, previous in self._previous.items():
