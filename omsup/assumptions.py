@@ -286,7 +286,17 @@ def _server_tables(run: Run) -> Any:
     for db, cols in hb_cols.items():
         if not {"task_name", "host_ip", "gmt_modified"} <= set(cols):
             raise Broken(f"{db}.heart_beat has the columns {cols}, without task_name, host_ip and gmt_modified")
-    first = {st["node"]: st["heartbeat_at"] for st in server_states(run)}
+    states0 = server_states(run)
+    first = {st["node"]: st["heartbeat_at"] for st in states0}
+    # A running deployment has a cm.host row for each of its servers (the host-down guide reads host_status
+    # there): an ip without one is unknown to OMS, and waiting checkHostDownIntervalSec would not change it.
+    unknown = [st for st in states0 if st["host_status"] is None and st["heartbeat_at"] is None]
+    if unknown:
+        raise Broken(
+            "no row in cm.host and no supervisor heartbeat for "
+            + ", ".join(f"{st['node']} ({st['ip']})" for st in unknown)
+            + ": OMS does not know this ip (a wrong ip in the environment file, or the container's OMS_HOST_IP)"
+        )
     t0 = time.monotonic()
     try:
         states = servers_online(run)

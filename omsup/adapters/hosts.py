@@ -230,6 +230,10 @@ class Host:
     def remove(self, path: str) -> None:
         self.run("rm -f -- %s", path)
 
+    def remove_empty_dir(self, path: str) -> None:
+        """rmdir: a folder that holds anything stays."""
+        self.run("rmdir -- %s", path, quiet=True)
+
     def rename_no_clobber(self, src: str, dest: str, what: str) -> None:
         """``src`` becomes ``dest``; an existing ``dest`` is never replaced."""
         self.check("test ! -e %s && mv -n -- %s %s", dest, src, dest, what=what)

@@ -501,6 +501,7 @@ class MetaDB:
         )
         if self.cfg.ssl_ca:
             body += f"ssl-ca={_option_value(self.cfg.ssl_ca)}\nssl-verify-server-cert\n"
+        created = not host.is_dir(folder)  # a folder made only for this file goes with it (a plan leaves nothing)
         try:
             host.make_private_dir(folder)
             host.put_secret_file(path, body)
@@ -513,6 +514,8 @@ class MetaDB:
             yield path
         finally:
             host.remove(path)
+            if created:
+                host.remove_empty_dir(folder)
 
     def client_versions(self, host: Host) -> dict[str, str | None]:
         """`mysqldump --version` and `mysql --version` on ``host`` (None: not there)."""

@@ -151,7 +151,14 @@ def test_every_step_carries_its_evidence(upgraded):
         "every command, statement and request",
     ):
         assert evidence in names, evidence
-    assert any(n.endswith("docker_init.sh output") for n in names)
+    # the init's attempts, each with its exit code and output (issue 27: evidence, not the flag)
+    attempts = [n for n in names if n.endswith("docker_init.sh attempts (exit, init flag, oms_version, schema)")]
+    assert attempts, sorted(names)
+    for t in steps.values():
+        for a in t.get("attachments", []):
+            if a["name"] in attempts:
+                shown = json.loads((results / a["source"]).read_text())
+                assert shown and shown[-1]["exit"] == 0 and shown[-1]["output (tail)"], shown
     assert "n1: commands" in nested and "n2: commands" in nested  # per-node sub-steps
     for t in steps.values():
         assert "Implements: 004" in t.get("description", "")
