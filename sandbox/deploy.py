@@ -63,7 +63,12 @@ def layout(nodes: int, regions: int) -> tuple[list[dict], list[dict]]:
 
 
 def targets_of(version: str) -> list[str]:
-    return [t for t, sources in facts.UPGRADES.items() if version in sources]
+    """The versions a sandbox at ``version`` may be upgraded to: the documented cold upgrades, and the newest hot
+    upgrade target from V4.2.1 on (OD 309.hot-upgrade.md)."""
+    cold = [t for t, sources in facts.UPGRADES.items() if version in sources]
+    newest = facts.HOT_TARGETS[-1]
+    hot = [newest] if facts.vkey(facts.HOT_FROM) <= facts.vkey(version) < facts.vkey(newest) else []
+    return cold + [h for h in hot if h not in cold]
 
 
 def ports(variants: list[str]) -> dict:

@@ -19,6 +19,7 @@ import re
 VERSIONS = (
     "3.2.2", "3.3.0", "3.3.1", "4.0.0", "4.1.0", "4.1.1",
     "4.2.0", "4.2.1", "4.2.2", "4.2.3", "4.2.4", "4.2.5", "4.2.6", "4.2.7", "4.2.8", "4.2.9",
+    "4.2.10", "4.2.11", "4.2.12", "4.2.13",
 )  # fmt: skip
 # target: the versions docker_init.sh of that target migrates from (doc 000: 3.2.2 > 3.3.0 > 3.3.1;
 # doc 001: 4.0.0 from 3.2.2 (and 3.3.0); doc 004: 4.2.9 from 4.2.0 .. 4.2.8)
@@ -34,6 +35,25 @@ UPGRADES = {
     "4.2.6": ("4.2.4",),  # field notes (OD en site)
     "4.2.9": ("4.2.0", "4.2.1", "4.2.2", "4.2.3", "4.2.4", "4.2.5", "4.2.6", "4.2.7", "4.2.8"),
 }
+# The hot upgrade (oceanbase/oms-doc zh-CN/1300.upgrade-guide/309.hot-upgrade.md, commit 4a24c729; field notes):
+# in place, from OMS V4.2.1 on; its scripts come with the new image. The pages that describe it are of the
+# 4.2.11 era: the stand-in gives the scripts to 4.2.10 .. 4.2.13 (HOT_TARGETS).
+HOT_FROM = "4.2.1"
+HOT_TARGETS = ("4.2.10", "4.2.11", "4.2.12", "4.2.13")
+HOT_SCRIPTS = (
+    "docker_dump_file_from_image.sh",
+    "docker_copy_dumpfile_to_container.sh",
+    "docker_copy_dumpfile_rollback.sh",
+    "docker_hot_update_init.sh",
+)
+# `supervisorctl stop nginx oms_console oms_drc_cm oms_drc_supervisor sshd` (the page's step 5)
+HOT_STOPPED_PROGRAMS = ("nginx", "oms_console", "oms_drc_cm", "oms_drc_supervisor", "sshd")
+
+
+def has_hot_scripts(v: str) -> bool:
+    return v.removesuffix("-CE") in HOT_TARGETS
+
+
 INIT_TOO_OLD = "Version before 4.1.1 is not allowed to upgrade"  # doc 004, verbatim
 INIT_MIN_SOURCE_4X = "4.1.1"  # doc 004, obd ("Must be higher than 4.1.1")
 LIST_PROJECTS_FROM = "4.1.1"  # doc: ListProjects and DescribeProjectComponents exist from V4.1.1-CE
@@ -143,6 +163,26 @@ CHOICES = {
         "docker_init.sh run again (the vendor does: doc 004 after the recovery, the hot-upgrade rollback, obd's "
         "reload and online upgrade)",
     ),
+    "init_newer_metadata": (
+        "no schema change, succeeds",
+        "docker_init.sh run on metadata newer than its release: the hot upgrade's rollback does it (OD 309 step 7: "
+        "docker_copy_dumpfile_rollback.sh, then /root/docker_init.sh, the metadata left as the new release made it)",
+    ),
+    "init_starts_programs": (
+        "every management program not running",
+        "what docker_init.sh starts at its end: after the hot upgrade's rollback the page has no other step that "
+        "starts the programs its step 5 stopped (variant init-starts-console-only: only oms_console)",
+    ),
+    "hot_update_starts_programs": (
+        True,
+        "docker_hot_update_init.sh starts the management programs the page's step 5 stopped (no step of the page "
+        "starts them otherwise)",
+    ),
+    "sync_components_detached": (
+        True,
+        "the Store and Incr-Sync processes outlive `supervisorctl stop oms_drc_supervisor` (the hot-upgrade page: "
+        "the tasks keep running)",
+    ),
     "init_writes_oms_version": (True, "docker_init.sh REPLACEs the target into rm.oms_version (likely, not stated)"),
     "start_line_after_upgrade": (
         "init output",
@@ -181,6 +221,8 @@ VARIANTS = {
     "MetaDB's clock (the FAQ's 8-hour offsets)",
     "ha-full": "ha.config carries refetchStoreIntervalMin and perceiveStoreClientCheckpoint too",
     "custom-ports": "config.yaml sets nginx_server_port 18089 and cm_server_port 18088",
+    "init-starts-console-only": "docker_init.sh starts only oms_console at its end, leaving the other management "
+    "programs as they are (after the hot upgrade's rollback they stay stopped)",
     "cm-no-byname": "before 4.0.0 the CM has no *ByName endpoint (404): the Connector is updated on the console",
 }
 VARIANT_FILE = ".sandbox-variants.json"  # in the logs mount, beside the faults

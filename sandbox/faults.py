@@ -13,6 +13,7 @@ from .procs import SandboxError
 FAULTS = {
     "start-fail": "a node's new container fails to start (--node, --version: default every newer version)",
     "init-fail": "docker_init.sh fails on a node (--node, default every node)",
+    "hot-init-fail": "docker_hot_update_init.sh fails half way on a node: rm migrated, no program started (--node)",
     "init-exit-zero": "docker_init.sh fails but exits 0 and writes no /root/init_flag.txt (--node)",
     "cm-update-fails": "the CM answers every updateByName with an error (--node, default every node)",
     "supervisor-stuck": "a program of a node's supervisord never gets RUNNING (--node, --program)",
@@ -125,6 +126,9 @@ def inject(
         )
         for n in _nodes(st, node):
             _edit(n, start_fail=versions)
+    elif name == "hot-init-fail":
+        for n in _nodes(st, node):
+            _edit(n, hot_init_fail=True)
     elif name == "init-exit-zero":
         for n in _nodes(st, node):
             _edit(n, init_exit_zero=True)
@@ -187,6 +191,7 @@ def inject(
                 n,
                 start_fail=None,
                 init_fail=None,
+                hot_init_fail=None,
                 init_exit_zero=None,
                 cm_update_fails=None,
                 no_heartbeat=None,

@@ -106,6 +106,11 @@ def _build(client: docker.DockerClient, version: str) -> None:
             paths.IMAGE_SRC, ctx, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "Dockerfile.in")
         )
         shutil.copy(paths.FACTS_PY, Path(ctx) / "standin" / "facts.py")
+        # the release's version with its files (a hot upgrade replaces the files, not the image's environment)
+        (Path(ctx) / "standin" / "VERSION").write_text(version + "\n")
+        if not facts.has_hot_scripts(version):  # the hot-upgrade scripts come with the releases of its pages
+            for script in facts.HOT_SCRIPTS:
+                (Path(ctx) / "root" / script).unlink(missing_ok=True)
         (Path(ctx) / "Dockerfile").write_text(
             (paths.IMAGE_SRC / "Dockerfile.in").read_text().replace("@VERSION@", str(version)).replace("@BASE@", base)
         )

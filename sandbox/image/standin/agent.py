@@ -1,4 +1,4 @@
-"""oms_drc_supervisor of the stand-in: heartbeats, and the Store's checkpoint on the store mount.
+"""oms_drc_supervisor of the stand-in: heartbeats, and the Store and Incr-Sync components (sync.py) kept running.
 
 Every second (facts.CHOICES heartbeat_period_seconds; 20 with the variant slow-heartbeat): a row in the
 region's heatbeat_sequence (the table doc 003/004 prune), and this host's row in heart_beat with
@@ -16,6 +16,7 @@ import time
 
 import common
 import facts
+import sync
 from common import HOST_IP, log
 
 signal.signal(signal.SIGTERM, lambda s, f: sys.exit(0))
@@ -25,19 +26,11 @@ def main() -> None:
     cfg = common.load_config()
     meta = common.Meta(cfg)
     hb = cfg["drc_cm_heartbeat_db"]
-    checkpoint_path = os.path.join(facts.STORE, "store.checkpoint")
-    os.makedirs(facts.STORE, exist_ok=True)
     os.makedirs(facts.RUN, exist_ok=True)
     with open(os.path.join(facts.RUN, f"oms_drc_supervisor.{HOST_IP}.pid"), "w") as f:
         f.write(str(os.getpid()))
-    try:
-        with open(checkpoint_path) as f:
-            checkpoint = int(f.read().strip() or 0)
-    except (OSError, ValueError):
-        checkpoint = 0
-        if common.IS_UPGRADE:
-            log("WARN store checkpoint missing: the store mount is not the one used before the upgrade")
     while True:
+        sync.ensure_running()  # the components it manages; they outlive it (sync.py)
         if not common.faults().get("no_heartbeat"):
             try:
                 meta.query("INSERT INTO heatbeat_sequence (gmt_created, gmt_modified) VALUES (NOW(), NOW())", (), hb)
@@ -52,10 +45,6 @@ def main() -> None:
                     (HOST_IP,),
                     hb,
                 )
-                checkpoint += 1
-                with open(checkpoint_path + ".tmp", "w") as f:
-                    f.write(str(checkpoint))
-                os.replace(checkpoint_path + ".tmp", checkpoint_path)
             except Exception as e:  # MetaDB down: keep trying, as a real supervisor would
                 log(f"WARN heartbeat failed: {e}", to_stdout=False)
         time.sleep(

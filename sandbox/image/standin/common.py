@@ -16,7 +16,21 @@ import yaml
 
 import facts
 
-VERSION = os.environ["OMS_VERSION"]  # set by the image (Dockerfile)
+
+def _version() -> str:
+    """The release whose files these are: /opt/standin/VERSION (a hot upgrade replaces the files in place, not the
+    container's environment), else the image's OMS_VERSION."""
+    try:
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "VERSION")) as f:
+            found = f.read().strip()
+        if found:
+            return found
+    except OSError:
+        pass
+    return os.environ["OMS_VERSION"]
+
+
+VERSION = _version()
 HOST_IP = os.environ.get("OMS_HOST_IP", "")
 IS_UPGRADE = os.environ.get("IS_UPGRADE", "") == "true"  # doc 004: "IS_UPGRADE must be in uppercase"
 STATE_DIR = "/var/run/standin"

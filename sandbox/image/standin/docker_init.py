@@ -11,7 +11,9 @@ The vendor runs it again (doc 004 after the recovery, the hot-upgrade rollback, 
 online upgrade: field notes): run again for cm_nodes whose metadata it already migrated, it changes
 nothing and succeeds (facts.CHOICES init_rerun). By default it REPLACEs the target into oms_version
 (facts.CHOICES init_writes_oms_version; variant oms-version-not-written) and writes no init flag
-(variant init-flag). At its end it starts oms_console in its own container and prints the start line
+(variant init-flag). Run on metadata newer than its release (the hot upgrade's rollback), it applies nothing
+and succeeds (facts.CHOICES init_newer_metadata). At its end it starts the management programs that do not
+run (oms_console after a start with IS_UPGRADE=true; facts.CHOICES init_starts_programs) and prints the start line
 (facts.CHOICES start_line_after_upgrade; variant start-line-in-docker-logs); when that console does
 not start, it says so instead and exits 1 (facts.CHOICES init_console_failure).
 """
@@ -79,14 +81,15 @@ def main() -> None:
     if done and done[0] == VERSION:  # facts.CHOICES init_rerun: run again, it changes nothing
         say(f"the metadata of these cm_nodes is already at {VERSION}: no schema change to apply")
     else:
-        if facts.vkey(source) > facts.vkey(VERSION):
-            stop(f"ERROR metadata is at {source}, newer than this image ({VERSION})")
-        if facts.vkey(source) < facts.vkey(VERSION) and source not in facts.UPGRADES.get(VERSION, ()):
+        if facts.vkey(source) > facts.vkey(VERSION):  # facts.CHOICES init_newer_metadata (the hot rollback)
+            say(f"the metadata is at {source}, newer than this release ({VERSION}): no schema change to apply")
+        elif facts.vkey(source) < facts.vkey(VERSION) and source not in facts.UPGRADES.get(VERSION, ()):
             stop(f"ERROR upgrade from {source} to {VERSION} is not supported")
-        say(f"applying schema changes {source} -> {VERSION}")
-        for role, db in (("rm", rm), ("cm", cm), ("cm_hb", hb)):
-            for col in schema.migrate(cur, role, db, source, VERSION):
-                say(f"  {db}: added column {col}")
+        else:
+            say(f"applying schema changes {source} -> {VERSION}")
+            for role, db in (("rm", rm), ("cm", cm), ("cm_hb", hb)):
+                for col in schema.migrate(cur, role, db, source, VERSION):
+                    say(f"  {db}: added column {col}")
         if schema.has_oms_version_table(VERSION):
             cur.execute(f"USE `{rm}`")
             cur.execute(facts.OMS_VERSION_DDL)
@@ -97,9 +100,14 @@ def main() -> None:
         with open(facts.INIT_FLAG, "w") as f:
             f.write(f"success {VERSION} {time.strftime('%Y-%m-%dT%H:%M:%S')}\n")
     say(f"metadata initialized to {VERSION}")
-    if common.IS_UPGRADE and not common.program_running("oms_console"):
+    # facts.CHOICES init_starts_programs: the management programs that do not run (oms_console after a start with
+    # IS_UPGRADE=true; all of them after the hot upgrade's rollback), or oms_console only (a variant)
+    idle = [p for p in facts.programs(VERSION) if common.program_state(p) in ("STOPPED", "EXITED", "FATAL", None)]
+    if common.variant("init-starts-console-only"):
+        idle = [p for p in idle if p == "oms_console"]
+    if idle:
         out = subprocess.run(
-            ["python3", os.path.join(os.path.dirname(__file__), "supervisorctl.py"), "start", "oms_console"],
+            ["python3", os.path.join(os.path.dirname(__file__), "supervisorctl.py"), "start", *idle],
             capture_output=True,
             text=True,
         )
@@ -108,10 +116,11 @@ def main() -> None:
         # not settled yet: one started meanwhile (STARTING) answered "already started"; one that died at its
         # first try answered "abnormal termination" and supervisor tries it again by itself (BACKOFF)
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and common.program_state("oms_console") in ("STARTING", "BACKOFF"):
+        while time.monotonic() < deadline and any(common.program_state(p) in ("STARTING", "BACKOFF") for p in idle):
             time.sleep(0.1)
-        if common.program_state("oms_console") != "RUNNING":  # facts.CHOICES init_console_failure
-            stop(f"ERROR oms_console did not start: {answer}")
+        down = [p for p in idle if common.program_state(p) != "RUNNING"]
+        if down:  # facts.CHOICES init_console_failure
+            stop(f"ERROR {', '.join(down)} did not start: {answer}")
     if not common.variant("start-line-in-docker-logs"):  # facts.CHOICES start_line_after_upgrade
         say(facts.START_LINE)
 
