@@ -609,6 +609,42 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         None,
         "manual",
     ),
+    Assumption(
+        "hot_node_order",
+        "the hot upgrade's order across several nodes",
+        "not public (OD 309 is written for one host)",
+        "one node at a time in the environment file's order: every other console and CM keeps serving, a failure "
+        "leaves one node to roll back",
+        None,
+        "manual",
+    ),
+    Assumption(
+        "hot_rerun",
+        "whether docker_copy_dumpfile_to_container.sh or docker_hot_update_init.sh may run again after a failure or "
+        "an interruption",
+        "not public (OD 309 gives only its rollback)",
+        "the run stops, not to be resumed, and names the rollback runbook and the container's backup folder",
+        None,
+        "manual",
+    ),
+    Assumption(
+        "hot_programs",
+        "whether docker_hot_update_init.sh, and docker_init.sh after the page's rollback, start the management "
+        "programs step 5 stopped",
+        "OD 309 has no step that starts them (so the scripts must); not stated",
+        "the hot update waits for every one RUNNING and /oms/health; the rollback starts those left stopped",
+        None,
+        "manual",
+    ),
+    Assumption(
+        "hot_components",
+        "which processes in the container are the tasks' components that keep running through a hot upgrade",
+        "OD 309 (the tasks are not affected); their processes: not public",
+        "evidence: the processes that outlived step 5's stop, with their PIDs, and whether they still run after; "
+        "the condition is the task and Incr-Sync component states, compared before and after",
+        None,
+        "manual",
+    ),
 )
 
 

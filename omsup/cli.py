@@ -118,7 +118,8 @@ def _path(source: str, target: str) -> int:
     for rule in chain:
         how = command(rule.runbook, "FILE") if rule.runbook else "no runbook here (no procedure is documented)"
         back = f"; back: {command(rule.rollback, 'FILE')}" if rule.rollback else ""
-        print(f"-> {rule.target}  (doc {rule.doc}): {how}{back}")
+        kind = ", hot: in place, the tasks keep running" if rule.kind == "hot" else ""
+        print(f"-> {rule.target}  (doc {rule.doc}{kind}): {how}{back}")
     if len(chain) > 1:
         print("between the hops: set `version` in the environment file to the version the deployment runs then")
     return 0
@@ -211,8 +212,9 @@ def _abandon(env_file: str, runbook: str, reason: str) -> int:
         began = no_way_back_begun(rec)
         if began:
             raise PreconditionRefused(
-                f"run {rec.run_id} of {runbook} began {', '.join(began)}: new containers may run on "
-                "migrated metadata, or a database was dropped; abandoning it would leave that without a way back",
+                f"run {rec.run_id} of {runbook} began {', '.join(began)}: new containers (or, in a hot upgrade, new "
+                "files in the running containers) may run on migrated metadata, or a database was dropped; abandoning "
+                "it would leave that without a way back",
                 "finish it (run the same runbook again) or, for an upgrade, roll it back (its rollback runbook)",
             )
         ob_set_back = _set_back_ob_globals(env, rec)

@@ -21,6 +21,7 @@ from .adapters.cm import CM
 from .adapters.console import Console
 from .adapters.engine import Engine
 from .adapters.hosts import Host
+from .adapters.hot import HotUpgrade
 from .adapters.metadb import MetaDB
 from .audit import AUDIT
 from .envfile import Environment, Node
@@ -116,6 +117,10 @@ class Run:
     def oms(self) -> dict[str, oms.Oms]:
         """Each node's OMS container (its programs, docker_init.sh, its files), by node name."""
         return {n.name: oms.Oms(self.engines[n.name], self.env.container) for n in self.env.nodes}
+
+    def hot(self, node: str, folder: str) -> HotUpgrade:
+        """The hot-upgrade page's commands on ``node`` (OD 309), its scripts in ``folder`` on the node."""
+        return HotUpgrade(self.hosts[node], self.engines[node], self.env.container, folder)
 
     @cached_property
     def consoles(self) -> dict[str, Console]:

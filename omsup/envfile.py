@@ -140,6 +140,8 @@ class Environment:
     console: Console
     state_dir: str
     sha256: str = ""  # of the file as read
+    # on each node: where the hot upgrade (OD 309) keeps the page's scripts and the files they dump
+    work_dir: str = "/var/tmp/omsup"
 
     @property
     def nodes(self) -> tuple[Node, ...]:
@@ -366,6 +368,11 @@ class EnvFile(_Model):
     ha: HAFile = Field(default_factory=HAFile)
     console: ConsoleFile
     state_dir: PathT | None = None
+    work_dir: PathT = Field(
+        "/var/tmp/omsup",
+        description="a folder on each node where the hot upgrade keeps the page's scripts and the files they dump "
+        "(one folder per environment, node and run beneath it)",
+    )
 
 
 def json_schema() -> dict[str, Any]:
@@ -937,4 +944,5 @@ def _build(
         console=Console(m.console.port, m.console.scheme, m.console.user, console_pw, m.console.ca_file),
         state_dir=state_dir,
         sha256=sha,
+        work_dir=m.work_dir,
     )

@@ -270,6 +270,48 @@ class ConnectorSurvey(Model):
     plan: list[ConnectorFix]
 
 
+class ProcRow(Model):
+    pid: int
+    args: str
+
+
+class HotNode(Model):
+    """One node's hot upgrade (OD 309), as it went: its work folder and the page's scripts there (SHA-256), when its
+    management programs stopped and served again, the container's backup folder step 6 made, step 7's outcome."""
+
+    folder: str
+    image: str
+    scripts: dict[str, str] = Field(default_factory=dict)
+    dumped: Time | None = None
+    backups_before: list[str] | None = None  # the container's /home/admin/logs/backup* folders before step 6
+    stop_started: Time | None = None  # step 5 began: the console and the CM are unavailable from here
+    stopped: Time | None = None
+    stop_output: str | None = None
+    survivors: list[ProcRow] = Field(default_factory=list)  # the processes that outlived step 5's stop
+    copy_started: Time | None = None
+    backup_folder: str | None = None
+    copied: Time | None = None
+    init_started: Time | None = None
+    init_rc: int | None = None
+    init_output: str | None = None
+    serving: Time | None = None
+    unavailable_s: float | None = None  # from the stop to the console and every management program serving again
+    survivors_ended: list[ProcRow] | None = None  # of the survivors, those gone once the node served again
+
+
+class HotBack(Model):
+    """One node's hot rollback (OD 309 step 7's rollback), as it went."""
+
+    stopped: Time | None = None
+    copied_back: Time | None = None
+    copy_output: str | None = None
+    init_rc: int | None = None
+    init_output: str | None = None
+    started: list[str] | None = None  # the management programs started after docker_init.sh left them stopped
+    serving: Time | None = None
+    unavailable_s: float | None = None
+
+
 class UpgradeRef(Model):
     """The rollback's copy of what the upgrade it undoes recorded."""
 
@@ -281,6 +323,7 @@ class UpgradeRef(Model):
     nodes: dict[str, NodeFacts]
     ha_before: dict[str, Any] | None
     projects_before: list[Project] | None = None
+    hot: dict[str, HotNode] = Field(default_factory=dict)
 
 
 class Facts(Model):
@@ -322,6 +365,13 @@ class Facts(Model):
     ha_enabled: Time | None = None  # when a rollback enabled HA again (its refetch interval ends there)
     resumed_projects: list[str] | None = None
     metadb_engine: dict[str, Any] | None = None  # what the preflight found the MetaDB to be
+    # the hot upgrade (OD 309): each node's course, the attempt number of the scripts' folder, the components'
+    # states before the first node stopped ("project/component" -> status); and its rollback
+    hot: dict[str, HotNode] = Field(default_factory=dict)
+    hot_attempt: int = 0
+    components_before: dict[str, str | None] | None = None
+    hot_back: dict[str, HotBack] = Field(default_factory=dict)
+    oms_version_set_back: list[str] | None = None  # the rows a hot rollback put back into rm.oms_version
     # what a step saw that the documents leave open and that an operator should know (the summary leads with them)
     warnings: list[str] = Field(default_factory=list)
 

@@ -60,6 +60,18 @@ RESUME_AFTER_ROLLBACK = (
     "(the page's rollback step)."
 )
 
+# the hot-upgrade page's limits and FAQ (OD zh-CN/1300.upgrade-guide/309.hot-upgrade.md, commit 4a24c729)
+HOT_REFRESH = (
+    "After the hot upgrade, refresh the browser or delete the site's data before using the console (the page: the "
+    "new release's features show only then; HTTP 500 or a missing user name otherwise, its FAQ)."
+)
+HOT_EXISTING_TASKS = (
+    "Tasks that existed before the hot upgrade keep their configuration: the new release's settings and features "
+    "(such as choosing the incremental start position at forward switchover, from V4.2.11-CE) apply only to tasks "
+    "created after it (the page's limits)."
+)
+HOT_PAGE = "OD zh-CN/1300.upgrade-guide/309.hot-upgrade.md (commit 4a24c729)"
+
 
 def _base(v: Version) -> Release:
     """What every release of a version range shares (the later entries only say what differs)."""
@@ -115,6 +127,14 @@ _DIFFERENCES: dict[Version, dict[str, object]] = {
         "page": "seed 004 (OD zh-CN/1300.upgrade-guide/300.multi-node-upgrade.md, 4.2.9)",
         "init_recovery": True,
         "sources": ("seed 004", "oms-doc zh-CN 300.multi-node-upgrade.md (4.2.9)"),
+    },
+    **{
+        V(v): {
+            "page": HOT_PAGE,
+            "notes": (HOT_REFRESH, HOT_EXISTING_TASKS),
+            "sources": (HOT_PAGE, "field notes (4.2.10 .. 4.2.13, the oms-ce repository from 4.2.11)"),
+        }
+        for v in ("4.2.10", "4.2.11", "4.2.12", "4.2.13")
     },
 }
 

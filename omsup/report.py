@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .adapters import allure
-from .record import parse_utc, replace_file, utc_now, write_json_atomic
+from .record import Facts, parse_utc, replace_file, utc_now, write_json_atomic
 from .redact import redact, redact_obj, sweep
 
 if TYPE_CHECKING:
@@ -191,6 +191,7 @@ def summary(session: RunbookSession, operator: str) -> dict[str, Any]:
                     "at_the_document_step": {db: r.model_dump() for db, r in (f.prune or {}).items()} if f else {},
                     "purge_before_t1": f.prune_purge.model_dump() if f and f.prune_purge else None,
                 },
+                "hot": _hot_summary(f) if f is not None and (f.hot or f.hot_back) else None,
                 "operator_actions": list(book.notes),
                 "plan": [
                     {"step": o.rs.label, "doc": o.rs.doc, "lines": run.plans[o.rs.label]}
@@ -200,6 +201,34 @@ def summary(session: RunbookSession, operator: str) -> dict[str, Any]:
             }
         )
     )
+
+
+def _hot_summary(f: Facts) -> dict[str, Any]:
+    """The hot upgrade (or its rollback) per node: no T1/T2; how long the console and the CM were unavailable, the
+    container's backup folder, and the processes that outlived the management programs' stop."""
+    up = f.upgrade.hot if f.upgrade else {}
+    return {
+        "nodes": {
+            n: {
+                "unavailable_seconds": h.unavailable_s,
+                "backup_folder": h.backup_folder,
+                "hot_update_exit": h.init_rc,
+                "kept_running": [f"{p.pid} {p.args}" for p in h.survivors if p not in (h.survivors_ended or [])],
+                "ended": [f"{p.pid} {p.args}" for p in h.survivors_ended or []],
+            }
+            for n, h in f.hot.items()
+        },
+        "rolled_back": {
+            n: {
+                "unavailable_seconds": b.unavailable_s,
+                "backup_folder": up[n].backup_folder if n in up else None,
+                "docker_init_exit": b.init_rc,
+                "started_after_docker_init": b.started,
+            }
+            for n, b in f.hot_back.items()
+        },
+        "oms_version_set_back": f.oms_version_set_back,
+    }
 
 
 def markdown(s: dict[str, Any]) -> str:
@@ -265,6 +294,28 @@ def markdown(s: dict[str, Any]) -> str:
             ),
             "",
         ]
+    hot = s.get("hot")
+    if hot:
+        lines += ["## Hot upgrade, per node (no T1/T2: the containers kept running)", ""]
+        for n, h in hot["nodes"].items():
+            lines.append(
+                f"- {n}: console and CM unavailable {h['unavailable_seconds']} s; the container's files before in "
+                f"`{h['backup_folder']}`; of the processes that outlived the stop, {len(h['kept_running'])} kept running"
+                + (f", {len(h['ended'])} ended: {h['ended']}" if h["ended"] else "")
+            )
+        for n, b in hot["rolled_back"].items():
+            lines.append(
+                f"- {n} rolled back from `{b['backup_folder']}`: unavailable {b['unavailable_seconds']} s; docker_init.sh "
+                f"exit {b['docker_init_exit']}"
+                + (
+                    f"; started after it: {', '.join(b['started_after_docker_init'])}"
+                    if b["started_after_docker_init"]
+                    else ""
+                )
+            )
+        if hot["oms_version_set_back"] is not None:
+            lines.append(f"- rm.oms_version set back to {hot['oms_version_set_back']}")
+        lines.append("")
     if s.get("oms_version_recovery"):
         lines += [
             "docker_init.sh answered 'Version before 4.1.1 is not allowed to upgrade': the doc 004 recovery "

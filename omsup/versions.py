@@ -126,6 +126,9 @@ class UpgradeRule:
     # projects real-time and their forward switchover done: required where the document says "make sure"
     # (000, 001/002), only recommended elsewhere (the zh 4.2.9 page; field notes): then a warning names them
     projects_rule: str = "recommended"
+    # "cold": a new container on migrated metadata (HA off, T1/T2); "hot": the files replaced in the running
+    # container, the tasks kept running (OD 1300.upgrade-guide/309.hot-upgrade.md)
+    kind: str = "cold"
 
     def allows(self, source: Version) -> bool:
         return source in self.sources
@@ -221,6 +224,16 @@ UPGRADE_RULES: tuple[UpgradeRule, ...] = (
         runbook="upgrade_429",
         rollback="rollback_429",
     ),
+    UpgradeRule(
+        V("4.2.13"),
+        _range("4.2.1", "4.2.12"),
+        "OD 309",
+        "The hot upgrade (OD zh-CN/1300.upgrade-guide/309.hot-upgrade.md, limits): "
+        "OMS 社区版的版本必须大于等于 V4.2.1 (the OMS CE version must be V4.2.1 or later).",
+        runbook="hot_upgrade_4213",
+        rollback="hot_rollback_4213",
+        kind="hot",
+    ),
 )
 
 
@@ -272,11 +285,12 @@ def upgrade_chain(source: Version | str, target: Version | str) -> list[UpgradeR
             f"FAQ: logging in fails with an authentication error after such an upgrade). Deploy {t} anew (its "
             "deployment guide)"
         )
-    if t in HOT_ONLY_TARGETS:
+    if t in HOT_ONLY_TARGETS and not any(r.target == t for r in UPGRADE_RULES):
+        hot = ", ".join(str(r.target) for r in UPGRADE_RULES if r.kind == "hot")
         raise VersionError(
             f"no documented cold upgrade leads to {t}: no public copy of its cold procedure was found. The vendor "
             f"documents a hot upgrade from {HOT_UPGRADE_FROM} on (OD 1300.upgrade-guide/309.hot-upgrade.md: in place, "
-            "the sync tasks keep running); it is not a runbook of this version of omsup yet"
+            f"the sync tasks keep running); this version of omsup has it as a runbook for {hot}"
         )
     frontier: list[tuple[Version, list[UpgradeRule]]] = [(s, [])]
     seen = {s}

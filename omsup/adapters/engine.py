@@ -211,6 +211,12 @@ class Engine:
         env = ((img.attrs.get("Config") or {}).get("Env") or []) if img is not None else []
         return [x for x in env if isinstance(x, str)]
 
+    def image_size(self, ref: str) -> int | None:
+        """The image's size in bytes as the engine reports it (Size), or None."""
+        img = self._image(ref)
+        size = img.attrs.get("Size") if img is not None else None
+        return size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None
+
     def has_image(self, ref: str) -> bool:
         return self._image(ref) is not None
 
@@ -312,9 +318,15 @@ class Engine:
         return dict(found[0])
 
     # -- the docker CLI on the node ------------------------------------------------------------
+    def cli_env(self) -> str:
+        """What a command line on the node starts with so that every `docker` in it (a chain, a script's) talks
+        to the node's engine (a unix socket URL names a socket on the node; otherwise the node's own default
+        engine): ``export DOCKER_HOST=...; `` or nothing."""
+        return f"export DOCKER_HOST={shlex.quote(self.url)}; " if self.url.startswith("unix://") else ""
+
     def _cli(self) -> str:
-        """`docker` on the node, talking to the node's engine (a unix socket URL names a socket on the node)."""
-        return f"DOCKER_HOST={self.url} docker" if self.url.startswith("unix://") else "docker"
+        """`docker` on the node, talking to the node's engine."""
+        return self.cli_env() + "docker"
 
     def exec(self, container: str, *cmd: str) -> tuple[int, str]:
         """doc 004: `docker exec ${CONTAINER_NAME} ...`, run on the node: (exit code, output).

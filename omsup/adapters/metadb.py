@@ -330,6 +330,13 @@ class MetaDB:
         self.execute(OMS_VERSION_DDL, db=rm)
         self.execute("REPLACE INTO `oms_version`(`version`) VALUES(%s)", (version,), db=rm)
 
+    def delete_oms_versions(self, rm: str, versions: list[str]) -> int:
+        """DELETE the rows of rm.oms_version naming ``versions``; returns how many went."""
+        if not versions:
+            return 0
+        marks = ", ".join(["%s"] * len(versions))
+        return self.execute(f"DELETE FROM oms_version WHERE version IN ({marks})", tuple(versions), db=rm)
+
     def oms_versions(self, rm: str) -> list[str] | None:
         """Rows of rm's oms_version, or None when the table does not exist."""
         if not self.has_table(rm, "oms_version"):

@@ -6,6 +6,15 @@ from .connectors import CONNECTOR_DBTYPE, CONNECTOR_SURVEY
 from .containers import STOP_NEW, STOP_OLD
 from .ha import DISABLE_HA, ENABLE_HA, ROLLBACK_ENABLE_HA
 from .heartbeats import PRUNE
+from .hot import (
+    HOT_DUMP,
+    HOT_ROLLBACK,
+    HOT_ROLLBACK_PREFLIGHT,
+    HOT_ROLLBACK_VERIFY,
+    HOT_SCRIPTS,
+    HOT_UPDATE,
+    HOT_VERIFY,
+)
 from .image import LOAD_IMAGE, preload_images
 from .init import INIT
 from .preflight import PREFLIGHT, ROLLBACK_PREFLIGHT
@@ -22,6 +31,13 @@ __all__ = [
     "CONNECTOR_SURVEY",
     "DISABLE_HA",
     "ENABLE_HA",
+    "HOT_DUMP",
+    "HOT_ROLLBACK",
+    "HOT_ROLLBACK_PREFLIGHT",
+    "HOT_ROLLBACK_VERIFY",
+    "HOT_SCRIPTS",
+    "HOT_UPDATE",
+    "HOT_VERIFY",
     "INIT",
     "LOAD_IMAGE",
     "PREFLIGHT",

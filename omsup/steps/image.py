@@ -170,7 +170,7 @@ LOAD_IMAGE = Step(
     "Load the new image",
     load_image,
     frozenset({Touches.HOSTS, Touches.ENGINES}),
-    True,
+    False,  # an image beside the old one: the containers still run what they ran (the hot upgrade loads first)
     plan_load,
     verify_loaded,
 )

@@ -22,6 +22,7 @@ from ..versions import Version, VersionError, check_upgrade, rule_for
 from . import connectors, metadb_checks
 from .backup import BACKUP, verify_backups
 from .containers import binds_of, env_of, image_version
+from .hot import hot_upgraded_version
 from .image import check_package
 from .projects import list_projects
 from .restore import changes_begun, upgrade_record
@@ -101,6 +102,12 @@ def _source_version(run: Run, old: dict[str, NodeFacts]) -> tuple[Version, list[
     rm = run.env.metadb.rm
     rows = run.metadb.oms_versions(rm)
     image_v = next(iter(versions.values()), None)
+    # after a hot upgrade the image a container was started from is the release before: what it runs is what
+    # that upgrade's ledger says (OD 309: the files are replaced in the running container)
+    hot = hot_upgraded_version(run.env.state_dir, run.env.name, {n: f.container_id for n, f in old.items()})
+    if hot is not None and image_v is not None and hot != image_v:
+        run.warn(f"the containers were started from {image_v}'s image and hot upgraded to {hot} (the run ledgers say)")
+        image_v = hot
     meta_v = max((Version.parse(v) for v in rows), default=None) if rows else None
     # What runs is the image; oms_version is evidence (no public source says docker_init.sh writes the target
     # there: a release that leaves it lags the image). Metadata newer than the image that runs is no product's

@@ -7,16 +7,16 @@ that adapter).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from ..context import Run
 from ..errors import PreconditionRefused
 from ..projects import RUNNING, forbidden_reason
-from ..record import Project, Record, RolledBack, utc_now
+from ..record import Project
 from ..releases import release_of
 from ..runbook import Step, Touches
 from ..versions import Version
+from .restore import mark_rolled_back
 
 
 def list_projects(run: Run, version: Version) -> list[Project]:
@@ -83,12 +83,7 @@ def projects_running_again(run: Run) -> None:
         + ("ResumeProject did not bring them back" if lists else f"OMS {version} publishes no ResumeProject")
         + ")"
     )
-    # the upgrade is undone: its record says so, and a second rollback of it is refused
-    rec = Record.load(Path(up.ledger))
-    if rec.data.rolled_back is None:
-        with rec.lock:
-            rec.data.rolled_back = RolledBack(by=run.record.run_id, at=utc_now())
-            rec.save()
+    mark_rolled_back(run, up.ledger)
 
 
 RESUME_PROJECTS = Step(

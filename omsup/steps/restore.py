@@ -15,7 +15,7 @@ from typing import Any
 
 from ..adapters.metadb import DIGEST
 from ..context import Run
-from ..record import Record, RunStatus
+from ..record import Record, RolledBack, RunStatus, utc_now
 from ..runbook import Step, Touches
 from .backup import recheck_backup
 from .containers import upgrade_ref
@@ -35,6 +35,16 @@ def no_way_back_begun(rec: Record) -> list[str]:
     from . import NO_WAY_BACK_BY_HAND
 
     return [key for key in rec.data.steps if key in NO_WAY_BACK_BY_HAND]
+
+
+def mark_rolled_back(run: Run, ledger: str) -> None:
+    """The upgrade whose ledger is ``ledger`` is undone: its record says so (by this run), and a second rollback of it
+    is refused."""
+    rec = Record.load(Path(ledger))
+    if rec.data.rolled_back is None:
+        with rec.lock:
+            rec.data.rolled_back = RolledBack(by=run.record.run_id, at=utc_now())
+            rec.save()
 
 
 def upgrade_record(run: Run) -> Record:

@@ -56,7 +56,9 @@ def test_a_documented_cold_upgrade_and_its_rollback(sandbox, start, target, up, 
             ["-> 4.2.0-CE", "pytest runbooks/upgrade_420 --env FILE", "-> 4.2.9-CE", "pytest runbooks/upgrade_429"],
         ),
         ("4.1.0-CE", "4.2.0-CE", ["4.1.1-CE changed the metadata", "Deploy 4.2.0-CE anew"]),
-        ("4.2.9-CE", "4.2.13-CE", ["no documented cold upgrade leads to 4.2.13-CE", "hot upgrade from 4.2.1-CE"]),
+        ("4.2.9-CE", "4.2.13-CE", ["-> 4.2.13-CE  (doc OD 309, hot: in place", "pytest runbooks/hot_upgrade_4213"]),
+        ("4.2.0-CE", "4.2.13-CE", ["-> 4.2.1-CE", "-> 4.2.13-CE", "back: pytest runbooks/hot_rollback_4213"]),
+        ("4.2.9-CE", "4.2.11-CE", ["no documented cold upgrade leads to 4.2.11-CE", "a runbook for 4.2.13-CE"]),
     ],
 )
 def test_omsup_path_plans_across_every_documented_upgrade(source, target, said):

@@ -26,6 +26,7 @@ from omsup import envfile, lock
 from omsup.adapters import hosts, ssh
 from omsup.adapters.cm import parse_cm_answer
 from omsup.adapters.console import parse_components, parse_envelope, parse_health, parse_projects, parse_steps
+from omsup.adapters.hot import parse_backup_folders, parse_top
 from omsup.adapters.http import origin
 from omsup.adapters.metadb import parse_ha_config, parse_source_config
 from omsup.adapters.oms import parse_config_yaml, parse_supervisor_status
@@ -245,6 +246,23 @@ PARSERS = [
         loaded_refs,
         any_text | st.lists(image_ref).map(lambda refs: "\n".join(f"Loaded image: {r}" for r in refs)),
         (),
+    ),
+    Parser(
+        "docker top",
+        lambda t: parse_top(t, "docker top"),
+        any_text
+        | st.builds(
+            lambda rows: "PID PPID COMMAND\n" + "\n".join(rows),
+            st.lists(line_of | st.builds(lambda a, b, c: f"{a} {b} {c}", digits, digits, words), max_size=4),
+        ),
+        check=lambda v, _: all(isinstance(p.pid, int) and isinstance(p.args, str) for p in v),
+    ),
+    Parser(
+        "backup folders in the container",
+        parse_backup_folders,
+        any_text | st.lists(st.builds(lambda w: f"/home/admin/logs/backup{w}", words), max_size=4).map("\n".join),
+        (),
+        check=lambda v, _: all(x.startswith("/home/admin/logs/backup") and "\n" not in x for x in v),
     ),
     Parser(
         "docker inspect Binds",
