@@ -32,6 +32,10 @@ class Event:
     seconds: float
     node: str | None
     step: str | None
+    # "call" (a command, statement or request), or a milestone of the run: run_start, step_start, step_end,
+    # run_end (system "run"; outcome: the step's or the run's status)
+    event: str = "call"
+    run_id: str | None = None
 
     def line(self) -> str:
         where = f"{self.node}@{self.target}" if self.node and self.node != self.target else self.target
@@ -46,6 +50,8 @@ class Audit:
         self.events: list[Event] = []
         self.step: str | None = None
         self.sink: Path | None = None
+        self.stream_fd: int | None = None  # --events -: the same lines on this descriptor (stdout, not captured)
+        self.run_id: str | None = None
         self._local = threading.local()
 
     def set_sink(self, path: Path) -> None:
@@ -69,8 +75,23 @@ class Audit:
         """Attribute the events of this thread to ``step`` (work started early, in the background)."""
         return self._override("step", step)
 
+    def stream_to(self, fd: int | None) -> None:
+        self.stream_fd = fd
+
+    def milestone(self, event: str, target: str, what: str, outcome: str = "", seconds: float = 0.0) -> Event:
+        """A point of the run itself (run_start, step_start, step_end, run_end) among its calls: a pipeline
+        follows the run from events.jsonl (or ``--events -``) without parsing the terminal."""
+        return self.record("run", target, what, outcome, seconds, event=event)
+
     def record(
-        self, system: str, target: str, action: str, outcome: str, seconds: float, node: str | None = None
+        self,
+        system: str,
+        target: str,
+        action: str,
+        outcome: str,
+        seconds: float,
+        node: str | None = None,
+        event: str = "call",
     ) -> Event:
         ev = Event(
             time=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
@@ -81,19 +102,28 @@ class Audit:
             seconds=round(seconds, 3),
             node=node or getattr(self._local, "node", None),
             step=getattr(self._local, "step", None) or self.step,
+            event=event,
+            run_id=self.run_id,
         )
+        line = json.dumps(asdict(ev)) + "\n"
         with self._lock:
             self.events.append(ev)
             if self.sink is not None:
                 fd = os.open(self.sink, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
                 with os.fdopen(fd, "a") as f:
-                    f.write(json.dumps(asdict(ev)) + "\n")
-        log.info("%s", ev.line())
+                    f.write(line)
+            if self.stream_fd is not None:
+                try:
+                    os.write(self.stream_fd, line.encode())
+                except OSError:  # the reader went away (a closed pipe): the run goes on, events.jsonl has it all
+                    self.stream_fd = None
+        if event == "call":
+            log.info("%s", ev.line())
         return ev
 
     def of_step(self, step: str | None, node: str | None = None) -> list[Event]:
         with self._lock:
-            return [e for e in self.events if e.step == step and (node is None or e.node == node)]
+            return [e for e in self.events if e.event == "call" and e.step == step and (node is None or e.node == node)]
 
 
 AUDIT = Audit()

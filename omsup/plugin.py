@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 import logging
 import os
+import sys
 import traceback
 import warnings
 from collections.abc import Callable, Generator, Iterator
@@ -32,6 +33,7 @@ from .runbook import Runbook, RunbookStep, StepRunner, omsup_command, step_of
 from .signals import SignalGuard
 
 SESSION_KEY = pytest.StashKey["RunbookSession"]()
+STDOUT_KEY = pytest.StashKey[Any]()  # --events -: the sys.stdout the terminal reporter did not get
 
 # allure-python carries no type information: its decorators, typed once here
 _allure_label: Callable[[str, str], pytest.MarkDecorator] = allure.label
@@ -63,7 +65,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIR",
         help="where run folders are written (default: ./reports of the working directory)",
     )
-    g.addoption("--operator", default=None, help="who runs this (default: $SUDO_USER, $USER)")
+    g.addoption(
+        "--operator",
+        default=None,
+        help="who runs this (default: the CI job's user on GitLab, GitHub or Jenkins, then $SUDO_USER, $USER)",
+    )
+    g.addoption(
+        "--events",
+        default=None,
+        metavar="-",
+        help="'-': write the run's events (run and step start and end, every command, statement and request) "
+        "as NDJSON to stdout as they happen, the same lines as the run folder's events.jsonl",
+    )
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -82,11 +95,31 @@ def pytest_configure(config: pytest.Config) -> None:
             f"{', '.join(foreign)}: testinfra's option(s) do nothing for a runbook; the environment file decides the "
             "hosts, users, sudo and SSH settings (its nodes' host, sudo; your ~/.ssh/config): remove them"
         )
+    events = config.getoption("--events", default=None)
+    if events not in (None, "-"):
+        raise pytest.UsageError(f"--events {events}: only '-' (stdout) is offered; the run folder keeps events.jsonl")
     try:
         env = envfile.load(env_path)
     except ConfigError as e:
         raise pytest.UsageError(f"environment file refused:\n  {e}") from None
     config.pluginmanager.register(RunbookSession(config, env), "omsup-runbook")
+    if events == "-":
+        # stdout carries only the NDJSON: the events go to a copy of the real stdout taken now (no test's capture
+        # swallows it), and pytest's terminal reporter, made after this hook, writes to stderr (set back below)
+        from .audit import AUDIT
+
+        sys.stdout.flush()
+        AUDIT.stream_to(os.dup(1))
+        config.stash[STDOUT_KEY] = sys.stdout
+        sys.stdout = sys.stderr
+
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """--events -: the terminal reporter exists now (on stderr); sys.stdout is set back."""
+    saved = session.config.stash.get(STDOUT_KEY, None)
+    if saved is not None:
+        sys.stdout = saved
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -98,11 +131,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def operator(config: pytest.Config) -> str:
+    """--operator, the CI job's user, the sudo user, the login (omsup.ci_identity)."""
+    from .ci_identity import operator_of
+
     try:
         fallback = getpass.getuser()
     except (KeyError, OSError):
         fallback = "unknown"
-    return str(config.getoption("--operator") or os.environ.get("SUDO_USER") or os.environ.get("USER") or fallback)
+    return operator_of(config.getoption("--operator"), os.environ, fallback)
 
 
 class AllureReporter:
@@ -237,6 +273,8 @@ class RunbookSession(StepRunner):
     def start(self) -> StepRunner:
         """The run of this session's runbook: the lock, its record (resumed when unfinished), its executor."""
         from . import lock
+        from .audit import AUDIT
+        from .ci_identity import ci_job
         from .context import backup_host_of
         from .record import Facts, Record
 
@@ -249,7 +287,7 @@ class RunbookSession(StepRunner):
         else:  # one operator at a time: the lock before anything is written
             self.lock = lock.acquire(backup_host_of(env), env, book.name, operator(self.config))
             record, resumed = Record.open(env.state_dir, book.name, env.name, facts)
-            record.attempt()
+            record.attempt(operator(self.config), ci_job(os.environ))
         live = (lambda msg: tr.write_line(f"    ... {msg}")) if tr is not None else None
         self.run = Run(env, book, record, resumed, self.plan, self.until, AllureReporter(), live)
         if self.lock is not None:  # the one run on this environment: option files of killed runs go
@@ -257,6 +295,13 @@ class RunbookSession(StepRunner):
             stale = self.run.metadb.remove_stale_option_files(self.run.backup_host, env.backup_dir)
             if stale and tr is not None:
                 tr.write_line(f"removed {len(stale)} MySQL option file(s) a killed run left: {', '.join(stale)}")
+        AUDIT.run_id = record.run_id
+        AUDIT.milestone(
+            "run_start",
+            env.name,
+            f"{'plan' if self.plan else 'run'} of {book.name}"
+            + (f" (resumed, attempt {record.data.attempts})" if resumed else ""),
+        )
         self.executor = Executor(self.run, self.outcomes)
         self.executor.on_begin.append(lambda rs: self.config.hook.pytest_omsup_step_begin(step=rs.step.key))
         self.executor.keep_traceback = self._keep_traceback
@@ -266,11 +311,17 @@ class RunbookSession(StepRunner):
 
     def run_step(self, rs: RunbookStep) -> None:
         __tracebackhide__ = True
-        assert self.executor is not None
+        from .audit import AUDIT
+
+        assert self.executor is not None and self.outcomes is not None
+        AUDIT.milestone("step_start", self.env.name, f"step {rs.label}")
         try:
             self.executor.execute(rs)
         except NotRun as e:
             pytest.skip(str(e))
+        finally:
+            o = self.outcomes.get(rs)
+            AUDIT.milestone("step_end", self.env.name, f"step {rs.label}", o.status.value, o.seconds or 0.0)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:

@@ -415,6 +415,14 @@ class Abandoned(Model):
     reason: str
 
 
+class RunBy(Model):
+    """Who started an attempt of the run: the operator, and the CI job where one ran it."""
+
+    at: Time
+    operator: str
+    ci: dict[str, str | None] | None = None
+
+
 class RunData(Model):
     runbook: str
     env: str
@@ -423,6 +431,7 @@ class RunData(Model):
     status: RunStatus = RunStatus.RUNNING
     finished: Time | None = None
     attempts: int = 0
+    attempts_by: list[RunBy] = Field(default_factory=list)  # one per attempt (none in ledgers before 0.3.0)
     steps: dict[str, StepEntry] = Field(default_factory=dict)
     facts: Facts
     rolled_back: RolledBack | None = None  # an upgrade whose rollback completed: not rolled back twice
@@ -573,9 +582,10 @@ class Record:
                 entry.error, entry.category, entry.hint, entry.resumable = error, category, hint, resumable
             self.save()
 
-    def attempt(self) -> None:
+    def attempt(self, operator: str, ci: dict[str, str | None] | None = None) -> None:
         with self.lock:
             self.data.attempts += 1
+            self.data.attempts_by.append(RunBy(at=utc_now(), operator=operator, ci=ci))
             self.save()
 
     def abandon(self, by: str, reason: str) -> None:

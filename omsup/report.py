@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .adapters import allure
+from .audit import AUDIT
+from .ci_identity import ci_job
 from .record import Facts, parse_utc, replace_file, utc_now, write_json_atomic
 from .redact import redact, redact_obj, sweep
 
@@ -141,6 +143,7 @@ def summary(session: RunbookSession, operator: str) -> dict[str, Any]:
                 "environment": env.name,
                 "environment_file": env.source,
                 "operator": operator,
+                "ci_job": ci_job(os.environ),  # the CI job that ran it (system, user, job URL), or None
                 "project_version": __version__,  # of the installed package (its metadata), not of a checkout
                 "environment_sha256": env.sha256,
                 "control_machine": control_machine(),
@@ -238,6 +241,11 @@ def markdown(s: dict[str, Any]) -> str:
         f"{s['title']} (doc {s['document']}). Run `{s['run_id']}` by {s['operator']} from "
         f"{s['control_machine']['user']}@{s['control_machine']['host']}, omsup {s['project_version']}.",
         "",
+        *(
+            [f"CI job: {s['ci_job']['system']}, {s['ci_job']['job_url'] or '(no job URL)'}.", ""]
+            if s.get("ci_job")
+            else []
+        ),
         f"Environment file `{s['environment_file']}` (SHA-256 `{s['environment_sha256']}`). "
         f"Started {s['times']['run_started']}, ended {s['times']['run_ended']} (UTC).",
         "",
@@ -369,6 +377,7 @@ def environment_properties(session: RunbookSession, s: dict[str, Any]) -> str:
         "nodes": ",".join(f"{n.name}({n.ip})" for n in env.nodes),
         "regions": ",".join(r.name for r in env.regions),
         "operator": s["operator"],
+        "ci.job": (s["ci_job"] or {}).get("job_url") or "",
         "project.version": s["project_version"],
         "environment.sha256": s["environment_sha256"],
         "control.machine": f"{s['control_machine']['user']}@{s['control_machine']['host']}",
@@ -413,6 +422,15 @@ def write_run_folder(session: RunbookSession, operator: str) -> None:
     if folder is None:
         return
     s = summary(session, operator)
+    AUDIT.milestone(
+        "run_end",
+        session.env.name,
+        f"{'plan' if session.plan else 'run'} of {s['runbook']}: exit {s['exit_code']}",
+        s["outcome"],
+        round((parse_utc(s["times"]["run_ended"]) - parse_utc(s["times"]["run_started"])).total_seconds(), 2)
+        if s["times"].get("run_started") and s["times"].get("run_ended")
+        else 0.0,
+    )
     md = markdown(s)
     write_json_atomic(folder / "summary.json", s)
     replace_file(folder / "summary.md", md)

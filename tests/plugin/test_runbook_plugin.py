@@ -638,3 +638,65 @@ def test_omsup_env_names_the_environment_file(book, pytester, monkeypatch, tmp_p
     r.assert_outcomes(passed=4)
     s = pytester.run(sys.executable, "-m", "omsup", "status")
     assert s.ret == 0 and "environment prod-eu" in s.stdout.str()
+
+
+# -- CI identity (issue 31, point 9) ------------------------------------------------------------------
+def test_a_gitlab_job_is_the_operator_with_its_job_url_in_the_summary_and_the_ledger(book, monkeypatch):
+    for k, v in {
+        "GITLAB_CI": "true",
+        "GITLAB_USER_LOGIN": "alice",
+        "CI_JOB_URL": "https://gitlab.example.com/ops/oms/-/jobs/4711",
+    }.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("FAIL_AT", "b")
+    book().assert_outcomes(passed=1, failed=1, skipped=2)
+    monkeypatch.setenv("GITLAB_USER_LOGIN", "bob")  # another user resumes it
+    monkeypatch.setenv("CI_JOB_URL", "https://gitlab.example.com/ops/oms/-/jobs/4712")
+    monkeypatch.delenv("FAIL_AT")
+    book().assert_outcomes(passed=4)
+    folder = sorted(book.reports.iterdir())[-1]
+    s = json.loads((folder / "summary.json").read_text())
+    assert s["operator"] == "bob via GitLab CI"
+    assert s["ci_job"]["job_url"] == "https://gitlab.example.com/ops/oms/-/jobs/4712"
+    assert "https://gitlab.example.com/ops/oms/-/jobs/4712" in (folder / "summary.md").read_text()
+    (led,) = ledgers(book.state)
+    assert [(b["operator"], b["ci"]["job_url"]) for b in led["attempts_by"]] == [
+        ("alice via GitLab CI", "https://gitlab.example.com/ops/oms/-/jobs/4711"),
+        ("bob via GitLab CI", "https://gitlab.example.com/ops/oms/-/jobs/4712"),
+    ]
+
+
+# -- a stream for pipelines (issue 31, point 8) -------------------------------------------------------
+def test_events_carry_the_run_and_its_steps_and_events_dash_streams_them_to_stdout(book, monkeypatch):
+    monkeypatch.setenv("FAIL_AT", "c")
+    r = book("--events", "-")
+    assert r.ret == 1 and "1 failed, 2 passed, 1 skipped" in r.stderr.str()  # the terminal's report: on stderr
+    folder = sorted(book.reports.iterdir())[-1]
+    lines = [json.loads(x) for x in (folder / "events.jsonl").read_text().splitlines()]
+    milestones = [(e["event"], e["outcome"]) for e in lines if e["event"] != "call"]
+    assert milestones == [
+        ("run_start", ""),
+        ("step_start", ""),
+        ("step_end", "passed"),
+        ("step_start", ""),
+        ("step_end", "passed"),
+        ("step_start", ""),
+        ("step_end", "failed"),
+        ("run_end", "failed"),  # step 3 never started (skipped: summary.json lists it)
+    ], milestones
+    (led,) = ledgers(book.state)
+    # from run_start on, every line names the run (the lock is taken and the ledger found before: run_id null)
+    start = next(i for i, e in enumerate(lines) if e["event"] == "run_start")
+    assert {e["run_id"] for e in lines[start:]} == {led["run_id"]}
+    assert all(e["run_id"] is None and e["event"] == "call" for e in lines[:start])
+    # the same lines, as they happened, on stdout (not swallowed by pytest's capture during the steps)
+    # (stdout holds nothing else: the terminal's report went to stderr)
+    streamed = [json.loads(x) for x in r.stdout.lines if x.strip()]
+    assert streamed == lines
+    assert "STOPPED at step 2. Change c" in r.stderr.str()
+    assert "meta-secret-1" not in r.stdout.str()
+
+
+def test_events_accepts_only_a_dash(book):
+    r = book("--events", "events.out")
+    assert r.ret == 4 and "--events events.out: only '-' (stdout) is offered" in r.stderr.str()
