@@ -29,6 +29,7 @@ from pydantic_core import PydanticCustomError
 from . import redact
 from .common_secrets import too_common
 from .errors import ConfigError, Problem
+from .hostspec import SpecError, parse_url
 from .versions import Version, VersionError
 from .yamltext import flow_depth
 
@@ -39,10 +40,6 @@ USER_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,80}$")
 ENV_VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 PATH_RE = re.compile(r"^/[A-Za-z0-9_./@+,:=~-]*$")
 HOSTNAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$")
-SSH_RE = re.compile(
-    r"^ssh://(?:(?P<user>[A-Za-z0-9_.-]{1,32})@)?(?P<host>[A-Za-z0-9.:\[\]-]{1,253}?)(?::(?P<port>\d{1,5}))?$"
-)
-TCP_RE = re.compile(r"^tcp://[A-Za-z0-9.-]+:\d{1,5}$")
 VAR_REF_RE = re.compile(r"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?")
 
 MAX_FILE_BYTES = 1024 * 1024  # an environment file is a few KB
@@ -192,6 +189,28 @@ def _check(ok: Callable[[Any], bool], what: str) -> BeforeValidator:
     return BeforeValidator(check)
 
 
+def _url_check(what: str, *schemes: str) -> BeforeValidator:
+    """ssh:// or tcp:// (omsup.hostspec, the parser the SSH adapter uses too), with what is wrong as the hint;
+    local:// and unix:///path where ``schemes`` name them."""
+
+    def check(v: Any) -> Any:
+        if isinstance(v, str):
+            if ("local" in schemes and v == "local://") or (
+                "unix" in schemes and v.startswith("unix://") and PATH_RE.fullmatch(v[len("unix://") :])
+            ):
+                return v
+            scheme = v.partition("://")[0]
+            if scheme in schemes and scheme in ("ssh", "tcp"):
+                try:
+                    parse_url(v, scheme)
+                    return v
+                except SpecError as e:
+                    raise _fail(what, str(e)) from None
+        raise _fail(what)
+
+    return BeforeValidator(check)
+
+
 def _matches(pattern: re.Pattern[str]) -> Callable[[Any], bool]:
     return lambda v: isinstance(v, str) and bool(pattern.fullmatch(v))
 
@@ -218,14 +237,6 @@ def _is_version(v: Any) -> bool:
         return True
     except VersionError:
         return False
-
-
-def _is_docker_url(v: Any) -> bool:
-    return isinstance(v, str) and (
-        (v.startswith("unix://") and bool(PATH_RE.fullmatch(v[len("unix://") :])))
-        or bool(SSH_RE.fullmatch(v))
-        or bool(TCP_RE.fullmatch(v))
-    )
 
 
 def _is_secret(v: Any) -> bool:
@@ -273,10 +284,8 @@ IpT = Annotated[str, _check(_is_ip, W_IP), _schema(W_IP, type="string")]
 AddressT = Annotated[
     str, _check(lambda v: _is_ip(v) or _matches(HOSTNAME_RE)(v), W_ADDRESS), _schema(W_ADDRESS, type="string")
 ]
-HostSpecT = Annotated[
-    str, _check(lambda v: v == "local://" or _matches(SSH_RE)(v), W_HOST), _schema(W_HOST, type="string")
-]
-DockerT = Annotated[str, _check(_is_docker_url, W_DOCKER), _schema(W_DOCKER, type="string")]
+HostSpecT = Annotated[str, _url_check(W_HOST, "local", "ssh"), _schema(W_HOST, type="string")]
+DockerT = Annotated[str, _url_check(W_DOCKER, "unix", "ssh", "tcp"), _schema(W_DOCKER, type="string")]
 SecretT = Annotated[Any, _check(_is_secret, W_SECRET), _schema(W_SECRET, oneOf=SECRET_SCHEMA)]
 BoolT = Annotated[bool, _check(lambda v: isinstance(v, bool), W_BOOL), _schema(W_BOOL, type="boolean")]
 PortT = Annotated[int, _check(_whole(1, 65535), W_PORT), _schema(W_PORT, type="integer", minimum=1, maximum=65535)]
@@ -408,9 +417,22 @@ class _Composed:
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
             seen: dict[Any, int] = {}
+            merged: list[yaml.MappingNode] = []
             for k_node, v_node in node.value:
+                if k_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults` (or a list of them)
+                    sources = v_node.value if isinstance(v_node, yaml.SequenceNode) else [v_node]
+                    if all(isinstance(x, yaml.MappingNode) for x in sources):
+                        merged += sources
+                    else:
+                        self.problems.append(
+                            Problem(_key(path + ("<<",)), "a mapping or a list of mappings to merge", "something else",
+                                    line=k_node.start_mark.line + 1)
+                        )  # fmt: skip
+                    continue
                 key = self._scalar(k_node, path) if isinstance(k_node, yaml.ScalarNode) else None
                 line = k_node.start_mark.line + 1
+                if isinstance(key, str) and key.startswith("x-"):  # an extension field: anchors live there
+                    continue
                 if not isinstance(key, str):
                     self.problems.append(Problem(_key(path + ("?",)), "a text key", key, line=line))
                     continue
@@ -428,6 +450,9 @@ class _Composed:
                 seen[key] = line
                 self.lines[path + (key,)] = line
                 out[key] = self.value(v_node, path + (key,), depth + 1)
+            for source in merged:  # YAML's merge: a key written here wins, then the first source naming it
+                for key, value in self.value(source, path, depth + 1).items():
+                    out.setdefault(key, value)
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self.value(v, path + (i,), depth + 1) for i, v in enumerate(node.value)]

@@ -114,7 +114,6 @@ def pytest_configure(config: pytest.Config) -> None:
         sys.stdout = sys.stderr
 
 
-
 def pytest_sessionstart(session: pytest.Session) -> None:
     """--events -: the terminal reporter exists now (on stderr); sys.stdout is set back."""
     saved = session.config.stash.get(STDOUT_KEY, None)

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from ..errors import HostProblem
+from ..hostspec import SpecError, parse_url
 
-SSH_SPEC = re.compile(r"ssh://(?:(?P<user>[^@/]+)@)?(?P<host>[^:/]+|\[[^\]]+\])(?::(?P<port>\d+))?")
 HOP = re.compile(r"(?:ssh://)?(?:(?P<user>[^@/,]+)@)?(?P<host>[^:/,\[\]@]+|\[[^\],]+\])(?::(?P<port>\d+))?")
 RUNS_SSH = re.compile(r"(?:^|[\s/;|&(`'\"])ssh(?:$|[\s;|&)`'\"])")  # a ProxyCommand that runs ssh itself
 MAX_HOPS = 8
@@ -78,10 +78,12 @@ class SshTarget:
 
 
 def parse_spec(spec: str) -> tuple[str | None, str, str | None]:
-    m = SSH_SPEC.fullmatch(spec)
-    if not m:
-        raise HostProblem(f"{spec!r} is not an ssh://[user@]host[:port] address")
-    return m.group("user"), m.group("host").strip("[]"), m.group("port")
+    """The environment file's parser (omsup.hostspec): IPv6 in brackets, ports 1-65535."""
+    try:
+        user, host, port = parse_url(spec, "ssh")
+    except SpecError as e:
+        raise HostProblem(f"{e}: not an ssh://[user@]host[:port] address") from None
+    return user, host, None if port is None else str(port)
 
 
 def parse_ssh_g(text: str) -> dict[str, str]:

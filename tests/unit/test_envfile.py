@@ -409,3 +409,77 @@ def test_names_are_matched_whole_a_trailing_newline_is_refused(tmp_path, key, va
     d["metadb"][key] = value
     with pytest.raises(ConfigError, match=f"metadb.{key}"):
         envfile.load(write(tmp_path, d))
+
+
+# -- one parser of ssh:// and tcp:// addresses; merge keys and x- keys (issue 31, point 4) ------------------
+@pytest.mark.parametrize(
+    "spec, parsed",
+    [
+        ("ssh://admin@[fd00::11]:2222", ("admin", "fd00::11", 2222)),
+        ("ssh://[::1]", (None, "::1", None)),
+        ("ssh://admin@oms-1.example.com:65535", ("admin", "oms-1.example.com", 65535)),
+        ("ssh://10.0.0.2:1", (None, "10.0.0.2", 1)),
+    ],
+)
+def test_ssh_urls_with_ipv6_in_brackets_and_any_port_load_and_reach_the_ssh_adapter_alike(tmp_path, spec, parsed):
+    from omsup.adapters.ssh import parse_spec
+
+    env = load_text(tmp_path, GOOD.replace('host: "ssh://admin@10.0.0.2"', f'host: "{spec}"'))
+    assert env.nodes[0].host == spec
+    user, host, port = parse_spec(spec)
+    assert (user, host, None if port is None else int(port)) == parsed
+
+
+@pytest.mark.parametrize(
+    "spec, said",
+    [
+        ("ssh://admin@fd00::11", "an IPv6 address is written in brackets"),
+        ("ssh://admin@10.0.0.2:0", "port '0' is not a number from 1 to 65535"),
+        ("ssh://admin@10.0.0.2:65536", "port '65536' is not a number from 1 to 65535"),
+        ("ssh://admin@10.0.0.2:99999", "port '99999' is not a number from 1 to 65535"),
+        ("ssh://admin@[fd00::zz]", "is not an IPv6 address in brackets"),
+        ("ssh://-oProxyCommand=x", "is not a host name or an IP address"),
+        ("ssh://ad min@h", "is not a user name"),
+    ],
+)
+def test_a_bad_ssh_url_is_refused_by_the_file_and_by_the_adapter_with_the_same_reason(tmp_path, spec, said):
+    from omsup.adapters.ssh import parse_spec
+    from omsup.errors import HostProblem
+    from omsup.hostspec import SpecError, parse_url
+
+    msg = refused(tmp_path, GOOD.replace('host: "ssh://admin@10.0.0.2"', f'host: "{spec}"'))
+    assert "key 'regions[0].nodes[0].host'" in msg and said in msg  # the reason, as the hint
+    with pytest.raises(SpecError) as e:
+        parse_url(spec)
+    assert said in str(e.value)
+    with pytest.raises(HostProblem) as h:
+        parse_spec(spec)
+    assert said in h.value.message
+
+
+def test_tcp_engines_take_ipv6_in_brackets_and_need_a_port_in_range(tmp_path):
+    base = GOOD.replace('docker: "ssh://admin@10.0.0.2"', 'insecure: true, docker: "tcp://[fd00::2]:2376"')
+    assert load_text(tmp_path, base).nodes[0].docker == "tcp://[fd00::2]:2376"
+    for bad in ("tcp://[fd00::2]", "tcp://10.0.0.2:70000", "tcp://fd00::2:2376"):
+        assert "key 'regions[0].nodes[0].docker'" in refused(tmp_path, base.replace("tcp://[fd00::2]:2376", bad))
+
+
+def test_yaml_merge_keys_and_x_keys_are_accepted(tmp_path):
+    text = GOOD.replace(
+        "regions:\n",
+        'x-node: &node {host: "ssh://admin@10.0.0.2", docker: "ssh://admin@10.0.0.2"}\nregions:\n',
+    ).replace(
+        '      - {name: n1, ip: 10.0.0.2, host: "ssh://admin@10.0.0.2", docker: "ssh://admin@10.0.0.2"}\n',
+        "      - {<<: *node, name: n1, ip: 10.0.0.2}\n"
+        '      - {<<: *node, name: n2, ip: 10.0.0.3, host: "ssh://admin@10.0.0.3"}\n',
+    )
+    env = load_text(tmp_path, text)
+    assert [(n.name, n.host, n.docker) for n in env.nodes] == [
+        ("n1", "ssh://admin@10.0.0.2", "ssh://admin@10.0.0.2"),
+        ("n2", "ssh://admin@10.0.0.3", "ssh://admin@10.0.0.2"),  # a key written beside the merge wins
+    ]
+    # a merge of something that is not a mapping is refused with its line; other unknown keys stay refused
+    assert "a mapping or a list of mappings to merge" in refused(
+        tmp_path, text.replace("<<: *node, name: n1", "<<: 3, name: n1")
+    )
+    assert "key 'colour'" in refused(tmp_path, text.replace("x-node:", "colour: red\nx-node:"))

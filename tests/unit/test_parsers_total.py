@@ -22,7 +22,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from omsup import envfile, lock
+from omsup import envfile, hostspec, lock
 from omsup.adapters import hosts, ssh
 from omsup.adapters.cm import parse_cm_answer
 from omsup.adapters.console import parse_components, parse_envelope, parse_health, parse_projects, parse_steps
@@ -346,7 +346,17 @@ PARSERS = [
     Parser(
         "ssh:// address",
         ssh.parse_spec,
-        any_text | st.builds(lambda u, h, p: f"ssh://{u}@{h}:{p}", words, words, digits),
+        any_text
+        | st.builds(
+            lambda u, h, p: f"ssh://{u}@{h}:{p}", words, words | st.just("[fd00::1]") | st.just("fd00::1"), digits
+        ),
+    ),
+    Parser(
+        "tcp:// address (hostspec)",
+        lambda t: hostspec.parse_url(t, "tcp"),
+        any_text | st.builds(lambda h, p: f"tcp://{h}:{p}", words | st.just("[::1]") | st.just("::1"), digits),
+        (hostspec.SpecError,),
+        check=lambda v, _: v[0] is None and isinstance(v[1], str) and 1 <= v[2] <= 65535,
     ),
     Parser(
         "ssh ProxyJump value",
