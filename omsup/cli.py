@@ -71,6 +71,13 @@ def _parser() -> argparse.ArgumentParser:
         "--secrets", action="store_true", help="resolve the secret references too (variables, files) and check them"
     )
     sub.add_parser("schema", help="print the JSON Schema of the environment file (for editors)")
+    rb = sub.add_parser(
+        "runbooks",
+        help="copy the installed package's runbooks into DIR/runbooks (then: pytest DIR/runbooks/NAME --env FILE)",
+    )
+    rb.add_argument(
+        "dir", metavar="DIR", help="an existing folder; DIR/runbooks must not exist yet (nothing is overwritten)"
+    )
     ul = sub.add_parser(
         "unlock", help="release the lock a killed run left on an environment (check no run is going on)"
     )
@@ -304,6 +311,37 @@ def _check_env(file: str, secrets: bool) -> int:
     return 0
 
 
+def _copy_runbooks(folder: str) -> int:
+    """The runbooks the package carries (omsup.runbooks), copied as a runbooks/ folder: each runbook's
+    Python files, nothing compiled. Refused when DIR is not a folder or DIR/runbooks exists."""
+    import shutil
+    from importlib import resources
+
+    base = Path(folder)
+    dest = base / "runbooks"
+    if not base.is_dir():
+        print(f"omsup runbooks: {folder} is not a folder; create it first", file=sys.stderr)
+        return EXIT_USAGE
+    if dest.exists() or dest.is_symlink():
+        print(
+            f"omsup runbooks: {dest} already exists; nothing was copied (move it aside, or name another folder)",
+            file=sys.stderr,
+        )
+        return EXIT_REFUSED
+    src = resources.files("omsup.runbooks")
+    books = sorted(p.name for p in src.iterdir() if p.is_dir() and p.joinpath("__init__.py").is_file())
+    dest.mkdir()
+    shutil.copyfile(str(src.joinpath("__init__.py")), dest / "__init__.py")
+    for name in books:
+        (dest / name).mkdir()
+        for f in src.joinpath(name).iterdir():
+            if f.name.endswith(".py") and f.is_file():
+                shutil.copyfile(str(f), dest / name / f.name)
+    print(f"{len(books)} runbooks copied into {dest}: {', '.join(books)}")
+    print(f"run one with: pytest {dest}/probe --env FILE")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
     try:
@@ -317,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
             return _status(a.env, a.json)
         if a.cmd == "abandon":
             return _abandon(a.env, a.runbook, a.reason)
+        if a.cmd == "runbooks":
+            return _copy_runbooks(a.dir)
         if a.cmd == "schema":
             import json
 

@@ -101,3 +101,52 @@ def test_a_runbook_runs_from_a_folder_without_conftest(installed, tmp_path):
     assert (tmp_path / "steps.log").read_text().split() == ["a", "b", "c", "d"]
     (folder,) = (tmp_path / "reports").iterdir()
     assert json.loads((folder / "summary.json").read_text())["outcome"] == "complete"
+
+
+def test_the_wheel_carries_the_runbooks_every_one_of_them(installed):
+    names = set(zipfile.ZipFile(installed["wheel"]).namelist())
+    books = sorted(p.name for p in (ROOT / "runbooks").iterdir() if (p / "__init__.py").exists())
+    for name in books:
+        for f in (ROOT / "runbooks" / name).glob("*.py"):
+            assert f"omsup/runbooks/{name}/{f.name}" in names, f"{name}/{f.name} is not in the wheel (pyproject.toml)"
+
+
+def test_the_installed_package_copies_its_runbooks_out_and_runs_the_probe_with_allure_on_path(
+    installed, sandbox, tmp_path
+):
+    """issue 31's acceptance: a wheel in a fresh venv outside the checkout, Allure on PATH (and nowhere else:
+    no OMSUP_ALLURE, no checkout beside the package), the probe against the sandbox from a copy of runbooks/,
+    report.html written."""
+    sandbox.fresh("--nodes", "1")
+    bin_ = installed["venv"] / "bin"
+    work = tmp_path / "ops"
+    work.mkdir()
+    out = sh(str(bin_ / "omsup"), "runbooks", str(work), cwd=work).stdout
+    assert "runbooks copied" in out and (work / "runbooks" / "probe" / "test_probe.py").is_file()
+    assert not (work / "conftest.py").exists()
+    allure_dir = tmp_path / "allure-only"  # PATH holds allure (and node, which it runs on), nothing of the checkout
+    allure_dir.mkdir()
+    (allure_dir / "allure").symlink_to(ROOT / "node_modules" / ".bin" / "allure")
+    node = shutil.which("node")
+    assert node, "node is needed by Allure Report 3"
+    (allure_dir / "node").symlink_to(node)
+    path = f"{bin_}:{allure_dir}:/usr/local/bin:/usr/bin:/bin"
+    run_env = {
+        k: v for k, v in __import__("os").environ.items() if k not in ("OMSUP_ALLURE", "PYTHONPATH", "VIRTUAL_ENV")
+    }
+    run_env["PATH"] = path
+    p = subprocess.run(
+        [str(bin_ / "pytest"), "runbooks/probe", "--env", sandbox.env_file, "-p", "no:cacheprovider"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=run_env,
+    )
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
+    (folder,) = (work / "reports").iterdir()
+    html = folder / "report.html"
+    assert html.is_file() and html.stat().st_size > 10_000 and not (folder / "RENDER.txt").exists()
+    assert json.loads((folder / "summary.json").read_text())["outcome"] == "complete"
+    # the installed package's code ran, not the checkout's
+    assert str(ROOT) not in (folder / "summary.json").read_text()
