@@ -48,6 +48,9 @@ def test_both_pipelines_run_the_script_one_at_a_time_with_secrets_from_the_store
         "upgrade",
         "rollback",
     ]  # yaml reads `on:` as True
+    # a control machine's set-up: no engine, no MariaDB server, no sshd, no browser
+    assert "bash scripts/setup.sh --control" in " ".join(gl["default"]["before_script"])
+    assert any(s.get("run", "").startswith("bash scripts/setup.sh --control") for s in gh_steps)
     # one operator at a time
     assert gl["default"]["resource_group"] and gh["concurrency"]["cancel-in-progress"] is False
     # junit and the run folder kept
