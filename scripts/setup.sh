@@ -41,8 +41,8 @@ if [ "$control" -eq 1 ]; then
   fi
   have docker || { log "apt-get install docker-cli"; apt-get install -y -qq docker-cli >/dev/null 2>&1 || apt-get install -y -qq docker.io >/dev/null; }
   [ -x .venv/bin/python ] || { log "python3 -m venv .venv"; python3 -m venv .venv; }
-  log "pip install . (the package and its runtime dependencies, no development tools)"
-  .venv/bin/pip install -q --disable-pip-version-check .
+  log "pip install -c requirements.lock . (the package and its runtime dependencies, pinned; no development tools)"
+  .venv/bin/pip install -q --disable-pip-version-check -c requirements.lock .
   log "npm ci (Allure Report 3, pinned)"
   npm ci --no-audit --no-fund --loglevel=error >/dev/null
   log "ready: .venv/bin/pytest runbooks/<name> --env FILE (report.html by Allure from node_modules)"
@@ -77,10 +77,11 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 stamp=.venv/.omsup-installed
-want=$(sha256sum pyproject.toml | cut -c1-16)
+want=$(cat pyproject.toml requirements.lock | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  log "pip install -e .[dev]"
-  .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+  log "pip install -r requirements.lock, then -e .[dev] (the pinned set; the project itself editable)"
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements.lock
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps -e '.[dev]'
   echo "$want" > "$stamp"
 fi
 
