@@ -239,15 +239,45 @@ def _is_version(v: Any) -> bool:
         return False
 
 
-def _is_secret(v: Any) -> bool:
-    if isinstance(v, str):
-        return True
-    if isinstance(v, dict) and len(v) == 1:
-        kind, ref = next(iter(v.items()))
-        return (kind == "env" and isinstance(ref, str) and bool(ENV_VAR_RE.fullmatch(ref))) or (
-            kind == "file" and isinstance(ref, str) and bool(ref)
-        )
-    return False
+SECRET_KINDS = ("env", "file", "command")
+MAX_ARGV = 32
+
+
+def _is_argv(v: Any) -> bool:
+    return (
+        isinstance(v, list)
+        and 1 <= len(v) <= MAX_ARGV
+        and all(isinstance(a, str) and a and not CONTROL_RE.search(a) for a in v)
+    )
+
+
+def _secret_check() -> BeforeValidator:
+    """{env: NAME}, {file: PATH}, {command: [argv...]} or an inline string; an unknown kind is answered with the
+    kinds that exist."""
+
+    def check(v: Any) -> Any:
+        if isinstance(v, str):
+            return v
+        if isinstance(v, dict) and len(v) == 1:
+            kind, ref = next(iter(v.items()))
+            if kind == "env" and isinstance(ref, str) and ENV_VAR_RE.fullmatch(ref):
+                return v
+            if kind == "file" and isinstance(ref, str) and ref:
+                return v
+            if kind == "command" and _is_argv(ref):
+                return v
+            if kind not in SECRET_KINDS:
+                # the kind is not echoed: `password: {hunter22}` is YAML for a mapping whose key is the secret
+                raise _fail(W_SECRET, f"the kinds are {', '.join(SECRET_KINDS)}; the one written is none of them")
+            if kind == "command":
+                raise _fail(
+                    W_SECRET,
+                    f"command: a list of 1 to {MAX_ARGV} non-empty arguments, the program first "
+                    "(command: [vault, kv, get, -field=password, secret/oms]); no shell is involved",
+                )
+        raise _fail(W_SECRET)
+
+    return BeforeValidator(check)
 
 
 W_NAME = "a name of letters, digits, _ . - (at most 64)"
@@ -260,7 +290,7 @@ W_IP = "an IP address such as 10.0.0.2"
 W_ADDRESS = "a host name or an IP address"
 W_HOST = "a host spec: local:// or ssh://user@host[:port]"
 W_DOCKER = "a Docker engine URL: unix:///var/run/docker.sock, ssh://user@host or tcp://host:port"
-W_SECRET = "a secret reference {env: NAME} or {file: PATH} (or an inline string)"
+W_SECRET = "a secret reference {env: NAME}, {file: PATH} or {command: [argv...]} (or an inline string)"
 W_BOOL = "true or false"
 W_PORT = "a whole number from 1 to 65535"
 W_MARGIN = "a whole number from 0 to 10000"
@@ -268,6 +298,13 @@ SECRET_SCHEMA = [
     {"type": "string", "description": "inline (discouraged)"},
     {"type": "object", "properties": {"env": {"type": "string"}}, "required": ["env"], "additionalProperties": False},
     {"type": "object", "properties": {"file": {"type": "string"}}, "required": ["file"], "additionalProperties": False},
+    {
+        "type": "object",
+        "properties": {"command": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}},
+        "required": ["command"],
+        "additionalProperties": False,
+        "description": "a program whose standard output is the secret (Vault, SOPS, pass, a cloud CLI); no shell",
+    },
 ]
 
 NameT = Annotated[str, _check(_matches(NAME_RE), W_NAME), _schema(W_NAME, type="string", pattern=NAME_RE.pattern)]
@@ -286,7 +323,7 @@ AddressT = Annotated[
 ]
 HostSpecT = Annotated[str, _url_check(W_HOST, "local", "ssh"), _schema(W_HOST, type="string")]
 DockerT = Annotated[str, _url_check(W_DOCKER, "unix", "ssh", "tcp"), _schema(W_DOCKER, type="string")]
-SecretT = Annotated[Any, _check(_is_secret, W_SECRET), _schema(W_SECRET, oneOf=SECRET_SCHEMA)]
+SecretT = Annotated[Any, _secret_check(), _schema(W_SECRET, oneOf=SECRET_SCHEMA)]
 BoolT = Annotated[bool, _check(lambda v: isinstance(v, bool), W_BOOL), _schema(W_BOOL, type="boolean")]
 PortT = Annotated[int, _check(_whole(1, 65535), W_PORT), _schema(W_PORT, type="integer", minimum=1, maximum=65535)]
 MarginT = Annotated[
@@ -560,7 +597,9 @@ def _problems_of(error: ValidationError, c: _Composed) -> list[Problem]:
                     _key(loc),
                     ctx["what"],
                     f"<{kind}, not shown>",
-                    f"write {loc[-1]}: {{env: VARIABLE}} or {loc[-1]}: {{file: PATH}} (or quote an inline secret)",
+                    ctx.get("hint")
+                    or f"write {loc[-1]}: {{env: VARIABLE}}, {loc[-1]}: {{file: PATH}} or {loc[-1]}: {{command: "
+                    "[program, arg, ...]}} (or quote an inline secret)",
                     line,
                 )
             )
@@ -634,6 +673,8 @@ def _secret(ref: Any, key: str, file: str, line: int | None, problems: list[Prob
             return None
         return _checked_secret(Secret(f"{file}:{key} (inline)", ref), key, line, problems)
     kind, name = next(iter(ref.items()))
+    if kind == "command":
+        return _command_secret(name, key, line, problems)
     if kind == "env":
         value = os.environ.get(name)
         if not value:
@@ -670,6 +711,63 @@ def _secret(ref: Any, key: str, file: str, line: int | None, problems: list[Prob
         problems.append(Problem(key, "a non-empty secret file", name, line=line))
         return None
     return _checked_secret(Secret(f"file:{p}", value), key, line, problems)
+
+
+SECRET_COMMAND_TIMEOUT = 60.0  # a Vault or cloud CLI answers in seconds; a prompt would wait for ever
+MAX_SECRET_BYTES = 64 * 1024
+
+
+def _command_secret(argv: list[str], key: str, line: int | None, problems: list[Problem]) -> Secret | None:
+    """{command: [argv...]}: the program's standard output (one trailing newline dropped) is the secret. Run
+    without a shell and without a terminal (stdin /dev/null: a program that would prompt fails at once), with a
+    timeout; what it printed on stdout is never shown, its stderr only with the secret masked."""
+    from .adapters import secret_source
+
+    shown = " ".join(argv[:1] + ["..."] if len(argv) > 1 else argv)
+    p = secret_source.run(argv, SECRET_COMMAND_TIMEOUT)
+    if p.problem:
+        hint = "install it or name it by its full path" if p.problem == "not found" else "make it executable"
+        problems.append(Problem(key, f"a program to run ({argv[0]})", p.problem, hint, line))
+        return None
+    if p.timed_out:
+        problems.append(
+            Problem(
+                key,
+                f"the secret's command ({shown}) to answer within {SECRET_COMMAND_TIMEOUT:.0f} s",
+                "no answer",
+                "run it by hand: a login or an unlock it waits for (it has no terminal here) comes first",
+                line,
+            )
+        )
+        return None
+    out = p.stdout[: MAX_SECRET_BYTES + 1]
+    value = out.decode("utf-8", "replace")
+    value = value[:-2] if value.endswith("\r\n") else value[:-1] if value.endswith("\n") else value
+    if p.rc != 0:
+        err = p.stderr.decode("utf-8", "replace").strip()
+        if value:
+            err = err.replace(value, redact.MASK)
+        problems.append(
+            Problem(
+                key,
+                f"the secret's command ({shown}) to exit 0",
+                f"exit {p.rc}" + (f": {redact.printable(err[-300:])}" if err else ""),
+                "run it by hand and fix what it says",
+                line,
+            )
+        )
+        return None
+    if len(out) > MAX_SECRET_BYTES or not value:
+        problems.append(
+            Problem(
+                key,
+                f"the secret's command ({shown}) to print one secret",
+                "nothing" if not value else "more than 64 KiB",
+                line=line,
+            )
+        )
+        return None
+    return _checked_secret(Secret(f"command:{argv[0]}", value), key, line, problems)
 
 
 def _read_secret_file(p: Path, key: str, name: str, line: int | None, problems: list[Problem]) -> bytes | None:
@@ -838,6 +936,8 @@ def load(path: str | os.PathLike[str], secrets: bool | Literal["if available"] =
 def _unresolved(ref: Any, key: str) -> Secret:
     kind = next(iter(ref), "inline") if isinstance(ref, dict) else "inline"
     name = ref.get(kind) if isinstance(ref, dict) else None
+    if isinstance(name, list):  # a command: its program names it
+        name = name[0] if name else None
     return Secret(f"{kind}:{name} (not resolved)" if name else f"{key} (inline, not resolved)", "", resolved=False)
 
 
@@ -909,7 +1009,8 @@ def _build(
             problems.append(Problem(f"packages.{v}", "a version such as 4.2.8-CE", v, line=at("packages", v)))
 
     def resolved(ref: Any, key: str) -> Secret | None:
-        if not secrets:
+        # a command (Vault, a cloud CLI) runs only where the secret is needed, never to mask one for a reader
+        if not secrets or (secrets == "if available" and isinstance(ref, dict) and "command" in ref):
             return _unresolved(ref, key)
         mine: list[Problem] = []
         found = _secret(ref, key, file, at(*key.split(".")), mine)

@@ -483,3 +483,63 @@ def test_yaml_merge_keys_and_x_keys_are_accepted(tmp_path):
         tmp_path, text.replace("<<: *node, name: n1", "<<: 3, name: n1")
     )
     assert "key 'colour'" in refused(tmp_path, text.replace("x-node:", "colour: red\nx-node:"))
+
+
+# -- {command: [argv...]}: Vault, SOPS, pass, a cloud CLI (issue 31, point 3) ---------------------------------
+def _vault(tmp_path, body: str) -> str:
+    prog = tmp_path / "fake-vault"
+    prog.write_text("#!/bin/sh\n" + body)
+    prog.chmod(0o700)
+    return str(prog)
+
+
+def test_a_command_secret_is_its_programs_stdout_never_shown(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMSUP_TEST_CONSOLE_PW", "console-Secret-9")
+    vault = _vault(tmp_path, 'test "$1" = kv && test "$2" = get && printf "%s\\n" "Vault-Said-7xq"\n')
+    env = load_text(
+        tmp_path, GOOD.replace("password: {env: OMSUP_TEST_PW}", f'password: {{command: ["{vault}", kv, get]}}')
+    )
+    assert env.metadb.password.value == "Vault-Said-7xq" and env.metadb.password.source == f"command:{vault}"
+    assert "Vault-Said" not in repr(env) and "Vault-Said" not in str(env.metadb.password)
+
+
+def test_a_command_that_fails_prompts_or_hangs_is_refused_naming_it_and_never_its_output(tmp_path, monkeypatch):
+    from omsup import envfile as ef
+
+    monkeypatch.setenv("OMSUP_TEST_CONSOLE_PW", "console-Secret-9")
+    monkeypatch.setattr(ef, "SECRET_COMMAND_TIMEOUT", 1.0)
+
+    def with_cmd(argv: str) -> str:
+        return GOOD.replace("password: {env: OMSUP_TEST_PW}", f"password: {{command: {argv}}}")
+
+    failing = _vault(tmp_path, 'printf "Half-Secret-1x"; echo "denied: Half-Secret-1x" >&2; exit 3\n')
+    msg = refused(tmp_path, with_cmd(f'["{failing}"]'))
+    assert "exit 3" in msg and "denied: ******" in msg and "Half-Secret" not in msg
+    prompting = _vault(tmp_path, 'read answer; printf "%s" "$answer"\n')  # stdin is /dev/null: reads nothing
+    assert "to print one secret, saw 'nothing'" in refused(tmp_path, with_cmd(f'["{prompting}"]'))
+    sleeper = _vault(tmp_path, "sleep 30\n")
+    msg = refused(tmp_path, with_cmd(f'["{sleeper}"]'))
+    assert "to answer within 1 s" in msg and "a login or an unlock" in msg
+    assert "not found" in refused(tmp_path, with_cmd('["/nonexistent/vault", get]'))
+
+
+def test_an_unknown_secret_kind_is_answered_with_the_kinds_that_exist(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMSUP_TEST_CONSOLE_PW", "console-Secret-9")
+    msg = refused(tmp_path, GOOD.replace("password: {env: OMSUP_TEST_PW}", "password: {vault: secret/oms}"))
+    assert "the kinds are env, file, command; the one written is none of them" in msg and "vault" not in msg
+    msg = refused(tmp_path, GOOD.replace("password: {env: OMSUP_TEST_PW}", "password: {Hunter-Secret-22}"))
+    assert "Hunter-Secret" not in msg  # YAML's mapping whose key is the secret: the key is never shown
+    msg = refused(tmp_path, GOOD.replace("password: {env: OMSUP_TEST_PW}", "password: {command: vault kv get}"))
+    assert "no shell is involved" in msg  # a string is not an argv
+
+
+def test_readers_never_run_a_command_secret(tmp_path, monkeypatch):
+    marker = tmp_path / "ran"
+    prog = _vault(tmp_path, f'touch "{marker}"; printf "Vault-Said-7xq"\n')
+    text = GOOD.replace("password: {env: OMSUP_TEST_PW}", f'password: {{command: ["{prog}"]}}')
+    p = tmp_path / "env.yaml"
+    p.write_text(text)
+    for mode in (False, "if available"):
+        env = envfile.load(p, secrets=mode)
+        assert not env.metadb.password.resolved and env.metadb.password.source == f"command:{prog} (not resolved)"
+    assert not marker.exists()
