@@ -58,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     pa.add_argument("source", help="the version the deployment runs, e.g. 4.1.1-CE")
     pa.add_argument("target", help="the version to reach, e.g. 4.2.9-CE")
+    pa.add_argument("--json", action="store_true", help="the chain as JSON (hops with their runbooks and commands)")
     rp = sub.add_parser(
         "report",
         help="render the single-file HTML report of an existing run folder again",
@@ -68,8 +69,11 @@ def _parser() -> argparse.ArgumentParser:
     ce = sub.add_parser("check-env", help="validate an environment file (no connection is made)")
     ce.add_argument("file", help="the environment file (YAML)")
     ce.add_argument(
-        "--secrets", action="store_true", help="resolve the secret references too (variables, files) and check them"
+        "--secrets",
+        action="store_true",
+        help="resolve the secret references too (variables, files, commands) and check them",
     )
+    ce.add_argument("--json", action="store_true", help="the result as JSON: the environment, or every problem")
     sub.add_parser("schema", help="print the JSON Schema of the environment file (for editors)")
     rb = sub.add_parser(
         "runbooks",
@@ -106,7 +110,9 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _path(source: str, target: str) -> int:
+def _path(source: str, target: str, as_json: bool = False) -> int:
+    import json
+
     from .runbook import command
     from .versions import Version
 
@@ -118,8 +124,25 @@ def _path(source: str, target: str) -> int:
     try:
         chain = upgrade_chain(source, target)
     except VersionError as e:
+        if as_json:
+            print(json.dumps({"source": source, "target": target, "documented": False, "why": str(e), "hops": []}))
         print(f"no documented path: {e}", file=sys.stderr)
         return EXIT_REFUSED
+    if as_json:
+        hops = [
+            {
+                "target": str(rule.target),
+                "doc": rule.doc,
+                "kind": rule.kind,
+                "runbook": rule.runbook,
+                "command": command(rule.runbook, "FILE") if rule.runbook else None,
+                "rollback": rule.rollback,
+                "rollback_command": command(rule.rollback, "FILE") if rule.rollback else None,
+            }
+            for rule in chain
+        ]
+        print(json.dumps({"source": source, "target": target, "documented": True, "why": None, "hops": hops}, indent=2))
+        return 0
     if not chain:
         print("already there: nothing to do")
     for rule in chain:
@@ -295,9 +318,43 @@ def _status(env_file: str, as_json: bool) -> int:
     return 1 if s["unreadable"] else 0
 
 
-def _check_env(file: str, secrets: bool) -> int:
-    from . import envfile
+def _check_env(file: str, secrets: bool, as_json: bool = False) -> int:
+    import json
 
+    from . import envfile
+    from .redact import printable_obj
+
+    if as_json:
+        try:
+            env = envfile.load(file, secrets=secrets)
+        except ConfigError as e:
+            problems = [
+                {
+                    "line": p.line,
+                    "key": p.key,
+                    "expected": p.expected,
+                    "seen": None if p.seen is None else repr(p.seen)[:200],
+                    "hint": p.hint,
+                }
+                for p in e.problems
+            ]
+            print(json.dumps(printable_obj({"file": file, "ok": False, "problems": problems}), indent=2))
+            return EXIT_USAGE
+        doc = {
+            "file": file,
+            "ok": True,
+            "environment": env.name,
+            "sha256": env.sha256,
+            "regions": [{"name": r.name, "cm_hb": r.cm_hb, "nodes": [n.name for n in r.nodes]} for r in env.regions],
+            "databases": [db for _, db in env.databases()],
+            "state_dir": env.state_dir,
+            "secrets": {
+                k: {"source": sec.source, "resolved": sec.resolved}
+                for k, sec in (("metadb.password", env.metadb.password), ("console.password", env.console.password))
+            },
+        }
+        print(json.dumps(printable_obj(doc), indent=2))
+        return 0
     env = envfile.load(file, secrets=secrets)
     print(
         f"{env.name}: {len(env.nodes)} node(s) in {len(env.regions)} region(s); databases "
@@ -346,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
     try:
         if a.cmd == "path":
-            return _path(a.source, a.target)
+            return _path(a.source, a.target, a.json)
         if a.cmd == "report":
             return _report(a.folder)
         if a.cmd == "unlock":
@@ -364,10 +421,13 @@ def main(argv: list[str] | None = None) -> int:
 
             print(json.dumps(json_schema(), indent=2))
             return 0
-        return _check_env(a.file, a.secrets)
+        return _check_env(a.file, a.secrets, a.json)
     except ConfigError as e:
         print(f"environment file refused:\n  {e}", file=sys.stderr)
         return EXIT_USAGE
     except OmsupError as e:
         print(f"omsup {a.cmd}: {e}", file=sys.stderr)
         return EXIT_REFUSED  # a helper refuses and changes nothing (abandon: nothing until it records the call-off)
+    except BrokenPipeError:  # `omsup ... | head`: the reader went away; no traceback (the Python docs' recipe)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED

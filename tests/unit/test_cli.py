@@ -171,3 +171,43 @@ def test_abandon_says_only_what_it_knows_of_ha(tmp_path, monkeypatch, capsys):
     assert main(["abandon", "upgrade_429", "--env", env, "--reason", "test"]) == 0
     out = capsys.readouterr().out
     assert "it disabled HA" not in out and "began disabling HA and that step did not finish (failed)" in out
+
+
+# -- --json wherever there is output (issue 31, point 6) ----------------------------------------------------
+def test_path_json_gives_each_hop_with_its_commands_and_a_refusal_as_json(capsys):
+    import json
+
+    assert main(["path", "4.1.1-CE", "4.2.13-CE", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["documented"] and [h["target"] for h in doc["hops"]] == ["4.2.0-CE", "4.2.1-CE", "4.2.13-CE"], doc
+    assert (
+        doc["hops"][-1]["kind"] == "hot" and doc["hops"][-1]["command"] == "pytest runbooks/hot_upgrade_4213 --env FILE"
+    )
+    assert main(["path", "4.1.0-CE", "4.2.0-CE", "--json"]) == 10
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["documented"] is False and "deployed anew" in doc["why"] and doc["hops"] == []
+
+
+def test_check_env_json_gives_the_environment_or_every_problem(tmp_path, capsys):
+    import json
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "env.example.yaml"
+    assert main(["check-env", str(example), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] and doc["environment"] and doc["secrets"]["metadb.password"]["resolved"] is False
+    bad = tmp_path / "e.yaml"
+    bad.write_text("name: x\n")
+    assert main(["check-env", str(bad), "--json"]) == 4
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] is False and {p["key"] for p in doc["problems"]} >= {"backup", "metadb", "regions"}
+
+
+def test_a_reader_that_goes_away_gets_no_traceback():
+    import os
+
+    r, w = os.pipe()
+    os.close(r)  # every write to the pipe fails at once (EPIPE)
+    p = subprocess.run([sys.executable, "-m", "omsup", "schema"], stdout=w, stderr=subprocess.PIPE, text=True)
+    os.close(w)
+    assert p.returncode == 1 and "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr, p.stderr
