@@ -367,7 +367,15 @@ def markdown(s: dict[str, Any]) -> str:
 def environment_properties(session: RunbookSession, s: dict[str, Any]) -> str:
     assert session.runbook is not None
     env = session.env
+    t = s["times"]
+    # Allure's landing page shows the first eight without a click: what happened and when come first
     props = {
+        "outcome": s["outcome"],
+        "downtime": f"{t['downtime_seconds']} s (T1 to serving again)"
+        if t.get("downtime_seconds") is not None
+        else "-",
+        "T1.utc": t.get("T1") or "-",
+        "T2.utc": t.get("T2") or "-",
         "environment": env.name,
         "runbook": session.runbook.name,
         "kind": s["kind"],
@@ -383,7 +391,6 @@ def environment_properties(session: RunbookSession, s: dict[str, Any]) -> str:
         "control.machine": f"{s['control_machine']['user']}@{s['control_machine']['host']}",
         "run.started": s["times"]["run_started"],
         "run.ended": s["times"]["run_ended"],
-        "outcome": s["outcome"],
     }
     return "".join(f"{k}={redact(v)}\n" for k, v in props.items())
 

@@ -107,6 +107,10 @@ def test_run_folder_holds_everything(upgraded):
         "run.ended=20",
     ):
         assert key in props
+    # the landing page's first eight, shown without a click: outcome, downtime, T1 and T2 in UTC first
+    first = [line.split("=", 1)[0] for line in props.splitlines()[:4]]
+    assert first == ["outcome", "downtime", "T1.utc", "T2.utc"], first
+    assert "outcome=complete" in props and re.search(r"T1\.utc=20\d\d-\d\d-\d\dT[\d:.]+Z", props), props
     env_sha = hashlib.sha256(Path(upgraded["env"]).read_bytes()).hexdigest()
     assert f"environment.sha256={env_sha}" in props
     cats = {c["name"] for c in json.loads((f / "allure-results" / "categories.json").read_text())}
@@ -207,6 +211,10 @@ def test_the_single_file_report_opens_from_disk_in_chromium(upgraded, tmp_path):
         "sandbox",
     ):
         assert label in visible, label
+    # what happened and when, on the landing page itself (the metadata block before its "Show more")
+    block = visible[visible.find("Metadata") : visible.find("Show more")]
+    for label in ("outcome", "complete", "downtime", "T1.utc", "T2.utc"):
+        assert label in block, (label, block[:2000])
     shot = upgraded["folder"] / "report.png"
     with tempfile.TemporaryDirectory() as profile:
         subprocess.run(
