@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -107,7 +108,52 @@ def _parser() -> argparse.ArgumentParser:
     ab.add_argument("runbook", help="the runbook's name, e.g. upgrade_429")
     _env_arg(ab)
     ab.add_argument("--reason", required=True, help="why, for the audit (kept in the run's ledger)")
+    co = sub.add_parser(
+        "completion",
+        help='print a bash completion script: eval "$(omsup completion bash)" (or save it under '
+        "/etc/bash_completion.d/omsup)",
+    )
+    co.add_argument("shell", choices=["bash"], help="the shell (bash)")
     return p
+
+
+def _completion_words(p: argparse.ArgumentParser) -> dict[str, list[str]]:
+    """Each subcommand's options, read from the parser itself (a new option completes without a hand-kept list)."""
+    words: dict[str, list[str]] = {"": ["--version", "--help"]}
+    for action in p._actions:  # argparse keeps its subparsers there; it offers no public accessor
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sp in action.choices.items():
+                words[""].append(name)
+                words[name] = sorted(o for a in sp._actions for o in a.option_strings if o.startswith("--"))
+    return words
+
+
+def _completion_bash() -> str:
+    words = _completion_words(_parser())
+    cases = "\n".join(
+        f"    {name}) opts={shlex.quote(' '.join(opts))} ;;" for name, opts in sorted(words.items()) if name
+    )
+    return f"""# bash completion for omsup (omsup completion bash)
+_omsup() {{
+  local cur sub opts
+  cur="${{COMP_WORDS[COMP_CWORD]}}"
+  sub="${{COMP_WORDS[1]}}"
+  if [ "$COMP_CWORD" -eq 1 ]; then
+    COMPREPLY=($(compgen -W {shlex.quote(" ".join(words[""]))} -- "$cur"))
+    return
+  fi
+  case "$sub" in
+{cases}
+    *) opts="" ;;
+  esac
+  if [[ "$cur" == -* ]]; then
+    COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+  else
+    COMPREPLY=($(compgen -f -- "$cur"))
+  fi
+}}
+complete -F _omsup omsup
+"""
 
 
 def _path(source: str, target: str, as_json: bool = False) -> int:
@@ -412,6 +458,9 @@ def main(argv: list[str] | None = None) -> int:
             return _status(a.env, a.json)
         if a.cmd == "abandon":
             return _abandon(a.env, a.runbook, a.reason)
+        if a.cmd == "completion":
+            print(_completion_bash(), end="")
+            return 0
         if a.cmd == "runbooks":
             return _copy_runbooks(a.dir)
         if a.cmd == "schema":

@@ -211,3 +211,26 @@ def test_a_reader_that_goes_away_gets_no_traceback():
     p = subprocess.run([sys.executable, "-m", "omsup", "schema"], stdout=w, stderr=subprocess.PIPE, text=True)
     os.close(w)
     assert p.returncode == 1 and "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr, p.stderr
+
+
+def test_bash_completion_offers_the_subcommands_and_each_ones_options(tmp_path):
+    script = tmp_path / "omsup.bash"
+    out = subprocess.run([sys.executable, "-m", "omsup", "completion", "bash"], capture_output=True, text=True)
+    assert out.returncode == 0
+    script.write_text(out.stdout)
+
+    def complete(*words: str) -> list[str]:
+        line = " ".join(words)
+        probe = (
+            f"source {script}; COMP_WORDS=({line}); COMP_CWORD={len(words) - 1}; _omsup; "
+            'printf "%s\\n" "${COMPREPLY[@]}"'
+        )
+        r = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.split()
+
+    assert complete("omsup", "sta") == ["status"]
+    assert set(complete("omsup", "")) >= {"path", "status", "check-env", "abandon", "runbooks", "completion"}
+    assert complete("omsup", "status", "--j") == ["--json"]
+    assert complete("omsup", "abandon", "--r") == ["--reason"]
+    assert complete("omsup", "check-env", "--s") == ["--secrets"]
