@@ -197,13 +197,28 @@ def summary(session: RunbookSession, operator: str) -> dict[str, Any]:
                 "hot": _hot_summary(f) if f is not None and (f.hot or f.hot_back) else None,
                 "operator_actions": list(book.notes),
                 "plan": [
-                    {"step": o.rs.label, "doc": o.rs.doc, "lines": run.plans[o.rs.label]}
+                    {
+                        "step": o.rs.label,
+                        "number": o.rs.number,
+                        "doc": o.rs.doc,
+                        "lines": run.plans[o.rs.label],
+                        "actions": plan_actions(run.plans[o.rs.label], [n.name for n in env.nodes]),
+                    }
                     for o in outcomes
                     if run is not None and o.rs.label in run.plans
                 ],
             }
         )
     )
+
+
+def plan_actions(lines: list[str], nodes: list[str]) -> list[dict[str, str | None]]:
+    """A step's plan lines as actions: the node a line begins with ("n1: ..."), or None for the whole run."""
+    out: list[dict[str, str | None]] = []
+    for line in lines:
+        node = next((n for n in nodes if line.startswith(f"{n}: ")), None)
+        out.append({"node": node, "action": line[len(node) + 2 :] if node else line})
+    return out
 
 
 def _hot_summary(f: Facts) -> dict[str, Any]:

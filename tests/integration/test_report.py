@@ -305,6 +305,11 @@ def test_a_plan_is_a_change_ticket(sandbox):
         assert what in text, what
     # in the document's order: the containers stop before the dumps, the new image starts after them
     assert text.index("docker stop") < text.index("mysqldump") < text.index("IS_UPGRADE=true")
+    # structured for a pipeline: each line an action, on a node or on the whole run
+    actions = [a for e in s["plan"] for a in e["actions"]]
+    assert {a["node"] for a in actions} >= {"n1", "n2", None}
+    assert all(a["action"] and not a["action"].startswith(("n1: ", "n2: ")) for a in actions)
+    assert sum(len(e["lines"]) for e in s["plan"]) == len(actions)
 
 
 def test_regenerating_the_html_gives_the_same_content(upgraded, tmp_path):

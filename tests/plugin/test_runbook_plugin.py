@@ -164,6 +164,11 @@ def test_plan_runs_only_the_preflight_and_writes_no_ledger(book):
     assert book.log() == ["a"]
     assert ledgers(book.state) == []
     r.stdout.fnmatch_lines(["*plan 1. Change b:*", "*would b*"])
+    (folder,) = book.reports.iterdir()
+    plan = json.loads((folder / "summary.json").read_text())["plan"]
+    assert [(e["number"], e["actions"]) for e in plan] == [
+        (n, [{"node": None, "action": f"would {k}"}]) for n, k in ((1, "b"), (2, "c"), (3, "d"))
+    ]
 
 
 def test_every_run_writes_its_own_report_folder(book):
