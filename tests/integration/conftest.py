@@ -320,3 +320,89 @@ def assert_restored(at_backup: dict, restored: dict) -> None:
                 assert [r for r in restored[db][t]["rows"] if "ha.config" not in r] == others
             else:
                 assert restored[db][t]["rows"] == content["rows"], f"{db}.{t} rows differ after the rollback"
+
+
+# -- CI's slice and the full profile ----------------------------------------------------------------------------
+# CI runs a representative slice of the integration tests within its 60 minutes (on this machine the suite
+# as a whole takes well over an hour). The tests below run only with OMSUP_PROFILE=full (README, "Opt-in
+# profiles"): they are deselected at collection, never skipped. Every entry must name collected tests
+# (tests/unit/test_profiles.py), so the list cannot silently rot; a test not listed here runs in CI.
+FULL_ONLY = (
+    "test_ci_examples.py::test_the_pipeline_commands_against_the_sandbox",
+    "test_engine_api.py::test_the_api_version_is_negotiated_where_a_pinned_one_is_refused",
+    "test_engine_api.py::test_the_docker_cli_on_the_node_drives_the_upgrade_and_the_rollback",
+    "test_fault_matrix.py::test_faults_at_every_step",
+    "test_faults.py::test_a_console_that_dies_starting_stops_the_init_step_and_the_run_resumes",
+    "test_faults.py::test_rollback_after_an_upgrade_that_stopped[start-fail-6]",
+    "test_faults.py::test_rollback_refuses_a_damaged_backup_before_dropping_anything[delete]",
+    "test_faults.py::test_rollback_refuses_a_damaged_backup_before_dropping_anything[alter]",
+    "test_faults.py::test_rollback_resumes_after_the_metadb_stopped_during_the_restore",
+    "test_faults.py::test_a_backup_changed_after_the_preflight_is_hashed_again_and_refused_before_its_drop",
+    "test_faults.py::test_an_old_container_started_again_by_hand_stops_the_resume_until_the_run_is_abandoned",
+    "test_faults.py::test_abandon_sets_back_the_oceanbase_timeouts_a_run_killed_during_its_dumps_left_raised",
+    "test_faults.py::test_an_old_container_started_again_before_the_backups_only_makes_t1_early",
+    "test_hot_upgrade.py::test_hot_upgrade_refusals",
+    "test_metadb.py::test_an_engine_the_table_does_not_list_is_refused_unless_said_why",
+    "test_metadb.py::test_the_metadb_the_nodes_use_must_be_the_one_of_the_environment_file",
+    "test_metadb.py::test_the_metadb_in_another_time_zone_is_refused",
+    "test_metadb.py::test_client_tools_on_the_backup_host_are_checked_up_front",
+    "test_metadb.py::test_oceanbase_timeouts_are_raised_for_the_dumps_and_set_back",
+    "test_metadb.py::test_a_rollback_compares_the_digest_kind_its_backup_recorded",
+    "test_probe.py::test_the_probe_names_a_missing_client_on_the_backup_host",
+    "test_probe.py::test_the_probe_observes_init_run_again_and_fails_on_nothing_it_leaves_open",
+    "test_releases.py::test_a_documented_cold_upgrade_and_its_rollback[upgrade_410]",
+    "test_releases.py::test_a_documented_cold_upgrade_and_its_rollback[upgrade_421]",
+    "test_releases.py::test_a_documented_cold_upgrade_and_its_rollback[upgrade_422]",
+    "test_releases.py::test_a_documented_cold_upgrade_and_its_rollback[upgrade_426]",
+    "test_sandbox.py::test_each_engine_runs_runc_through_a_front_that_trims_capabilities_only_where_they_are_given",
+    "test_sandbox.py::test_heartbeats_grow_and_the_metadb_holds_every_table",
+    "test_sandbox.py::test_up_again_with_the_same_arguments_reuses_what_runs",
+    "test_sandbox.py::test_a_stopped_node_turns_offline_and_store_files_are_written",
+    "test_sandbox.py::test_console_api_needs_basic_auth_and_speaks_the_envelope",
+    "test_sandbox.py::test_other_shapes_come_up_the_same_way",
+    "test_sandbox.py::test_ssh_nodes_are_real_ssh_hosts_talking_to_their_engine",
+    "test_ssh.py::test_a_changed_host_key_is_refused_on_a_reconnect_mid_run",
+    "test_ssh.py::test_sudo_for_the_docker_and_file_commands",
+    "test_ssh.py::test_a_jump_host_whose_key_changed_is_refused",
+    "test_ssh.py::test_two_hops_reach_the_node_when_every_key_is_known",
+    "test_ssh.py::test_a_proxycommand_that_runs_ssh_is_refused_naming_it",
+    "test_standin.py::test_a_program_that_dies_starting_backs_off_then_goes_fatal_as_supervisor_does",
+    "test_standin.py::test_after_an_upgrade_an_init_whose_console_dies_says_so_instead_of_the_start_line",
+    "test_standin.py::test_the_console_publishes_no_server_or_connector_action_and_pages_with_a_null_total",
+    "test_standin.py::test_five_wrong_passwords_lock_the_console_account",
+    "test_standin.py::test_the_cm_updates_only_a_stopped_connector",
+    "test_standin.py::test_installation_packages_load_with_the_tags_seen_in_practice",
+    "test_upgrade_3x.py::test_upgrade_fixes_dbtype_and_rollback_restores[3.3.0-CE-upgrade_331-3.3.1-rollback_331-12-mariadb]",
+    "test_upgrade_3x.py::test_upgrade_fixes_dbtype_and_rollback_restores[3.2.2-CE-upgrade_400-4.0.0-rollback_400-12-oceanbase]",
+    "test_upgrade_3x.py::test_single_node_runbook_refuses_several_nodes",
+    "test_upgrade_3x.py::test_connector_dbtype_alone_uses_batch_om_where_a_host_has_one_source_type",
+    "test_upgrade_3x.py::test_without_the_cm_by_name_api_the_dbtype_step_gives_the_consoles_steps_and_resumes",
+    "test_upgrade_3x.py::test_a_connector_stopped_for_its_fix_runs_again_whatever_fails_after",
+    "test_upgrade_429.py::test_from_420_without_oms_version_takes_the_documented_recovery",
+    "test_upgrade_429.py::test_from_410_preflight_refuses_and_changes_nothing",
+    "test_upgrade_429.py::test_own_cm_nodes_runs_init_on_every_node",
+    "test_upgrade_429.py::test_https_console_is_verified_against_the_private_ca",
+    "test_upgrade_429.py::test_old_heartbeats_go_before_t1_and_the_documents_delete_still_runs_at_its_step[mariadb]",
+    "test_upgrade_429.py::test_a_project_not_running_after_the_rollback_is_resumed_and_reported",
+    "test_upgrade_429.py::test_a_failed_early_image_load_stops_the_run_before_any_container_stops",
+)
+PROFILES = ("ci", "full")
+
+
+def full_only(nodeid: str) -> str | None:
+    """The FULL_ONLY entry naming this test (tests/integration/<file>::<name>[<params>]), if any."""
+    tail = nodeid.split("tests/integration/", 1)[-1]
+    return next((e for e in FULL_ONLY if tail == e or tail.startswith(e + "[")), None)
+
+
+def pytest_collection_modifyitems(config, items):
+    profile = os.environ.get("OMSUP_PROFILE", "ci").strip() or "ci"
+    if profile not in PROFILES:
+        raise pytest.UsageError(f"OMSUP_PROFILE={profile!r}: expected one of {', '.join(PROFILES)}")
+    ours = [i for i in items if "tests/integration/" in i.nodeid]
+    if profile == "full" or any("::" in str(a) for a in config.args):  # a test named on the command line runs
+        return
+    dropped = [i for i in ours if full_only(i.nodeid)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [i for i in items if i not in dropped]

@@ -142,8 +142,13 @@ def test_run_folder_holds_everything(upgraded):
 def test_every_step_carries_its_evidence(upgraded):
     results = upgraded["folder"] / "allure-results"
     tests = [json.loads(p.read_text()) for p in results.glob("*-result.json")]
-    steps = {t["name"]: t for t in tests if t["name"] != "Run summary"}
-    assert len(steps) == 11
+    steps = {t["name"]: t for t in tests}
+    assert len(steps) == 11 and len(tests) == 11  # the steps and nothing else: no made-up test for the summary
+    (globals_file,) = results.glob("*-globals.json")  # the summary: the report's global attachments
+    shown = {
+        a["name"]: (results / a["source"]).read_text() for a in json.loads(globals_file.read_text())["attachments"]
+    }
+    assert set(shown) == {"summary.md", "summary.json"} and json.loads(shown["summary.json"])["outcome"] == "complete"
     names = {a["name"] for t in steps.values() for a in t.get("attachments", [])}
     nested = {a["name"] for t in steps.values() for s in t.get("steps", []) for a in s.get("attachments", [])}
     for evidence in (
@@ -206,11 +211,12 @@ def test_the_single_file_report_opens_from_disk_in_chromium(upgraded, tmp_path):
         "4. Back up rm, cm and every cm_hb",
         "7. Initialize metadata",
         "10. Task states as the HA table expects",
-        "Run summary",
+        "Global Attachments",
         "environment",
         "sandbox",
     ):
         assert label in visible, label
+    assert re.search(r"Global Attachments(?:<[^>]*>|\s)*2\b", visible), "summary.md and summary.json"
     # what happened and when, on the landing page itself (the metadata block before its "Show more")
     block = visible[visible.find("Metadata") : visible.find("Show more")]
     for label in ("outcome", "complete", "downtime", "T1.utc", "T2.utc"):
@@ -283,7 +289,7 @@ def test_the_report_makes_no_request_to_any_outside_host(upgraded, tmp_path):
     text = html.read_text()
     assert "googletagmanager" not in text and "gtag(" not in text and "Content-Security-Policy" in text
     asked, dom = page_requests(html, tmp_path)
-    assert "Run summary" in dom  # the page rendered
+    assert "0. Preflight (changes nothing)" in dom  # the page rendered
     assert asked == set(), asked
 
 
@@ -327,7 +333,7 @@ def test_regenerating_the_html_gives_the_same_content(upgraded, tmp_path):
             out.append((data["name"], data["status"], tuple(s.get("name") for s in data.get("steps") or [])))
         return sorted(out)
 
-    assert content(first) == content(again) and len(content(again)) == 12
+    assert content(first) == content(again) and len(content(again)) == 11  # the steps; the summary is global
     assert abs(len(first) - len(again)) < 0.01 * len(first)
 
 
