@@ -45,7 +45,7 @@ def test_default_up_runs_the_documented_deployment(sandbox):
         assert "OMS service start successfully" in c.logs(tail=50).decode()
     for version, path in st["packages"].items():
         assert Path(path).exists() and Path(path).stat().st_size > 10_000_000, version
-    assert set(st["packages"]) == {"4.2.8-CE", "4.2.9-CE"}
+    assert set(st["packages"]) == {"4.2.8-CE", "4.2.9-CE", "4.2.13-CE"}  # 4.2.13: the hot upgrade (OD 309)
 
 
 def test_each_engine_runs_runc_through_a_front_that_trims_capabilities_only_where_they_are_given(sandbox, tmp_path):
