@@ -165,7 +165,9 @@ def test_two_regions_over_ssh(sandbox):
     events = (sandbox.last_report("upgrade_429") / "events.jsonl").read_text()
     assert '"target": "n3"' in events
     # docker_init.sh ran once per region (cm_nodes identical within a region)
-    inits = [e for e in map(json.loads, events.splitlines()) if e["event"] == "call" and "docker_init.sh" in e["action"]]
+    inits = [
+        e for e in map(json.loads, events.splitlines()) if e["event"] == "call" and "docker_init.sh" in e["action"]
+    ]
     assert sorted({e["node"] for e in inits}) == ["n1", "n3"]
     assert_passed(sandbox.runbook("rollback_429"), 8)
     for node, ctrs in sandbox.containers().items():
