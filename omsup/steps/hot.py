@@ -473,9 +473,10 @@ def _tasks_unchanged(run: Run, before_projects: list[Any], before_components: di
     return after
 
 
-def verify_hot(run: Run) -> None:
-    target = run.runbook.target
-    containers = same_containers(run, run.facts.nodes)
+def _in_place_and_serving(run: Run, nodes: dict[str, Any]) -> list[dict[str, Any]]:
+    """What the hot upgrade and its rollback verify alike: the same containers (never restarted), every console
+    healthy, every server Online; returns the servers as seen."""
+    containers = same_containers(run, nodes)
     run.evidence("the same containers, never restarted", containers)
     health = {n.name: run.consoles[n.name].health() for n in run.env.nodes}
     run.evidence("health", health)
@@ -483,6 +484,12 @@ def verify_hot(run: Run) -> None:
         assert h.get("healthy") is True, f"node {name}: /oms/health says healthy={h.get('healthy')!r}"
     servers = servers_online(run)
     run.evidence("servers", servers)
+    return servers
+
+
+def verify_hot(run: Run) -> None:
+    target = run.runbook.target
+    servers = _in_place_and_serving(run, run.facts.nodes)
     no_new_tasks(run, before_any_change=False)
     after = _tasks_unchanged(run, run.facts.projects_before or [], run.facts.components_before, target)
     ha_now = run.metadb.ha_config(run.env.metadb.rm)
@@ -705,14 +712,7 @@ HOT_ROLLBACK = Step(
 
 def verify_hot_rollback(run: Run) -> None:
     up = upgrade_ref(run)
-    containers = same_containers(run, up.nodes)
-    run.evidence("the same containers, never restarted", containers)
-    health = {n.name: run.consoles[n.name].health() for n in run.env.nodes}
-    run.evidence("health", health)
-    for name, h in health.items():
-        assert h.get("healthy") is True, f"node {name}: /oms/health says healthy={h.get('healthy')!r}"
-    servers = servers_online(run)
-    run.evidence("servers", servers)
+    _in_place_and_serving(run, up.nodes)
     # rm.oms_version as before the upgrade: docker_init.sh of a later upgrade reads the version before from it
     # (doc 004); the page's rollback leaves the rows the hot update wrote
     rm = run.env.metadb.rm
