@@ -11,12 +11,14 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .errors import OmsupError
 from .redact import redact
 
 log = logging.getLogger("omsup")
@@ -127,3 +129,35 @@ class Audit:
 
 
 AUDIT = Audit()
+
+
+@dataclass
+class Call:
+    """One outside call while it runs: the adapter sets ``outcome`` when it succeeds and may set ``failure``
+    (what the record says, e.g. "not found") before it raises; otherwise the raised error's words are recorded."""
+
+    action: str  # what the record says ran; the adapter may make it exact once it knows (a statement's arguments)
+    outcome: str = "ok"
+    failure: str | None = None
+
+
+def failure_of(e: BaseException) -> str:
+    """What a record says of a call that raised: the tool's own message (an omsup error), else the exception."""
+    if isinstance(e, KeyboardInterrupt | SystemExit):
+        return f"interrupted ({type(e).__name__})"
+    return f"failed: {e.message}" if isinstance(e, OmsupError) else f"failed: {type(e).__name__}: {e}"
+
+
+@contextmanager
+def call(system: str, target: str, action: str, node: str | None = None) -> Iterator[Call]:
+    """The choke point of the adapters: every command, statement or request runs inside one of these, timed and
+    recorded exactly once, whether it succeeds, fails or is interrupted, before the adapter's own error (which the
+    adapter raises inside the block, mapped from the library's) leaves it."""
+    c = Call(action)
+    t0 = time.monotonic()
+    try:
+        yield c
+    except BaseException as e:
+        AUDIT.record(system, target, c.action, c.failure or failure_of(e), time.monotonic() - t0, node=node)
+        raise
+    AUDIT.record(system, target, c.action, c.outcome, time.monotonic() - t0, node=node)

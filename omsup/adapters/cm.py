@@ -4,19 +4,18 @@ doc (V4.0.0, "O&M operations for the Connector component"): POST
 ``/connector/task/stopByName?taskName=``, ``/connector/task/startByName?taskName=``, and
 ``/connector/task/updateByName`` with the form fields ``taskName`` and ``source.<key>=<value>``,
 which the CM accepts only for a stopped or abnormal Connector. Answers carry
-``{errCode, errMsg, errorDetail, isSuccess, result, retryable}`` (field notes). One choke point
-(``_post``): every request recorded once; failures become ``NotReady``.
+``{errCode, errMsg, errorDetail, isSuccess, result, retryable}`` (field notes). Every request
+runs inside ``audit.call`` (recorded once); failures become ``NotReady``.
 """
 
 from __future__ import annotations
 
 import json
-import time
 import urllib.parse
 import urllib.request
 from typing import Any
 
-from ..audit import AUDIT
+from .. import audit
 from ..errors import NotReady
 from ..redact import excerpt, printable, redact
 from . import http
@@ -43,39 +42,34 @@ class CM:
         self.label = label
         self.node = label
 
+    def _send(self, req: urllib.request.Request) -> tuple[int, bytes]:
+        """One request to this CM (inside the caller's record): its status and body, or NotReady."""
+        try:
+            return http.send(req, 30, MAX_ANSWER)
+        except http.NoAnswer as e:
+            raise NotReady(
+                f"the CM of {self.label} ({self.base}) does not answer: {redact(e)}",
+                "the Cluster Manager (oms_drc_cm) must run on the node",
+            ) from None
+        except http.CrossOrigin as e:
+            raise NotReady(
+                f"the CM of {self.label}: {req.full_url} answered HTTP {e.code}, a redirect to "
+                f"{printable(e.location)}: refused"
+            ) from None
+
     def _post(self, path: str, query: dict[str, str] | None = None, form: dict[str, str] | None = None) -> Any:
         url = self.base + path + (f"?{urllib.parse.urlencode(query)}" if query else "")
         data = urllib.parse.urlencode(form).encode() if form else b""
         req = urllib.request.Request(url, data=data, method="POST")
         req.add_header("Content-Type", "application/x-www-form-urlencoded")
         shown = f"POST {url}" + (f" {urllib.parse.unquote_plus(data.decode())}" if data else "")
-        t0 = time.monotonic()
-        try:
-            status, raw = http.send(req, 30, MAX_ANSWER)
-        except http.NoAnswer as e:
-            AUDIT.record("cm", self.label, shown, f"no answer: {e}", time.monotonic() - t0, node=self.node)
-            raise NotReady(
-                f"the CM of {self.label} ({self.base}) does not answer: {redact(e)}",
-                "the Cluster Manager (oms_drc_cm) must run on the node",
-            ) from None
-        except http.CrossOrigin as e:
-            AUDIT.record("cm", self.label, shown, f"refused: {e}", time.monotonic() - t0, node=self.node)
-            raise NotReady(
-                f"the CM of {self.label}: {url} answered HTTP {e.code}, a redirect to {printable(e.location)}: refused"
-            ) from None
-        try:
-            doc = parse_cm_answer(raw)
-        except NotReady as e:  # recorded before it is raised: every request leaves its line
-            AUDIT.record("cm", self.label, shown, f"HTTP {status}, {e.message}", time.monotonic() - t0, node=self.node)
-            raise NotReady(f"the CM of {self.label}: {url} answered HTTP {status}: {e.message}") from None
-        AUDIT.record(
-            "cm",
-            self.label,
-            shown,
-            f"HTTP {status} isSuccess={doc['isSuccess']} errCode={doc.get('errCode')}",
-            time.monotonic() - t0,
-            node=self.node,
-        )
+        with audit.call("cm", self.label, shown, self.node) as rec:
+            status, raw = self._send(req)
+            try:
+                doc = parse_cm_answer(raw)
+            except NotReady as e:
+                raise NotReady(f"the CM of {self.label}: {url} answered HTTP {status}: {e.message}") from None
+            rec.outcome = f"HTTP {status} isSuccess={doc['isSuccess']} errCode={doc.get('errCode')}"
         if not doc["isSuccess"]:
             raise NotReady(
                 f"the CM of {self.label}: {path} for {query or form} answered errCode={doc.get('errCode')}: "
@@ -97,22 +91,15 @@ class CM:
         HTTP 404 where it does not."""
         url = self.base + "/connector/task/stopByName?" + urllib.parse.urlencode({"taskName": PROBE_TASK})
         req = urllib.request.Request(url, data=b"", method="POST")
-        t0 = time.monotonic()
-        try:
-            status, raw = http.send(req, 30, MAX_ANSWER)
-        except (http.NoAnswer, http.CrossOrigin) as e:
-            AUDIT.record("cm", self.label, f"POST {url}", f"no answer: {e}", time.monotonic() - t0, node=self.node)
-            raise NotReady(
-                f"the CM of {self.label} ({self.base}) does not answer: {redact(e)}",
-                "the Cluster Manager (oms_drc_cm) must run on the node",
-            ) from None
-        try:
-            doc = parse_cm_answer(raw)
-            seen = f"HTTP {status} isSuccess={doc['isSuccess']} errCode={doc.get('errCode')}"
-            exists = status != 404
-        except NotReady:
-            seen, exists = f"HTTP {status}, not the CM's envelope: {excerpt(raw, 80)!r}", False
-        AUDIT.record("cm", self.label, f"POST {url}", seen, time.monotonic() - t0, node=self.node)
+        with audit.call("cm", self.label, f"POST {url}", self.node) as rec:
+            status, raw = self._send(req)
+            try:
+                doc = parse_cm_answer(raw)
+                seen = f"HTTP {status} isSuccess={doc['isSuccess']} errCode={doc.get('errCode')}"
+                exists = status != 404
+            except NotReady:
+                seen, exists = f"HTTP {status}, not the CM's envelope: {excerpt(raw, 80)!r}", False
+            rec.outcome = seen
         return exists, seen
 
     def update_connector(self, name: str, source: dict[str, str]) -> None:

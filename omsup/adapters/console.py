@@ -13,12 +13,11 @@ from __future__ import annotations
 import base64
 import json
 import ssl
-import time
 import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from ..audit import AUDIT
+from .. import audit
 from ..envfile import Console as ConsoleConfig
 from ..errors import NotReady
 from ..redact import excerpt, mask_config, printable, redact
@@ -120,37 +119,25 @@ class Console:
         if auth:
             token = base64.b64encode(f"{self.cfg.user}:{self.cfg.password.value}".encode()).decode()
             req.add_header("Authorization", f"Basic {token}")
-        t0 = time.monotonic()
         shown = f"{method} {url}" + (f" {json.dumps(mask_config(body))}" if body else "")
-        try:
-            status, raw = http.send(req, timeout, MAX_ANSWER, self._context())
-        except http.NoAnswer as e:
-            AUDIT.record("console", self.label, shown, f"no answer: {e}", time.monotonic() - t0, node=self.node)
-            raise NotReady(f"console of {self.label} ({self.base}) does not answer: {redact(e)}") from None
-        except http.CrossOrigin as e:
-            AUDIT.record("console", self.label, shown, f"refused: {e}", time.monotonic() - t0, node=self.node)
-            raise NotReady(
-                f"console of {self.label}: {method} {url} answered HTTP {e.code}, a redirect to {printable(e.location)}: "
-                "refused (the console's credentials are never sent to another scheme, host or port, and a request "
-                "is never sent again without its body)",
-                "set console.scheme and console.port to where the console really answers, or fix the proxy in "
-                "front of it",
-            ) from None
-        try:
-            env = parse_envelope(raw)
-        except NotReady as e:
-            AUDIT.record(
-                "console", self.label, shown, f"HTTP {status}, {e.message}", time.monotonic() - t0, node=self.node
-            )
-            raise NotReady(f"console of {self.label}: {path} answered HTTP {status}: {e.message}") from None
-        AUDIT.record(
-            "console",
-            self.label,
-            shown,
-            f"HTTP {status} success={env.get('success')} code={env.get('code')}",
-            time.monotonic() - t0,
-            node=self.node,
-        )
+        with audit.call("console", self.label, shown, self.node) as rec:
+            try:
+                status, raw = http.send(req, timeout, MAX_ANSWER, self._context())
+            except http.NoAnswer as e:
+                raise NotReady(f"console of {self.label} ({self.base}) does not answer: {redact(e)}") from None
+            except http.CrossOrigin as e:
+                raise NotReady(
+                    f"console of {self.label}: {method} {url} answered HTTP {e.code}, a redirect to "
+                    f"{printable(e.location)}: refused (the console's credentials are never sent to another scheme, "
+                    "host or port, and a request is never sent again without its body)",
+                    "set console.scheme and console.port to where the console really answers, or fix the proxy in "
+                    "front of it",
+                ) from None
+            try:
+                env = parse_envelope(raw)
+            except NotReady as e:
+                raise NotReady(f"console of {self.label}: {path} answered HTTP {status}: {e.message}") from None
+            rec.outcome = f"HTTP {status} success={env.get('success')} code={env.get('code')}"
         if env.get("success") is not True:
             raise NotReady(
                 f"console of {self.label}: {method} {path} answered HTTP {status}, success={env.get('success')}, "

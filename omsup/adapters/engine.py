@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -26,7 +25,7 @@ import docker.errors
 import docker.tls
 import requests
 
-from ..audit import AUDIT
+from .. import audit
 from ..container_spec import ContainerSpec
 from ..envfile import TLS
 from ..errors import ContainerProblem
@@ -38,6 +37,8 @@ from .lazy import cached
 T = TypeVar("T")
 
 
+# a dropped connection of the ssh transport (a pooled connection gone): an idempotent request is sent once more
+LOST = (BrokenPipeError, ConnectionError, requests.exceptions.ConnectionError)
 DIAL_STDIO_API = (1, 39)  # Docker 18.09: `docker system dial-stdio`, which the SDK's ssh transport needs
 
 
@@ -65,6 +66,10 @@ def run_kwargs(spec: ContainerSpec) -> dict[str, Any]:
         "ulimits": [docker.types.Ulimit(name="nproc", soft=65535, hard=65535)],
         "labels": dict(spec.labels),
     }
+
+
+class _Lost(Exception):
+    """The first attempt of an idempotent request lost its connection (recorded); it is sent once more."""
 
 
 class _CliImage:
@@ -100,6 +105,13 @@ class Engine:
 
     @cached
     def client(self) -> docker.DockerClient:
+        """The SDK's client; making it asks the engine its API version (a request, recorded)."""
+        with audit.call("engine", self.label, "connect (the API version negotiated)", self.node) as rec:
+            c = self._new_client()
+            rec.outcome = f"API {c.api.api_version}"
+        return c
+
+    def _new_client(self) -> docker.DockerClient:
         # the API version is negotiated with the engine (recent engines refuse an old pinned one)
         if self.url.startswith("tcp://"):
             tls = None
@@ -122,40 +134,40 @@ class Engine:
         """What the ssh transport said last (a refused host key, a refused login), for messages."""
         return f" (ssh: {self._relay.last_error})" if self._relay is not None and self._relay.last_error else ""
 
+    def _attempt(self, action: str, fn: Callable[[], T], outcome: Callable[[T], str], last: bool) -> T:
+        with audit.call("engine", self.label, action, self.node) as rec:
+            try:
+                result = fn()
+            except docker.errors.NotFound:
+                rec.failure = "not found"
+                raise
+            except LOST as e:
+                if not last:
+                    rec.failure = f"connection lost ({e}); retrying once"
+                    raise _Lost from e
+                raise self._problem(action, e) from e
+            except Exception as e:
+                raise self._problem(action, e) from e
+            rec.outcome = outcome(result)
+            return result
+
+    def _problem(self, action: str, e: Exception) -> ContainerProblem:
+        return ContainerProblem(
+            f"engine of {self.label} ({self.url}): {action} failed: {type(e).__name__}: {redact(e)}"
+            f"{self.transport_error()}",
+            "check that the node's Docker engine runs and is reachable from here",
+        )
+
     def _call(
         self, action: str, fn: Callable[[], T], outcome: Callable[[T], str] = lambda _: "ok", retry: bool = True
     ) -> T:
-        t0 = time.monotonic()
+        """One request, recorded. The ssh transport drops pooled connections now and then (broken pipe): an
+        idempotent request (``retry``) is sent once more on a fresh client, and both attempts are recorded."""
         try:
-            try:
-                result = fn()
-            except (BrokenPipeError, ConnectionError, requests.exceptions.ConnectionError) as e:
-                # The ssh transport drops pooled connections now and then (broken pipe): an
-                # idempotent request is sent once more on a fresh client.
-                if not retry:
-                    raise
-                AUDIT.record(
-                    "engine",
-                    self.label,
-                    action,
-                    f"connection lost ({e}); retrying once",
-                    time.monotonic() - t0,
-                    node=self.node,
-                )
-                self.close()
-                result = fn()
-        except docker.errors.NotFound:
-            AUDIT.record("engine", self.label, action, "not found", time.monotonic() - t0, node=self.node)
-            raise
-        except Exception as e:
-            AUDIT.record("engine", self.label, action, f"failed: {e}", time.monotonic() - t0, node=self.node)
-            raise ContainerProblem(
-                f"engine of {self.label} ({self.url}): {action} failed: {type(e).__name__}: {redact(e)}"
-                f"{self.transport_error()}",
-                "check that the node's Docker engine runs and is reachable from here",
-            ) from e
-        AUDIT.record("engine", self.label, action, outcome(result), time.monotonic() - t0, node=self.node)
-        return result
+            return self._attempt(action, fn, outcome, last=not retry)
+        except _Lost:
+            self.close()
+            return self._attempt(action, fn, outcome, last=True)
 
     # -- requests ----------------------------------------------------------------------------
     def ping(self) -> bool:
@@ -271,10 +283,15 @@ class Engine:
             r = self.host.run(self._cli() + " logs --tail %s %s", str(tail), name, quiet=True)
             return redact(r.stdout + r.stderr) if r.rc == 0 else f"(logs unavailable: exit {r.rc})"
         try:
-            c = self.client.containers.get(name)
-            return redact((c.logs(tail=tail) or b"").decode("utf-8", errors="replace"))
+            raw = self._on(
+                name,
+                f"docker logs --tail {tail} {name}",
+                lambda c: c.logs(tail=tail) or b"",
+                lambda b: f"{len(b)} bytes",
+            )
         except Exception as e:  # noqa: BLE001 - logs are evidence for a message, never the failure itself
             return f"(logs unavailable: {redact(e)})"
+        return redact(raw.decode("utf-8", errors="replace"))
 
     # -- requests through the docker CLI on the node (engines the SDK's ssh transport cannot reach) ----
     def _cli_check(self, *args: str) -> str:

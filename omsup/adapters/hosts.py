@@ -15,13 +15,12 @@ import os
 import re
 import shlex
 import subprocess
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import testinfra
 
-from ..audit import AUDIT
+from .. import audit
 from ..errors import HostProblem
 from ..redact import excerpt, redact
 from . import ssh
@@ -116,26 +115,27 @@ class Host:
         """Run a command; never raises for a non-zero exit (see ``check``)."""
         # what runs, as it runs (with sudo where the node needs it): already quoted, no %-formatting left
         shown = self._sudo(command % tuple(shlex.quote(str(a)) for a in args) if args else command)
-        t0 = time.monotonic()
-        try:
-            r = self._host.run(shown)
-        except Exception as e:  # noqa: BLE001 - connection refused, auth failure, host key: said below
-            why = transport_failure(e)
-            hops = "" if self.is_local or not self.target.hops else ssh.hop_errors()
-            if hops:  # the jump host's own words: its ssh ran behind the master, without a terminal
-                why += f"; jump host: {hops}"
-            AUDIT.record("host", self.label, shown, f"unreachable: {why}", time.monotonic() - t0, node=self.node)
-            raise HostProblem(
-                f"host {self.label} ({self.spec}) is unreachable: {redact(why)}",
-                "check that the host is up, that SSH answers and the key is accepted: "
-                f"ssh -o BatchMode=yes {self.target.alias if not self.is_local else ''} true (from this machine)",
-            ) from None
-        # the bytes, decoded leniently: a file or a tool may answer anything (a lock file of garbage)
-        result = Result(int(r.rc), r.stdout_bytes.decode("utf-8", "replace"), r.stderr_bytes.decode("utf-8", "replace"))
-        outcome = f"exit {result.rc}"
-        if result.rc != 0 and not quiet:
-            outcome += f": {redact(result.stderr.strip())[-300:]}"
-        AUDIT.record("host", self.label, shown, outcome, time.monotonic() - t0, node=self.node)
+        with audit.call("host", self.label, shown, self.node) as rec:
+            try:
+                r = self._host.run(shown)
+            except Exception as e:  # noqa: BLE001 - connection refused, auth failure, host key: said below
+                why = transport_failure(e)
+                hops = "" if self.is_local or not self.target.hops else ssh.hop_errors()
+                if hops:  # the jump host's own words: its ssh ran behind the master, without a terminal
+                    why += f"; jump host: {hops}"
+                rec.failure = f"unreachable: {why}"
+                raise HostProblem(
+                    f"host {self.label} ({self.spec}) is unreachable: {redact(why)}",
+                    "check that the host is up, that SSH answers and the key is accepted: "
+                    f"ssh -o BatchMode=yes {self.target.alias if not self.is_local else ''} true (from this machine)",
+                ) from None
+            # the bytes, decoded leniently: a file or a tool may answer anything (a lock file of garbage)
+            result = Result(
+                int(r.rc), r.stdout_bytes.decode("utf-8", "replace"), r.stderr_bytes.decode("utf-8", "replace")
+            )
+            rec.outcome = f"exit {result.rc}"
+            if result.rc != 0 and not quiet:
+                rec.outcome += f": {redact(result.stderr.strip())[-300:]}"
         return result
 
     def check(self, command: str, *args: str, expect: tuple[int, ...] = (0,), what: str = "") -> str:
@@ -282,21 +282,18 @@ class Host:
 
     def put_secret_file(self, path: str, content: str) -> None:
         """Write ``content`` to ``path`` with mode 0600, through stdin: never on a command line."""
-        t0 = time.monotonic()
         data = content.encode("utf-8")
-        shown = f"write {path} (0600, {len(data)} bytes, content not shown)"
-        try:
-            if self.is_local and not self.sudo:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-            else:
-                remote = self._sudo(f"umask 077 && cat > {shlex.quote(path)} && chmod 600 {shlex.quote(path)}")
-                argv = ["/bin/sh", "-c", remote] if self.is_local else ssh.command(self.target, remote)
-                p = subprocess.run(argv, input=data, capture_output=True, timeout=60)
-                if p.returncode != 0:
-                    raise OSError(f"exit {p.returncode}: {p.stderr.decode('utf-8', 'replace').strip()[-300:]}")
-        except (OSError, subprocess.SubprocessError) as e:
-            AUDIT.record("host", self.label, shown, f"failed: {e}", time.monotonic() - t0, node=self.node)
-            raise HostProblem(f"cannot write {path} on {self.label}: {redact(e)}") from None
-        AUDIT.record("host", self.label, shown, "ok", time.monotonic() - t0, node=self.node)
+        with audit.call("host", self.label, f"write {path} (0600, {len(data)} bytes, content not shown)", self.node):
+            try:
+                if self.is_local and not self.sudo:
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                    with os.fdopen(fd, "wb") as f:
+                        f.write(data)
+                else:  # the same OpenSSH options as every command (ssh.command), the content on stdin
+                    remote = self._sudo(f"umask 077 && cat > {shlex.quote(path)} && chmod 600 {shlex.quote(path)}")
+                    argv = ["/bin/sh", "-c", remote] if self.is_local else ssh.command(self.target, remote)
+                    p = subprocess.run(argv, input=data, capture_output=True, timeout=60)
+                    if p.returncode != 0:
+                        raise OSError(f"exit {p.returncode}: {p.stderr.decode('utf-8', 'replace').strip()[-300:]}")
+            except (OSError, subprocess.SubprocessError) as e:
+                raise HostProblem(f"cannot write {path} on {self.label}: {redact(e)}") from None

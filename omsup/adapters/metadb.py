@@ -16,14 +16,13 @@ import re
 import secrets
 import shlex
 import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pymysql
 
-from ..audit import AUDIT
+from .. import audit
 from ..envfile import MetaDB as MetaDBConfig
 from ..errors import BackupProblem, HostProblem, MetaDBProblem
 from ..redact import excerpt, redact
@@ -136,7 +135,20 @@ class MetaDB:
     def _connect(self, timeout_s: int) -> pymysql.connections.Connection:
         """A new connection whose statements may run ``timeout_s`` (the client's read timeout and, on
         OceanBase, the session's ob_query_timeout)."""
-        conn = pymysql.connect(
+        with audit.call(
+            "metadb", self.label, f"connect as {self.cfg.user}" + (" (TLS)" if self.cfg.ssl_ca else "")
+        ) as rec:
+            conn = self._open(timeout_s)
+            rec.outcome = f"connected, server {conn.get_server_info()}"
+        if self._oceanbase is None:
+            self._oceanbase = "oceanbase" in str(self._statement(lambda: conn, "SELECT VERSION()")[1][0][0]).lower()
+        if self._oceanbase:
+            us = timeout_s * 1_000_000
+            self._statement(lambda: conn, f"SET SESSION ob_query_timeout = {us}, ob_trx_timeout = {OB_LONG_US}")
+        return conn
+
+    def _open(self, timeout_s: int) -> pymysql.connections.Connection:
+        return pymysql.connect(
             # PyMySQL would encode a str password as latin-1; the server hashes the bytes it is sent,
             # and the mysql/mysqldump clients (and OMS's JDBC driver) send UTF-8. So bytes, UTF-8.
             host=self.cfg.host,
@@ -150,36 +162,43 @@ class MetaDB:
             charset="utf8mb4",
             ssl={"ca": self.cfg.ssl_ca, "check_hostname": True} if self.cfg.ssl_ca else None,
         )
-        with conn.cursor() as cur:
-            if self._oceanbase is None:
-                cur.execute("SELECT VERSION()")
-                self._oceanbase = "oceanbase" in str(cur.fetchone()[0]).lower()
-            if self._oceanbase:
-                us = timeout_s * 1_000_000
-                cur.execute(f"SET SESSION ob_query_timeout = {us}, ob_trx_timeout = {OB_LONG_US}")
-        return conn
+
+    def _statement(
+        self,
+        conn: Callable[[], pymysql.connections.Connection],
+        sql: str,
+        args: Any = None,
+        db: str | None = None,
+    ) -> tuple[int, list[tuple[Any, ...]]]:
+        """One statement (``USE db`` first where asked), recorded as it ran, its arguments in it; what the
+        connection needs first (the kept connection's ping, a new connection) is part of its call."""
+        with audit.call("metadb", self.label, f"[{db}] {sql}" if db else sql) as rec, conn().cursor() as cur:
+            rec.action = (f"[{db}] " if db else "") + cur.mogrify(sql, args)
+            if db:
+                cur.execute(f"USE {quote_ident(db)}")
+            n = cur.execute(sql, args)
+            rows = list(cur.fetchall())
+            rec.outcome = f"{n} row(s)"
+        return n, rows
 
     def _exec(
         self, sql: str, args: Any = None, db: str | None = None, timeout_s: int | None = None
     ) -> tuple[int, list[tuple[Any, ...]]]:
-        """The one way statements reach the MetaDB: logged, redacted, errors as MetaDBProblem. With
-        ``timeout_s`` the statement runs on a connection of its own that gives up after that long."""
-        t0 = time.monotonic()
+        """The one way statements reach the MetaDB: recorded (``_statement``), redacted, errors as MetaDBProblem.
+        With ``timeout_s`` the statement runs on a connection of its own that gives up after that long."""
         shown = f"[{db}] {sql}" if db else sql
-        own: pymysql.connections.Connection | None = None
+        own: list[pymysql.connections.Connection] = []
+
+        def connection() -> pymysql.connections.Connection:
+            if not timeout_s:
+                return self._conn()
+            own.append(self._connect(timeout_s))
+            return own[0]
+
         try:
-            if timeout_s:
-                own = self._connect(timeout_s)
-            conn = own or self._conn()
-            with conn.cursor() as cur:
-                shown = (f"[{db}] " if db else "") + cur.mogrify(sql, args)
-                if db:
-                    cur.execute(f"USE {quote_ident(db)}")
-                n = cur.execute(sql, args)
-                rows = list(cur.fetchall())
+            return self._statement(connection, sql, args, db)
         except pymysql.err.MySQLError as e:
-            AUDIT.record("metadb", self.label, shown, f"error: {e}", time.monotonic() - t0)
-            if own is None:
+            if not own:
                 self._local.conn = None
             if e.args and e.args[0] == 1093:  # see prune_heartbeats
                 raise
@@ -188,10 +207,8 @@ class MetaDB:
                 "check that the MetaDB runs and answers for this user; then run the runbook again to resume",
             ) from None
         finally:
-            if own is not None and own.open:
-                own.close()
-        AUDIT.record("metadb", self.label, shown, f"{n} row(s)", time.monotonic() - t0)
-        return n, rows
+            if own and own[0].open:
+                own[0].close()
 
     def query(self, sql: str, args: Any = None, db: str | None = None) -> list[tuple[Any, ...]]:
         return self._exec(sql, args, db)[1]
