@@ -257,8 +257,8 @@ def _abandon(env_file: str, runbook: str, reason: str) -> int:
     from . import envfile, lock
     from .context import backup_host_of
     from .errors import PreconditionRefused
+    from .history import no_way_back_begun
     from .record import Record
-    from .steps.restore import no_way_back_begun
 
     if not reason.strip():
         raise PreconditionRefused("--reason is empty", "say why the run is called off: it is kept for the audit")

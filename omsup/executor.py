@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 
+from . import history
 from .audit import AUDIT
 from .context import Run
 from .errors import EvidenceLost, NothingToDo, category_of
@@ -169,7 +170,7 @@ class Executor:
                     f"recorded ({record.path})",
                     resumable=False,
                 )
-            record.mark(key, "running")
+            record.mark(key, "running", kind=(rs.step.changes, rs.step.no_way_back))
             for hook in self.on_begin:
                 hook(rs)
             rs.step.do(run)
@@ -232,18 +233,14 @@ class Executor:
 
 
 def changes_began(run: Run | None) -> bool:
-    return (
-        run is not None
-        and not run.plan
-        and any(run.record.step_started(s.step.key) and s.step.changes for s in run.runbook.steps)
-    )
+    """Whether a step that changes the deployment began in this run (history.changes_begun; never in plan mode)."""
+    return run is not None and not run.plan and bool(history.changes_begun(run.record))
 
 
 def later_changes_begun(run: Run, rs: RunbookStep) -> list[RunbookStep]:
     """The steps after ``rs`` in its runbook that change the deployment and began in this run."""
-    return [
-        s for s in run.runbook.steps if s.number > rs.number and s.step.changes and run.record.step_started(s.step.key)
-    ]
+    began = set(history.changes_begun(run.record))
+    return [s for s in run.runbook.steps if s.number > rs.number and s.step.key in began]
 
 
 def exit_code(outcomes: Outcomes, run: Run | None, interrupted: bool) -> ExitCode:

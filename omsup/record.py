@@ -402,6 +402,9 @@ class StepEntry(Model):
     hint: str | None = None  # what the failure said to do next (redacted)
     resumable: bool = True  # False: the failure said this run is not to be resumed
     earlier_failures: list[EarlierFailure] = Field(default_factory=list)
+    # what the step is, written when it began (omsup/history.py reads them; ledgers before 0.4.0 lack them)
+    changes: bool | None = None
+    no_way_back: bool | None = None
 
 
 class RolledBack(Model):
@@ -562,12 +565,16 @@ class Record:
         category: str | None = None,
         hint: str | None = None,
         resumable: bool = True,
+        kind: tuple[bool, bool] | None = None,
     ) -> None:
+        """The step ``key``'s status; ``kind`` (changes, no_way_back) is what the step is, written when it begins."""
         with self.lock:
             entry = self.data.steps.get(key)
             if entry is None:
                 entry = StepEntry(status=status, at=utc_now())
                 self.data.steps[key] = entry
+            if kind is not None:
+                entry.changes, entry.no_way_back = kind
             elif entry.error is not None and (status != "failed" or entry.status == "done"):
                 # an earlier attempt's failure (or a done step's failed verification) stays, as history
                 entry.earlier_failures.append(EarlierFailure(at=utc_now(), category=entry.category, error=entry.error))

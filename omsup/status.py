@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from . import history
 from .envfile import Environment
 from .errors import LedgerError, OmsupError, PreconditionRefused
 from .record import Record, RunStatus, StepEntry, parse_utc
@@ -148,9 +149,7 @@ def advice(env: Environment, records: dict[str, list[Record]], lock: dict[str, A
         )
     elif not lock.get("read", True):
         out.append(f"the lock could not be read ({lock['error']}): a run may be going on; check before starting one")
-    from .steps.preflight import half_done_rollback
-
-    half = half_done_rollback(r for recs in records.values() for r in recs)
+    half = history.half_done_rollback(r for recs in records.values() for r in recs)
     rb = half[0] if half is not None else None
     runs = [line for name, recs in records.items() for line in _unfinished_advice(env, name, recs, rb)]
     return out + (runs or _settled_advice(env, records))
@@ -159,8 +158,6 @@ def advice(env: Environment, records: dict[str, list[Record]], lock: dict[str, A
 def _unfinished_advice(env: Environment, name: str, runs: list[Record], rb: Record | None) -> list[str]:
     """For the run of ``name`` a new run would resume, if any: resume it, and the other ways on
     (``rb``: the rollback run that is half done, if any)."""
-    from .steps.restore import changes_begun, no_way_back_begun
-
     rec = next((r for r in reversed(runs) if r.is_unfinished), None)
     if rec is None:
         return []
@@ -183,11 +180,11 @@ def _unfinished_advice(env: Environment, name: str, runs: list[Record], rb: Reco
         ]
     out = [f"run {rec.run_id} of {name} is unfinished{where}: fix the cause, then resume: {command(name, src)}"]
     out += _outage(rec) + _raised_timeouts(rec)
-    began = no_way_back_begun(rec)
+    began = history.no_way_back_begun(rec)
     rule = rule_of_runbook(name)
     if began and rule is not None and name == rule.runbook and rule.rollback:
         out.append(f"  or go back to the version before it, with its backups: {command(rule.rollback, src)}")
-    if not began and changes_begun(rec):
+    if not began and history.changes_begun(rec):
         out.append(
             f"  or call it off (it says what to put back by hand): {omsup_command('abandon', name, '--env', src)} --reason ..."
         )
@@ -227,15 +224,13 @@ def _raised_timeouts(rec: Record) -> list[str]:
 
 def _settled_advice(env: Environment, records: dict[str, list[Record]]) -> list[str]:
     """No run is unfinished: the upgrades a rollback would undo, if any."""
-    from .steps.restore import undoable_among
-
     out = []
     for name in records:
         rule = rule_of_runbook(name)
         if rule is None or name != rule.runbook or not rule.rollback:
             continue
         try:
-            up = undoable_among(records[name], name, env.name, env.state_dir)
+            up = history.undoable_among(records[name], name, env.name, env.state_dir)
         except PreconditionRefused:
             continue
         if up.data.rolled_back is None and up.data.status == RunStatus.COMPLETE:

@@ -56,10 +56,5 @@ __all__ = [
     "preload_images",
 ]
 
-# every shared step by the key a run record names it by; and whether each changes the deployment
+# every shared step by the key a run record names it by (omsup status titles a recorded step by it)
 STEPS: dict[str, Step] = {s.key: s for name in __all__ if isinstance(s := globals()[name], Step)}
-CHANGES: dict[str, bool] = {key: s.changes for key, s in STEPS.items()}
-# once one of these began, only finishing the run (or, for an upgrade, its rollback) leaves a
-# deployment that works: new containers may run on migrated metadata, or a database was dropped.
-# Such a run is never abandoned (omsup abandon).
-NO_WAY_BACK_BY_HAND: frozenset[str] = frozenset(key for key, s in STEPS.items() if s.no_way_back)

@@ -9,9 +9,9 @@ backup verified, every old container still there as recorded.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from typing import Any
 
+from .. import history
 from ..container_spec import REQUIRED_TARGETS, bind_target
 from ..context import Run
 from ..envfile import Node
@@ -25,7 +25,7 @@ from .containers import binds_of, env_of, image_version
 from .hot import hot_upgraded_version
 from .image import check_package
 from .projects import list_projects
-from .restore import changes_begun, upgrade_record
+from .restore import upgrade_record
 
 SPACE_MARGIN = 1.5  # room for 1.5 x the estimated dump sizes, plus 64 MiB
 SPACE_EXTRA = 64 * 1024 * 1024
@@ -182,7 +182,7 @@ def metadb_preconditions(run: Run, oms: Version, dump: bool, dump_heads: list[st
 def no_rollback_under_way(run: Run) -> None:
     """An upgrade neither starts nor resumes while a rollback on this environment is half done: it
     would start from a half-rolled-back deployment (new containers stopped, databases dropped)."""
-    half = rollback_under_way(run.env.state_dir, run.env.name)
+    half = history.rollback_under_way(run.env.state_dir, run.env.name)
     if half is not None:
         rec, began = half
         up = rec.facts.upgrade
@@ -193,23 +193,6 @@ def no_rollback_under_way(run: Run) -> None:
             f"{', '.join(began)}): an upgrade now would start from a half rolled-back deployment",
             f"finish the rollback first: run {name} again (it resumes)",
         )
-
-
-def rollback_under_way(state_dir: str, env: str) -> tuple[Record, list[str]] | None:
-    """The rollback run on environment ``env`` that is unfinished and began a change, with the
-    changing steps it began; None when there is none."""
-    return half_done_rollback(rec for name in Record.runbooks(state_dir) for rec in Record.runs(state_dir, name, env))
-
-
-def half_done_rollback(runs: Iterable[Record]) -> tuple[Record, list[str]] | None:
-    """Among ``runs`` (already read), the rollback run that is unfinished and began a change."""
-    for rec in runs:
-        if rec.data.status != RunStatus.RUNNING or rec.facts.upgrade is None:
-            continue
-        began = changes_begun(rec)
-        if began:
-            return rec, began
-    return None
 
 
 def preflight(run: Run) -> None:

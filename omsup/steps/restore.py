@@ -13,28 +13,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .. import history
 from ..adapters.metadb import DIGEST
 from ..context import Run
-from ..record import Record, RolledBack, RunStatus, utc_now
+from ..record import Record, RolledBack, utc_now
 from ..runbook import Step, Touches
 from .backup import recheck_backup
 from .containers import upgrade_ref
-
-
-def changes_begun(rec: Record) -> list[str]:
-    """The steps that change the deployment and began in the run ``rec`` recorded (a step this
-    version of omsup does not know counts as one)."""
-    from . import CHANGES
-
-    return [key for key in rec.data.steps if CHANGES.get(key, True)]
-
-
-def no_way_back_begun(rec: Record) -> list[str]:
-    """The steps the run ``rec`` recorded after which only finishing it (or, for an upgrade, its
-    rollback) goes back: new containers may run on migrated metadata, or a database was dropped."""
-    from . import NO_WAY_BACK_BY_HAND
-
-    return [key for key in rec.data.steps if key in NO_WAY_BACK_BY_HAND]
 
 
 def mark_rolled_back(run: Run, ledger: str) -> None:
@@ -48,45 +33,8 @@ def mark_rolled_back(run: Run, ledger: str) -> None:
 
 
 def upgrade_record(run: Run) -> Record:
-    """The record of the upgrade this rollback undoes (``undoable_upgrade``)."""
-    return undoable_upgrade(run.env.state_dir, run.runbook.upgrade_runbook, run.env.name)
-
-
-def undoable_upgrade(state_dir: str | Path, name: str, env: str) -> Record:
-    """The run of the upgrade runbook ``name`` a rollback on environment ``env`` undoes: the newest
-    that changed something and was not called off (omsup abandon). A run that stopped before any
-    change (an upgrade run again by mistake after it completed, refused at its preflight) changed
-    nothing, so it hides nothing.
-
-    Raises:
-        PreconditionRefused: no run of it is recorded there.
-        NothingToDo: none of its runs changed anything.
-    """
-    return undoable_among(Record.runs(state_dir, name, env), name, env, state_dir)
-
-
-def undoable_among(found: list[Record], name: str, env: str, state_dir: str | Path) -> Record:
-    """``undoable_upgrade`` over the runs of ``name`` on ``env`` already read from ``state_dir``
-    (oldest first)."""
-    from ..errors import NothingToDo, PreconditionRefused
-
-    every = list(reversed(found))
-    runs = [r for r in every if r.data.status != RunStatus.ABANDONED]
-    if not runs:
-        raise PreconditionRefused(
-            f"no run ledger of {name} for environment {env} under {state_dir}"
-            + (f" but runs called off (omsup abandon): {', '.join(r.run_id for r in every)}" if every else ""),
-            "a rollback undoes a recorded upgrade; point state_dir at the folder the upgrade used"
-            + ("; a run called off left no new containers and no migrated metadata to roll back" if every else ""),
-        )
-    changed = [r for r in runs if changes_begun(r)]
-    if not changed:
-        raise NothingToDo(
-            f"no run of {name} on environment {env} changed anything: "
-            f"{', '.join(r.run_id for r in runs)} stopped before their first change",
-            "nothing to roll back; the deployment runs what it ran before",
-        )
-    return changed[0]
+    """The record of the upgrade this rollback undoes (history.undoable_upgrade)."""
+    return history.undoable_upgrade(run.env.state_dir, run.runbook.upgrade_runbook, run.env.name)
 
 
 def restore(run: Run) -> None:

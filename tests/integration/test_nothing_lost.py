@@ -41,6 +41,10 @@ def test_a_backup_that_does_not_verify_on_resume_after_the_init_is_never_taken_a
     assert_passed(sandbox.runbook("upgrade_429"), 11)
     led = json.loads(ledger_paths("upgrade_429")[-1].read_text())
     assert led["facts"]["backup_attempt"] == 1 and led["facts"]["backups"] == first  # the first backups
+    # each step's entry says what the step is (omsup/history.py reads a past run by it)
+    kinds = {k: (e["changes"], e["no_way_back"]) for k, e in led["steps"].items()}
+    assert kinds["backup"] == (True, False) and kinds["init_metadata"] == (True, True), kinds
+    assert kinds["preflight"] == (False, False) and len(kinds) == 11, kinds
     assert not list(moved.parent.parent.glob("*-a2"))  # no second backup folder was ever made
     assert len(ledger_paths("upgrade_429")) == 1
 
