@@ -1,22 +1,31 @@
 """The ``omsup`` command: helpers around the runbooks (check-env, path, report, status, unlock, abandon, --version).
 
 The runbooks themselves run under pytest: ``pytest runbooks/upgrade_429 --env prod.yaml``.
+
+Start-up time: the run's modules (pydantic, docker, PyMySQL, testinfra) take 0.3-1 s to load; `omsup path`,
+`completion` and `--help` need none of them and answer in about 0.2 s. So a command imports them in its own
+function ("imported here: start-up time"), the only function-local imports here.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import json
 import os
 import shlex
+import shutil
+import socket
 import sys
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__
-from .errors import ConfigError, OmsupError
-from .redact import printable
-from .runbook import RUNBOOK_NAME, omsup_command
-from .versions import VersionError, upgrade_chain
+from .errors import ConfigError, MetaDBProblem, OmsupError, PreconditionRefused
+from .redact import printable, printable_obj
+from .runbook import RUNBOOK_NAME, command, omsup_command
+from .versions import Version, VersionError, upgrade_chain
 
 if TYPE_CHECKING:
     from .envfile import Environment
@@ -157,10 +166,6 @@ complete -F _omsup omsup
 
 
 def _path(source: str, target: str, as_json: bool = False) -> int:
-    import json
-
-    from .runbook import command
-    from .versions import Version
 
     try:
         Version.parse(source), Version.parse(target)
@@ -202,6 +207,7 @@ def _path(source: str, target: str, as_json: bool = False) -> int:
 
 
 def _report(folder: Path) -> int:
+    # imported here: start-up time (module docstring)
     from .report import render_html
 
     if not (folder / "allure-results").is_dir():
@@ -216,6 +222,7 @@ def _report(folder: Path) -> int:
 
 
 def _unlock(env_file: str, force_id: str | None) -> int:
+    # imported here: start-up time (module docstring)
     from . import envfile, lock
     from .context import backup_host_of
 
@@ -250,13 +257,10 @@ def _unlock(env_file: str, force_id: str | None) -> int:
 
 
 def _abandon(env_file: str, runbook: str, reason: str) -> int:
-    import getpass
-    import json
-    import socket
 
+    # imported here: start-up time (module docstring)
     from . import envfile, lock
     from .context import backup_host_of
-    from .errors import PreconditionRefused
     from .history import no_way_back_begun
     from .record import Record
 
@@ -326,6 +330,7 @@ def _abandon(env_file: str, runbook: str, reason: str) -> int:
 
 def _unfinished_runbooks(state_dir: str, env_name: str) -> list[str]:
     """The runbooks with an unfinished run on ``env_name`` under ``state_dir`` (one folder per runbook)."""
+    # imported here: start-up time (module docstring)
     from .record import Record
 
     return [n for n in Record.runbooks(state_dir) if Record.unfinished(state_dir, n, env_name) is not None]
@@ -334,8 +339,8 @@ def _unfinished_runbooks(state_dir: str, env_name: str) -> list[str]:
 def _set_back_ob_globals(env: Environment, rec: Record) -> dict[str, int] | None:
     """A run killed while its dumps ran leaves the MetaDB tenant's global timeouts raised; its own
     next attempt would set them back, a run called off never runs again: so they are set back here."""
+    # imported here: start-up time (module docstring)
     from .adapters.metadb import MetaDB
-    from .errors import MetaDBProblem, PreconditionRefused
 
     before = rec.facts.ob_globals_before
     if not before or rec.facts.ob_globals_restored:
@@ -354,8 +359,8 @@ def _set_back_ob_globals(env: Environment, rec: Record) -> dict[str, int] | None
 
 
 def _status(env_file: str, as_json: bool) -> int:
-    import json
 
+    # imported here: start-up time (module docstring)
     from . import envfile, status
 
     env = envfile.load(env_file, secrets="if available")  # reads the ledgers and the lock: no password needed
@@ -365,10 +370,9 @@ def _status(env_file: str, as_json: bool) -> int:
 
 
 def _check_env(file: str, secrets: bool, as_json: bool = False) -> int:
-    import json
 
+    # imported here: start-up time (module docstring)
     from . import envfile
-    from .redact import printable_obj
 
     if as_json:
         try:
@@ -417,9 +421,6 @@ def _check_env(file: str, secrets: bool, as_json: bool = False) -> int:
 def _copy_runbooks(folder: str) -> int:
     """The runbooks the package carries (omsup.runbooks), copied as a runbooks/ folder: each runbook's
     Python files, nothing compiled. Refused when DIR is not a folder or DIR/runbooks exists."""
-    import shutil
-    from importlib import resources
-
     base = Path(folder)
     dest = base / "runbooks"
     if not base.is_dir():
@@ -464,8 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.cmd == "runbooks":
             return _copy_runbooks(a.dir)
         if a.cmd == "schema":
-            import json
-
+            # imported here: start-up time (module docstring)
             from .envfile import json_schema
 
             print(json.dumps(json_schema(), indent=2))

@@ -25,7 +25,7 @@ from .adapters.hot import HotUpgrade
 from .adapters.metadb import MetaDB
 from .audit import AUDIT
 from .envfile import Environment, Node
-from .errors import OmsupError
+from .errors import OmsupError, PreconditionRefused
 from .record import Facts, NodeFacts, Record
 from .redact import redact, redact_obj
 from .releases import Release, release_of
@@ -85,17 +85,14 @@ class Run:
     @cached_property
     def release(self) -> Release:
         """The release the runbook takes the deployment to (an upgrade's target; a rollback undoes an upgrade to
-        it); for a runbook that upgrades nothing, the release that runs."""
-        if self.runbook.kind.value != "maintenance":
-            return release_of(self.runbook.target)
-        from .steps.connectors import deployment_version  # a step's reading of the deployment (steps import this)
-
-        return release_of(deployment_version(self))
+        it). A runbook that upgrades nothing (the probe, the Connector fix) has none: its steps read the version that
+        runs (steps/readings.py)."""
+        if self.runbook.kind.value == "maintenance":
+            raise OmsupError(f"{self.runbook.name} upgrades nothing: it has no target release")
+        return release_of(self.runbook.target)
 
     def node_facts(self, node: str) -> NodeFacts:
         """What the preflight recorded of ``node``'s old container."""
-        from .errors import PreconditionRefused
-
         nf = self.facts.nodes.get(node)
         if nf is None:
             raise PreconditionRefused(

@@ -13,6 +13,7 @@ and gives the JSON Schema editors use (``omsup schema``). See env.example.yaml.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import os
 import re
@@ -27,6 +28,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic_core import PydanticCustomError
 
 from . import redact
+from .adapters import secret_source
 from .common_secrets import too_common
 from .errors import ConfigError, Problem
 from .hostspec import SpecError, parse_url
@@ -721,8 +723,6 @@ def _command_secret(argv: list[str], key: str, line: int | None, problems: list[
     """{command: [argv...]}: the program's standard output (one trailing newline dropped) is the secret. Run
     without a shell and without a terminal (stdin /dev/null: a program that would prompt fails at once), with a
     timeout; what it printed on stdout is never shown, its stderr only with the secret masked."""
-    from .adapters import secret_source
-
     shown = " ".join(argv[:1] + ["..."] if len(argv) > 1 else argv)
     p = secret_source.run(argv, SECRET_COMMAND_TIMEOUT)
     if p.problem:
@@ -906,8 +906,6 @@ def load(path: str | os.PathLike[str], secrets: bool | Literal["if available"] =
     Raises:
         ConfigError: every problem of the file, each with its line, key, what was expected and seen.
     """
-    import hashlib
-
     file = str(path)
     text, data = _read(file)
     c = _compose(file, text)

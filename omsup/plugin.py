@@ -21,14 +21,20 @@ from pathlib import Path
 from typing import Any
 
 import allure
+import allure_commons
 import pytest
+from allure_commons.logger import AllureFileLogger
+from allure_pytest.listener import AllureListener
 
-from . import envfile, hookspecs
-from .context import Run
+from . import envfile, hookspecs, lock
+from .audit import AUDIT
+from .ci_identity import ci_job, operator_of
+from .context import Run, backup_host_of
 from .errors import ConfigError, OmsupError
 from .executor import EXIT_CODES_HELP, Executor, ExitCode, NotRun, Outcomes, exit_code
-from .record import utc_now
+from .record import Facts, Record, RunStatus, utc_now
 from .redact import redact, redacted_copy
+from .report import Ended, write_run_folder
 from .runbook import Runbook, RunbookStep, StepRunner, omsup_command, step_of
 from .signals import SignalGuard
 
@@ -106,7 +112,6 @@ def pytest_configure(config: pytest.Config) -> None:
     if events == "-":
         # stdout carries only the NDJSON: the events go to a copy of the real stdout taken now (no test's capture
         # swallows it), and pytest's terminal reporter, made after this hook, writes to stderr (set back below)
-        from .audit import AUDIT
 
         sys.stdout.flush()
         AUDIT.stream_to(os.dup(1))
@@ -131,7 +136,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def operator(config: pytest.Config) -> str:
     """--operator, the CI job's user, the sudo user, the login (omsup.ci_identity)."""
-    from .ci_identity import operator_of
 
     try:
         fallback = getpass.getuser()
@@ -236,9 +240,6 @@ class RunbookSession(StepRunner):
             )
 
     def _open_report_folder(self) -> None:
-        from .audit import AUDIT
-        from .report import attach_result_writers
-
         assert self.runbook is not None
         root = Path(self.config.getoption("--report-root") or Path.cwd() / "reports")  # said at the start
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -271,12 +272,6 @@ class RunbookSession(StepRunner):
     # -- the run -----------------------------------------------------------------------------------
     def start(self) -> StepRunner:
         """The run of this session's runbook: the lock, its record (resumed when unfinished), its executor."""
-        from . import lock
-        from .audit import AUDIT
-        from .ci_identity import ci_job
-        from .context import backup_host_of
-        from .record import Facts, Record
-
         assert self.runbook is not None and self.outcomes is not None
         book, env = self.runbook, self.env
         facts = Facts(target=str(book.target), environment_file=env.source)
@@ -310,7 +305,6 @@ class RunbookSession(StepRunner):
 
     def run_step(self, rs: RunbookStep) -> None:
         __tracebackhide__ = True
-        from .audit import AUDIT
 
         assert self.executor is not None and self.outcomes is not None
         AUDIT.milestone("step_start", self.env.name, f"step {rs.label}")
@@ -367,11 +361,6 @@ class RunbookSession(StepRunner):
 
     @pytest.hookimpl(trylast=True)  # after junitxml wrote junit.xml: the run folder is complete, then swept
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        from . import lock
-        from .context import backup_host_of
-        from .record import RunStatus
-        from .report import write_run_folder
-
         if self.runbook is None or self.outcomes is None:
             return
         run = self.run
@@ -386,7 +375,20 @@ class RunbookSession(StepRunner):
                     f"answers: {omsup_command('unlock', '--env', self.env.source)}"
                 )
         if self.report_dir is not None:
-            write_run_folder(self, operator(self.config))
+            write_run_folder(
+                Ended(
+                    runbook=self.runbook,
+                    env=self.env,
+                    outcomes=self.outcomes,
+                    run=run,
+                    plan=self.plan,
+                    exit_code=self.exit_code,
+                    started=self.started,
+                    operator=operator(self.config),
+                    lock_left=self.lock_left,
+                    report_dir=self.report_dir,
+                )
+            )
         if run is not None:
             run.close()
 
@@ -470,12 +472,29 @@ class ExitStatus:
             code = exit_code(s.outcomes, s.run, exitstatus == pytest.ExitCode.INTERRUPTED)
         s.exit_code = code
         session.exitstatus = int(code)
-        from _pytest.junitxml import xml_key
 
-        xml = session.config.stash.get(xml_key, None)
-        if xml is not None:
-            xml.add_global_property("omsup.exit_code", int(code))
-            xml.add_global_property("omsup.outcome", code.name.lower())
+
+def attach_result_writers(config: pytest.Config, folder: Path) -> None:
+    """Allure results into the run folder (unless the operator named another place with --alluredir).
+
+    The folder's name is known once the runbook is collected; allure-pytest's listener and file logger are
+    registered then, as allure-pytest registers its own at configure time when --alluredir is given. (junit.xml is
+    one of the report's renderers: report.junit_xml.)
+    """
+    if not getattr(config.option, "allure_report_dir", None):
+        config.option.allure_report_dir = str(folder / "allure-results")
+        listener = AllureListener(config)
+        config.pluginmanager.register(listener, "allure_listener")
+        allure_commons.plugin_manager.register(listener)
+        make_logger: Callable[[str, bool], Any] = AllureFileLogger  # allure carries no type information
+        file_logger = make_logger(config.option.allure_report_dir, False)
+        allure_commons.plugin_manager.register(file_logger)
+
+        def cleanup() -> None:
+            for obj in (listener, file_logger):
+                allure_commons.plugin_manager.unregister(obj)
+
+        config.add_cleanup(cleanup)
 
 
 def _redact_log_records() -> None:

@@ -8,6 +8,7 @@ credentials, any value read from a secret reference). Everything that leaves the
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import re
 import shlex
@@ -15,6 +16,8 @@ import threading
 import urllib.parse
 from pathlib import Path
 from typing import Any
+
+from .errors import OmsupError
 
 MASK = "******"
 _lock = threading.Lock()
@@ -193,10 +196,6 @@ def redacted_copy(exc: BaseException) -> BaseException:
     AssertionError; anything else becomes a StepError naming the original type. An interrupt
     (KeyboardInterrupt, SystemExit) carries no text and goes on as it is.
     """
-    import copy
-
-    from .errors import OmsupError
-
     if not isinstance(exc, Exception):
         return exc
     if isinstance(exc, OmsupError):

@@ -9,91 +9,83 @@ from the executor's ``Outcomes``, the same the terminal shows.
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
+import platform
 import re
 import shutil
+import socket
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import __version__
 from .adapters import allure
 from .audit import AUDIT
 from .ci_identity import ci_job
+from .context import Run
+from .envfile import Environment
+from .errors import OmsupError
+from .executor import ExitCode, Outcomes
 from .record import Facts, parse_utc, replace_file, utc_now, write_json_atomic
 from .redact import redact, redact_obj, sweep
-
-if TYPE_CHECKING:
-    import pytest
-
-    from .plugin import RunbookSession
+from .runbook import Runbook
 
 ROOT = Path(__file__).resolve().parent.parent
 ALLURE_BIN = ROOT / "node_modules" / ".bin" / "allure"
 
-# Failure categories (Allure categories.json; the same names as the errors' ``category``).
-CATEGORIES = [
-    {
-        "name": "Precondition refused",
-        "messageRegex": r".*(PreconditionRefused|ConfigError|LedgerError|Precondition refused).*",
-    },
-    {"name": "Interrupted", "messageRegex": r".*(KeyboardInterrupt|Interrupted|interrupted by SIG).*"},
-    {"name": "Evidence lost", "messageRegex": r".*(EvidenceLost|Evidence lost).*"},
-    {"name": "Backup problem", "messageRegex": r".*(BackupProblem|Backup problem).*"},
-    {"name": "Container problem", "messageRegex": r".*(ContainerProblem|Container problem).*"},
-    {"name": "MetaDB problem", "messageRegex": r".*(MetaDBProblem|MetaDB problem).*"},
-    {"name": "OMS not ready", "messageRegex": r".*(NotReady|OMS not ready).*"},
-    {"name": "Host problem", "messageRegex": r".*(HostProblem|Host problem).*"},
-    {"name": "Check failed", "matchedStatuses": ["failed"]},
-]
+
+def categories() -> list[dict[str, Any]]:
+    """Allure's categories.json (the first that matches names a failure): an interruption, then the error classes
+    themselves (each class's ``category``, matched by its name or its category in the message), then every other
+    failed check."""
+    by_name: dict[str, list[str]] = {}
+    todo: list[type[OmsupError]] = [OmsupError]
+    while todo:
+        cls = todo.pop()
+        todo += cls.__subclasses__()
+        if cls is not OmsupError:
+            assert re.fullmatch(r"[A-Za-z][A-Za-z ]*", cls.category), cls  # a Java regex's literal, unescaped
+            by_name.setdefault(cls.category, [cls.category]).insert(0, cls.__name__)
+    out: list[dict[str, Any]] = [
+        {"name": "Interrupted", "messageRegex": r".*(KeyboardInterrupt|Interrupted|interrupted by SIG).*"}
+    ]
+    out += [
+        {"name": name, "messageRegex": ".*(" + "|".join(sorted(set(words))) + ").*"}
+        for name, words in sorted(by_name.items())
+    ]
+    out.append({"name": "Check failed", "matchedStatuses": ["failed"]})
+    return out
 
 
-def attach_result_writers(config: pytest.Config, folder: Path) -> None:
-    """Allure results and junit.xml into the run folder (unless the operator named other places).
+@dataclass(frozen=True)
+class Ended:
+    """What the report is made from, plain data: the runbook, the environment, the executor's outcomes, the run (its
+    record and facts; None when it never started), and what the session knew at its end."""
 
-    The folder's name is known once the runbook is collected; the writers are registered then, as
-    allure-pytest and pytest's junitxml register their own at configure time.
-    """
-    import allure_commons
-    from _pytest import junitxml
-    from allure_commons.logger import AllureFileLogger
-    from allure_pytest.listener import AllureListener
-
-    if not getattr(config.option, "allure_report_dir", None):
-        config.option.allure_report_dir = str(folder / "allure-results")
-        listener = AllureListener(config)
-        config.pluginmanager.register(listener, "allure_listener")
-        allure_commons.plugin_manager.register(listener)
-        make_logger: Callable[[str, bool], Any] = AllureFileLogger  # allure carries no type information
-        file_logger = make_logger(config.option.allure_report_dir, False)
-        allure_commons.plugin_manager.register(file_logger)
-
-        def cleanup() -> None:
-            for obj in (listener, file_logger):
-                allure_commons.plugin_manager.unregister(obj)
-
-        config.add_cleanup(cleanup)
-    if not getattr(config.option, "xmlpath", None):
-        config.option.xmlpath = str(folder / "junit.xml")
-        junitxml.pytest_configure(config)
-        config.stash[junitxml.xml_key].pytest_sessionstart()  # the session began before the folder was known
+    runbook: Runbook
+    env: Environment
+    outcomes: Outcomes
+    run: Run | None
+    plan: bool
+    exit_code: ExitCode | None
+    started: str | None
+    operator: str
+    lock_left: str | None = None
+    report_dir: Path | None = None
 
 
 def control_machine() -> dict[str, str]:
     """Where the run was driven from: this machine, its user, its Python."""
-    import getpass
-    import platform
-    import socket
-
     return {"host": socket.gethostname(), "user": getpass.getuser(), "python": platform.python_version()}
 
 
-def summary(session: RunbookSession, operator: str) -> dict[str, Any]:
-    assert session.runbook is not None and session.outcomes is not None
+def summary(session: Ended) -> dict[str, Any]:
     run, book, env, outcomes = session.run, session.runbook, session.env, session.outcomes
     f = run.facts if run is not None else None
     up = f.upgrade if f is not None else None
@@ -142,7 +134,7 @@ def summary(session: RunbookSession, operator: str) -> dict[str, Any]:
                 "document": book.doc,
                 "environment": env.name,
                 "environment_file": env.source,
-                "operator": operator,
+                "operator": session.operator,
                 "ci_job": ci_job(os.environ),  # the CI job that ran it (system, user, job URL), or None
                 "project_version": __version__,  # of the installed package (its metadata), not of a checkout
                 "environment_sha256": env.sha256,
@@ -379,8 +371,7 @@ def markdown(s: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def environment_properties(session: RunbookSession, s: dict[str, Any]) -> str:
-    assert session.runbook is not None
+def environment_properties(session: Ended, s: dict[str, Any]) -> str:
     env = session.env
     t = s["times"]
     # Allure's landing page shows the first eight without a click: what happened and when come first
@@ -410,6 +401,48 @@ def environment_properties(session: RunbookSession, s: dict[str, Any]) -> str:
     return "".join(f"{k}={redact(v)}\n" for k, v in props.items())
 
 
+def junit_xml(s: dict[str, Any]) -> str:
+    """junit.xml from the summary: one testcase per step (its number, title and time), a failure with the reason and
+    what to do next, a step after a failure or past --until as skipped, and the run's exit code and outcome as the
+    suite's properties (``omsup.exit_code``, ``omsup.outcome``), which a CI job reads without the terminal."""
+    code = s["exit_code"]
+    steps = s["steps"]
+    suite = ET.Element(
+        "testsuite",
+        name=f"{s['runbook']} on {s['environment']}",
+        tests=str(len(steps)),
+        failures=str(sum(st["status"] == "failed" for st in steps)),
+        errors="0",
+        skipped=str(sum(st["status"] in ("skipped", "not run") for st in steps)),
+        time=f"{sum(st['seconds'] or 0 for st in steps):.3f}",
+        timestamp=s["times"]["run_started"] or "",
+        hostname=s["control_machine"]["host"],
+    )
+    props = ET.SubElement(suite, "properties")
+    for name, value in (
+        ("omsup.exit_code", "" if code is None else str(code)),
+        ("omsup.outcome", "" if code is None else ExitCode(code).name.lower()),
+        ("omsup.run_id", s["run_id"] or ""),
+    ):
+        ET.SubElement(props, "property", name=name, value=value)
+    for st in steps:
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname=f"{s['runbook']}",
+            name=f"{st['number']}. {st['title']}",
+            time=f"{st['seconds'] or 0:.3f}",
+        )
+        if st["status"] == "failed":
+            failure = ET.SubElement(case, "failure", message=f"{st['category']}: {st['error']}"[:2000])
+            f = s["failed_step"] or {}
+            failure.text = f"{st['error']}\nnext: {f.get('next')}" if f.get("next") else st["error"]
+        elif st["status"] in ("skipped", "not run"):
+            ET.SubElement(case, "skipped", message=st["status"])
+    ET.indent(suite)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+
+
 def _summary_result(results: Path, s: dict[str, Any], md: str) -> None:
     """The summary as the report's global attachments (summary.md, summary.json: Allure 3 reads
     ``<uuid>-globals.json``), not as a test: the report lists the runbook's steps and nothing else."""
@@ -425,11 +458,11 @@ def _summary_result(results: Path, s: dict[str, Any], md: str) -> None:
     replace_file(results / f"{uuid.uuid4()}-globals.json", json.dumps({"attachments": attachments, "errors": []}))
 
 
-def write_run_folder(session: RunbookSession, operator: str) -> None:
+def write_run_folder(session: Ended) -> None:
     folder = session.report_dir
     if folder is None:
         return
-    s = summary(session, operator)
+    s = summary(session)
     AUDIT.milestone(
         "run_end",
         session.env.name,
@@ -442,6 +475,7 @@ def write_run_folder(session: RunbookSession, operator: str) -> None:
     md = markdown(s)
     write_json_atomic(folder / "summary.json", s)
     replace_file(folder / "summary.md", md)
+    replace_file(folder / "junit.xml", junit_xml(s))
     if session.run is not None:
         write_json_atomic(
             folder / "ledger.json", redact_obj(session.run.record.data.model_dump(mode="json", by_alias=True))
@@ -449,7 +483,7 @@ def write_run_folder(session: RunbookSession, operator: str) -> None:
     results = folder / "allure-results"
     results.mkdir(exist_ok=True)
     replace_file(results / "environment.properties", environment_properties(session, s))
-    replace_file(results / "categories.json", json.dumps(CATEGORIES, indent=2))
+    replace_file(results / "categories.json", json.dumps(categories(), indent=2))
     _summary_result(results, s, md)
     sweep(folder)  # everything in the folder redacted before the HTML embeds it
     render_html(folder)

@@ -13,6 +13,7 @@ the way to end it at once.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import threading
@@ -39,8 +40,6 @@ def become_subreaper() -> bool:
     """Orphans of this process's children (a script's own child when the script is ended first) are re-parented
     to this process instead of init, so that ``stop_children`` still finds them. Linux only; False elsewhere."""
     try:
-        import ctypes
-
         return bool(ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
     except (OSError, AttributeError):
         return False

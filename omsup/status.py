@@ -18,12 +18,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import history
+from . import history, lock
+from .context import backup_host_of
 from .envfile import Environment
 from .errors import LedgerError, OmsupError, PreconditionRefused
 from .record import Record, RunStatus, StepEntry, parse_utc
 from .redact import printable_obj, redact, redact_obj
 from .runbook import command, omsup_command
+from .steps import RESTART_OLD, STEPS
 from .versions import rule_of_runbook
 
 FINISHED_SHOWN = 3  # finished runs listed per runbook, newest first (every unfinished run is listed)
@@ -31,9 +33,6 @@ FINISHED_SHOWN = 3  # finished runs listed per runbook, newest first (every unfi
 
 def lock_state(env: Environment) -> dict[str, Any]:
     """Who holds the environment's lock, read on the backup host; an unreachable host is said, not raised."""
-    from . import lock
-    from .context import backup_host_of
-
     try:
         host = backup_host_of(env)
         held = lock.holder(host, env)
@@ -89,8 +88,6 @@ def _unreadable_advice(env: Environment) -> str:
 
 
 def _step_title(key: str) -> str:
-    from .steps import STEPS
-
     step = STEPS.get(key)
     return step.title if step else key
 
@@ -193,8 +190,6 @@ def _unfinished_advice(env: Environment, name: str, runs: list[Record], rb: Reco
 
 def _outage(rec: Record) -> list[str]:
     """OMS stopped by this run and not serving again as far as it recorded: the outage goes on."""
-    from .steps import RESTART_OLD
-
     f = rec.facts
     if f.t1 and not f.serving_again and f.upgrade is None:
         since, what = f.t1, "stopped the old containers at T1"

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import docker
 import docker.errors
 import docker.tls
+import docker.types
 import requests
 
 from .. import audit
@@ -50,8 +51,6 @@ def api_tuple(text: Any) -> tuple[int, int]:
 
 def run_kwargs(spec: ContainerSpec) -> dict[str, Any]:
     """Keyword arguments of docker SDK ``containers.run`` equal to the documented flags (ContainerSpec.argv)."""
-    import docker.types
-
     return {
         "image": spec.image,
         "name": spec.name,

@@ -11,6 +11,7 @@ Table contents are compared by a digest the server computes: the rows never pass
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import secrets
@@ -280,8 +281,6 @@ class MetaDB:
 
     def schema_fingerprint(self, dbs: list[str]) -> str:
         """A digest of the tables and columns of ``dbs``: whether a schema change touched them."""
-        import hashlib
-
         rows = self.query(
             "SELECT table_schema, table_name, column_name, column_type FROM information_schema.columns "
             "WHERE table_schema IN (" + ",".join(["%s"] * len(dbs)) + ") "

@@ -19,6 +19,7 @@ docker SDK talks to, so it uses the very same transport.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import re
@@ -222,8 +223,6 @@ def control_dir() -> str:
         d = tempfile.mkdtemp(prefix="omsup-ssh-")
         os.chmod(d, 0o700)
         _control_dir.append(d)
-        import atexit
-
         atexit.register(_close_masters, d)
     return _control_dir[0]
 

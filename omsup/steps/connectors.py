@@ -30,6 +30,7 @@ from ..redact import mask_config
 from ..releases import release_of
 from ..runbook import Step, Touches
 from ..versions import Version, VersionError
+from .readings import deployment_version
 
 CREATED_ON_NEEDING_FIX = {Version.parse("3.2.1"), Version.parse("3.2.2")}
 # The project's source endpoint type -> the Connector's dbType (doc: MYSQL, OB_MYSQL, OB_ORACLE,
@@ -66,23 +67,6 @@ def _created_on(project: dict[str, Any]) -> Version | None:
         return Version.parse(project.get("created_version") or project.get("createdVersion") or "")
     except VersionError:
         return None
-
-
-def deployment_version(run: Run) -> Version:
-    """The version that runs: the preflight's record, else node 1's image, else the newest oms_version row (which
-    a release may leave behind: evidence, not the first source)."""
-    if run.facts.versions:
-        return Version.parse(run.facts.versions.source)
-    from .containers import image_version
-
-    n = run.env.nodes[0]
-    found = image_version(run, n, run.engines[n.name].inspect(run.env.container) or {})
-    if found is not None:
-        return found
-    rows = run.metadb.oms_versions(run.env.metadb.rm)
-    if rows:
-        return max(Version.parse(v) for v in rows)
-    raise PreconditionRefused("cannot tell the running version: no version in the image tag and no oms_version row")
 
 
 def survey(run: Run) -> ConnectorSurvey:

@@ -14,7 +14,6 @@ from ..envfile import Node
 from ..errors import ContainerProblem, PreconditionRefused
 from ..record import UpgradeRef, utc_now
 from ..runbook import Step, Touches, omsup_command
-from ..versions import Version
 from .backup import BACKUP
 from .connectors import CONNECTOR_DBTYPE
 from .heartbeats import PURGE_WAIT_S, prune_online, prunes_later
@@ -44,35 +43,6 @@ def env_of(attrs: dict[str, Any]) -> dict[str, str]:
         k, _, v = item.partition("=")
         out[k] = v
     return out
-
-
-def image_version(run: Run, node: Node, attrs: dict[str, Any]) -> Version | None:
-    """The OMS version an image names: its tag (feature_x.y.z-ce), else its label."""
-    image = attrs.get("Image") if isinstance(attrs, dict) else None
-    tags = run.engines[node.name].image_tags(image) if isinstance(image, str) and image else []
-    return version_from_inspect(attrs, tags)
-
-
-def version_from_inspect(attrs: Any, tags: list[str]) -> Version | None:
-    """The version named by a container's `docker inspect` (Config.Image, then the image's tags, then
-    the label com.oceanbase.oms.version), or None: never an error, whatever the engine answered."""
-    config = attrs.get("Config") if isinstance(attrs, dict) else None
-    config = config if isinstance(config, dict) else {}
-    candidates = [config.get("Image"), *tags]
-    for ref in candidates:
-        if not isinstance(ref, str):
-            continue
-        tag = ref.rsplit(":", 1)[-1] if ":" in ref.rsplit("/", 1)[-1] else ""
-        try:
-            return Version.from_image_tag(tag)
-        except ValueError:
-            continue
-    labels = config.get("Labels")
-    label = labels.get("com.oceanbase.oms.version") if isinstance(labels, dict) else None
-    try:
-        return Version.parse(label) if isinstance(label, str) and label else None
-    except ValueError:
-        return None
 
 
 def last_logs(run: Run, node: Node) -> str:

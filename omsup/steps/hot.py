@@ -39,6 +39,7 @@ from .init import output_summary
 from .projects import list_projects
 from .restore import mark_rolled_back, upgrade_record
 from .serving import servers_online, serving, wait_programs, wait_until
+from .verify import oms_version_reading
 
 PAGE = "OD 309"
 HOT_RUNBOOKS = tuple(r.runbook for r in UPGRADE_RULES if r.kind == "hot" and r.runbook)
@@ -511,8 +512,6 @@ def verify_hot(run: Run) -> None:
             for k, h in run.facts.hot.items()
         },
     )
-    from .verify import oms_version_reading
-
     names = oms_version_reading(run, rows)
     gone = [n.name for n in run.env.nodes if not serving(run, n)]
     assert not gone, f"at the end of the hot upgrade, node(s) {', '.join(gone)} no longer serve"

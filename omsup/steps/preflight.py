@@ -21,10 +21,11 @@ from ..runbook import Step, Touches, command, omsup_command
 from ..versions import Version, VersionError, check_upgrade, rule_for
 from . import connectors, metadb_checks
 from .backup import BACKUP, verify_backups
-from .containers import binds_of, env_of, image_version
+from .containers import binds_of, env_of
 from .hot import hot_upgraded_version
 from .image import check_package
 from .projects import list_projects
+from .readings import image_version
 from .restore import upgrade_record
 
 SPACE_MARGIN = 1.5  # room for 1.5 x the estimated dump sizes, plus 64 MiB

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from ..assumptions import ASSUMPTIONS, check_all
+from ..assumptions import ASSUMPTIONS
 from ..context import Run
 from ..runbook import Step, Touches
+from .assumption_checks import check_all
 
 
 def probe(run: Run) -> None:

@@ -11,8 +11,8 @@ from ..context import Run
 from ..record import Verified
 from ..runbook import Step, Touches
 from ..versions import Version
-from .containers import image_version
 from .projects import list_projects
+from .readings import image_version
 from .serving import servers_online, serving
 
 

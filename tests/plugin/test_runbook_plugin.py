@@ -388,7 +388,9 @@ def junit_props(book) -> dict:
 def test_exit_0_when_every_step_is_done(book):
     r = book()
     assert r.ret == 0
-    assert junit_props(book) == {"omsup.exit_code": "0", "omsup.outcome": "done"}
+    props = junit_props(book)
+    assert props.pop("omsup.run_id")  # the ledger's run id, for the CI job to name the run
+    assert props == {"omsup.exit_code": "0", "omsup.outcome": "done"}
 
 
 def test_exit_10_when_refused_before_any_change(book, monkeypatch):
@@ -419,7 +421,8 @@ def test_exit_1_when_a_step_failed_after_changes_began(book, monkeypatch):
     monkeypatch.setenv("FAIL_AT", "c")  # b changed something before c failed
     r = book()
     assert r.ret == 1
-    assert junit_props(book) == {"omsup.exit_code": "1", "omsup.outcome": "failed"}
+    props = junit_props(book)
+    assert props.pop("omsup.run_id") and props == {"omsup.exit_code": "1", "omsup.outcome": "failed"}
 
 
 def test_exit_1_also_when_the_change_was_in_an_earlier_attempt(book, monkeypatch):

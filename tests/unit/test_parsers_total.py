@@ -35,9 +35,10 @@ from omsup.common_secrets import too_common
 from omsup.errors import OmsupError
 from omsup.record import Facts, Record
 from omsup.redact import excerpt, mask_config, printable
-from omsup.steps.containers import binds_of, env_of, version_from_inspect
+from omsup.steps.containers import binds_of, env_of
 from omsup.steps.image import loaded_refs, manifest_tags
 from omsup.steps.init import output_summary
+from omsup.steps.readings import version_from_inspect
 from omsup.versions import Version, VersionError, metadb_engine
 
 from .envfiles import BASE
