@@ -28,7 +28,7 @@ from .runbook import RUNBOOK_NAME, command, omsup_command
 from .versions import Version, VersionError, upgrade_chain
 
 if TYPE_CHECKING:
-    from .envfile import Environment
+    from .context import Deployment
     from .record import Record
 
 
@@ -224,10 +224,10 @@ def _report(folder: Path) -> int:
 def _unlock(env_file: str, force_id: str | None) -> int:
     # imported here: start-up time (module docstring)
     from . import envfile, lock
-    from .context import backup_host_of
+    from .context import Deployment
 
     env = envfile.load(env_file, secrets="if available")  # the lock needs no password
-    host = backup_host_of(env)
+    host = Deployment(env).backup_host
     held = lock.holder(host, env)
     if held is None:
         print(f"no lock on {env.name} ({lock.lock_path(env)} on {host.label})")
@@ -260,7 +260,7 @@ def _abandon(env_file: str, runbook: str, reason: str) -> int:
 
     # imported here: start-up time (module docstring)
     from . import envfile, lock
-    from .context import backup_host_of
+    from .context import Deployment
     from .history import no_way_back_begun
     from .record import Record
 
@@ -284,7 +284,8 @@ def _abandon(env_file: str, runbook: str, reason: str) -> int:
         return rec
 
     unfinished()  # a mistyped name or state_dir is said before any host is reached
-    host = backup_host_of(env)
+    deployment = Deployment(env)
+    host = deployment.backup_host
     who = f"{getpass.getuser()}@{socket.gethostname()}"
     mine = lock.acquire(host, env, f"abandon {runbook}", who)  # no run of it is going on meanwhile
     try:
@@ -297,7 +298,7 @@ def _abandon(env_file: str, runbook: str, reason: str) -> int:
                 "it would leave that without a way back",
                 "finish it (run the same runbook again) or, for an upgrade, roll it back (its rollback runbook)",
             )
-        ob_set_back = _set_back_ob_globals(env, rec)
+        ob_set_back = _set_back_ob_globals(deployment, rec)
         rec.abandon(who, reason)
     finally:
         lock.release(host, env, mine)
@@ -336,17 +337,14 @@ def _unfinished_runbooks(state_dir: str, env_name: str) -> list[str]:
     return [n for n in Record.runbooks(state_dir) if Record.unfinished(state_dir, n, env_name) is not None]
 
 
-def _set_back_ob_globals(env: Environment, rec: Record) -> dict[str, int] | None:
+def _set_back_ob_globals(deployment: Deployment, rec: Record) -> dict[str, int] | None:
     """A run killed while its dumps ran leaves the MetaDB tenant's global timeouts raised; its own
     next attempt would set them back, a run called off never runs again: so they are set back here."""
-    # imported here: start-up time (module docstring)
-    from .adapters.metadb import MetaDB
-
     before = rec.facts.ob_globals_before
     if not before or rec.facts.ob_globals_restored:
         return None
     try:
-        MetaDB(env.metadb).set_ob_globals(before)
+        deployment.metadb.set_ob_globals(before)
     except MetaDBProblem as e:
         raise PreconditionRefused(
             f"run {rec.run_id} raised the OceanBase tenant's global timeouts for its dumps and was stopped before "

@@ -52,54 +52,32 @@ class NullReporter:
         return nullcontext()
 
 
-class Run:
-    def __init__(
-        self,
-        env: Environment,
-        runbook: Runbook,
-        record: Record,
-        resumed: bool,
-        plan: bool,
-        until: int | None,
-        reporter: Reporter | None = None,
-        live: Callable[[str], None] | None = None,
-    ) -> None:
+class Recorded(Protocol):
+    """What a run recorded of a node that the deployment's adapters use (its ports, its old container)."""
+
+    def ports(self, node: str) -> tuple[int, int] | None: ...
+
+    def container(self, node: str) -> str | None: ...
+
+
+class NothingRecorded:
+    def ports(self, node: str) -> tuple[int, int] | None:
+        return None
+
+    def container(self, node: str) -> str | None:
+        return None
+
+
+class Deployment:
+    """The deployment an environment file describes, as adapters: its nodes' hosts, engines, OMS containers,
+    consoles and CMs, the MetaDB and the backup host. Built from the environment alone (``omsup status``,
+    ``omsup unlock`` and ``abandon`` use it so); a run gives it what it recorded (``Recorded``)."""
+
+    def __init__(self, env: Environment, recorded: Recorded | None = None) -> None:
         self.env = env
-        self.runbook = runbook
-        self.record = record
-        self.resumed = resumed
-        self.plan = plan
-        self.until = until
-        self.reporter: Reporter = reporter or NullReporter()
-        self.live: Callable[[str], None] = live or (lambda msg: None)  # the terminal's live view
-        self.plans: dict[str, list[str]] = {}
-        self.current: RunbookStep | None = None
-        self.background: dict[str, Future[Any]] = {}  # work started early (e.g. loading the image)
+        self.recorded: Recorded = recorded or NothingRecorded()
         self._ports: dict[str, tuple[int, int]] = {}
         self._ports_lock = threading.Lock()
-
-    @property
-    def facts(self) -> Facts:
-        return self.record.facts
-
-    @cached_property
-    def release(self) -> Release:
-        """The release the runbook takes the deployment to (an upgrade's target; a rollback undoes an upgrade to
-        it). A runbook that upgrades nothing (the probe, the Connector fix) has none: its steps read the version that
-        runs (steps/readings.py)."""
-        if self.runbook.kind.value == "maintenance":
-            raise OmsupError(f"{self.runbook.name} upgrades nothing: it has no target release")
-        return release_of(self.runbook.target)
-
-    def node_facts(self, node: str) -> NodeFacts:
-        """What the preflight recorded of ``node``'s old container."""
-        nf = self.facts.nodes.get(node)
-        if nf is None:
-            raise PreconditionRefused(
-                f"the run ledger {self.record.path} has no record of node {node}'s old container",
-                "the preflight of this run did not finish; run the runbook from the start",
-            )
-        return nf
 
     # -- adapters (lazy: one per node, created on first use) --------------------------------
     @cached_property
@@ -139,12 +117,12 @@ class Run:
         with self._ports_lock:
             if node in self._ports:
                 return self._ports[node]
-        nf = self.facts.nodes.get(node) or (self.facts.upgrade.nodes.get(node) if self.facts.upgrade else None)
-        if nf is not None and nf.console_port and nf.cm_port:
-            ports = (nf.console_port, nf.cm_port)
+        recorded = self.recorded.ports(node)
+        if recorded is not None:
+            ports = recorded
         else:
             n = next(x for x in self.env.nodes if x.name == node)
-            attrs = self.engines[node].inspect(nf.container_id if nf else self.env.container)
+            attrs = self.engines[node].inspect(self.recorded.container(node) or self.env.container)
             if attrs is None:
                 attrs = self.engines[node].inspect(self.env.container) or {}
             binds = [b for b in ((attrs.get("HostConfig") or {}).get("Binds") or []) if isinstance(b, str)]
@@ -167,7 +145,12 @@ class Run:
 
     @cached_property
     def backup_host(self) -> Host:
-        return backup_host_of(self.env)
+        """The backup host (no sudo: the dumps are the SSH user's); named after its node when it is one."""
+        env = self.env
+        node = next((n for n in env.nodes if n.host == env.backup.host), None)
+        return Host(
+            env.backup.host, node.name if node else f"backup host {env.backup.host}", node=node.name if node else None
+        )
 
     @cached_property
     def metadb(self) -> MetaDB:
@@ -176,6 +159,120 @@ class Run:
     def close(self) -> None:
         for eng in self.__dict__.get("engines", {}).values():
             eng.close()
+
+
+class RecordedBy:
+    """``Recorded`` from a run's record: what its preflight (or the upgrade it undoes) recorded of each node."""
+
+    def __init__(self, record: Record) -> None:
+        self.record = record
+
+    def _node(self, node: str) -> NodeFacts | None:
+        f = self.record.facts
+        return f.nodes.get(node) or (f.upgrade.nodes.get(node) if f.upgrade else None)
+
+    def ports(self, node: str) -> tuple[int, int] | None:
+        nf = self._node(node)
+        return (nf.console_port, nf.cm_port) if nf is not None and nf.console_port and nf.cm_port else None
+
+    def container(self, node: str) -> str | None:
+        nf = self._node(node)
+        return nf.container_id if nf is not None else None
+
+
+class Run:
+    """One run of a runbook: the runbook, its release, its record, where its evidence goes and the live view; the
+    deployment it works on (``Deployment``) is reached through it."""
+
+    def __init__(
+        self,
+        env: Environment,
+        runbook: Runbook,
+        record: Record,
+        resumed: bool,
+        plan: bool,
+        until: int | None,
+        reporter: Reporter | None = None,
+        live: Callable[[str], None] | None = None,
+    ) -> None:
+        self.env = env
+        self.runbook = runbook
+        self.record = record
+        self.resumed = resumed
+        self.plan = plan
+        self.until = until
+        self.reporter: Reporter = reporter or NullReporter()
+        self.live: Callable[[str], None] = live or (lambda msg: None)  # the terminal's live view
+        self.plans: dict[str, list[str]] = {}
+        self.current: RunbookStep | None = None
+        self.background: dict[str, Future[Any]] = {}  # work started early (e.g. loading the image)
+        self.deployment = Deployment(env, RecordedBy(record))
+
+    @property
+    def facts(self) -> Facts:
+        return self.record.facts
+
+    @cached_property
+    def release(self) -> Release:
+        """The release the runbook takes the deployment to (an upgrade's target; a rollback undoes an upgrade to
+        it). A runbook that upgrades nothing (the probe, the Connector fix) has none: its steps read the version that
+        runs (steps/readings.py)."""
+        if self.runbook.kind.value == "maintenance":
+            raise OmsupError(f"{self.runbook.name} upgrades nothing: it has no target release")
+        return release_of(self.runbook.target)
+
+    def node_facts(self, node: str) -> NodeFacts:
+        """What the preflight recorded of ``node``'s old container."""
+        nf = self.facts.nodes.get(node)
+        if nf is None:
+            raise PreconditionRefused(
+                f"the run ledger {self.record.path} has no record of node {node}'s old container",
+                "the preflight of this run did not finish; run the runbook from the start",
+            )
+        return nf
+
+    # -- the deployment's adapters (Deployment): the same objects for the whole run --------------
+    @property
+    def hosts(self) -> dict[str, Host]:
+        return self.deployment.hosts
+
+    @property
+    def engines(self) -> dict[str, Engine]:
+        return self.deployment.engines
+
+    @property
+    def oms(self) -> dict[str, oms.Oms]:
+        return self.deployment.oms
+
+    def hot(self, node: str, folder: str) -> HotUpgrade:
+        return self.deployment.hot(node, folder)
+
+    @property
+    def consoles(self) -> dict[str, Console]:
+        return self.deployment.consoles
+
+    def remember_config(self, node: str, cfg: dict[str, Any]) -> tuple[int, int]:
+        return self.deployment.remember_config(node, cfg)
+
+    def node_ports(self, node: str) -> tuple[int, int]:
+        return self.deployment.node_ports(node)
+
+    def console_port(self, node: str) -> int:
+        return self.deployment.console_port(node)
+
+    def cm(self, ip: str) -> CM:
+        return self.deployment.cm(ip)
+
+    @property
+    def backup_host(self) -> Host:
+        return self.deployment.backup_host
+
+    @property
+    def metadb(self) -> MetaDB:
+        return self.deployment.metadb
+
+    def close(self) -> None:
+        self.deployment.close()
 
     # -- concurrency across nodes -------------------------------------------------------------
     def each_node(self, fn: Callable[[Node], T], nodes: list[Node] | None = None, what: str = "") -> dict[str, T]:
@@ -293,11 +390,3 @@ class Run:
         """In plan mode: what the current step would do."""
         assert self.current is not None
         self.plans[self.current.label] = [redact(x) for x in lines]
-
-
-def backup_host_of(env: Environment) -> Host:
-    """The backup host (no sudo: the dumps are the SSH user's); named after its node when it is one."""
-    node = next((n for n in env.nodes if n.host == env.backup.host), None)
-    return Host(
-        env.backup.host, node.name if node else f"backup host {env.backup.host}", node=node.name if node else None
-    )

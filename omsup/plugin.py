@@ -29,7 +29,7 @@ from allure_pytest.listener import AllureListener
 from . import envfile, hookspecs, lock
 from .audit import AUDIT
 from .ci_identity import ci_job, operator_of
-from .context import Run, backup_host_of
+from .context import Deployment, Run
 from .errors import ConfigError, OmsupError
 from .executor import EXIT_CODES_HELP, Executor, ExitCode, NotRun, Outcomes, exit_code
 from .record import Facts, Record, RunStatus, utc_now
@@ -279,7 +279,7 @@ class RunbookSession(StepRunner):
         if self.plan or book.read_only:  # changes nothing, so takes no lock and writes no record
             record, resumed = Record.in_memory(book.name, env.name, facts), False
         else:  # one operator at a time: the lock before anything is written
-            self.lock = lock.acquire(backup_host_of(env), env, book.name, operator(self.config))
+            self.lock = lock.acquire(Deployment(env).backup_host, env, book.name, operator(self.config))
             record, resumed = Record.open(env.state_dir, book.name, env.name, facts)
             record.attempt(operator(self.config), ci_job(os.environ))
         live = (lambda msg: tr.write_line(f"    ... {msg}")) if tr is not None else None
@@ -368,7 +368,9 @@ class RunbookSession(StepRunner):
             run.record.finish(RunStatus.COMPLETE)
         if self.lock is not None:
             try:
-                lock.release(run.backup_host if run is not None else backup_host_of(self.env), self.env, self.lock)
+                lock.release(
+                    run.backup_host if run is not None else Deployment(self.env).backup_host, self.env, self.lock
+                )
             except OmsupError as e:  # the backup host went away: the run's outcome stands, the lock stays
                 self.lock_left = (
                     f"the lock of {self.env.name} could not be released ({e.message}); once the backup host "

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import history, lock
-from .context import backup_host_of
+from .context import Deployment
 from .envfile import Environment
 from .errors import LedgerError, OmsupError, PreconditionRefused
 from .record import Record, RunStatus, StepEntry, parse_utc
@@ -34,7 +34,7 @@ FINISHED_SHOWN = 3  # finished runs listed per runbook, newest first (every unfi
 def lock_state(env: Environment) -> dict[str, Any]:
     """Who holds the environment's lock, read on the backup host; an unreachable host is said, not raised."""
     try:
-        host = backup_host_of(env)
+        host = Deployment(env).backup_host
         held = lock.holder(host, env)
     except OmsupError as e:
         return {"read": False, "error": e.message}
