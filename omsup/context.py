@@ -207,6 +207,10 @@ class Run:
         self.current: RunbookStep | None = None
         self.background: dict[str, Future[Any]] = {}  # work started early (e.g. loading the image)
         self.deployment = Deployment(env, RecordedBy(record))
+        self.rehearsal_file: str | None = None  # --rehearsal: the rehearsal this run follows
+        self.keep_replica = False  # --keep-replica: a rehearsal leaves its replica
+        self.scratch: dict[str, Any] = {}  # what a step hands a later one in this run only (never recorded)
+        self._on_close: list[Callable[[], None]] = []
 
     @property
     def facts(self) -> Facts:
@@ -271,7 +275,17 @@ class Run:
     def metadb(self) -> MetaDB:
         return self.deployment.metadb
 
+    def on_close(self, fn: Callable[[], None]) -> None:
+        """``fn`` runs when the run ends, whatever its outcome (last registered, first run)."""
+        self._on_close.append(fn)
+
     def close(self) -> None:
+        while self._on_close:
+            fn = self._on_close.pop()
+            try:
+                fn()
+            except Exception as e:  # noqa: BLE001 - every closing action runs; each failure is said
+                self.live(f"WARNING: at the end of the run: {first_line(e)}")
         self.deployment.close()
 
     # -- concurrency across nodes -------------------------------------------------------------
@@ -390,3 +404,7 @@ class Run:
         """In plan mode: what the current step would do."""
         assert self.current is not None
         self.plans[self.current.label] = [redact(x) for x in lines]
+
+
+def first_line(e: BaseException) -> str:
+    return (redact(str(e)).splitlines() or [type(e).__name__])[0]

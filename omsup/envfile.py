@@ -126,6 +126,19 @@ class Console:
 
 
 @dataclass(frozen=True)
+class Rehearsal:
+    """Where the rehearsal (runbooks/rehearse_*) builds its replica: the rehearsal host (this machine), its folder,
+    the scratch MetaDB's server binary, the replica network's /24, and how old a rehearsal production accepts."""
+
+    host: str = "local://"
+    dir: str | None = None  # None: <state_dir>/rehearsals
+    seekdb: str | None = None  # None: the seekdb of pylibseekdb, else `seekdb` on PATH
+    subnet: str = "10.213.0"
+    max_age_hours: int = 72
+    dockerd_args: tuple[str, ...] = ()  # added to each replica engine's dockerd (a runtime this machine needs)
+
+
+@dataclass(frozen=True)
 class Environment:
     source: str
     name: str
@@ -141,6 +154,11 @@ class Environment:
     sha256: str = ""  # of the file as read
     # on each node: where the hot upgrade (OD 309) keeps the page's scripts and the files they dump
     work_dir: str = "/var/tmp/omsup"
+    rehearsal: Rehearsal = Rehearsal()
+
+    @property
+    def rehearsal_dir(self) -> str:
+        return self.rehearsal.dir or str(Path(self.state_dir) / "rehearsals")
 
     @property
     def nodes(self) -> tuple[Node, ...]:
@@ -399,6 +417,27 @@ class ConsoleFile(_Model):
     ca_file: PathT | None = None
 
 
+class RehearsalFile(_Model):
+    host: Literal["local://"] = Field(
+        "local://", description="the rehearsal host: this machine (as root: network namespaces, Docker engines)"
+    )
+    dir: PathT | None = Field(None, description="where replicas and their runs go; default <state_dir>/rehearsals")
+    seekdb: PathT | None = Field(
+        None, description="the scratch OceanBase-kernel MetaDB's server binary; default pylibseekdb's, or seekdb"
+    )
+    subnet: Annotated[str, Field(pattern=r"^(10|172\.(1[6-9]|2[0-9]|3[01])|192\.168)(\.[0-9]{1,3}){1,2}$")] = Field(
+        "10.213.0", description="the first three octets of the replica network's private /24 (its own namespaces)"
+    )
+    max_age_hours: Annotated[int, Field(ge=1, le=24 * 30)] = Field(
+        72, description="how old a rehearsal an upgrade run with --rehearsal accepts"
+    )
+    dockerd_args: list[Annotated[str, Field(max_length=4096)]] = Field(
+        default_factory=list,
+        description="more arguments for each replica engine's dockerd, such as --add-runtime NAME=PATH "
+        "--default-runtime NAME where this machine's containers need a runtime of their own",
+    )
+
+
 class EnvFile(_Model):
     """An OMS CE deployment, described once for every runbook."""
 
@@ -421,6 +460,7 @@ class EnvFile(_Model):
         description="a folder on each node where the hot upgrade keeps the page's scripts and the files they dump "
         "(one folder per environment, node and run beneath it)",
     )
+    rehearsal: RehearsalFile = Field(default_factory=RehearsalFile)
 
 
 def json_schema() -> dict[str, Any]:
@@ -1069,4 +1109,12 @@ def _build(
         state_dir=state_dir,
         sha256=sha,
         work_dir=m.work_dir,
+        rehearsal=Rehearsal(
+            m.rehearsal.host,
+            m.rehearsal.dir,
+            m.rehearsal.seekdb,
+            m.rehearsal.subnet,
+            m.rehearsal.max_age_hours,
+            tuple(m.rehearsal.dockerd_args),
+        ),
     )

@@ -77,6 +77,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="who runs this (default: the CI job's user on GitLab, GitHub or Jenkins, then $SUDO_USER, $USER)",
     )
     g.addoption(
+        "--rehearsal",
+        default=None,
+        metavar="FILE",
+        help="an upgrade or rollback follows the rehearsal.json of a rehearsal (runbooks/rehearse_*): refused before "
+        "any change unless it rehearsed what is about to run; its observations are expected where the documents "
+        "are silent",
+    )
+    g.addoption(
+        "--keep-replica",
+        action="store_true",
+        help="a rehearsal leaves its replica (namespaces, engines, scratch MetaDB) running for a look; "
+        "remove it by hand afterwards (the summary says how)",
+    )
+    g.addoption(
         "--events",
         default=None,
         metavar="-",
@@ -284,6 +298,8 @@ class RunbookSession(StepRunner):
             record.attempt(operator(self.config), ci_job(os.environ))
         live = (lambda msg: tr.write_line(f"    ... {msg}")) if tr is not None else None
         self.run = Run(env, book, record, resumed, self.plan, self.until, AllureReporter(), live)
+        self.run.rehearsal_file = self.config.getoption("--rehearsal", default=None)
+        self.run.keep_replica = bool(self.config.getoption("--keep-replica", default=False))
         if self.lock is not None:  # the one run on this environment: option files of killed runs go
             self.run.metadb.option_tag = self.lock["id"]
             stale = self.run.metadb.remove_stale_option_files(self.run.backup_host, env.backup_dir)

@@ -374,6 +374,11 @@ class Facts(Model):
     oms_version_set_back: list[str] | None = None  # the rows a hot rollback put back into rm.oms_version
     # what a step saw that the documents leave open and that an operator should know (the summary leads with them)
     warnings: list[str] = Field(default_factory=list)
+    # a rehearsal (runbooks/rehearse_*): what it took from production and its replica (plain data), and what it
+    # observed (rehearsal.json in the run folder); an upgrade or rollback run with --rehearsal: the rehearsal it
+    # follows (its file, date, identities and predicted outage)
+    rehearsal: dict[str, Any] | None = None
+    rehearsed_with: dict[str, Any] | None = None
 
 
 # -- the run and its steps -------------------------------------------------------------------

@@ -187,6 +187,7 @@ def summary(session: Ended) -> dict[str, Any]:
                     "purge_before_t1": f.prune_purge.model_dump() if f and f.prune_purge else None,
                 },
                 "hot": _hot_summary(f) if f is not None and (f.hot or f.hot_back) else None,
+                "rehearsal": _rehearsal_summary(book.kind.value, f),
                 "operator_actions": list(book.notes),
                 "plan": [
                     {
@@ -241,6 +242,40 @@ def _hot_summary(f: Facts) -> dict[str, Any]:
     }
 
 
+def _rehearsal_summary(kind: str, f: Facts | None) -> dict[str, Any] | None:
+    """A rehearsal's: what it rehearsed, with what, and what it observed. An upgrade's or a rollback's: the
+    rehearsal it followed, or ``{"rehearsed": False}``."""
+    if kind == "rehearsal":
+        rf = (f.rehearsal if f is not None else None) or {}
+        return {
+            "rehearsed": rf.get("upgrade_runbook"),
+            "and": rf.get("rollback_runbook"),
+            "identities": {k: v for k, v in (rf.get("identities") or {}).items() if k != "dumps"},
+            "upgrade": (rf.get("upgrade") or {}).get("outcome"),
+            "rollback": (rf.get("rollback") or {}).get("outcome"),
+            "outage_seconds": rf.get("outage_seconds"),
+            "observed": rf.get("observed"),
+            "replica_removed": rf.get("replica_removed"),
+            "dir": rf.get("dir"),
+        }
+    if kind in ("upgrade", "rollback"):
+        return (f.rehearsed_with if f is not None else None) or {"rehearsed": False}
+    return None
+
+
+def rehearsal_line(s: dict[str, Any]) -> str | None:
+    """The summary's one line on rehearsal: "rehearsed on DATE: outage N s predicted", or "not rehearsed"."""
+    r = s.get("rehearsal")
+    if not r or s.get("kind") not in ("upgrade", "rollback"):
+        return None
+    if not r.get("rehearsed"):
+        return "Not rehearsed (runbooks/rehearse_*, then --rehearsal FILE)."
+    return (
+        f"Rehearsed on {r.get('at')} (rehearsal {r.get('rehearsal')}, {r.get('file')}): outage "
+        f"{r.get('outage_seconds')} s predicted."
+    )
+
+
 def markdown(s: dict[str, Any]) -> str:
     lines = [
         f"# {s['runbook']} on {s['environment']}: {s['outcome'].upper()}",
@@ -258,6 +293,9 @@ def markdown(s: dict[str, Any]) -> str:
         "",
     ]
     lines += [f"> **Warning**: {w}" for w in s["warnings"]] + ([""] if s["warnings"] else [])
+    rehearsed = rehearsal_line(s)
+    if rehearsed:
+        lines += [rehearsed, ""]
     if s["failed_step"]:
         lines += [f"**Stopped at step {s['failed_step']['step']}**: {s['failed_step']['reason']}", ""]
         if s["failed_step"].get("next"):
@@ -476,6 +514,11 @@ def write_run_folder(session: Ended) -> None:
     write_json_atomic(folder / "summary.json", s)
     replace_file(folder / "summary.md", md)
     replace_file(folder / "junit.xml", junit_xml(s))
+    observed = (
+        Path(s["rehearsal"]["dir"]) / "rehearsal.json" if s.get("kind") == "rehearsal" and s["rehearsal"] else None
+    )
+    if observed is not None and observed.is_file():
+        replace_file(folder / "rehearsal.json", observed.read_text())
     if session.run is not None:
         write_json_atomic(
             folder / "ledger.json", redact_obj(session.run.record.data.model_dump(mode="json", by_alias=True))

@@ -22,6 +22,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .releases import release_of
@@ -48,6 +49,7 @@ class Kind(StrEnum):
     UPGRADE = "upgrade"
     ROLLBACK = "rollback"
     MAINTENANCE = "maintenance"
+    REHEARSAL = "rehearsal"
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,6 +120,7 @@ class Runbook:
     read_only: bool = False  # reads only: no lock, no ledger on disk (the probe)
     notes: tuple[str, ...] = ()  # operator actions the document asks for, shown in the report
     after_preflight: Callable[[Run], None] | None = None  # work to start once the preflight passed
+    folder: str | None = None  # where a rehearsal's runbook lives (its neighbours are the runbooks it rehearses)
     steps: list[RunbookStep] = field(default_factory=list)
 
     # -- the kinds of runbook ------------------------------------------------------------------
@@ -143,6 +146,19 @@ class Runbook:
         return cls(name, Kind.ROLLBACK, v, doc, title, **kw)
 
     @classmethod
+    def rehearsal(cls, name: str, target: str, doc: str, title: str, **kw: Any) -> Runbook:
+        """A dress rehearsal of the documented upgrade to ``target`` and its rollback, on a replica: reads only on
+        the deployment (no lock, no ledger of its own there); the runbooks it rehearses are its neighbours."""
+        v = _target(name, target)
+        rule = _rule(name, v)
+        if rule.runbook is None or rule.rollback is None:
+            raise RuntimeError(f"runbook {name}: the upgrade to {v} has no cold runbook and rollback to rehearse")
+        kw.setdefault("read_only", True)
+        book = cls(name, Kind.REHEARSAL, v, doc, title, **kw)
+        book.folder = str(Path(sys._getframe(1).f_globals.get("__file__", ".")).resolve().parent)
+        return book
+
+    @classmethod
     def maintenance(cls, name: str, doc: str, title: str, **kw: Any) -> Runbook:
         """A procedure that upgrades nothing (the Connector fix, the probe)."""
         return cls(name, Kind.MAINTENANCE, Version(0, 0, 0), doc, title, **kw)
@@ -150,13 +166,13 @@ class Runbook:
     @property
     def rollback_runbook(self) -> str | None:
         """For an upgrade: the runbook that rolls a run of it back (from the version rules), if any."""
-        if self.kind != Kind.UPGRADE:
+        if self.kind not in (Kind.UPGRADE, Kind.REHEARSAL):
             return None
         return rule_for(self.target).rollback
 
     @property
     def upgrade_runbook(self) -> str:
-        """For a rollback: the runbook whose run it undoes (from the version rules)."""
+        """For a rollback (or a rehearsal): the runbook whose run it undoes (rehearses) (from the version rules)."""
         name = rule_for(self.target).runbook
         assert name is not None
         return name

@@ -14,6 +14,7 @@ changes nothing and talks to nothing else. What it prints is redacted like every
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -71,12 +72,35 @@ def survey(env: Environment, lock: dict[str, Any]) -> dict[str, Any]:
                     "state_dir": env.state_dir,
                     "lock": lock,
                     "runbooks": runbooks,
+                    "rehearsals": rehearsals(env),
                     "unreadable": unreadable,
                     "next": advice(env, records, lock) if not unreadable else [_unreadable_advice(env)],
                 }
             )
         )
     )
+
+
+def rehearsals(env: Environment) -> list[dict[str, Any]]:
+    """The rehearsals of ``env`` (runbooks/rehearse_*), newest first, from each one's rehearsal.json."""
+    out = []
+    for path in sorted(Path(env.rehearsal_dir).glob("*/rehearsal.json"), reverse=True):
+        try:
+            r = json.loads(path.read_text())
+            out.append(
+                {
+                    "rehearsal": r["rehearsal"],
+                    "at": r["at"],
+                    "what": f"{r['upgrade_runbook']} and {r['rollback_runbook']} ({r['source']} -> {r['target']})",
+                    "upgrade": (r.get("upgrade") or {}).get("outcome"),
+                    "rollback": (r.get("rollback") or {}).get("outcome"),
+                    "outage_seconds": r.get("outage_seconds"),
+                    "file": str(path),
+                }
+            )
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            out.append({"rehearsal": path.parent.name, "file": str(path), "unreadable": f"{type(e).__name__}: {e}"})
+    return out
 
 
 def _unreadable_advice(env: Environment) -> str:
@@ -257,6 +281,15 @@ def render(s: dict[str, Any]) -> str:
         lines += ["", name]
         for r in runs:
             lines += [f"  {line}" for line in _run_lines(r)]
+    if s.get("rehearsals"):
+        lines += ["", "rehearsals"]
+        for r in s["rehearsals"]:
+            lines.append(
+                f"  {r['rehearsal']}: unreadable ({r['unreadable']}): {r['file']}"
+                if "unreadable" in r
+                else f"  {r['rehearsal']} at {r['at']}: {r['what']}: upgrade {r['upgrade']}, rollback {r['rollback']}, "
+                f"outage {r['outage_seconds']} s; --rehearsal {r['file']}"
+            )
     lines += [f"unreadable: {u}" for u in s["unreadable"]]
     lines += ["", "next:"] + [f"  {a}" for a in s["next"]]
     return redact("\n".join(lines))

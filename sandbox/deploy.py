@@ -373,6 +373,16 @@ def write_env_file(path: Path, state: dict) -> None:
             "password": {"file": str(paths.secret("console_password"))},
         },
         "state_dir": str(paths.STATE_DIR / "ledgers"),
+        # a rehearsal's replica engines need the runtime the sandbox's own engines use on this machine (no
+        # capability beyond the machine's: --privileged containers fail with plain runc here)
+        "rehearsal": {
+            "dockerd_args": [
+                "--add-runtime",
+                f"sandbox-runc={paths.node_paths(state['nodes'][0]['name']).root / 'runc'}",
+                "--default-runtime",
+                "sandbox-runc",
+            ]
+        },
     }
     if https:  # the nodes' self-signed certificates are the private CA to trust
         doc["console"]["ca_file"] = str(ca_bundle(state))

@@ -16,6 +16,7 @@ choke point, with the same verbs and answers.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -357,6 +358,29 @@ class Engine:
         """`docker ps -a --filter name=...` on the node, as the node's user (the CLI works there)."""
         r = self.host.run(self._cli() + " ps -a --filter name=%s --format '{{.Names}} {{.Status}}'", container)
         return r.rc, r.stdout + r.stderr
+
+    def save_image(self, image_id: str, dest: str) -> int:
+        """`docker save` of ``image_id`` (its tags with it) into ``dest`` on this machine, streamed from the engine
+        (whatever its transport); never over an existing file. Its size in bytes."""
+        if self.via_cli:
+            raise ContainerProblem(
+                f"engine of {self.label}: saving an image to this machine needs the SDK (the engine is driven through "
+                "the docker CLI on the node)",
+                "rehearse with a node whose engine the SDK reaches (engine_via: sdk), or copy the image by hand",
+            )
+
+        def save() -> int:
+            n = 0
+            partial = dest + ".partial"
+            with open(partial, "xb") as f:
+                for chunk in self.client.images.get(image_id).save(named=True):
+                    f.write(chunk)
+                    n += len(chunk)
+            os.link(partial, dest)  # never over an existing file
+            os.unlink(partial)
+            return n
+
+        return self._call(f"docker save {image_id[:19]} > {dest}", save, lambda n: f"{n} bytes", retry=False)
 
     def load_archive(self, path: str) -> str:
         """doc 004: `docker load -i <installation package>` on the node; returns what docker printed."""

@@ -599,6 +599,18 @@ class MetaDB:
         host.rename_no_clobber(partial, dest, what=f"move the dump of {db} into place")
         return int(facts["size"]), str(facts["sha256"])
 
+    def script(self, host: Host, folder: str, sql: str, what: str) -> str:
+        """Statements run through the mysql client on ``host`` (the rehearsal's scratch MetaDB, reached only from
+        its namespace); what the client printed. Refused with ``what`` when the client fails."""
+        with self.option_file(host, folder) as cnf:
+            result = host.run("mysql --defaults-extra-file=%s --default-character-set=utf8mb4 -N -e %s", cnf, sql)
+        if result.rc != 0:
+            raise MetaDBProblem(
+                f"{what} on {self.label} (from {host.label}) exited {result.rc}: "
+                f"{redact(result.stderr.strip())[-1000:]}"
+            )
+        return result.stdout
+
     def restore(self, host: Host, folder: str, db: str, src: str) -> None:
         """doc 003/004 rollback: mysql ... -e "source <file>.sql" -D<db> (fed on stdin here)."""
         with self.option_file(host, folder) as cnf:

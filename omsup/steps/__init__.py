@@ -20,6 +20,7 @@ from .init import INIT
 from .preflight import PREFLIGHT, ROLLBACK_PREFLIGHT
 from .probe import PROBE
 from .projects import RESUME_PROJECTS
+from .rehearsal import REHEARSAL_OBSERVE, REHEARSAL_REPLICA, REHEARSAL_TAKE, REHEARSE_ROLLBACK, REHEARSE_UPGRADE
 from .restore import RESTORE, VERIFY_RESTORE
 from .start import RESTART_OLD, START_NEW
 from .verify import AFTER, VERIFY
@@ -43,6 +44,11 @@ __all__ = [
     "PREFLIGHT",
     "PROBE",
     "PRUNE",
+    "REHEARSAL_OBSERVE",
+    "REHEARSAL_REPLICA",
+    "REHEARSAL_TAKE",
+    "REHEARSE_ROLLBACK",
+    "REHEARSE_UPGRADE",
     "RESTART_OLD",
     "RESTORE",
     "RESUME_PROJECTS",

@@ -9,6 +9,8 @@ backup verified, every old container still there as recorded.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from .. import history
@@ -16,7 +18,7 @@ from ..container_spec import REQUIRED_TARGETS, bind_target
 from ..context import Run
 from ..envfile import Node
 from ..errors import NothingToDo, PreconditionRefused
-from ..record import NodeFacts, Record, RunStatus, UpgradeRef, Versions
+from ..record import NodeFacts, Record, RunStatus, UpgradeRef, Versions, parse_utc
 from ..runbook import Step, Touches, command, omsup_command
 from ..versions import Version, VersionError, check_upgrade, rule_for
 from . import connectors, metadb_checks
@@ -196,6 +198,74 @@ def no_rollback_under_way(run: Run) -> None:
         )
 
 
+def follow_rehearsal(run: Run, old_images: dict[str, str], packages_on: str | None) -> None:
+    """--rehearsal FILE (issue 29): this run follows a rehearsal only if it rehearsed what is about to run: this
+    runbook, this environment, the image the old containers run, the installation package (its SHA-256 on node 1),
+    the MetaDB's engine and version, and a clone no older than rehearsal.max_age_hours. Refused before any change
+    otherwise. What it observed is expected later where the documents are silent (a difference is a warning)."""
+    path = run.rehearsal_file
+    if path is None:
+        return
+    try:
+        data = json.loads(Path(path).read_text())
+        ident = data["identities"]
+        at = parse_utc(data["at"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise PreconditionRefused(
+            f"--rehearsal {path}: not a rehearsal.json this omsup can read ({type(e).__name__}: {e})",
+            "give the rehearsal.json of a rehearsal's run folder (runbooks/rehearse_*)",
+        ) from None
+    problems = []
+    name = run.runbook.name
+    if name not in (data.get("upgrade_runbook"), data.get("rollback_runbook")):
+        problems.append(f"it rehearsed {data.get('upgrade_runbook')} and {data.get('rollback_runbook')}, not {name}")
+    if data.get("environment") != run.env.name:
+        problems.append(f"it rehearsed environment {data.get('environment')!r}, this is {run.env.name!r}")
+    for node, image in sorted(old_images.items()):
+        if image != ident.get("old_image_id"):
+            problems.append(
+                f"node {node}'s old container runs image {image[:19]}, it rehearsed {str(ident.get('old_image_id'))[:19]}"
+            )
+    if packages_on is not None:
+        first = run.env.nodes[0]
+        seen = run.hosts[first.name].file_facts(packages_on) or {}
+        if seen.get("sha256") != ident.get("package_sha256"):
+            problems.append(
+                f"the installation package {packages_on} on {first.name} has SHA-256 {str(seen.get('sha256'))[:16]}..., "
+                f"it rehearsed {str(ident.get('package_sha256'))[:16]}..."
+            )
+    server = run.metadb.server()
+    if server["version"] != (ident.get("metadb") or {}).get("version"):
+        problems.append(
+            f"the MetaDB is {server['version']}, it rehearsed on {(ident.get('metadb') or {}).get('version')}"
+        )
+    age_h = (datetime.now(UTC) - at).total_seconds() / 3600
+    if age_h > run.env.rehearsal.max_age_hours:
+        problems.append(
+            f"it is {age_h:.0f} h old (rehearsal.max_age_hours: {run.env.rehearsal.max_age_hours}): its clone of the "
+            "metadata is too old to stand for today's"
+        )
+    if problems:
+        raise PreconditionRefused(
+            f"--rehearsal {path} did not rehearse what is about to run: " + "; ".join(problems),
+            "rehearse again (runbooks/rehearse_*) with what production runs now, or run without --rehearsal",
+        )
+    followed = {
+        "rehearsed": True,
+        "file": str(Path(path).resolve()),
+        "rehearsal": data.get("rehearsal"),
+        "at": data.get("at"),
+        "outage_seconds": data.get("outage_seconds"),
+        "observed": data.get("observed"),
+    }
+    with run.record.change() as f:
+        f.rehearsed_with = followed
+    run.evidence("the rehearsal this run follows", followed)
+    run.live(
+        f"preflight: follows rehearsal {data.get('rehearsal')} of {data.get('at')} (outage {data.get('outage_seconds')} s)"
+    )
+
+
 def preflight(run: Run) -> None:
     """Changes nothing: reachability, versions, package, MetaDB, backup room, projects; records the old containers."""
     target = run.runbook.target
@@ -222,6 +292,7 @@ def preflight(run: Run) -> None:
         raise PreconditionRefused(str(e), "follow the documented upgrade path (omsup path FROM TO)") from e
     metadb_preconditions(run, target, dump=True)
     packages = run.each_node(lambda n: check_package(run, n, target), what="installation package checked")
+    follow_rehearsal(run, {k: v.image_id for k, v in old.items()}, packages_on=run.env.packages.get(target))
     room = _backup_room(run)
     projects = list_projects(run, source)
     run.evidence("projects", projects)
@@ -319,6 +390,7 @@ def _upgraded(run: Run, up: Record) -> dict[str, Any]:
 def rollback_preflight(run: Run) -> None:
     up = upgrade_record(run)
     f = up.facts
+    follow_rehearsal(run, {k: v.image_id for k, v in f.nodes.items()}, packages_on=None)
     run.evidence(
         "upgrade run ledger",
         {

@@ -67,6 +67,30 @@ def verify_upgrade(run: Run) -> None:
     names = oms_version_reading(run, rows)  # after the documented signals: a warning follows what held
     with run.record.change() as f:
         f.verified = Verified(oms_version=rows, servers=servers, images=images, oms_version_names=names)
+    as_rehearsed(run, names)
+
+
+def as_rehearsed(run: Run, names: str) -> None:
+    """--rehearsal: what production did where the documents are silent, against what the rehearsal observed. A
+    difference is a warning (the documented signals above decided the step): the product behaved otherwise on
+    production than on its replica, which an operator should know."""
+    observed = (run.facts.rehearsed_with or {}).get("observed")
+    if not observed:
+        return
+    seen = {
+        "oms_version names the target": names == "target",
+        "docker_init.sh left a flag file": any(a.flag for tries in run.facts.init_outputs.values() for a in tries),
+        "docker_init.sh ran more than once on a node": any(len(t) > 1 for t in run.facts.init_outputs.values()),
+    }
+    rehearsed = {
+        "oms_version names the target": bool((observed.get("oms_version") or {}).get("names_the_target")),
+        "docker_init.sh left a flag file": bool(observed.get("init_flag_written")),
+        "docker_init.sh ran more than once on a node": any(len(t) > 1 for t in (observed.get("init") or {}).values()),
+    }
+    differ = [f"{k}: rehearsal {rehearsed[k]}, production {v}" for k, v in seen.items() if rehearsed[k] != v]
+    run.evidence("as rehearsed", {"production": seen, "rehearsal": rehearsed})
+    for d in differ:
+        run.warn(f"not as rehearsed: {d}")
 
 
 VERIFY = Step(

@@ -1,0 +1,539 @@
+"""The dress rehearsal (issue 29): the upgrade and its rollback, run exactly as production will run them, on a replica
+of the deployment built on the rehearsal host from the deployment's own images and metadata.
+
+Production is only read: its MetaDB is dumped (mysqldump, as the backup step does), node 1's engine saves the image
+the old containers run (by image ID), each node's config.yaml and container are inspected, the installation package
+is hashed. The replica (omsup/adapters/replica.py) is a hub namespace with the scratch MetaDB (a private
+OceanBase-kernel server) and one namespace per node with its own Docker engine; the replica's config.yaml and the
+metadata that name node addresses (cluster_info.cm_url, cm.host.ip; config.yaml's oms_meta_*, cm_url, cm_nodes) are
+mapped to the replica's addresses, and the mapping is recorded. The rehearsed runbooks run inside the hub with an
+environment file of the replica: the replica's consoles, engines and MetaDB are all they can reach.
+
+What the rehearsal observes goes to rehearsal.json (the run folder, and <rehearsal dir>/<run id>/): what the product
+did where the documents are silent (issue "plausible products"), the time of every step and the outage, the
+rollback's comparison of the tables, and the identities it rehearsed with. An upgrade run with ``--rehearsal FILE``
+checks those identities before any change (steps/preflight.py, ``follow_rehearsal``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..adapters.engine import Engine
+from ..adapters.hosts import Host
+from ..adapters.metadb import MetaDB
+from ..adapters.oms import Oms
+from ..adapters.replica import (
+    NetnsHost,
+    ReplicaNet,
+    map_addresses,
+    prepare_clone,
+    remove_container,
+    remove_replica_files,
+    run_runbook,
+    seekdb_argv,
+    seekdb_binary,
+    unmount_engine,
+    wait_healthy,
+    wait_sql,
+)
+from ..container_spec import CONFIG_TARGET, DATA_TARGETS, ContainerSpec, bind_target
+from ..context import Run
+from ..envfile import MetaDB as MetaDBConfig
+from ..envfile import Secret
+from ..errors import ContainerProblem, PreconditionRefused
+from ..record import parse_utc, utc_now
+from ..releases import release_of
+from ..runbook import Step, Touches
+from ..versions import Version, VersionError, check_upgrade, rule_for
+from .containers import binds_of, env_of
+from .metadb_checks import read_config
+from .readings import deployment_version
+
+CLONE_PORT = 2881  # the scratch MetaDB's port inside the hub (a namespace of its own: no clash with anything)
+CLONE_USER = "omsup_rehearsal"
+HEALTH_WAIT_S = 120
+ADDRESS_TABLES = "rm.cluster_info.cm_url, cm.host.ip"  # the documented metadata that names node addresses
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _private_file(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def _net(run: Run) -> ReplicaNet:
+    rid = str((run.facts.rehearsal or {}).get("id"))
+    name = "rh" + hashlib.sha256(rid.encode()).hexdigest()[:6]
+    return ReplicaNet(Host("local://", "rehearsal host"), name, len(run.env.nodes), run.env.rehearsal.subnet)
+
+
+# -- step 0: what the rehearsal takes from production, reading only ---------------------------------------------
+def take(run: Run) -> None:
+    env, book = run.env, run.runbook
+    if env.rehearsal.host != "local://":
+        raise PreconditionRefused(f"rehearsal.host {env.rehearsal.host}: only this machine (local://) is offered")
+    if os.geteuid() != 0:
+        raise PreconditionRefused(
+            "the rehearsal builds network namespaces and Docker engines on this machine: it needs root",
+            "run the rehearsal as root on the rehearsal host",
+        )
+    if env.console.scheme != "http":
+        raise PreconditionRefused(
+            "a rehearsal of a deployment whose console serves HTTPS (its certificate and key) is not offered yet",
+            "rehearse on a copy of the environment file with console.scheme: http only if the nodes also serve HTTP",
+        )
+    source = deployment_version(run)
+    try:
+        check_upgrade(source, book.target)
+    except VersionError as e:
+        raise PreconditionRefused(str(e), "follow the documented upgrade path (omsup path FROM TO)") from e
+    rule = rule_for(book.target)
+    package = env.packages.get(book.target)
+    if package is None or not os.path.isfile(package):
+        raise PreconditionRefused(
+            f"the installation package of {book.target} ({package or 'packages: has none'}) is not a file on this "
+            "machine: the rehearsal loads it into the replica",
+            f"set packages: {{'{book.target}': PATH}} to a path readable here (the same file the nodes load)",
+        )
+    server = run.metadb.server()
+    if "oceanbase" not in f"{server['version']} {server['comment']}".lower():
+        raise PreconditionRefused(
+            f"the MetaDB is {server['version']} ({server['comment']}): the rehearsal's scratch MetaDB is an "
+            "OceanBase-kernel server; a scratch MySQL or MariaDB server is not offered yet",
+            "rehearse a deployment whose MetaDB is OceanBase (MySQL mode)",
+        )
+    nodes: dict[str, dict[str, Any]] = {}
+    configs: dict[str, dict[str, Any]] = {}
+    for n in env.nodes:
+        attrs = run.engines[n.name].inspect(env.container)
+        if not attrs or not (attrs.get("State") or {}).get("Running"):
+            raise PreconditionRefused(f"node {n.name}: container {env.container} does not run")
+        binds = binds_of(attrs)
+        configs[n.name] = read_config(run, n, binds)
+        nodes[n.name] = {
+            "ip": n.ip,
+            "image_id": attrs.get("Image"),
+            "image": (attrs.get("Config") or {}).get("Image"),
+            "binds": binds,
+            "user_env": {k: v for k, v in env_of(attrs).items() if k not in ("OMS_HOST_IP", "IS_UPGRADE")},
+        }
+    ids = {v["image_id"] for v in nodes.values()}
+    if len(ids) != 1:
+        raise PreconditionRefused(f"the old containers run different images: {sorted(map(str, ids))}")
+    rid = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")  # this rehearsal (its record is in memory: reads only)
+    rh = Path(env.rehearsal_dir) / rid
+    (rh / "dumps").mkdir(parents=True, mode=0o700)
+    here = Host("local://", "rehearsal host")
+    run.live("rehearsal: dumping rm, cm and every cm_hb from the MetaDB (reads only)")
+    dumps = {}
+    for _, db in env.databases():
+        size, sha = run.metadb.dump(here, str(rh / "dumps"), db, str(rh / "dumps" / f"{db}.sql"))
+        dumps[db] = {"path": str(rh / "dumps" / f"{db}.sql"), "size": size, "sha256": sha}
+    dumped_at = utc_now()
+    first = env.nodes[0].name
+    image_id = str(next(iter(ids)))
+    run.live(f"rehearsal: saving image {image_id[:19]} from {first}'s engine")
+    image_tar = str(rh / "old-image.tar")
+    image_size = run.engines[first].save_image(image_id, image_tar)
+    run.live(f"rehearsal: hashing {package}")
+    identities = {
+        "old_image_id": image_id,
+        "old_image_size": image_size,
+        "package": package,
+        "package_sha256": _sha256(package),
+        "metadb": {"version": server["version"], "comment": server["comment"]},
+        "metadb_time_zone": server["time_zone"],
+        "dumped_at": dumped_at,
+        "dumps": dumps,
+    }
+    run.scratch["rehearsal.configs"] = configs  # secrets inside: never recorded
+    with run.record.change() as f:
+        f.rehearsal = {
+            "id": rid,
+            "dir": str(rh),
+            "source": str(source),
+            "target": str(book.target),
+            "upgrade_runbook": rule.runbook,
+            "rollback_runbook": rule.rollback,
+            "identities": identities,
+            "nodes": nodes,
+            "image_tar": image_tar,
+        }
+    run.evidence("what the rehearsal took (identities)", identities)
+
+
+# -- step 1: the replica -----------------------------------------------------------------------------------------
+def _mapped_config(cfg: dict[str, Any], ips: dict[str, str], meta: dict[str, Any]) -> dict[str, Any]:
+    out = dict(cfg)
+    out.update(meta)
+    for key in ("cm_url",):
+        if isinstance(out.get(key), str):
+            for old, new in ips.items():
+                out[key] = out[key].replace(f"//{old}:", f"//{new}:")
+    if isinstance(out.get("cm_nodes"), list):
+        out["cm_nodes"] = [ips.get(str(x), x) for x in out["cm_nodes"]]
+    return out
+
+
+def build(run: Run) -> None:
+    env = run.env
+    rf = run.facts.rehearsal
+    assert rf is not None
+    rh = Path(rf["dir"])
+    net = _net(run)
+    here = Host("local://", "rehearsal host")
+    hub = NetnsHost(net.hub, f"replica hub {net.hub}")
+    ips = {n.ip: net.ip(i) for i, n in enumerate(env.nodes, start=1)}
+    pids: list[int] = []
+    containers: list[Engine] = []
+
+    def teardown() -> None:
+        if run.scratch.get("rehearsal.torn_down"):
+            return
+        run.scratch["rehearsal.torn_down"] = True
+        if run.keep_replica:
+            run.live(f"rehearsal: the replica is kept (--keep-replica): namespaces {net.hub}, {net.ns(1)} ...")
+            return
+        for eng in containers:
+            remove_container(eng, env.container)
+            eng.close()
+        for pid in reversed(pids):
+            net.stop_daemon(pid)
+        for i in range(1, len(env.nodes) + 1):
+            unmount_engine(here, net.exec_root(i), str(rh / f"n{i}" / "data"))
+        left = net.destroy()
+        remove_replica_files(here, net, str(rh))
+        if left:
+            run.live(f"WARNING: rehearsal: namespaces left: {', '.join(left)} (ip netns del NAME)")
+        with run.record.change() as f:
+            assert f.rehearsal is not None
+            f.rehearsal["replica_removed"] = not left
+
+    run.on_close(teardown)  # whatever happens; the last step calls it first, so that rehearsal.json says so
+    run.scratch["rehearsal.teardown"] = teardown
+    run.live(f"rehearsal: replica network {net.hub} ({net.hub_ip}/24) and {len(env.nodes)} node namespaces")
+    net.create()
+    clone = rh / "clone"
+    clone.mkdir(mode=0o700)
+    pids.append(
+        net.start_daemon(
+            net.hub, seekdb_argv(seekdb_binary(env.rehearsal.seekdb), str(clone), CLONE_PORT),
+            str(rh / "clone.log"), str(rh / "clone.pid"),
+        )
+    )  # fmt: skip
+    if not wait_sql(hub, CLONE_PORT, 120):
+        raise PreconditionRefused(f"the scratch MetaDB did not answer within 120 s (its log: {clone}/log/)")
+    password = secrets.token_urlsafe(18)
+    root = MetaDB(MetaDBConfig("127.0.0.1", CLONE_PORT, "root", Secret("rehearsal scratch root", ""), "", ""))
+    dbs = [db for _, db in env.databases()]
+    tz = str(rf["identities"]["metadb_time_zone"])
+    prepare_clone(root, hub, str(rh / "tmp"), tz, CLONE_USER, password, dbs)
+    clone_db = MetaDB(
+        MetaDBConfig(net.hub_ip, CLONE_PORT, CLONE_USER, Secret("rehearsal scratch", password), env.metadb.rm, "")
+    )
+    run.live("rehearsal: loading the dumps into the scratch MetaDB")
+    for db in dbs:
+        clone_db.restore(hub, str(rh / "tmp"), db, rf["identities"]["dumps"][db]["path"])
+    map_addresses(clone_db, hub, str(rh / "tmp"), env.metadb.rm, env.metadb.cm, ips)
+    secrets_dir = rh / "secrets"
+    secrets_dir.mkdir(mode=0o700)
+    _private_file(secrets_dir / "metadb", password)
+    _private_file(secrets_dir / "console", env.console.password.value)
+    configs = run.scratch["rehearsal.configs"]
+    nodes_out = []
+    for i, n in enumerate(env.nodes, start=1):
+        nd = rh / f"n{i}"
+        for sub in ("conf", "logs", "store", "run"):
+            (nd / sub).mkdir(parents=True, mode=0o700)
+        cfg = _mapped_config(
+            configs[n.name],
+            ips,
+            {"oms_meta_host": net.hub_ip, "oms_meta_port": CLONE_PORT, "oms_meta_user": CLONE_USER,
+             "oms_meta_password": password},
+        )  # fmt: skip
+        _private_file(nd / "conf" / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+        argv, url = net.engine_argv(str(rh), i, env.rehearsal.dockerd_args)
+        pids.append(net.start_daemon(net.ns(i), argv, str(nd / "dockerd.log"), str(nd / "dockerd.pid.self")))
+        nodes_out.append({"name": n.name, "ip": net.ip(i), "host": "local://", "docker": url, "dir": str(nd)})
+    engines = []
+    for i, n in enumerate(env.nodes, start=1):
+        sock = Path(nodes_out[i - 1]["docker"].removeprefix("unix://"))
+        deadline = time.monotonic() + 60
+        while not sock.exists():
+            if time.monotonic() > deadline:
+                raise ContainerProblem(f"replica engine of {n.name} did not start (its log: {rh}/n{i}/dockerd.log)")
+            time.sleep(0.2)
+        eng = Engine(nodes_out[i - 1]["docker"], f"replica {n.name}", here)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                eng.ping()
+                break
+            except ContainerProblem:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        engines.append(eng)
+    run.live("rehearsal: loading the old image into each replica engine")
+    for i, (n, eng) in enumerate(zip(env.nodes, engines, strict=True), start=1):
+        eng.load_archive(rf["image_tar"])
+        if eng.image_id(rf["identities"]["old_image_id"]) is None:
+            raise ContainerProblem(
+                f"replica {n.name}: the loaded image has not the ID {rf['identities']['old_image_id']}"
+            )
+        spec_binds = []
+        nd = Path(nodes_out[i - 1]["dir"])
+        for b in rf["nodes"][n.name]["binds"]:
+            target = bind_target(b)
+            if target == CONFIG_TARGET:
+                spec_binds.append(f"{nd / 'conf' / 'config.yaml'}:{target}")
+            elif target in DATA_TARGETS:
+                spec_binds.append(f"{nd / Path(target).name}:{target}")
+        spec = ContainerSpec(
+            name=env.container,
+            image=rf["nodes"][n.name]["image"] or rf["identities"]["old_image_id"],
+            binds=tuple(spec_binds),
+            host_ip=net.ip(i),
+            extra_env=tuple(sorted(rf["nodes"][n.name]["user_env"].items())),
+        )
+        eng.run(spec)
+        containers.append(eng)
+    served_alone = {}
+    source_release = release_of(Version.parse(rf["source"]))
+    for i, (n, eng) in enumerate(zip(env.nodes, engines, strict=True), start=1):
+        port = int(configs[n.name].get("nginx_server_port") or 8089)
+        url = f"http://{net.ip(i)}:{port}/oms/health"
+        ok, said = wait_healthy(hub, url, 45)
+        served_alone[n.name] = ok
+        if not ok:  # the vendor runs docker_init.sh again (doc 004's recovery, the hot rollback): safe on the clone
+            run.live(f"rehearsal: {n.name}'s console is not healthy ({said}); running docker_init.sh once")
+            rc, _ = Oms(eng, env.container).run_init(source_release.init_script)
+            ok, said = wait_healthy(hub, url, HEALTH_WAIT_S)
+            if not ok:
+                raise ContainerProblem(
+                    f"replica {n.name}: the old release does not serve on the clone (init exit {rc}; health: {said})",
+                    f"look at {rh} (run again with --keep-replica to keep it)",
+                )
+    env_file = rh / "replica.env.yaml"
+    regions = []
+    for r in env.regions:
+        regions.append(
+            {
+                "name": r.name,
+                "cm_hb": r.cm_hb,
+                "nodes": [
+                    {k: v for k, v in x.items() if k != "dir"}
+                    for x in nodes_out
+                    if x["name"] in {m.name for m in r.nodes}
+                ],
+            }
+        )
+    doc = {
+        "name": f"{env.name}-rehearsal",
+        "container": env.container,
+        "version": rf["source"],
+        "packages": {rf["target"]: rf["identities"]["package"]},
+        "metadb": {
+            "host": net.hub_ip,
+            "port": CLONE_PORT,
+            "user": CLONE_USER,
+            "password": {"file": str(secrets_dir / "metadb")},
+            "rm": env.metadb.rm,
+            "cm": env.metadb.cm,
+        },
+        "regions": regions,
+        "backup": {"host": "local://", "dir": str(rh / "backups")},
+        "ha": {"perceive_store_client_checkpoint": env.ha.perceive_store_client_checkpoint,
+               "refetch_margin_min": env.ha.refetch_margin_min},
+        "console": {"scheme": "http", "user": env.console.user, "password": {"file": str(secrets_dir / "console")}},
+        "state_dir": str(rh / "state"),
+        "work_dir": str(rh / "work"),
+    }  # fmt: skip
+    (rh / "backups").mkdir(mode=0o700)
+    _private_file(env_file, yaml.safe_dump(doc, sort_keys=False))
+    replica = {
+        "network": {"hub": net.hub, "hub_ip": net.hub_ip, "nodes": {n["name"]: n["ip"] for n in nodes_out}},
+        "address_mapping": {"config.yaml": "oms_meta_host, oms_meta_port, oms_meta_user, cm_url, cm_nodes",
+                            "metadata": ADDRESS_TABLES, "ips": ips},
+        "env_file": str(env_file),
+        "old_release_served_without_init": served_alone,
+    }  # fmt: skip
+    with run.record.change() as f:
+        assert f.rehearsal is not None
+        f.rehearsal["replica"] = replica
+    run.evidence("the replica", replica)
+
+
+# -- steps 2 and 3: the rehearsed runbooks, inside the replica's hub ----------------------------------------------
+def _rehearse(run: Run, which: str) -> None:
+    rf = run.facts.rehearsal
+    assert rf is not None and run.runbook.folder is not None
+    name = rf[f"{which}_runbook"]
+    rh = Path(rf["dir"])
+    hub = NetnsHost(rf["replica"]["network"]["hub"], "replica hub")
+    folder = Path(run.runbook.folder).parent
+    reports = rh / "reports"
+    t0 = time.monotonic()
+    run.live(f"rehearsal: {name} on the replica (inside {hub.ns})")
+    rc, output = run_runbook(hub, str(folder.parent), str(folder / name), rf["replica"]["env_file"], str(reports))
+    seconds = round(time.monotonic() - t0, 1)
+    runs = sorted(p for p in reports.glob(f"{name}-*") if (p / "summary.json").exists())
+    summary = json.loads((runs[-1] / "summary.json").read_text()) if runs else {}
+    ledger = json.loads((runs[-1] / "ledger.json").read_text()) if runs and (runs[-1] / "ledger.json").exists() else {}
+    result = {
+        "runbook": name,
+        "exit_code": rc,
+        "seconds": seconds,
+        "run_folder": str(runs[-1]) if runs else None,
+        "outcome": summary.get("outcome"),
+        "steps": [
+            {k: s.get(k) for k in ("number", "title", "status", "seconds", "error")} for s in summary.get("steps", [])
+        ],
+        "times": summary.get("times"),
+        "warnings": summary.get("warnings", []),
+    }
+    run.scratch[f"rehearsal.{which}.summary"] = summary
+    run.scratch[f"rehearsal.{which}.ledger"] = ledger
+    with run.record.change() as f:
+        assert f.rehearsal is not None
+        f.rehearsal[which] = result
+    run.evidence(f"{name} on the replica", result)
+    if rc != 0:
+        tail = output.strip()[-1500:]
+        raise ContainerProblem(
+            f"{name} on the replica exited {rc} after {seconds} s: what production would meet. Its run folder: "
+            f"{result['run_folder']}\n{tail}",
+            "read the replica's run folder; fix the cause before running it on production",
+        )
+
+
+def rehearse_upgrade(run: Run) -> None:
+    _rehearse(run, "upgrade")
+
+
+def rehearse_rollback(run: Run) -> None:
+    _rehearse(run, "rollback")
+
+
+# -- step 4: what it observed ----------------------------------------------------------------------------------
+def observe(run: Run) -> None:
+    rf = run.facts.rehearsal
+    assert rf is not None
+    up_summary = run.scratch.get("rehearsal.upgrade.summary", {})
+    up_facts = (run.scratch.get("rehearsal.upgrade.ledger") or {}).get("facts", {})
+    down_facts = (run.scratch.get("rehearsal.rollback.ledger") or {}).get("facts", {})
+    attempts = {
+        node: [
+            {
+                "rc": a.get("rc"),
+                "seconds": _seconds(a.get("started"), a.get("ended")),
+                "output_tail": (a.get("output") or "")[-300:],
+                "flag": a.get("flag"),
+                "oms_version_before": a.get("oms_version_before"),
+                "oms_version_after": a.get("oms_version_after"),
+            }
+            for a in tries
+        ]
+        for node, tries in (up_facts.get("init_outputs") or {}).items()
+    }
+    after = (up_summary.get("oms_version") or {}).get("after")
+    observed = {
+        "init": attempts,
+        "init_flag_written": any(a["flag"] for tries in attempts.values() for a in tries),
+        "oms_version": {
+            "before": (up_summary.get("oms_version") or {}).get("before"),
+            "after": after,
+            "names_the_target": bool(after) and rf["target"] in str(after),
+        },
+        "consoles_started_by_hand": up_facts.get("consoles_started") or [],
+        "ha_before": up_facts.get("ha_before"),
+        "refetch": up_facts.get("refetch"),
+        "servers": up_summary.get("servers"),
+        "projects_before": up_facts.get("projects_before"),
+        "projects_after": up_facts.get("projects_after"),
+        "heartbeat_period": "not observed (the rehearsal runs the runbooks; no public reading of it)",
+        "warnings": up_summary.get("warnings", []),
+    }
+    teardown = run.scratch.get("rehearsal.teardown")
+    if teardown is not None:
+        teardown()
+    out = {
+        "rehearsal": rf["id"],
+        "environment": run.env.name,
+        "at": utc_now(),
+        "source": rf["source"],
+        "target": rf["target"],
+        "upgrade_runbook": rf["upgrade_runbook"],
+        "rollback_runbook": rf["rollback_runbook"],
+        "identities": rf["identities"],
+        "replica": rf.get("replica"),
+        "observed": observed,
+        "upgrade": rf.get("upgrade"),
+        "rollback": rf.get("rollback"),
+        "outage_seconds": ((up_summary.get("times") or {}).get("downtime_seconds")),
+        "rollback_restored": down_facts.get("restored"),
+        "replica_removed": (run.facts.rehearsal or {}).get("replica_removed"),
+        "kept_replica": run.keep_replica,
+    }
+    with run.record.change() as f:
+        assert f.rehearsal is not None
+        f.rehearsal["observed"] = observed
+        f.rehearsal["outage_seconds"] = out["outage_seconds"]
+    path = Path(rf["dir"]) / "rehearsal.json"
+    _private_file(path, json.dumps(out, indent=2, default=str))
+    run.scratch["rehearsal.json"] = out
+    run.evidence("rehearsal.json", out)
+    run.live(f"rehearsal: {path} (outage on the replica: {out['outage_seconds']} s)")
+
+
+def _seconds(start: str | None, end: str | None) -> float | None:
+    if not start or not end:
+        return None
+    return round((parse_utc(end) - parse_utc(start)).total_seconds(), 1)
+
+
+def plan_take(run: Run) -> list[str]:
+    return [
+        "dump rm, cm and every cm_hb from the MetaDB (mysqldump, reads only)",
+        "save node 1's old image by ID, read each node's config.yaml and container, hash the installation package",
+    ]
+
+
+_ALL = frozenset({Touches.HOSTS, Touches.ENGINES, Touches.METADB, Touches.BACKUP})
+REHEARSAL_TAKE = Step(
+    "rehearsal_take", "Take what the rehearsal needs from the deployment (reads only)", take, _ALL, False, plan_take
+)
+REHEARSAL_REPLICA = Step(
+    "rehearsal_replica",
+    "Build the replica: isolated namespaces, the scratch MetaDB from the dumps, the old image and containers",
+    build,
+    frozenset({Touches.HOSTS}),
+    False,
+)
+REHEARSE_UPGRADE = Step(
+    "rehearse_upgrade", "Run the upgrade runbook on the replica", rehearse_upgrade, frozenset({Touches.HOSTS}), False
+)
+REHEARSE_ROLLBACK = Step(
+    "rehearse_rollback", "Run its rollback runbook on the replica", rehearse_rollback, frozenset({Touches.HOSTS}), False
+)
+REHEARSAL_OBSERVE = Step(
+    "rehearsal_observe", "Write what the rehearsal observed (rehearsal.json)", observe, frozenset(), False
+)

@@ -1,0 +1,76 @@
+"""The dress rehearsal (issue 29): rehearse_429 on the 2-node sandbox as production rehearses upgrade_429 and
+rollback_429 on a replica built from the sandbox's own images and metadata, changes nothing of production, and
+writes rehearsal.json; upgrade_429 --rehearsal then follows it, and a rehearsal of something else is refused before
+any change."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .test_metadb import unchanged
+from .test_upgrade_429 import assert_passed, assert_stopped_at
+
+pytestmark = pytest.mark.integration
+
+
+def namespaces() -> list[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return [line.split()[0] for line in out.splitlines() if line.split() and line.split()[0].startswith("rh")]
+
+
+def rehearse(sandbox, *args: str) -> tuple[subprocess.CompletedProcess, dict, Path]:
+    p = sandbox.runbook("rehearse_429", *args)
+    folder = sandbox.last_report("rehearse_429")
+    found = folder / "rehearsal.json"
+    return p, json.loads(found.read_text()) if found.exists() else {}, found
+
+
+def test_rehearse_then_production_follows_the_rehearsal(sandbox):
+    sandbox.fresh()
+    same = unchanged(sandbox)
+    before = namespaces()
+    p, r, path = rehearse(sandbox)
+    assert_passed(p, 5)
+    same()  # production: the same tables (heartbeats aside), containers and ha.config
+    assert namespaces() == before  # the replica is gone
+    assert r["upgrade"]["exit_code"] == 0 and r["rollback"]["exit_code"] == 0, r
+    ident = r["identities"]
+    old = sandbox.containers()["n1"]["oms_ce"]
+    assert ident["old_image_id"] and len(ident["package_sha256"]) == 64 and "OceanBase" in str(ident["metadb"])
+    assert set(ident["dumps"]) == set(sandbox.databases())
+    obs = r["observed"]
+    assert obs["oms_version"]["names_the_target"] is True and obs["init_flag_written"] is False
+    assert all(a["rc"] == 0 for tries in obs["init"].values() for a in tries) and obs["init"]
+    assert r["outage_seconds"] and r["outage_seconds"] > 0
+    assert set(r["replica"]["network"]["nodes"]) == {"n1", "n2"}
+    assert all(ip.startswith("10.213.0.") for ip in r["replica"]["network"]["nodes"].values())
+    summary = json.loads((sandbox.last_report("rehearse_429") / "summary.json").read_text())
+    assert summary["rehearsal"]["upgrade"] == "complete" and summary["rehearsal"]["rollback"] == "complete"
+    st = subprocess.run(
+        [sys.executable, "-m", "omsup", "status", "--env", sandbox.env_file, "--json"], capture_output=True, text=True
+    )
+    listed = json.loads(st.stdout)["rehearsals"]
+    assert [x["rehearsal"] for x in listed] == [r["rehearsal"]] and listed[0]["outage_seconds"] == r["outage_seconds"]
+
+    # a rehearsal of another package is refused before any change
+    other = json.loads(path.read_text())
+    other["identities"]["package_sha256"] = "0" * 64
+    tampered = path.parent / "other-package.json"
+    tampered.write_text(json.dumps(other))
+    refused = sandbox.runbook("upgrade_429", "--rehearsal", str(tampered))
+    assert refused.returncode == 10, refused.output[-2000:]
+    assert_stopped_at(refused, 0, "did not rehearse what is about to run", "SHA-256")
+    same()
+    assert sandbox.containers()["n1"]["oms_ce"]["id"] == old["id"]
+
+    up = sandbox.runbook("upgrade_429", "--rehearsal", str(path))
+    assert_passed(up, 11)
+    s = json.loads((sandbox.last_report("upgrade_429") / "summary.json").read_text())
+    assert s["rehearsal"]["rehearsed"] is True and s["rehearsal"]["rehearsal"] == r["rehearsal"]
+    md = (sandbox.last_report("upgrade_429") / "summary.md").read_text()
+    assert f"Rehearsed on {r['at']}" in md and "outage" in md
