@@ -145,6 +145,12 @@ def run_kwargs(node: dict, version: str, https: bool) -> dict:
     --privileged=true --pids-limit -1 --ulimit nproc=65535:65535 --name <container> <image>"""
     np_ = paths.node_paths(node["name"])
     binds = [f"{np_.config}:{facts.CONFIG_PATH}"] + [f"{src}:{dst}" for dst, src in np_.mounts.items()]
+    environment = {"OMS_HOST_IP": node["ip"]}
+    chosen = np_.mounts["/home/admin/logs"] / facts.VARIANT_FILE
+    if chosen.exists() and json.loads(chosen.read_text()):
+        # the variants in the container's environment as well: what copies a deployment's containers (its
+        # environment, config.yaml and metadata, not its logs) copies the product's behaviour with them
+        environment[facts.VARIANT_ENV] = ",".join(json.loads(chosen.read_text()))
     if https:
         crt, key = make_cert(node)
         binds += [f"{crt}:{facts.CERT}", f"{key}:{facts.KEY}"]
@@ -156,7 +162,7 @@ def run_kwargs(node: dict, version: str, https: bool) -> dict:
         "stdin_open": True,
         "network_mode": "host",
         "volumes": binds,
-        "environment": {"OMS_HOST_IP": node["ip"]},
+        "environment": environment,
         "privileged": True,
         "pids_limit": -1,
         "ulimits": [docker.types.Ulimit(name="nproc", soft=65535, hard=65535)],

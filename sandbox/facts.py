@@ -226,6 +226,7 @@ VARIANTS = {
     "cm-no-byname": "before 4.0.0 the CM has no *ByName endpoint (404): the Connector is updated on the console",
 }
 VARIANT_FILE = ".sandbox-variants.json"  # in the logs mount, beside the faults
+VARIANT_ENV = "OMS_STANDIN_VARIANTS"  # and in the container's environment (comma-separated)
 SLOW_HEARTBEAT_SECONDS = 20
 HEARTBEAT_OFFSET_HOURS = 8
 CUSTOM_PORTS = {CONSOLE_PORT_KEY: 18089, CM_PORT_KEY: 18088}

@@ -271,14 +271,21 @@ def prepare_clone(
 
 
 def map_addresses(clone: MetaDB, hub: Host, folder: str, rm: str, cm: str, ips: dict[str, str]) -> None:
-    """The documented metadata that names node addresses (cm.host.ip, the server list; rm.cluster_info.cm_url),
-    from production's addresses to the replica's."""
+    """The metadata that names node addresses, from production's addresses to the replica's: documented,
+    cm.host.ip (the server list) and rm.cluster_info.cm_url; and cm.connector_task.host_ip where the table exists
+    (where the runbooks reach a Connector's CM)."""
     sql = "".join(
         f"UPDATE {quote_ident(cm)}.host SET ip = {_sql_str(new)} WHERE ip = {_sql_str(old)}; "
         f"UPDATE {quote_ident(rm)}.cluster_info SET cm_url = REPLACE(cm_url, {_sql_str('//' + old + ':')}, "
         f"{_sql_str('//' + new + ':')}); "
         for old, new in ips.items()
     )
+    if clone.script(hub, folder, f"SHOW TABLES FROM {quote_ident(cm)} LIKE 'connector_task'", "list cm").strip():
+        # the Connectors' host (the runbooks reach each one's CM there: the Connector fix)
+        sql += "".join(
+            f"UPDATE {quote_ident(cm)}.connector_task SET host_ip = {_sql_str(new)} WHERE host_ip = {_sql_str(old)}; "
+            for old, new in ips.items()
+        )
     clone.script(hub, folder, sql, "map the node addresses in the scratch MetaDB")
 
 

@@ -55,14 +55,14 @@ from ..record import parse_utc, utc_now
 from ..releases import release_of
 from ..runbook import Step, Touches
 from ..versions import Version, VersionError, check_upgrade, rule_for
-from .containers import binds_of, env_of
 from .metadb_checks import read_config
+from .preflight import inspect_old
 from .readings import deployment_version
 
 CLONE_PORT = 2881  # the scratch MetaDB's port inside the hub (a namespace of its own: no clash with anything)
 CLONE_USER = "omsup_rehearsal"
 HEALTH_WAIT_S = 120
-ADDRESS_TABLES = "rm.cluster_info.cm_url, cm.host.ip"  # the documented metadata that names node addresses
+ADDRESS_TABLES = "rm.cluster_info.cm_url, cm.host.ip, cm.connector_task.host_ip (where it exists)"  # the documented metadata that names node addresses
 
 
 def _sha256(path: str) -> str:
@@ -122,18 +122,15 @@ def take(run: Run) -> None:
         )
     nodes: dict[str, dict[str, Any]] = {}
     configs: dict[str, dict[str, Any]] = {}
-    for n in env.nodes:
-        attrs = run.engines[n.name].inspect(env.container)
-        if not attrs or not (attrs.get("State") or {}).get("Running"):
-            raise PreconditionRefused(f"node {n.name}: container {env.container} does not run")
-        binds = binds_of(attrs)
-        configs[n.name] = read_config(run, n, binds)
+    for n in env.nodes:  # the upgrade's own reading of the old containers (and its checks), changing nothing
+        nf = inspect_old(run, n)
+        configs[n.name] = read_config(run, n, nf.binds)
         nodes[n.name] = {
             "ip": n.ip,
-            "image_id": attrs.get("Image"),
-            "image": (attrs.get("Config") or {}).get("Image"),
-            "binds": binds,
-            "user_env": {k: v for k, v in env_of(attrs).items() if k not in ("OMS_HOST_IP", "IS_UPGRADE")},
+            "image_id": nf.image_id,
+            "image": nf.image,
+            "binds": nf.binds,
+            "user_env": nf.user_env,
         }
     ids = {v["image_id"] for v in nodes.values()}
     if len(ids) != 1:

@@ -23,9 +23,9 @@ def namespaces() -> list[str]:
     return [line.split()[0] for line in out.splitlines() if line.split() and line.split()[0].startswith("rh")]
 
 
-def rehearse(sandbox, *args: str) -> tuple[subprocess.CompletedProcess, dict, Path]:
-    p = sandbox.runbook("rehearse_429", *args)
-    folder = sandbox.last_report("rehearse_429")
+def rehearse(sandbox, *args: str, name: str = "rehearse_429") -> tuple[subprocess.CompletedProcess, dict, Path]:
+    p = sandbox.runbook(name, *args)
+    folder = sandbox.last_report(name)
     found = folder / "rehearsal.json"
     return p, json.loads(found.read_text()) if found.exists() else {}, found
 
@@ -74,3 +74,46 @@ def test_rehearse_then_production_follows_the_rehearsal(sandbox):
     assert s["rehearsal"]["rehearsed"] is True and s["rehearsal"]["rehearsal"] == r["rehearsal"]
     md = (sandbox.last_report("upgrade_429") / "summary.md").read_text()
     assert f"Rehearsed on {r['at']}" in md and "outage" in md
+
+
+@pytest.mark.parametrize("variant", ["oms-version-not-written", "init-flag"])
+def test_a_rehearsal_observes_the_variant_and_production_on_it_follows(sandbox, variant):
+    """Point 8: what the rehearsal observes is the variant's behaviour, and production on the same variant does as
+    rehearsed (no 'not as rehearsed' warning)."""
+    sandbox.fresh("--variant", variant)
+    p, r, path = rehearse(sandbox)
+    assert_passed(p, 5)
+    obs = r["observed"]
+    if variant == "oms-version-not-written":
+        assert obs["oms_version"]["names_the_target"] is False and obs["init_flag_written"] is False, obs
+    else:
+        assert obs["oms_version"]["names_the_target"] is True and obs["init_flag_written"] is True, obs
+    up = sandbox.runbook("upgrade_429", "--rehearsal", str(path))
+    assert_passed(up, 11)
+    s = json.loads((sandbox.last_report("upgrade_429") / "summary.json").read_text())
+    assert not [w for w in s["warnings"] if "not as rehearsed" in w], s["warnings"]
+
+
+def test_production_that_does_otherwise_than_its_rehearsal_is_warned_about(sandbox):
+    """Rehearsed on the default stand-in, run on one whose init does not write oms_version: the same images,
+    package and MetaDB (the rehearsal matches), the run passes on the documented signals and says it differed."""
+    sandbox.fresh()
+    p, r, path = rehearse(sandbox)
+    assert_passed(p, 5)
+    assert r["observed"]["oms_version"]["names_the_target"] is True
+    sandbox.fresh("--variant", "oms-version-not-written")
+    up = sandbox.runbook("upgrade_429", "--rehearsal", str(path))
+    assert_passed(up, 11)
+    s = json.loads((sandbox.last_report("upgrade_429") / "summary.json").read_text())
+    assert any("not as rehearsed: oms_version names the target: rehearsal True, production False" in w
+               for w in s["warnings"]), s["warnings"]  # fmt: skip
+
+
+def test_rehearse_331_on_a_3_3_0_deployment(sandbox):
+    """Every cold upgrade has its rehearsal, from the same code: the 3.x one (with the Connector fix) too."""
+    sandbox.fresh("--version", "3.3.0-CE", "--nodes", "1")
+    same = unchanged(sandbox)
+    p, r, _ = rehearse(sandbox, name="rehearse_331")
+    assert_passed(p, 5)
+    same()
+    assert r["upgrade"]["exit_code"] == 0 and r["rollback"]["exit_code"] == 0 and r["target"] == "3.3.1-CE"

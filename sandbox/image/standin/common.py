@@ -62,13 +62,15 @@ def load_config() -> dict:
 
 def variants() -> set[str]:
     """The behaviours of this deployment where the public sources are silent (facts.VARIANTS), as `sandbox up
-    --variant` chose them: read from the node's logs mount, so the old and the new container agree."""
+    --variant` chose them: read from the node's logs mount, so the old and the new container agree, and from the
+    container's environment, which a copy of the deployment (a rehearsal's replica) carries with it."""
+    chosen = {v for v in os.environ.get(facts.VARIANT_ENV, "").split(",") if v in facts.VARIANTS}
     try:
         with open(os.path.join(facts.LOGS, facts.VARIANT_FILE)) as f:
             found = json.load(f)
     except (OSError, ValueError):
-        return set()
-    return {v for v in found if v in facts.VARIANTS} if isinstance(found, list) else set()
+        return chosen
+    return chosen | ({v for v in found if v in facts.VARIANTS} if isinstance(found, list) else set())
 
 
 def variant(name: str) -> bool:

@@ -1,0 +1,31 @@
+"""Rehearse the upgrade to V4.1.0-CE and its rollback on a replica, before production (issue 29).
+
+    pytest runbooks/rehearse_410 --env prod.yaml [--keep-replica]
+
+Reads only on the deployment (no lock, no ledger there): dumps its MetaDB, saves the image its containers run,
+reads each node's config.yaml. On this machine (as root) it builds a replica in network namespaces of its own, a
+scratch OceanBase-kernel MetaDB holding the dumps, runs upgrade_410 and then rollback_410 on it exactly as
+production will, writes rehearsal.json and removes the replica. Then:
+
+    pytest runbooks/upgrade_410 --env prod.yaml --rehearsal reports/rehearse_410-.../rehearsal.json
+"""
+
+from omsup import steps
+from omsup.runbook import Runbook
+
+runbook = Runbook.rehearsal(
+    "rehearse_410",
+    target="4.1.0-CE",
+    doc="OD V4.1.0",
+    title="Rehearse upgrade_410 and rollback_410 on a replica of the deployment",
+)
+
+test_00_take = runbook.step(0, steps.REHEARSAL_TAKE, "issue 29: what the rehearsal takes from production, reading only")
+test_01_replica = runbook.step(
+    1, steps.REHEARSAL_REPLICA, "issue 29: the replica, isolated, from the deployment's images"
+)
+test_02_upgrade = runbook.step(
+    2, steps.REHEARSE_UPGRADE, "OD V4.1.0: upgrade_410 on the replica, as production will run it"
+)
+test_03_rollback = runbook.step(3, steps.REHEARSE_ROLLBACK, "OD V4.1.0 rollback: rollback_410 on the replica")
+test_04_observe = runbook.step(4, steps.REHEARSAL_OBSERVE, "issue 29: rehearsal.json")
