@@ -136,6 +136,7 @@ class Rehearsal:
     subnet: str = "10.213.0"
     max_age_hours: int = 72
     dockerd_args: tuple[str, ...] = ()  # added to each replica engine's dockerd (a runtime this machine needs)
+    below_requirements_reason: str | None = None  # rehearse on a host short of an OMS node's resources, and why
 
 
 @dataclass(frozen=True)
@@ -435,6 +436,11 @@ class RehearsalFile(_Model):
         default_factory=list,
         description="more arguments for each replica engine's dockerd, such as --add-runtime NAME=PATH "
         "--default-runtime NAME where this machine's containers need a runtime of their own",
+    )
+    below_requirements_reason: str | None = Field(
+        None,
+        description="rehearse although this machine lacks what the vendor asks of an OMS node (5 cores, 8 GB and "
+        "200 GB a node), for this reason (recorded in rehearsal.json, warned about)",
     )
 
 
@@ -1116,5 +1122,6 @@ def _build(
             m.rehearsal.subnet,
             m.rehearsal.max_age_hours,
             tuple(m.rehearsal.dockerd_args),
+            m.rehearsal.below_requirements_reason,
         ),
     )

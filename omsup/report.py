@@ -251,6 +251,12 @@ def _rehearsal_summary(kind: str, f: Facts | None) -> dict[str, Any] | None:
             "rehearsed": rf.get("upgrade_runbook"),
             "and": rf.get("rollback_runbook"),
             "identities": {k: v for k, v in (rf.get("identities") or {}).items() if k != "dumps"},
+            "dumps": {db: d.get("size") for db, d in ((rf.get("identities") or {}).get("dumps") or {}).items()},
+            "nodes": sorted(rf.get("nodes") or {}),
+            "replica": rf.get("replica"),
+            "host_short_of": rf.get("host_short_of"),
+            "upgrade_seconds": (rf.get("upgrade") or {}).get("seconds"),
+            "rollback_seconds": (rf.get("rollback") or {}).get("seconds"),
             "upgrade": (rf.get("upgrade") or {}).get("outcome"),
             "rollback": (rf.get("rollback") or {}).get("outcome"),
             "outage_seconds": rf.get("outage_seconds"),
@@ -261,6 +267,57 @@ def _rehearsal_summary(kind: str, f: Facts | None) -> dict[str, Any] | None:
     if kind in ("upgrade", "rollback"):
         return (f.rehearsed_with if f is not None else None) or {"rehearsed": False}
     return None
+
+
+def rehearsal_ticket(s: dict[str, Any]) -> list[str]:
+    """A rehearsal's summary as its own change ticket: what was cloned, what ran, what the product did, and what
+    production will do differently."""
+    r = s.get("rehearsal") or {}
+    if s.get("kind") != "rehearsal" or not r:
+        return []
+    ident = r.get("identities") or {}
+    obs = r.get("observed") or {}
+    replica = r.get("replica") or {}
+    init = obs.get("init") or {}
+    lines = [
+        "## What was cloned",
+        "",
+        f"- the MetaDB ({(ident.get('metadb') or {}).get('version')}, time zone {ident.get('metadb_time_zone')}), "
+        f"dumped at {ident.get('dumped_at')}: "
+        + ", ".join(f"{db} {size} bytes" for db, size in (r.get("dumps") or {}).items()),
+        f"- the old image {ident.get('old_image_id')} ({ident.get('old_image_size')} bytes), the package "
+        f"{ident.get('package')} (SHA-256 {ident.get('package_sha256')})",
+        f"- config.yaml and the container of node(s) {', '.join(r.get('nodes') or [])}, mapped to the replica's "
+        f"addresses {((replica.get('address_mapping') or {}).get('ips'))}",
+        "",
+        "## What ran",
+        "",
+        f"- {r.get('rehearsed')}: {r.get('upgrade')} in {r.get('upgrade_seconds')} s, outage {r.get('outage_seconds')} s",
+        f"- {r.get('and')}: {r.get('rollback')} in {r.get('rollback_seconds')} s",
+        f"- the replica was {'removed' if r.get('replica_removed') else 'not removed (see the warnings)'}",
+        "",
+        "## What the product did where the documents are silent",
+        "",
+        *[
+            f"- {node}: docker_init.sh ran {len(tries)} time(s), exit {', '.join(str(t.get('rc')) for t in tries)}, "
+            f"flag file {'written' if any(t.get('flag') for t in tries) else 'none'}"
+            for node, tries in init.items()
+        ],
+        f"- oms_version after the init: {(obs.get('oms_version') or {}).get('after')} (names the target: "
+        f"{(obs.get('oms_version') or {}).get('names_the_target')})",
+        f"- consoles started by hand after the init: {', '.join(obs.get('consoles_started_by_hand') or []) or 'none'}",
+        f"- the old release served on the clone without its init: {replica.get('old_release_served_without_init')}",
+        "",
+        "## What production will do differently",
+        "",
+        "- its own addresses, MetaDB and mounts (logs, store, run were not copied: the replica started them empty)",
+        "- its tasks reach their sources and destinations (the replica reached nothing outside itself), so their",
+        "  components do work the replica's did not",
+        "- its machine's speed: the outage above was measured on the rehearsal host"
+        + (f", which lacks {'; '.join(r['host_short_of'])}" if r.get("host_short_of") else ""),
+        "",
+    ]
+    return lines
 
 
 def rehearsal_line(s: dict[str, Any]) -> str | None:
@@ -296,6 +353,7 @@ def markdown(s: dict[str, Any]) -> str:
     rehearsed = rehearsal_line(s)
     if rehearsed:
         lines += [rehearsed, ""]
+    lines += rehearsal_ticket(s)
     if s["failed_step"]:
         lines += [f"**Stopped at step {s['failed_step']['step']}**: {s['failed_step']['reason']}", ""]
         if s["failed_step"].get("next"):

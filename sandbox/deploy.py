@@ -387,7 +387,9 @@ def write_env_file(path: Path, state: dict) -> None:
                 f"sandbox-runc={paths.node_paths(state['nodes'][0]['name']).root / 'runc'}",
                 "--default-runtime",
                 "sandbox-runc",
-            ]
+            ],
+            "below_requirements_reason": "the local sandbox: its stand-in OMS needs a fraction of a real node's "
+            "cores, memory and disk",
         },
     }
     if https:  # the nodes' self-signed certificates are the private CA to trust

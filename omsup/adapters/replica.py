@@ -322,3 +322,38 @@ def remove_replica_files(host: Host, net: ReplicaNet, rh: str) -> None:
     for i in range(1, net.nodes + 1):
         paths += [f"{rh}/n{i}/data", net.exec_root(i)]
     host.run("rm -rf --one-file-system --" + " %s" * len(paths), *paths, quiet=True)
+
+
+# oms-doc en-US/400.deployment-guide/300.resource-configuration-specifications.md (commit 1a226f25), "Standard
+# resource specifications for basic services and database management": an OMS node asks 5 cores, 8 GB of memory
+# and 200 GB of disk in total
+NODE_CORES, NODE_MEMORY_GB, NODE_DISK_GB = 5, 8, 200
+
+
+def parse_resources(text: str, what: str) -> tuple[int, int]:
+    """`nproc; grep MemTotal /proc/meminfo`: (cores, memory in bytes)."""
+    lines = str(text).split("\n")
+    try:
+        cores = int(lines[0].strip())
+        fields = lines[1].split()
+        assert fields[0] == "MemTotal:" and fields[2] == "kB"
+        return cores, int(fields[1]) * 1024
+    except (IndexError, ValueError, AssertionError):
+        raise HostProblem(f"{what}: nproc and /proc/meminfo answered {text[:200]!r}") from None
+
+
+def lacks(host: Host, folder: str, nodes: int) -> list[str]:
+    """What the rehearsal host lacks of what the vendor asks of an OMS node, for ``nodes`` replica nodes: the cores
+    (shared by the replica's nodes), the memory of each, and the disk of each in ``folder``."""
+    cores, memory = parse_resources(
+        host.check("nproc; grep MemTotal /proc/meminfo", what="cores and memory"), host.label
+    )
+    free = host.free_bytes(folder)
+    out = []
+    if cores < NODE_CORES:
+        out.append(f"{cores} cores (an OMS node asks {NODE_CORES})")
+    if memory < nodes * NODE_MEMORY_GB * 2**30:
+        out.append(f"{memory / 2**30:.1f} GiB of memory ({nodes} node(s) x {NODE_MEMORY_GB} GB asked)")
+    if free < nodes * NODE_DISK_GB * 10**9:
+        out.append(f"{free / 10**9:.0f} GB free in {folder} ({nodes} node(s) x {NODE_DISK_GB} GB asked)")
+    return out

@@ -35,6 +35,7 @@ from ..adapters.oms import Oms
 from ..adapters.replica import (
     NetnsHost,
     ReplicaNet,
+    lacks,
     map_addresses,
     prepare_clone,
     remove_container,
@@ -138,6 +139,19 @@ def take(run: Run) -> None:
     rid = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")  # this rehearsal (its record is in memory: reads only)
     rh = Path(env.rehearsal_dir) / rid
     (rh / "dumps").mkdir(parents=True, mode=0o700)
+    short = lacks(Host("local://", "rehearsal host"), str(rh), len(env.nodes))
+    if short and not env.rehearsal.below_requirements_reason:
+        raise PreconditionRefused(
+            f"this machine lacks what the vendor asks of an OMS node for a replica of {len(env.nodes)} node(s): "
+            + "; ".join(short)
+            + " (oms-doc: Memory and disk requirements)",
+            "rehearse on a machine that has them (rehearsal.host), or say why this one will do: "
+            "rehearsal.below_requirements_reason: <why> in the environment file (recorded, warned about)",
+        )
+    if short:
+        run.warn(
+            f"the rehearsal host lacks {'; '.join(short)}: rehearsed anyway ({env.rehearsal.below_requirements_reason})"
+        )
     here = Host("local://", "rehearsal host")
     run.live("rehearsal: dumping rm, cm and every cm_hb from the MetaDB (reads only)")
     dumps = {}
@@ -171,6 +185,7 @@ def take(run: Run) -> None:
             "upgrade_runbook": rule.runbook,
             "rollback_runbook": rule.rollback,
             "identities": identities,
+            "host_short_of": short,
             "nodes": nodes,
             "image_tar": image_tar,
         }
@@ -487,6 +502,22 @@ def observe(run: Run) -> None:
         "rollback": rf.get("rollback"),
         "outage_seconds": ((up_summary.get("times") or {}).get("downtime_seconds")),
         "rollback_restored": down_facts.get("restored"),
+        # the rollback's table-by-table comparison (its verify_restore step): every table's rows and digest after
+        # the restore against the replica upgrade's backups of the clone, taken at its T1
+        "rollback_comparison": {
+            "verify_restore": next(
+                (
+                    st.get("status")
+                    for st in (rf.get("rollback") or {}).get("steps", [])
+                    if "restore" in str(st.get("title")).lower() and "verify" in str(st.get("title")).lower()
+                ),
+                None,
+            ),
+            "tables": {
+                b.get("db"): {t: (v or {}).get("rows") for t, v in (b.get("tables") or {}).items()}
+                for b in up_facts.get("backups") or []
+            },
+        },
         "replica_removed": (run.facts.rehearsal or {}).get("replica_removed"),
         "kept_replica": run.keep_replica,
     }

@@ -47,10 +47,16 @@ def test_rehearse_then_production_follows_the_rehearsal(sandbox):
     assert obs["oms_version"]["names_the_target"] is True and obs["init_flag_written"] is False
     assert all(a["rc"] == 0 for tries in obs["init"].values() for a in tries) and obs["init"]
     assert r["outage_seconds"] and r["outage_seconds"] > 0
+    compared = r["rollback_comparison"]
+    assert compared["verify_restore"] == "passed" and set(compared["tables"]) == set(sandbox.databases()), compared
     assert set(r["replica"]["network"]["nodes"]) == {"n1", "n2"}
     assert all(ip.startswith("10.213.0.") for ip in r["replica"]["network"]["nodes"].values())
     summary = json.loads((sandbox.last_report("rehearse_429") / "summary.json").read_text())
     assert summary["rehearsal"]["upgrade"] == "complete" and summary["rehearsal"]["rollback"] == "complete"
+    ticket = (sandbox.last_report("rehearse_429") / "summary.md").read_text()
+    for part in ("## What was cloned", "## What ran", "## What the product did", "## What production will do"):
+        assert part in ticket, ticket
+    assert ident["old_image_id"] in ticket and "upgrade_429: complete" in ticket
     st = subprocess.run(
         [sys.executable, "-m", "omsup", "status", "--env", sandbox.env_file, "--json"], capture_output=True, text=True
     )

@@ -38,3 +38,32 @@ def test_the_replica_network_has_short_names_and_its_own_addresses():
         ReplicaNet(Host("local://", "x"), "Bad-Name", 1)
     with pytest.raises(PreconditionRefused, match="1 to 32"):
         ReplicaNet(Host("local://", "x"), "rh", 33)
+
+
+class Answers(Host):
+    """A host whose commands answer from a table (nothing runs)."""
+
+    def __init__(self, answers: dict[str, str]) -> None:
+        super().__init__("local://", "rehearsal host")
+        self.answers = answers
+
+    def run(self, command: str, *args: str, quiet: bool = False):  # type: ignore[no-untyped-def]
+        from omsup.adapters.hosts import Result
+
+        key = next(k for k in self.answers if command.startswith(k))
+        return Result(0, self.answers[key], "")
+
+
+def test_what_the_rehearsal_host_lacks_of_an_oms_node_is_named():
+    from omsup.adapters.replica import lacks, parse_resources
+
+    assert parse_resources("2\nMemTotal:       24570000 kB\n", "x") == (2, 24570000 * 1024)
+    with pytest.raises(Exception, match="nproc and /proc/meminfo answered"):
+        parse_resources("two\n", "x")
+    small = Answers({"nproc": "2\nMemTotal: 12000000 kB\n", "df": "/dev/vda 100 50 60000000000 50% /\n"})
+    got = lacks(small, "/var/lib/omsup", 2)
+    assert got[0] == "2 cores (an OMS node asks 5)"
+    assert got[1].startswith("11.4 GiB of memory (2 node(s) x 8 GB asked)")
+    assert got[2] == "60 GB free in /var/lib/omsup (2 node(s) x 200 GB asked)"
+    big = Answers({"nproc": "16\nMemTotal: 67108864 kB\n", "df": "/dev/vda 1 1 900000000000 1% /\n"})
+    assert lacks(big, "/var/lib/omsup", 2) == []

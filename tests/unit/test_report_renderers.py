@@ -48,3 +48,31 @@ def test_junit_names_every_step_and_its_outcome():
 def test_junit_of_a_run_with_no_exit_code_yet():
     root = ET.fromstring(junit_xml(summary(["passed"], None)))
     assert {p.get("name"): p.get("value") for p in root.iter("property")}["omsup.exit_code"] == ""
+
+
+def test_a_rehearsals_summary_reads_as_a_change_ticket_and_an_upgrade_says_whether_it_was_rehearsed():
+    from omsup.report import rehearsal_line, rehearsal_ticket
+
+    r = {
+        "rehearsed": "upgrade_429",
+        "and": "rollback_429",
+        "identities": {"old_image_id": "sha256:abc", "metadb": {"version": "5.7.25-OceanBase"}},
+        "dumps": {"rm_428": 1234},
+        "nodes": ["n1"],
+        "replica": {"address_mapping": {"ips": {"10.0.0.2": "10.213.0.11"}}},
+        "upgrade": "complete",
+        "rollback": "complete",
+        "upgrade_seconds": 21.1,
+        "rollback_seconds": 9.0,
+        "outage_seconds": 8.2,
+        "replica_removed": True,
+        "observed": {"init": {"n1": [{"rc": 0, "flag": None}]}, "oms_version": {"names_the_target": True}},
+        "host_short_of": ["2 cores (an OMS node asks 5)"],
+    }
+    md = "\n".join(rehearsal_ticket({"kind": "rehearsal", "rehearsal": r}))
+    assert "rm_428 1234 bytes" in md and "sha256:abc" in md and "outage 8.2 s" in md
+    assert "n1: docker_init.sh ran 1 time(s), exit 0, flag file none" in md and "lacks 2 cores" in md
+    assert rehearsal_ticket({"kind": "upgrade", "rehearsal": r}) == []
+    assert rehearsal_line({"kind": "upgrade", "rehearsal": {"rehearsed": False}}).startswith("Not rehearsed")
+    line = rehearsal_line({"kind": "upgrade", "rehearsal": {"rehearsed": True, "at": "D", "outage_seconds": 8.2}})
+    assert line is not None and line.startswith("Rehearsed on D") and "outage 8.2 s predicted" in line
