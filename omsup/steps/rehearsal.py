@@ -136,6 +136,12 @@ def take(run: Run) -> None:
     ids = {v["image_id"] for v in nodes.values()}
     if len(ids) != 1:
         raise PreconditionRefused(f"the old containers run different images: {sorted(map(str, ids))}")
+    if run.plan:  # --plan: the checks above, nothing taken (no dump, no saved image)
+        run.evidence(
+            "what the rehearsal would take",
+            {"nodes": nodes, "package": package, "metadb": server["version"], "databases": env.databases()},
+        )
+        return
     rid = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")  # this rehearsal (its record is in memory: reads only)
     rh = Path(env.rehearsal_dir) / rid
     (rh / "dumps").mkdir(parents=True, mode=0o700)
@@ -538,16 +544,9 @@ def _seconds(start: str | None, end: str | None) -> float | None:
     return round((parse_utc(end) - parse_utc(start)).total_seconds(), 1)
 
 
-def plan_take(run: Run) -> list[str]:
-    return [
-        "dump rm, cm and every cm_hb from the MetaDB (mysqldump, reads only)",
-        "save node 1's old image by ID, read each node's config.yaml and container, hash the installation package",
-    ]
-
-
 _ALL = frozenset({Touches.HOSTS, Touches.ENGINES, Touches.METADB, Touches.BACKUP})
 REHEARSAL_TAKE = Step(
-    "rehearsal_take", "Take what the rehearsal needs from the deployment (reads only)", take, _ALL, False, plan_take
+    "rehearsal_take", "Take what the rehearsal needs from the deployment (reads only)", take, _ALL, False
 )
 REHEARSAL_REPLICA = Step(
     "rehearsal_replica",
@@ -555,13 +554,33 @@ REHEARSAL_REPLICA = Step(
     build,
     frozenset({Touches.HOSTS}),
     False,
+    lambda run: [
+        f"on this machine: a hub namespace with a private seekdb holding the dumps, {len(run.env.nodes)} node "
+        f"namespace(s) on {run.env.rehearsal.subnet}.0/24 each with its own dockerd, the old image loaded, config.yaml "
+        "and the node addresses in the metadata mapped, the old containers started as the document starts them",
+    ],
 )
 REHEARSE_UPGRADE = Step(
-    "rehearse_upgrade", "Run the upgrade runbook on the replica", rehearse_upgrade, frozenset({Touches.HOSTS}), False
+    "rehearse_upgrade",
+    "Run the upgrade runbook on the replica",
+    rehearse_upgrade,
+    frozenset({Touches.HOSTS}),
+    False,
+    lambda run: [f"pytest runbooks/{run.runbook.upgrade_runbook} on the replica, inside its hub namespace"],
 )
 REHEARSE_ROLLBACK = Step(
-    "rehearse_rollback", "Run its rollback runbook on the replica", rehearse_rollback, frozenset({Touches.HOSTS}), False
+    "rehearse_rollback",
+    "Run its rollback runbook on the replica",
+    rehearse_rollback,
+    frozenset({Touches.HOSTS}),
+    False,
+    lambda run: [f"pytest runbooks/{run.runbook.rollback_runbook} on the replica, inside its hub namespace"],
 )
 REHEARSAL_OBSERVE = Step(
-    "rehearsal_observe", "Write what the rehearsal observed (rehearsal.json)", observe, frozenset(), False
+    "rehearsal_observe",
+    "Write what the rehearsal observed (rehearsal.json)",
+    observe,
+    frozenset(),
+    False,
+    lambda run: ["remove the replica (not with --keep-replica); write rehearsal.json"],
 )

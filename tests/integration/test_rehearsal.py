@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import STATE
 from .test_metadb import unchanged
 from .test_upgrade_429 import assert_passed, assert_stopped_at
 
@@ -34,6 +35,11 @@ def test_rehearse_then_production_follows_the_rehearsal(sandbox):
     sandbox.fresh()
     same = unchanged(sandbox)
     before = namespaces()
+    plan = sandbox.runbook("rehearse_429", "--plan")  # the checks, nothing taken, no replica
+    assert plan.returncode == 0, plan.output[-3000:]
+    (planned,) = sandbox.reports.glob("plan-rehearse_429-sandbox-*")
+    assert "hub namespace" in (planned / "summary.md").read_text()
+    assert not list((STATE / "ledgers" / "rehearsals").glob("*")) and namespaces() == before
     p, r, path = rehearse(sandbox)
     assert_passed(p, 5)
     same()  # production: the same tables (heartbeats aside), containers and ha.config
