@@ -601,9 +601,17 @@ class MetaDB:
 
     def script(self, host: Host, folder: str, sql: str, what: str) -> str:
         """Statements run through the mysql client on ``host`` (the rehearsal's scratch MetaDB, reached only from
-        its namespace); what the client printed. Refused with ``what`` when the client fails."""
+        its namespace), fed on stdin from a 0600 file removed afterwards: a statement that holds a password never
+        reaches a command line or the record. What the client printed; refused with ``what`` when it fails."""
+        path = f"{folder}/.omsup-script-{secrets.token_hex(6)}.sql"
         with self.option_file(host, folder) as cnf:
-            result = host.run("mysql --defaults-extra-file=%s --default-character-set=utf8mb4 -N -e %s", cnf, sql)
+            host.put_secret_file(path, sql)
+            try:
+                result = host.run(
+                    "mysql --defaults-extra-file=%s --default-character-set=utf8mb4 -N < %s", cnf, path, quiet=True
+                )
+            finally:
+                host.remove(path)
         if result.rc != 0:
             raise MetaDBProblem(
                 f"{what} on {self.label} (from {host.label}) exited {result.rc}: "

@@ -317,10 +317,11 @@ def unmount_engine(host: Host, exec_root: str, data_root: str) -> None:
 
 def remove_replica_files(host: Host, net: ReplicaNet, rh: str) -> None:
     """What a removed replica leaves that is only bulk (the scratch MetaDB's files, each engine's images and state,
-    the saved image): never the dumps, the environment file or rehearsal.json, which are the rehearsal's evidence."""
-    paths = [f"{rh}/clone", f"{rh}/old-image.tar", f"{rh}/work"]
-    for i in range(1, net.nodes + 1):
-        paths += [f"{rh}/n{i}/data", net.exec_root(i)]
+    the saved image) and what holds a secret (the replica's secret files, its nodes' config.yaml): never the dumps,
+    the environment file or rehearsal.json, which are the rehearsal's evidence."""
+    paths = [f"{rh}/clone", f"{rh}/old-image.tar", f"{rh}/work", f"{rh}/secrets", f"{rh}/tmp"]
+    for i in range(1, net.nodes + 1):  # a replica node's config.yaml holds the scratch MetaDB's password
+        paths += [f"{rh}/n{i}/data", f"{rh}/n{i}/conf", net.exec_root(i)]
     host.run("rm -rf --one-file-system --" + " %s" * len(paths), *paths, quiet=True)
 
 

@@ -53,6 +53,7 @@ from ..envfile import MetaDB as MetaDBConfig
 from ..envfile import Secret
 from ..errors import ContainerProblem, PreconditionRefused
 from ..record import parse_utc, utc_now
+from ..redact import register
 from ..releases import release_of
 from ..runbook import Step, Touches
 from ..versions import Version, VersionError, check_upgrade, rule_for
@@ -260,6 +261,7 @@ def build(run: Run) -> None:
     if not wait_sql(hub, CLONE_PORT, 120):
         raise PreconditionRefused(f"the scratch MetaDB did not answer within 120 s (its log: {clone}/log/)")
     password = secrets.token_urlsafe(18)
+    register(password)  # the scratch MetaDB's password: masked wherever it would show
     root = MetaDB(MetaDBConfig("127.0.0.1", CLONE_PORT, "root", Secret("rehearsal scratch root", ""), "", ""))
     dbs = [db for _, db in env.databases()]
     tz = str(rf["identities"]["metadb_time_zone"])

@@ -59,6 +59,15 @@ def test_rehearse_then_production_follows_the_rehearsal(sandbox):
     assert all(ip.startswith("10.213.0.") for ip in r["replica"]["network"]["nodes"].values())
     summary = json.loads((sandbox.last_report("rehearse_429") / "summary.json").read_text())
     assert summary["rehearsal"]["upgrade"] == "complete" and summary["rehearsal"]["rollback"] == "complete"
+    # no secret anywhere it left: its run folder, the replica's runs and what stays of the replica
+    st = sandbox.status()
+    secrets = [st["metadb"]["password"], (STATE / "secrets" / "console_password").read_text().strip()]
+    rh = Path(r["replica"]["env_file"]).parent
+    assert not (rh / "secrets").exists() and not list(rh.glob("n*/conf"))
+    for f in [*sandbox.last_report("rehearse_429").rglob("*"), *rh.rglob("*")]:
+        if f.is_file() and f.suffix != ".sql":  # the dumps are production's metadata, as its backups are
+            text = f.read_bytes().decode("utf-8", "replace")
+            assert not [x for x in secrets if x in text], f
     ticket = (sandbox.last_report("rehearse_429") / "summary.md").read_text()
     for part in ("## What was cloned", "## What ran", "## What the product did", "## What production will do"):
         assert part in ticket, ticket
