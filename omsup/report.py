@@ -572,9 +572,8 @@ def write_run_folder(session: Ended) -> None:
     write_json_atomic(folder / "summary.json", s)
     replace_file(folder / "summary.md", md)
     replace_file(folder / "junit.xml", junit_xml(s))
-    observed = (
-        Path(s["rehearsal"]["dir"]) / "rehearsal.json" if s.get("kind") == "rehearsal" and s["rehearsal"] else None
-    )
+    rehearsed_in = (s.get("rehearsal") or {}).get("dir") if s.get("kind") == "rehearsal" else None
+    observed = Path(rehearsed_in) / "rehearsal.json" if rehearsed_in else None  # none in a plan
     if observed is not None and observed.is_file():
         replace_file(folder / "rehearsal.json", observed.read_text())
     if session.run is not None:
