@@ -17,6 +17,7 @@ import json
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -65,9 +66,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=2)
     a = ap.parse_args()
-    reports = ROOT / "bench" / "results" / "rehearsal-reports"
-    reports.mkdir(parents=True, exist_ok=True)
-    runs = [once(reports) for _ in range(a.repeat)]
+    with tempfile.TemporaryDirectory(prefix="omsup-bench-rehearsal-") as tmp:  # the run folders: not kept
+        runs = [once(Path(tmp)) for _ in range(a.repeat)]
     sh(sys.executable, "-m", "sandbox", "down")
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0] if k != "rehearsal_steps_s"}
     print(f"| measure | median of {len(runs)} | runs |")
