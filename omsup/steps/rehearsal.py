@@ -67,14 +67,6 @@ HEALTH_WAIT_S = 120
 ADDRESS_TABLES = "rm.cluster_info.cm_url, cm.host.ip, cm.connector_task.host_ip (where it exists)"  # the documented metadata that names node addresses
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _private_file(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -172,11 +164,15 @@ def take(run: Run) -> None:
     image_tar = str(rh / "old-image.tar")
     image_size = run.engines[first].save_image(image_id, image_tar)
     run.live(f"rehearsal: hashing {package}")
+    # the host's one way of hashing a file: the same reading --rehearsal compares on node 1 (follow_rehearsal)
+    package_facts = here.file_facts(package)
+    if package_facts is None:
+        raise PreconditionRefused(f"{package} could not be hashed on this machine (neither openssl nor sha256sum?)")
     identities = {
         "old_image_id": image_id,
         "old_image_size": image_size,
         "package": package,
-        "package_sha256": _sha256(package),
+        "package_sha256": package_facts["sha256"],
         "metadb": {"version": server["version"], "comment": server["comment"]},
         "metadb_time_zone": server["time_zone"],
         "dumped_at": dumped_at,
