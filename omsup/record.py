@@ -379,6 +379,9 @@ class Facts(Model):
     # follows (its file, date, identities and predicted outage)
     rehearsal: dict[str, Any] | None = None
     rehearsed_with: dict[str, Any] | None = None
+    # the probe (runbooks/probe): each assumption's result and what was seen (redacted), for the summary and for a
+    # rehearsal that probes its replica
+    assumptions: dict[str, dict[str, Any]] | None = None
 
 
 # -- the run and its steps -------------------------------------------------------------------

@@ -188,6 +188,7 @@ def summary(session: Ended) -> dict[str, Any]:
                 },
                 "hot": _hot_summary(f) if f is not None and (f.hot or f.hot_back) else None,
                 "rehearsal": _rehearsal_summary(book.kind.value, f),
+                "assumptions": f.assumptions if f else None,
                 "operator_actions": list(book.notes),
                 "plan": [
                     {
@@ -307,6 +308,7 @@ def rehearsal_ticket(s: dict[str, Any]) -> list[str]:
         f"{(obs.get('oms_version') or {}).get('names_the_target')})",
         f"- consoles started by hand after the init: {', '.join(obs.get('consoles_started_by_hand') or []) or 'none'}",
         f"- the old release served on the clone without its init: {replica.get('old_release_served_without_init')}",
+        *_probed_lines(obs),
         "",
         "## What production will do differently",
         "",
@@ -317,6 +319,37 @@ def rehearsal_ticket(s: dict[str, Any]) -> list[str]:
         + (f", which lacks {'; '.join(r['host_short_of'])}" if r.get("host_short_of") else ""),
         "",
     ]
+    return lines
+
+
+def _probed_lines(obs: dict[str, Any]) -> list[str]:
+    """What the probe of the replica read after the rehearsed upgrade and after its rollback (steps/rehearsal.py)."""
+    lines = []
+    for which in ("upgrade", "rollback"):
+        p = obs.get(f"after_{which}") or {}
+        if not p.get("assumptions"):
+            continue
+        held = p["assumptions"]
+        broken = sorted(k for k, v in held.items() if v == "BROKEN")
+        programs = {
+            n: (v or {}).get("programs") if isinstance(v, dict) else v for n, v in (p.get("programs") or {}).items()
+        }
+        lines += [
+            f"- after the {which}, the probe: {sum(v in ('holds', 'observed') for v in held.values())} of "
+            f"{len(held)} assumptions held or observed" + (f", BROKEN: {', '.join(broken)}" if broken else ""),
+            f"  - the start line: {p.get('start_line')}",
+            f"  - about the heartbeat period: {p.get('heartbeat_period_s')} s until every heartbeat moved; "
+            f"heartbeat age by the MetaDB's clock {p.get('heartbeat_age_s')}",
+            f"  - ha.config read again: {p.get('ha_config')}",
+            f"  - programs: {programs}",
+            f"  - Connectors: {p.get('connectors')}; projects: {p.get('projects')}",
+        ]
+    ha = obs.get("ha_as_written")
+    if ha:
+        lines.append(
+            "- ha.config after the upgrade, as written: "
+            + ("kept" if ha.get("kept") else f"NOT kept: {ha.get('differ')}")
+        )
     return lines
 
 

@@ -9,13 +9,16 @@ overwritten, and a backup once verified is checked again before anything depends
 from __future__ import annotations
 
 import functools
+import json
+import os
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 
 from ..adapters.hosts import Host
-from ..adapters.metadb import DUMP_MARKER, OB_LONG_US
+from ..adapters.metadb import DUMP_MARKER, OB_DUMP_GLOBALS, OB_LONG_US
 from ..audit import AUDIT
 from ..context import Run
 from ..errors import BackupProblem
@@ -37,10 +40,14 @@ def backup(run: Run) -> None:
 
 
 @contextmanager
-def long_dump_sessions(run: Run) -> Iterator[None]:
+def long_dump_sessions(run: Run, note: Path | None = None) -> Iterator[None]:
     """On OceanBase, the tenant's global query and transaction timeouts raised for the dumps (OMS is
     stopped: no other session of OMS runs), the old values recorded first and set back afterwards,
-    whatever happens. Elsewhere nothing."""
+    whatever happens. Elsewhere nothing.
+
+    ``note``: a run whose record is in memory (the rehearsal) also writes the old values to this file (0600,
+    never over a file) before raising them, and removes it once they are set back; what a killed run leaves
+    there, the next one sets back first (``set_back_noted``)."""
     set_back_ob_globals(run)  # an earlier attempt that died in between
     if not run.metadb.is_oceanbase():
         yield
@@ -50,6 +57,10 @@ def long_dump_sessions(run: Run) -> Iterator[None]:
     if not low:
         yield
         return
+    if note is not None:
+        fd = os.open(note, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump({"metadb": f"{run.env.metadb.host}:{run.env.metadb.port}", "before": before}, out)
     with run.record.change() as f:  # on disk before anything is raised
         f.ob_globals_before, f.ob_globals_restored = before, False
     run.metadb.set_ob_globals(dict.fromkeys(low, OB_LONG_US))
@@ -58,6 +69,28 @@ def long_dump_sessions(run: Run) -> Iterator[None]:
         yield
     finally:
         set_back_ob_globals(run)
+        if note is not None:
+            note.unlink()
+
+
+def set_back_noted(run: Run, notes: Iterable[Path]) -> list[dict[str, int]]:
+    """The old timeouts a killed run noted (``long_dump_sessions``'s ``note``) on this MetaDB, set back where they
+    are still raised (nobody has set them since), each note removed once done; what was set back."""
+    done = []
+    here = f"{run.env.metadb.host}:{run.env.metadb.port}"
+    for path in notes:
+        noted = json.loads(path.read_text())
+        if noted.get("metadb") != here:
+            continue
+        before = {k: int(v) for k, v in noted["before"].items() if k in OB_DUMP_GLOBALS}
+        now = run.metadb.ob_globals()
+        back = {k: v for k, v in before.items() if now.get(k) == OB_LONG_US}
+        if back:
+            run.metadb.set_ob_globals(back)
+            run.evidence(f"OceanBase: global timeouts a killed run raised, set back ({path})", back)
+            done.append(back)
+        path.unlink()
+    return done
 
 
 def set_back_ob_globals(run: Run) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..assumptions import ASSUMPTIONS
 from ..context import Run
+from ..redact import redact_obj
 from ..runbook import Step, Touches
 from .assumption_checks import check_all
 
@@ -20,6 +21,8 @@ def probe(run: Run) -> None:
         "manual checks (not checkable by reading)",
         "\n".join(f"- {r['assumption']} ({r['source']}); it matters for {r['breaks']}" for r in manual),
     )
+    with run.record.change() as f:  # for the summary (summary.json's "assumptions"), redacted as the evidence is
+        f.assumptions = redact_obj({r["key"]: {k: r[k] for k in ("result", "seen", "why") if k in r} for r in rows})
     broken = [r for r in rows if r["result"] == "BROKEN"]
     held = sum(r["result"] == "holds" for r in rows)
     seen = sum(r["result"] == "observed" for r in rows)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import time
 from datetime import UTC, datetime
@@ -51,12 +52,14 @@ from ..container_spec import CONFIG_TARGET, DATA_TARGETS, ContainerSpec, bind_ta
 from ..context import Run
 from ..envfile import MetaDB as MetaDBConfig
 from ..envfile import Secret
-from ..errors import ContainerProblem, PreconditionRefused
+from ..errors import BackupProblem, ContainerProblem, PreconditionRefused
 from ..record import parse_utc, utc_now
 from ..redact import register
 from ..releases import release_of
 from ..runbook import Step, Touches
 from ..versions import Version, VersionError, check_upgrade, rule_for
+from .assumption_checks import HEARTBEAT_PERIOD
+from .backup import long_dump_sessions, set_back_noted
 from .metadb_checks import read_config
 from .preflight import inspect_old
 from .readings import deployment_version
@@ -64,6 +67,13 @@ from .readings import deployment_version
 CLONE_PORT = 2881  # the scratch MetaDB's port inside the hub (a namespace of its own: no clash with anything)
 CLONE_USER = "omsup_rehearsal"
 HEALTH_WAIT_S = 120
+OB_NOTE = "ob_globals_before.json"  # the tenant's timeouts before a raise (long_dump_sessions' note)
+# OceanBase's answers to a session that ran out of its timeouts (ODP's ob_errno.h: OB_TIMEOUT -4012 "Timeout",
+# OB_TRANS_TIMEOUT -6210 "Transaction is timeout", OB_TRANS_STMT_TIMEOUT -6212 "Statement is timeout"); 4012 after
+# ob_query_timeout was tried here on seekdb 1.4 (the ob_dump_timeouts assumption)
+OB_TIMED_OUT = re.compile(
+    r"\b(4012|6210|6212)\b|Timeout, query has reached|Transaction is timeout|Statement is timeout"
+)
 ADDRESS_TABLES = "rm.cluster_info.cm_url, cm.host.ip, cm.connector_task.host_ip (where it exists)"  # the documented metadata that names node addresses
 
 
@@ -152,11 +162,9 @@ def take(run: Run) -> None:
             f"the rehearsal host lacks {'; '.join(short)}: rehearsed anyway ({env.rehearsal.below_requirements_reason})"
         )
     here = Host("local://", "rehearsal host")
+    set_back_noted(run, Path(env.rehearsal_dir).glob(f"*/{OB_NOTE}"))  # what a killed rehearsal left raised
     run.live("rehearsal: dumping rm, cm and every cm_hb from the MetaDB (reads only)")
-    dumps = {}
-    for _, db in env.databases():
-        size, sha = run.metadb.dump(here, str(rh / "dumps"), db, str(rh / "dumps" / f"{db}.sql"))
-        dumps[db] = {"path": str(rh / "dumps" / f"{db}.sql"), "size": size, "sha256": sha}
+    dumps = {db: _dump(run, here, rh, db) for _, db in env.databases()}
     dumped_at = utc_now()
     first = env.nodes[0].name
     image_id = str(next(iter(ids)))
@@ -193,6 +201,26 @@ def take(run: Run) -> None:
             "image_tar": image_tar,
         }
     run.evidence("what the rehearsal took (identities)", identities)
+
+
+def _dump(run: Run, here: Host, rh: Path, db: str) -> dict[str, Any]:
+    """One database's dump, within the tenant's current timeouts: production's OMS is running, and its sessions get
+    the tenant's global values. On OceanBase, a dump that runs out of them (error 4012, or the transaction's: the
+    ob_dump_timeouts assumption) is taken again with the timeouts raised and set back right after, as the backup
+    step does (its code), the old values also noted in the rehearsal's folder for a killed rehearsal's successor."""
+    folder, dest = str(rh / "dumps"), str(rh / "dumps" / f"{db}.sql")
+    try:
+        size, sha = run.metadb.dump(here, folder, db, dest)
+        return {"path": dest, "size": size, "sha256": sha, "timeouts_raised": False}
+    except BackupProblem as e:
+        if not (OB_TIMED_OUT.search(e.message) and run.metadb.is_oceanbase()):
+            raise
+        os.rename(dest + ".partial", dest + ".timed-out")  # kept for a look; the dump never writes over a file
+        run.live(f"rehearsal: the dump of {db} ran out of the tenant's timeouts; again, with them raised for it")
+        run.evidence(f"the dump of {db} within the tenant's timeouts", e.message)
+    with long_dump_sessions(run, note=rh / OB_NOTE):
+        size, sha = run.metadb.dump(here, folder, db, dest)
+    return {"path": dest, "size": size, "sha256": sha, "timeouts_raised": True}
 
 
 # -- step 1: the replica -----------------------------------------------------------------------------------------
@@ -441,12 +469,51 @@ def _rehearse(run: Run, which: str) -> None:
         )
 
 
+def _probe_replica(run: Run, which: str) -> None:
+    """The probe (runbooks/probe, reads only) on the replica once the rehearsed runbook ended: what the product does
+    where the documents are silent, as every reading the runbooks know shows it (docker logs and docker_init.sh's
+    log, /oms/health, supervisorctl, ListProjects and DescribeProjectComponents, rm.oms_version and ha.config read
+    again in a new session, cm.host and the moving heartbeats). A broken assumption on the replica is a warning here
+    (the rehearsed runbook decided on the documented signals); the probe's run folder names it."""
+    rf = run.facts.rehearsal
+    assert rf is not None and run.runbook.folder is not None
+    rh = Path(rf["dir"])
+    hub = NetnsHost(rf["replica"]["network"]["hub"], "replica hub")
+    folder = Path(run.runbook.folder).parent
+    reports = rh / "reports"
+    t0 = time.monotonic()
+    run.live(f"rehearsal: the probe on the replica after its {which}")
+    rc, _ = run_runbook(hub, str(folder.parent), str(folder / "probe"), rf["replica"]["env_file"], str(reports))
+    runs = sorted(p for p in reports.glob("probe-*") if (p / "summary.json").exists())
+    summary = json.loads((runs[-1] / "summary.json").read_text()) if runs else {}
+    assumptions = summary.get("assumptions") or {}
+    result = {
+        "exit_code": rc,
+        "seconds": round(time.monotonic() - t0, 1),
+        "run_folder": str(runs[-1]) if runs else None,
+        "assumptions": assumptions,
+    }
+    with run.record.change() as f:
+        assert f.rehearsal is not None
+        f.rehearsal[f"probe_after_{which}"] = result
+    run.evidence(f"the probe on the replica after its {which}", result)
+    broken = sorted(k for k, v in assumptions.items() if v.get("result") == "BROKEN")
+    if rc != 0:
+        run.warn(
+            f"the probe on the replica after its {which} exited {rc}"
+            + (f": {', '.join(broken)} did not hold" if broken else "")
+            + f" (its run folder: {result['run_folder']})"
+        )
+
+
 def rehearse_upgrade(run: Run) -> None:
     _rehearse(run, "upgrade")
+    _probe_replica(run, "upgrade")
 
 
 def rehearse_rollback(run: Run) -> None:
     _rehearse(run, "rollback")
+    _probe_replica(run, "rollback")
 
 
 # -- step 4: what it observed ----------------------------------------------------------------------------------
@@ -485,9 +552,33 @@ def observe(run: Run) -> None:
         "servers": up_summary.get("servers"),
         "projects_before": up_facts.get("projects_before"),
         "projects_after": up_facts.get("projects_after"),
-        "heartbeat_period": "not observed (the rehearsal runs the runbooks; no public reading of it)",
         "warnings": up_summary.get("warnings", []),
     }
+    for which in ("upgrade", "rollback"):  # the probe of the replica after each (see _probe_replica)
+        rows = ((rf.get(f"probe_after_{which}") or {}).get("assumptions")) or {}
+        seen = {k: v.get("seen", v.get("why")) for k, v in rows.items()}
+        servers = seen["server_state"] if isinstance(seen.get("server_state"), dict) else {}
+        ha = seen["ha_config"] if isinstance(seen.get("ha_config"), dict) else {}
+        observed[f"after_{which}"] = {
+            "start_line": seen.get("start_line"),
+            "heartbeat_period_s": servers.get(HEARTBEAT_PERIOD),
+            "heartbeat_age_s": servers.get("observed: heartbeat age by the MetaDB's clock (s)"),
+            "servers": servers.get("servers"),
+            "ha_config": ha.get("ha.config"),
+            "programs": seen.get("supervisor"),
+            "connectors": seen.get("connectors"),
+            "projects": seen.get("list_projects"),
+            "oms_version": seen.get("oms_version"),
+            "init_flag": seen.get("init_flag"),
+            "health": seen.get("health"),
+            "assumptions": {k: v.get("result") for k, v in rows.items()},
+        }
+    observed["ha_as_written"] = _ha_as_written(
+        run.env.ha.perceive_store_client_checkpoint, up_facts.get("refetch"), observed["after_upgrade"]["ha_config"]
+    )
+    ha = observed["ha_as_written"]
+    if ha is not None and not ha["kept"]:
+        run.warn(f"ha.config on the replica after its upgrade is not what the upgrade wrote: {ha['differ']}")
     teardown = run.scratch.get("rehearsal.teardown")
     if teardown is not None:
         teardown()
@@ -536,6 +627,22 @@ def observe(run: Run) -> None:
     run.live(f"rehearsal: {path} (outage on the replica: {out['outage_seconds']} s)")
 
 
+def _ha_as_written(perceive: bool, refetch: Any, read: Any) -> dict[str, Any] | None:
+    """What the rehearsed upgrade wrote into ha.config at its end (HA enabled again, with
+    perceiveStoreClientCheckpoint or the refetch window: steps/ha.py) against ha.config as the probe read it
+    afterwards, in a new session (the one public reading: no published API shows the system parameters): the keys
+    that differ; None when the probe read nothing."""
+    if not isinstance(read, dict):
+        return None
+    written: dict[str, Any] = {"enable": True}
+    if perceive:
+        written["perceiveStoreClientCheckpoint"] = True
+    elif isinstance(refetch, dict) and refetch.get("set") is not None:
+        written["refetchStoreIntervalMin"] = refetch["set"]
+    differ = {k: {"written": v, "read": read.get(k)} for k, v in written.items() if read.get(k) != v}
+    return {"written": written, "differ": differ, "kept": not differ}
+
+
 def _seconds(start: str | None, end: str | None) -> float | None:
     if not start or not end:
         return None
@@ -564,7 +671,10 @@ REHEARSE_UPGRADE = Step(
     rehearse_upgrade,
     frozenset({Touches.HOSTS}),
     False,
-    lambda run: [f"pytest runbooks/{run.runbook.upgrade_runbook} on the replica, inside its hub namespace"],
+    lambda run: [
+        f"pytest runbooks/{run.runbook.upgrade_runbook} on the replica, inside its hub namespace; then runbooks/probe "
+        "on the replica (reads only)"
+    ],
 )
 REHEARSE_ROLLBACK = Step(
     "rehearse_rollback",
@@ -572,7 +682,10 @@ REHEARSE_ROLLBACK = Step(
     rehearse_rollback,
     frozenset({Touches.HOSTS}),
     False,
-    lambda run: [f"pytest runbooks/{run.runbook.rollback_runbook} on the replica, inside its hub namespace"],
+    lambda run: [
+        f"pytest runbooks/{run.runbook.rollback_runbook} on the replica, inside its hub namespace; then runbooks/probe "
+        "on the replica (reads only)"
+    ],
 )
 REHEARSAL_OBSERVE = Step(
     "rehearsal_observe",

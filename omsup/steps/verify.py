@@ -81,11 +81,15 @@ def as_rehearsed(run: Run, names: str) -> None:
         "oms_version names the target": names == "target",
         "docker_init.sh left a flag file": any(a.flag for tries in run.facts.init_outputs.values() for a in tries),
         "docker_init.sh ran more than once on a node": any(len(t) > 1 for t in run.facts.init_outputs.values()),
+        "a console was started by hand (supervisorctl start oms_console)": bool(run.facts.consoles_started),
     }
     rehearsed = {
         "oms_version names the target": bool((observed.get("oms_version") or {}).get("names_the_target")),
         "docker_init.sh left a flag file": bool(observed.get("init_flag_written")),
         "docker_init.sh ran more than once on a node": any(len(t) > 1 for t in (observed.get("init") or {}).values()),
+        "a console was started by hand (supervisorctl start oms_console)": bool(
+            observed.get("consoles_started_by_hand")
+        ),
     }
     differ = [f"{k}: rehearsal {rehearsed[k]}, production {v}" for k, v in seen.items() if rehearsed[k] != v]
     run.evidence("as rehearsed", {"production": seen, "rehearsal": rehearsed})

@@ -53,6 +53,15 @@ def test_rehearse_then_production_follows_the_rehearsal(sandbox):
     assert obs["oms_version"]["names_the_target"] is True and obs["init_flag_written"] is False
     assert all(a["rc"] == 0 for tries in obs["init"].values() for a in tries) and obs["init"]
     assert r["outage_seconds"] and r["outage_seconds"] > 0
+    # the probe of the replica after each rehearsed runbook: what the product did, as every reading shows it
+    for which, version in (("upgrade", "4.2.9-CE"), ("rollback", "4.2.8-CE")):
+        after = obs[f"after_{which}"]
+        assert after["assumptions"] and "BROKEN" not in after["assumptions"].values(), after["assumptions"]
+        assert set(after["start_line"]) == {"n1", "n2"} and isinstance(after["heartbeat_period_s"], float), after
+        assert {s["node"] for s in after["servers"]} == {"n1", "n2"}, after["servers"]
+        assert after["oms_version"]["observed"] == "names the running version", after["oms_version"]
+        assert version in str(after["oms_version"]["rows"]) and after["ha_config"]["enable"] is True, after
+    assert obs["ha_as_written"]["kept"] is True and obs["ha_as_written"]["written"]["enable"] is True, obs
     compared = r["rollback_comparison"]
     assert compared["verify_restore"] == "passed" and set(compared["tables"]) == set(sandbox.databases()), compared
     assert set(r["replica"]["network"]["nodes"]) == {"n1", "n2"}
@@ -69,7 +78,8 @@ def test_rehearse_then_production_follows_the_rehearsal(sandbox):
             text = f.read_bytes().decode("utf-8", "replace")
             assert not [x for x in secrets if x in text], f
     ticket = (sandbox.last_report("rehearse_429") / "summary.md").read_text()
-    for part in ("## What was cloned", "## What ran", "## What the product did", "## What production will do"):
+    for part in ("## What was cloned", "## What ran", "## What the product did", "## What production will do",
+                 "after the upgrade, the probe:", "about the heartbeat period", "ha.config after the upgrade, as written: kept"):  # fmt: skip
         assert part in ticket, ticket
     assert ident["old_image_id"] in ticket and "upgrade_429: complete" in ticket
     st = subprocess.run(
@@ -95,6 +105,49 @@ def test_rehearse_then_production_follows_the_rehearsal(sandbox):
     assert s["rehearsal"]["rehearsed"] is True and s["rehearsal"]["rehearsal"] == r["rehearsal"]
     md = (sandbox.last_report("upgrade_429") / "summary.md").read_text()
     assert f"Rehearsed on {r['at']}" in md and "outage" in md
+
+
+def test_the_dumps_run_within_the_tenants_timeouts_and_raise_them_only_when_run_out(sandbox):
+    """Production's OMS runs during a rehearsal: each dump runs within the tenant's current timeouts; one that runs
+    out of them (4012) is taken again with them raised (the backup step's code) and set back right after. What a
+    killed rehearsal left raised, noted in its folder, the next one sets back first."""
+    sandbox.fresh()  # OceanBase seekdb
+    timeouts = "SELECT @@global.ob_query_timeout, @@global.ob_trx_timeout, @@global.ob_trx_idle_timeout"
+    default = sandbox.sql(timeouts)[0]
+    folder = STATE / "ledgers" / "rehearsals"
+    p = sandbox.runbook("rehearse_429", "--until", "0")  # within the default timeouts: nothing raised
+    assert_passed(p, 1)
+    (first,) = folder.glob("*/dumps")
+    assert not list(first.glob("*.timed-out")) and sandbox.sql(timeouts)[0] == default
+    events = (sandbox.last_report("rehearse_429") / "events.jsonl").read_text()
+    assert "SET GLOBAL" not in events
+
+    sandbox.sql("SET GLOBAL ob_query_timeout = 1")  # one microsecond: every dump runs out of it
+    try:
+        p = sandbox.runbook("rehearse_429", "--until", "0")
+        after = sandbox.sql(timeouts)[0]
+    finally:
+        sandbox.sql(f"SET GLOBAL ob_query_timeout = {default[0]}")
+    assert_passed(p, 1)
+    assert after == (1, *default[1:]), after  # set back
+    (second,) = [d for d in folder.glob("*/dumps") if d != first]
+    assert list(second.glob("*.timed-out")) and all(s.stat().st_size > 0 for s in second.glob("*.sql"))
+    assert not list(second.parent.glob("ob_globals_before.json"))  # the note goes once they are set back
+    events = [json.loads(x) for x in (sandbox.last_report("rehearse_429") / "events.jsonl").read_text().splitlines()]
+    assert [e for e in events if e["action"].startswith("SET GLOBAL ob_query_timeout = 86400000000")], events
+
+    # a rehearsal killed between the raise and the set-back: the next one sets back what it noted
+    sandbox.sql("SET GLOBAL ob_query_timeout = 86400000000")
+    note = second.parent / "ob_globals_before.json"
+    st = sandbox.status()["metadb"]
+    note.write_text(json.dumps({"metadb": f"{st['host']}:{st['port']}", "before": {"ob_query_timeout": 7000000}}))
+    try:
+        p = sandbox.runbook("rehearse_429", "--until", "0")
+        left = sandbox.sql(timeouts)[0]
+    finally:
+        sandbox.sql(f"SET GLOBAL ob_query_timeout = {default[0]}")
+    assert_passed(p, 1)
+    assert left[0] == 7000000 and not note.exists(), left
 
 
 @pytest.mark.parametrize("variant", ["oms-version-not-written", "init-flag"])
