@@ -215,11 +215,12 @@ def seekdb_argv(binary: str, base: str, port: int) -> list[str]:
 
 # what waits, inside the hub, for a replica node's console: GET /oms/health until data.healthy is true (obd)
 _WAIT_HEALTH = """
-import json, sys, time, urllib.request
+import json, ssl, sys, time, urllib.request
 url, deadline, last = sys.argv[1], time.monotonic() + float(sys.argv[2]), "no answer"
+ctx = ssl.create_default_context(cafile=sys.argv[3]) if len(sys.argv) > 3 else None
 while time.monotonic() < deadline:
     try:
-        with urllib.request.urlopen(url, timeout=3) as r:
+        with urllib.request.urlopen(url, timeout=3, context=ctx) as r:
             data = (json.load(r) or {}).get("data") or {}
         if data.get("healthy") is True:
             print("healthy"); sys.exit(0)
@@ -231,10 +232,42 @@ print(last); sys.exit(1)
 """
 
 
-def wait_healthy(hub: NetnsHost, url: str, seconds: int) -> tuple[bool, str]:
-    """Whether the console at ``url`` (reached from the hub) said healthy within ``seconds``; what it said last."""
-    r = hub.run("python3 -c %s %s %s", _WAIT_HEALTH, url, str(seconds), quiet=True)
+def wait_healthy(hub: NetnsHost, url: str, seconds: int, ca_file: str | None = None) -> tuple[bool, str]:
+    """Whether the console at ``url`` (reached from the hub; https: verified with ``ca_file``) said healthy within
+    ``seconds``; what it said last."""
+    extra = [ca_file] if ca_file else []
+    r = hub.run("python3 -c %s %s %s" + " %s" * len(extra), _WAIT_HEALTH, url, str(seconds), *extra, quiet=True)
     return r.rc == 0, (r.stdout.strip().splitlines() or ["(nothing)"])[-1]
+
+
+def make_tls(host: Host, folder: str, ips: list[str]) -> tuple[str, dict[str, tuple[str, str]]]:
+    """The replica's own HTTPS: a CA made for this rehearsal and, for each replica address, a certificate it signs
+    (subjectAltName IP:<address>) and its key, under ``folder`` (0700). Production's certificates name production's
+    addresses and its keys stay where they are: a replica console serves HTTPS as production's does (the
+    documented mounts, doc 003/004), with these. Returns the CA's certificate and {ip: (certificate, key)}."""
+    host.check("umask 077 && mkdir -p %s", folder, what="the replica's TLS folder")
+    ca, ca_key = f"{folder}/ca.crt", f"{folder}/ca.key"
+    ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+    host.check(
+        f"umask 077 && openssl req -x509 {ec} -days 2 -subj /CN=omsup-rehearsal-ca -addext "
+        "basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign -keyout %s -out %s",
+        ca_key,
+        ca,
+        what="the replica's certificate authority (openssl req -x509)",
+    )
+    out = {}
+    for ip in ips:
+        crt, key, ext = f"{folder}/{ip}.crt", f"{folder}/{ip}.key", f"{folder}/{ip}.ext"
+        host.put_secret_file(ext, f"subjectAltName=IP:{ip}\nextendedKeyUsage=serverAuth\n")
+        host.check(
+            f"umask 077 && openssl req {ec} -subj /CN=%s -keyout %s -out %s.csr && openssl x509 -req "
+            "-in %s.csr -CA %s -CAkey %s -CAcreateserial -days 2 -extfile %s -out %s && rm -f %s.csr %s",
+            ip, key, crt, crt, ca, ca_key, ext, crt, crt, ext,
+            what=f"the replica's certificate for {ip} (openssl x509 -req)",
+        )  # fmt: skip
+        out[ip] = (crt, key)
+    host.remove(ca_key)  # nothing else is ever signed with it
+    return ca, out
 
 
 def wait_sql(hub: NetnsHost, port: int, seconds: int) -> bool:
@@ -319,7 +352,7 @@ def remove_replica_files(host: Host, net: ReplicaNet, rh: str) -> None:
     """What a removed replica leaves that is only bulk (the scratch MetaDB's files, each engine's images and state,
     the saved image) and what holds a secret (the replica's secret files, its nodes' config.yaml): never the dumps,
     the environment file or rehearsal.json, which are the rehearsal's evidence."""
-    paths = [f"{rh}/clone", f"{rh}/old-image.tar", f"{rh}/work", f"{rh}/secrets", f"{rh}/tmp"]
+    paths = [f"{rh}/clone", f"{rh}/old-image.tar", f"{rh}/work", f"{rh}/secrets", f"{rh}/tmp", f"{rh}/tls"]
     for i in range(1, net.nodes + 1):  # a replica node's config.yaml holds the scratch MetaDB's password
         paths += [f"{rh}/n{i}/data", f"{rh}/n{i}/conf", net.exec_root(i)]
     host.run("rm -rf --one-file-system --" + " %s" * len(paths), *paths, quiet=True)

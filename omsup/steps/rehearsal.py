@@ -37,6 +37,7 @@ from ..adapters.replica import (
     NetnsHost,
     ReplicaNet,
     lacks,
+    make_tls,
     map_addresses,
     prepare_clone,
     remove_container,
@@ -48,7 +49,7 @@ from ..adapters.replica import (
     wait_healthy,
     wait_sql,
 )
-from ..container_spec import CONFIG_TARGET, DATA_TARGETS, ContainerSpec, bind_target
+from ..container_spec import CERT_TARGETS, CONFIG_TARGET, DATA_TARGETS, ContainerSpec, bind_target
 from ..context import Run
 from ..envfile import MetaDB as MetaDBConfig
 from ..envfile import Secret
@@ -98,11 +99,6 @@ def take(run: Run) -> None:
         raise PreconditionRefused(
             "the rehearsal builds network namespaces and Docker engines on this machine: it needs root",
             "run the rehearsal as root on the rehearsal host",
-        )
-    if env.console.scheme != "http":
-        raise PreconditionRefused(
-            "a rehearsal of a deployment whose console serves HTTPS (its certificate and key) is not offered yet",
-            "rehearse on a copy of the environment file with console.scheme: http only if the nodes also serve HTTP",
         )
     source = deployment_version(run)
     try:
@@ -302,6 +298,10 @@ def build(run: Run) -> None:
     _private_file(secrets_dir / "metadb", password)
     _private_file(secrets_dir / "console", env.console.password.value)
     configs = run.scratch["rehearsal.configs"]
+    tls: dict[str, tuple[str, str]] = {}
+    ca_file = None
+    if env.console.scheme == "https":  # the replica's own certificates at the documented mounts (make_tls)
+        ca_file, tls = make_tls(here, str(rh / "tls"), [net.ip(i) for i in range(1, len(env.nodes) + 1)])
     nodes_out = []
     for i, n in enumerate(env.nodes, start=1):
         nd = rh / f"n{i}"
@@ -351,6 +351,8 @@ def build(run: Run) -> None:
                 spec_binds.append(f"{nd / 'conf' / 'config.yaml'}:{target}")
             elif target in DATA_TARGETS:
                 spec_binds.append(f"{nd / Path(target).name}:{target}")
+        if tls:  # doc 003/004: -v <crt>:/etc/pki/nginx/oms_server.crt -v <key>:/etc/pki/nginx/oms_server.key
+            spec_binds += [f"{src}:{dst}" for src, dst in zip(tls[net.ip(i)], CERT_TARGETS, strict=True)]
         spec = ContainerSpec(
             name=env.container,
             image=rf["nodes"][n.name]["image"] or rf["identities"]["old_image_id"],
@@ -364,13 +366,13 @@ def build(run: Run) -> None:
     source_release = release_of(Version.parse(rf["source"]))
     for i, (n, eng) in enumerate(zip(env.nodes, engines, strict=True), start=1):
         port = int(configs[n.name].get("nginx_server_port") or 8089)
-        url = f"http://{net.ip(i)}:{port}/oms/health"
-        ok, said = wait_healthy(hub, url, 45)
+        url = f"{env.console.scheme}://{net.ip(i)}:{port}/oms/health"
+        ok, said = wait_healthy(hub, url, 45, ca_file)
         served_alone[n.name] = ok
         if not ok:  # the vendor runs docker_init.sh again (doc 004's recovery, the hot rollback): safe on the clone
             run.live(f"rehearsal: {n.name}'s console is not healthy ({said}); running docker_init.sh once")
             rc, _ = Oms(eng, env.container).run_init(source_release.init_script)
-            ok, said = wait_healthy(hub, url, HEALTH_WAIT_S)
+            ok, said = wait_healthy(hub, url, HEALTH_WAIT_S, ca_file)
             if not ok:
                 raise ContainerProblem(
                     f"replica {n.name}: the old release does not serve on the clone (init exit {rc}; health: {said})",
@@ -407,7 +409,8 @@ def build(run: Run) -> None:
         "backup": {"host": "local://", "dir": str(rh / "backups")},
         "ha": {"perceive_store_client_checkpoint": env.ha.perceive_store_client_checkpoint,
                "refetch_margin_min": env.ha.refetch_margin_min},
-        "console": {"scheme": "http", "user": env.console.user, "password": {"file": str(secrets_dir / "console")}},
+        "console": {"scheme": env.console.scheme, "user": env.console.user,
+                    "password": {"file": str(secrets_dir / "console")}, **({"ca_file": ca_file} if ca_file else {})},
         "state_dir": str(rh / "state"),
         "work_dir": str(rh / "work"),
     }  # fmt: skip
@@ -419,6 +422,8 @@ def build(run: Run) -> None:
                             "metadata": ADDRESS_TABLES, "ips": ips},
         "env_file": str(env_file),
         "old_release_served_without_init": served_alone,
+        "https": "the replica's own certificates at the documented mounts, signed by a CA made for this rehearsal "
+                 "(production's certificates and keys are not copied)" if tls else None,
     }  # fmt: skip
     with run.record.change() as f:
         assert f.rehearsal is not None

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from .conftest import STATE
 from .test_metadb import unchanged
@@ -191,3 +192,27 @@ def test_rehearse_331_on_a_3_3_0_deployment(sandbox):
     assert_passed(p, 5)
     same()
     assert r["upgrade"]["exit_code"] == 0 and r["rollback"]["exit_code"] == 0 and r["target"] == "3.3.1-CE"
+
+
+def test_a_deployment_whose_consoles_serve_https_is_rehearsed_with_the_replicas_own_certificates(sandbox):
+    """Consoles serving HTTPS (the certificate mounted, doc 003/004): the replica's consoles serve HTTPS too, with
+    certificates a CA made for the rehearsal signs for the replica's addresses; production's keys are not copied,
+    and the rehearsed runbooks verify the replica's consoles with that CA."""
+    sandbox.fresh("--https")
+    same = unchanged(sandbox)
+    p, r, path = rehearse(sandbox)
+    assert_passed(p, 5)
+    same()
+    assert "own certificates" in str(r["replica"]["https"]), r["replica"]
+    env = yaml.safe_load(Path(r["replica"]["env_file"]).read_text())
+    assert env["console"]["scheme"] == "https" and env["console"]["ca_file"].endswith("/tls/ca.crt"), env["console"]
+    assert not Path(r["replica"]["env_file"]).parent.joinpath("tls").exists()  # its keys went with the replica
+    assert r["observed"]["after_upgrade"]["health"], r["observed"]["after_upgrade"]
+    keys = list((STATE / "nodes").rglob("https_key"))
+    assert keys  # the sandbox's nodes serve HTTPS with these
+    rh = Path(r["replica"]["env_file"]).parent
+    for k in keys:  # production's key is nowhere in what the rehearsal left
+        secret = k.read_bytes()
+        assert not [f for f in rh.rglob("*") if f.is_file() and secret in f.read_bytes()], k
+    up = sandbox.runbook("upgrade_429", "--rehearsal", str(path))
+    assert_passed(up, 11)
