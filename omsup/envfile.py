@@ -137,6 +137,7 @@ class Rehearsal:
     max_age_hours: int = 72
     dockerd_args: tuple[str, ...] = ()  # added to each replica engine's dockerd (a runtime this machine needs)
     below_requirements_reason: str | None = None  # rehearse on a host short of an OMS node's resources, and why
+    metadb: MetaDB | None = None  # a scratch server the user names (MySQL, MariaDB); None: a private seekdb
 
 
 @dataclass(frozen=True)
@@ -418,6 +419,13 @@ class ConsoleFile(_Model):
     ca_file: PathT | None = None
 
 
+class ScratchMetaDBFile(_Model):
+    host: AddressT
+    port: PortT
+    user: UserT
+    password: SecretT
+
+
 class RehearsalFile(_Model):
     host: Literal["local://"] = Field(
         "local://", description="the rehearsal host: this machine (as root: network namespaces, Docker engines)"
@@ -441,6 +449,13 @@ class RehearsalFile(_Model):
         None,
         description="rehearse although this machine lacks what the vendor asks of an OMS node (5 cores, 8 GB and "
         "200 GB a node), for this reason (recorded in rehearsal.json, warned about)",
+    )
+    metadb: ScratchMetaDBFile | None = Field(
+        None,
+        description="a scratch server of the MetaDB's engine family the rehearsal may write (it creates the "
+        "databases, refusing where one exists, and drops them afterwards; the replica reaches it through a relay on "
+        "this machine, without TLS): required where the MetaDB is MySQL or MariaDB; default on OceanBase: a private "
+        "seekdb the rehearsal starts and stops",
     )
 
 
@@ -969,7 +984,8 @@ def load(path: str | os.PathLike[str], secrets: bool | Literal["if available"] =
     env = _build(file, model, c, problems, hashlib.sha256(data).hexdigest(), secrets)
     if problems or env is None:
         raise ConfigError.many(file, problems)
-    for s in (env.metadb.password, env.console.password):
+    scratch_secret = [env.rehearsal.metadb.password] if env.rehearsal.metadb else []
+    for s in (env.metadb.password, env.console.password, *scratch_secret):
         if s.resolved:
             redact.register(s.value)
     if env.console.password.resolved:
@@ -1065,6 +1081,8 @@ def _build(
 
     meta_pw = resolved(m.metadb.password, "metadb.password")
     console_pw = resolved(m.console.password, "console.password")
+    scratch = m.rehearsal.metadb
+    scratch_pw = resolved(scratch.password, "rehearsal.metadb.password") if scratch else None
     others = [
         m.name,
         m.container,
@@ -1083,11 +1101,12 @@ def _build(
     checks: list[tuple[Secret | None, str, tuple[Any, ...]]] = [
         (meta_pw, "metadb.password", ("metadb", "password")),
         (console_pw, "console.password", ("console", "password")),
+        (scratch_pw, "rehearsal.metadb.password", ("rehearsal", "metadb", "password")),
     ]
     for s, key, loc in checks:
         if s is not None and s.resolved:
             _common(s, key, others, at(*loc), problems)
-    if meta_pw is None or console_pw is None or problems:
+    if meta_pw is None or console_pw is None or (scratch is not None and scratch_pw is None) or problems:
         return None
     state_dir = m.state_dir or str(
         Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "omsup" / m.name
@@ -1123,5 +1142,8 @@ def _build(
             m.rehearsal.max_age_hours,
             tuple(m.rehearsal.dockerd_args),
             m.rehearsal.below_requirements_reason,
+            MetaDB(scratch.host, scratch.port, scratch.user, scratch_pw, m.metadb.rm, m.metadb.cm)
+            if scratch is not None and scratch_pw is not None
+            else None,
         ),
     )

@@ -256,6 +256,7 @@ def _rehearsal_summary(kind: str, f: Facts | None) -> dict[str, Any] | None:
             "nodes": sorted(rf.get("nodes") or {}),
             "replica": rf.get("replica"),
             "host_short_of": rf.get("host_short_of"),
+            "scratch_metadb": rf.get("scratch_metadb"),
             "upgrade_seconds": (rf.get("upgrade") or {}).get("seconds"),
             "rollback_seconds": (rf.get("rollback") or {}).get("seconds"),
             "upgrade": (rf.get("upgrade") or {}).get("outcome"),
@@ -288,6 +289,7 @@ def rehearsal_ticket(s: dict[str, Any]) -> list[str]:
         + ", ".join(f"{db} {size} bytes" for db, size in (r.get("dumps") or {}).items()),
         f"- the old image {ident.get('old_image_id')} ({ident.get('old_image_size')} bytes), the package "
         f"{ident.get('package')} (SHA-256 {ident.get('package_sha256')})",
+        f"- into the scratch MetaDB: {r.get('scratch_metadb')}",
         f"- config.yaml and the container of node(s) {', '.join(r.get('nodes') or [])}, mapped to the replica's "
         f"addresses {((replica.get('address_mapping') or {}).get('ips'))}",
         "",

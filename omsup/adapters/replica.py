@@ -110,15 +110,32 @@ class ReplicaNet:
         return failed
 
     # -- daemons in a namespace ----------------------------------------------------------------
-    def start_daemon(self, ns: str, argv: list[str], log: str, pidfile: str) -> int:
-        """Start ``argv`` in the background with ``ns``'s network, its output in ``log``; its PID (also written
-        to ``pidfile``)."""
+    def start_daemon(self, ns: str | None, argv: list[str], log: str, pidfile: str) -> int:
+        """Start ``argv`` in the background with ``ns``'s network (None: the rehearsal host's own), its output in
+        ``log``; its PID (also written to ``pidfile``)."""
         line = f"setsid {shlex.join(argv)} >{shlex.quote(log)} 2>&1 </dev/null & echo $! > {shlex.quote(pidfile)}"
-        self.host.check(self.in_net_of(ns, line), what=f"start {argv[0]} in {ns}")
+        where = ns or "the rehearsal host's network"
+        self.host.check(
+            self.in_net_of(ns, line) if ns else f"/bin/sh -c {shlex.quote(line)}", what=f"start {argv[0]} in {where}"
+        )
         pid = self.host.check("cat %s", pidfile, what="the daemon's pid").strip()
         if not pid.isdigit():
-            raise HostProblem(f"{argv[0]} in {ns}: no pid in {pidfile} (saw {pid!r})")
+            raise HostProblem(f"{argv[0]} in {where}: no pid in {pidfile} (saw {pid!r})")
         return int(pid)
+
+    def start_relay(self, port: int, target: tuple[str, int], log: str, pidfile: str) -> int:
+        """The relay (omsup/adapters/relay.py) from the hub's address, ``port``, to ``target`` (the scratch MetaDB
+        the user named), started in the rehearsal host's network; its PID once it listens."""
+        argv = [sys.executable, "-m", "omsup.adapters.relay", f"/run/netns/{self.hub}", self.hub_ip, str(port)]
+        pid = self.start_daemon(None, [*argv, target[0], str(target[1])], log, pidfile)
+        said = self.host.run(
+            "for i in $(seq 50); do grep -q '^listening' %s && exit 0; sleep 0.2; done; cat %s; exit 1", log, log
+        )
+        if said.rc != 0:
+            raise HostProblem(
+                f"the relay to the scratch MetaDB did not listen within 10 s: {said.stdout.strip()[-500:]}"
+            )
+        return pid
 
     def stop_daemon(self, pid: int, wait_s: int = 20) -> None:
         """SIGTERM, then SIGKILL after ``wait_s`` seconds. Gone means no such process or a zombie (this process is

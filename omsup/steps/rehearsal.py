@@ -31,7 +31,7 @@ import yaml
 
 from ..adapters.engine import Engine
 from ..adapters.hosts import Host
-from ..adapters.metadb import MetaDB
+from ..adapters.metadb import MetaDB, quote_ident
 from ..adapters.oms import Oms
 from ..adapters.replica import (
     NetnsHost,
@@ -53,12 +53,12 @@ from ..container_spec import CERT_TARGETS, CONFIG_TARGET, DATA_TARGETS, Containe
 from ..context import Run
 from ..envfile import MetaDB as MetaDBConfig
 from ..envfile import Secret
-from ..errors import BackupProblem, ContainerProblem, PreconditionRefused
+from ..errors import BackupProblem, ContainerProblem, OmsupError, PreconditionRefused
 from ..record import parse_utc, utc_now
 from ..redact import register
 from ..releases import release_of
 from ..runbook import Step, Touches
-from ..versions import Version, VersionError, check_upgrade, rule_for
+from ..versions import Version, VersionError, check_upgrade, metadb_engine, rule_for
 from .assumption_checks import HEARTBEAT_PERIOD
 from .backup import long_dump_sessions, set_back_noted
 from .metadb_checks import read_config
@@ -114,12 +114,15 @@ def take(run: Run) -> None:
             f"set packages: {{'{book.target}': PATH}} to a path readable here (the same file the nodes load)",
         )
     server = run.metadb.server()
-    if "oceanbase" not in f"{server['version']} {server['comment']}".lower():
+    family = metadb_engine(server["version"], server["comment"])[0]
+    if env.rehearsal.metadb is None and family != "OceanBase":
         raise PreconditionRefused(
-            f"the MetaDB is {server['version']} ({server['comment']}): the rehearsal's scratch MetaDB is an "
-            "OceanBase-kernel server; a scratch MySQL or MariaDB server is not offered yet",
-            "rehearse a deployment whose MetaDB is OceanBase (MySQL mode)",
+            f"the MetaDB is {family} {server['version']}: the rehearsal loads its dumps into a scratch server of the "
+            "same engine family, and starts one of its own for OceanBase only (a private seekdb)",
+            "name a server the rehearsal may write (never production's MetaDB): rehearsal.metadb: {host, port, user, "
+            "password} in the environment file",
         )
+    scratch = _check_scratch(run, server) if env.rehearsal.metadb is not None else {"server": "a private seekdb"}
     nodes: dict[str, dict[str, Any]] = {}
     configs: dict[str, dict[str, Any]] = {}
     for n in env.nodes:  # the upgrade's own reading of the old containers (and its checks), changing nothing
@@ -138,7 +141,13 @@ def take(run: Run) -> None:
     if run.plan:  # --plan: the checks above, nothing taken (no dump, no saved image)
         run.evidence(
             "what the rehearsal would take",
-            {"nodes": nodes, "package": package, "metadb": server["version"], "databases": env.databases()},
+            {
+                "nodes": nodes,
+                "package": package,
+                "metadb": server["version"],
+                "databases": env.databases(),
+                "scratch_metadb": scratch,
+            },
         )
         return
     rid = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")  # this rehearsal (its record is in memory: reads only)
@@ -193,10 +202,63 @@ def take(run: Run) -> None:
             "rollback_runbook": rule.rollback,
             "identities": identities,
             "host_short_of": short,
+            "scratch_metadb": scratch,
             "nodes": nodes,
             "image_tar": image_tar,
         }
     run.evidence("what the rehearsal took (identities)", identities)
+
+
+def _check_scratch(run: Run, production: dict[str, Any]) -> dict[str, Any]:
+    """The scratch server the user named (rehearsal.metadb), read before anything is written to it: reachable, not
+    production's MetaDB, of the MetaDB's engine family, in its time zone (by the clocks' offset from UTC: the
+    runbooks compare the nodes' clocks with the MetaDB's), and holding none of the databases the replica needs (a
+    server that does is production's, or holds what a kept replica left: nothing is written over)."""
+    env = run.env
+    named = env.rehearsal.metadb
+    assert named is not None
+    where = f"rehearsal.metadb {named.host}:{named.port}"
+    if (named.host, named.port) == (env.metadb.host, env.metadb.port):
+        raise PreconditionRefused(f"{where} is production's MetaDB (metadb:)", "name a server for rehearsals")
+    scratch = MetaDB(named)
+    try:
+        seen = scratch.server()
+        existing = scratch.existing_databases()
+    except OmsupError as e:
+        raise PreconditionRefused(
+            f"{where}, the scratch MetaDB: {e.message}", "check its address, user and password (rehearsal.metadb)"
+        ) from None
+    want = metadb_engine(production["version"], production["comment"])[0]
+    got = metadb_engine(seen["version"], seen["comment"])[0]
+    if got != want:
+        raise PreconditionRefused(
+            f"{where} is {got} {seen['version']}; the MetaDB is {want} {production['version']}: the replica's "
+            "dumps load into the same engine family",
+            f"name a {want} server",
+        )
+    offset = {
+        k: round((v["now"] - v["utc"]).total_seconds() / 60) for k, v in (("scratch", seen), ("prod", production))
+    }
+    if offset["scratch"] != offset["prod"]:
+        raise PreconditionRefused(
+            f"{where} keeps its clock at UTC{offset['scratch']:+d} min ({seen['time_zone']}), the MetaDB at "
+            f"UTC{offset['prod']:+d} min ({production['time_zone']}): the runbooks on the replica compare the "
+            "nodes' clocks with it",
+            "name a server in the MetaDB's time zone (or set its time_zone so)",
+        )
+    taken = sorted({db for _, db in env.databases()} & existing)
+    if taken:
+        raise PreconditionRefused(
+            f"{where} holds {', '.join(taken)} already: production's MetaDB itself, or what a replica kept with "
+            "--keep-replica left; the rehearsal writes over nothing",
+            "drop them there if they are a kept replica's (DROP DATABASE ...), or name another server",
+        )
+    return {
+        "server": f"{named.host}:{named.port}",
+        "engine": got,
+        "version": seen["version"],
+        "time_zone": seen["time_zone"],
+    }
 
 
 def _dump(run: Run, here: Host, rh: Path, db: str) -> dict[str, Any]:
@@ -243,6 +305,8 @@ def build(run: Run) -> None:
     ips = {n.ip: net.ip(i) for i, n in enumerate(env.nodes, start=1)}
     pids: list[int] = []
     containers: list[Engine] = []
+    named = env.rehearsal.metadb  # a scratch server the user named (else a private seekdb in the hub)
+    created: list[str] = []  # the databases the rehearsal made on it (dropped with the replica)
 
     def teardown() -> None:
         if run.scratch.get("rehearsal.torn_down"):
@@ -258,6 +322,11 @@ def build(run: Run) -> None:
             net.stop_daemon(pid)
         for i in range(1, len(env.nodes) + 1):
             unmount_engine(here, net.exec_root(i), str(rh / f"n{i}" / "data"))
+        if named is not None and created:  # only what it made: the check before refused any that existed
+            MetaDB(named).script(
+                here, str(rh / "tmp"), "".join(f"DROP DATABASE IF EXISTS {quote_ident(db)}; " for db in created),
+                "drop the replica's databases on the scratch MetaDB",
+            )  # fmt: skip
         left = net.destroy()
         remove_replica_files(here, net, str(rh))
         if left:
@@ -270,29 +339,41 @@ def build(run: Run) -> None:
     run.scratch["rehearsal.teardown"] = teardown
     run.live(f"rehearsal: replica network {net.hub} ({net.hub_ip}/24) and {len(env.nodes)} node namespaces")
     net.create()
-    clone = rh / "clone"
-    clone.mkdir(mode=0o700)
-    pids.append(
-        net.start_daemon(
-            net.hub, seekdb_argv(seekdb_binary(env.rehearsal.seekdb), str(clone), CLONE_PORT),
-            str(rh / "clone.log"), str(rh / "clone.pid"),
-        )
-    )  # fmt: skip
-    if not wait_sql(hub, CLONE_PORT, 120):
-        raise PreconditionRefused(f"the scratch MetaDB did not answer within 120 s (its log: {clone}/log/)")
-    password = secrets.token_urlsafe(18)
-    register(password)  # the scratch MetaDB's password: masked wherever it would show
-    root = MetaDB(MetaDBConfig("127.0.0.1", CLONE_PORT, "root", Secret("rehearsal scratch root", ""), "", ""))
     dbs = [db for _, db in env.databases()]
-    tz = str(rf["identities"]["metadb_time_zone"])
-    prepare_clone(root, hub, str(rh / "tmp"), tz, CLONE_USER, password, dbs)
-    clone_db = MetaDB(
-        MetaDBConfig(net.hub_ip, CLONE_PORT, CLONE_USER, Secret("rehearsal scratch", password), env.metadb.rm, "")
-    )
+    if named is None:
+        clone = rh / "clone"
+        clone.mkdir(mode=0o700)
+        pids.append(
+            net.start_daemon(
+                net.hub, seekdb_argv(seekdb_binary(env.rehearsal.seekdb), str(clone), CLONE_PORT),
+                str(rh / "clone.log"), str(rh / "clone.pid"),
+            )
+        )  # fmt: skip
+        if not wait_sql(hub, CLONE_PORT, 120):
+            raise PreconditionRefused(f"the scratch MetaDB did not answer within 120 s (its log: {clone}/log/)")
+        user, password = CLONE_USER, secrets.token_urlsafe(18)
+        register(password)  # the scratch MetaDB's password: masked wherever it would show
+        root = MetaDB(MetaDBConfig("127.0.0.1", CLONE_PORT, "root", Secret("rehearsal scratch root", ""), "", ""))
+        tz = str(rf["identities"]["metadb_time_zone"])
+        prepare_clone(root, hub, str(rh / "tmp"), tz, user, password, dbs)
+        clone_db = MetaDB(
+            MetaDBConfig(net.hub_ip, CLONE_PORT, user, Secret("rehearsal scratch", password), env.metadb.rm, "")
+        )
+        loader: Host = hub
+    else:  # the server the user named: the databases made there, the replica reaching it through the relay alone
+        user, password, clone_db, loader = named.user, named.password.value, MetaDB(named), here
+        _check_scratch(run, run.metadb.server())  # again: nothing may have appeared on it since the take
+        clone_db.script(
+            here, str(rh / "tmp"),
+            "".join(f"CREATE DATABASE {quote_ident(db)} DEFAULT CHARACTER SET utf8mb4; " for db in dbs),
+            "create the replica's databases on the scratch MetaDB",
+        )  # fmt: skip
+        created += dbs
+        pids.append(net.start_relay(CLONE_PORT, (named.host, named.port), str(rh / "relay.log"), str(rh / "relay.pid")))
     run.live("rehearsal: loading the dumps into the scratch MetaDB")
     for db in dbs:
-        clone_db.restore(hub, str(rh / "tmp"), db, rf["identities"]["dumps"][db]["path"])
-    map_addresses(clone_db, hub, str(rh / "tmp"), env.metadb.rm, env.metadb.cm, ips)
+        clone_db.restore(loader, str(rh / "tmp"), db, rf["identities"]["dumps"][db]["path"])
+    map_addresses(clone_db, loader, str(rh / "tmp"), env.metadb.rm, env.metadb.cm, ips)
     secrets_dir = rh / "secrets"
     secrets_dir.mkdir(mode=0o700)
     _private_file(secrets_dir / "metadb", password)
@@ -310,7 +391,7 @@ def build(run: Run) -> None:
         cfg = _mapped_config(
             configs[n.name],
             ips,
-            {"oms_meta_host": net.hub_ip, "oms_meta_port": CLONE_PORT, "oms_meta_user": CLONE_USER,
+            {"oms_meta_host": net.hub_ip, "oms_meta_port": CLONE_PORT, "oms_meta_user": user,
              "oms_meta_password": password},
         )  # fmt: skip
         _private_file(nd / "conf" / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
@@ -400,7 +481,7 @@ def build(run: Run) -> None:
         "metadb": {
             "host": net.hub_ip,
             "port": CLONE_PORT,
-            "user": CLONE_USER,
+            "user": user,
             "password": {"file": str(secrets_dir / "metadb")},
             "rm": env.metadb.rm,
             "cm": env.metadb.cm,
@@ -665,7 +746,14 @@ REHEARSAL_REPLICA = Step(
     frozenset({Touches.HOSTS}),
     False,
     lambda run: [
-        f"on this machine: a hub namespace with a private seekdb holding the dumps, {len(run.env.nodes)} node "
+        "on this machine: a hub namespace with "
+        + (
+            f"a relay to the scratch MetaDB {run.env.rehearsal.metadb.host}:{run.env.rehearsal.metadb.port} (the "
+            "databases made there, dropped afterwards)"
+            if run.env.rehearsal.metadb
+            else "a private seekdb"
+        )
+        + f" holding the dumps, {len(run.env.nodes)} node "
         f"namespace(s) on {run.env.rehearsal.subnet}.0/24 each with its own dockerd, the old image loaded, config.yaml "
         "and the node addresses in the metadata mapped, the old containers started as the document starts them",
     ],

@@ -216,3 +216,108 @@ def test_a_deployment_whose_consoles_serve_https_is_rehearsed_with_the_replicas_
         assert not [f for f in rh.rglob("*") if f.is_file() and secret in f.read_bytes()], k
     up = sandbox.runbook("upgrade_429", "--rehearsal", str(path))
     assert_passed(up, 11)
+
+
+@pytest.fixture
+def scratch_mariadb(tmp_path):
+    """A MariaDB server for rehearsals on 127.0.0.78:3310 (a loopback address of this machine, as a server the user
+    names would be), its user `rehearsals` with a password, started and removed by the test."""
+    import secrets as pysecrets
+    import shutil
+    import time
+
+    import pymysql
+
+    if shutil.which("mariadbd") is None:
+        pytest.fail("mariadbd is not installed (the README's setup installs mariadb-server)")
+    data, sock = tmp_path / "scratch-data", tmp_path / "scratch.sock"
+    subprocess.run(
+        ["mariadb-install-db", "--no-defaults", f"--datadir={data}", "--user=root",
+         "--auth-root-authentication-method=socket", "--skip-test-db"],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    proc = subprocess.Popen(
+        ["mariadbd", "--no-defaults", f"--datadir={data}", f"--socket={sock}", f"--pid-file={tmp_path}/scratch.pid",
+         "--port=3310", "--bind-address=127.0.0.78", "--user=root", "--skip-name-resolve",
+         "--innodb-buffer-pool-size=64M", "--character-set-server=utf8mb4", f"--log-error={tmp_path}/scratch.err"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            root = pymysql.connect(unix_socket=str(sock), user="root", autocommit=True)
+            break
+        except pymysql.err.OperationalError:
+            assert time.monotonic() < deadline and proc.poll() is None, (tmp_path / "scratch.err").read_text()
+            time.sleep(0.3)
+    password = "Scr4tch-" + pysecrets.token_urlsafe(12)
+    with root.cursor() as cur:
+        cur.execute("CREATE USER rehearsals@'%' IDENTIFIED BY %s", (password,))
+        cur.execute("GRANT ALL PRIVILEGES ON *.* TO rehearsals@'%'")
+    root.close()
+    pw_file = tmp_path / "scratch-password"
+    pw_file.write_text(password)
+    pw_file.chmod(0o600)
+
+    def databases() -> set[str]:
+        c = pymysql.connect(unix_socket=str(sock), user="root")
+        with c.cursor() as cur:
+            cur.execute("SHOW DATABASES")
+            found = {r[0] for r in cur.fetchall()}
+        c.close()
+        return found - {"information_schema", "mysql", "performance_schema", "sys"}
+
+    yield {"host": "127.0.0.78", "port": 3310, "user": "rehearsals", "password": {"file": str(pw_file)}}, databases
+    proc.terminate()
+    proc.wait(60)
+
+
+def test_a_mariadb_metadb_is_rehearsed_on_the_scratch_server_the_user_names(sandbox, scratch_mariadb):
+    """Point 3: where the MetaDB is MySQL or MariaDB the user names a scratch server: without one the rehearsal is
+    refused saying so; one that holds the databases (or is production's) is refused; with one, the replica's
+    databases are made there, reached from the replica through a relay alone, and dropped afterwards."""
+    scratch, databases = scratch_mariadb
+    sandbox.fresh("--metadb", "mariadb")
+    same = unchanged(sandbox)
+    p = sandbox.runbook("rehearse_429")
+    assert p.returncode == 10, p.output[-2000:]
+    assert_stopped_at(p, 0, "the MetaDB is MariaDB", "rehearsal.metadb")
+    st = sandbox.status()["metadb"]
+    prod = {**scratch, "host": st["host"], "port": st["port"]}
+    as_prod = sandbox.edited_env(lambda d: d.setdefault("rehearsal", {}).update(metadb=prod))
+    p = sandbox.runbook("rehearse_429", env_file=as_prod)
+    assert p.returncode == 10 and "is production's MetaDB" in p.output, p.output[-2000:]
+    env = sandbox.edited_env(lambda d: d.setdefault("rehearsal", {}).update(metadb=scratch))
+    p = sandbox.runbook("rehearse_429", env_file=env)
+    assert_passed(p, 5)
+    same()
+    folder = sandbox.last_report("rehearse_429")
+    r = json.loads((folder / "rehearsal.json").read_text())
+    assert r["upgrade"]["exit_code"] == 0 and r["rollback"]["exit_code"] == 0, r
+    assert databases() == set(), databases()  # what it made there went with the replica
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["rehearsal"]["scratch_metadb"]["server"] == "127.0.0.78:3310", summary["rehearsal"]
+    assert summary["rehearsal"]["scratch_metadb"]["engine"] == "MariaDB"
+    password = Path(scratch["password"]["file"]).read_text()
+    for f in folder.rglob("*"):
+        assert not (f.is_file() and password in f.read_text(errors="replace")), f
+    up = sandbox.runbook("upgrade_429", "--rehearsal", str(folder / "rehearsal.json"))
+    assert_passed(up, 11)
+
+
+def test_a_scratch_server_that_holds_the_databases_is_refused(sandbox, scratch_mariadb):
+    import pymysql
+
+    scratch, databases = scratch_mariadb
+    sandbox.fresh("--metadb", "mariadb", "--nodes", "1")
+    rm = sandbox.status()["metadb"]["rm"]
+    c = pymysql.connect(host="127.0.0.78", port=3310, user="rehearsals",
+                        password=Path(scratch["password"]["file"]).read_text(), autocommit=True)  # fmt: skip
+    with c.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{rm}`")
+    c.close()
+    env = sandbox.edited_env(lambda d: d.setdefault("rehearsal", {}).update(metadb=scratch))
+    p = sandbox.runbook("rehearse_429", env_file=env)
+    assert p.returncode == 10, p.output[-2000:]
+    assert_stopped_at(p, 0, f"holds {rm} already", "--keep-replica")
+    assert databases() == {rm}  # nothing written there

@@ -37,7 +37,8 @@ print(json.dumps(out))
 """
 
 
-def listener(ip: str) -> tuple[socket.socket, int]:
+def listener(ip: str, greeting: bytes = b"") -> tuple[socket.socket, int]:
+    """A listener on ``ip`` that says ``greeting`` to whoever connects, and hangs up."""
     srv = socket.socket()
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind((ip, 0))
@@ -47,6 +48,7 @@ def listener(ip: str) -> tuple[socket.socket, int]:
         while True:
             try:
                 c, _ = srv.accept()
+                c.sendall(greeting)
                 c.close()
             except OSError:
                 return
@@ -89,6 +91,18 @@ def test_a_replica_container_reaches_its_hub_and_nothing_of_production(sandbox, 
                 str(root / "hub.pid"),
             )
         )  # fmt: skip
+        # the scratch MetaDB a user names (rehearsal.metadb): outside the replica, reached through the relay alone
+        scratch, scratch_port = listener("127.0.0.79", b"scratch server")
+        relay_port = 7302
+        pids.append(
+            net.start_relay(relay_port, ("127.0.0.79", scratch_port), str(root / "relay.log"), str(root / "relay.pid"))
+        )
+        said = subprocess.run(
+            ["ip", "netns", "exec", net.hub, "python3", "-c",
+             f"import socket; c = socket.create_connection(('{net.hub_ip}', {relay_port}), timeout=3); print(c.recv(64))"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert said.stdout.strip() == "b'scratch server'", said.stdout + said.stderr
         argv, url = net.engine_argv(str(root), 1)
         pids.append(net.start_daemon(net.ns(1), argv, str(root / "n1" / "dockerd.log"), str(root / "n1" / "pid")))
         wait_socket(root / "n1" / "docker.sock")
@@ -106,6 +120,8 @@ def test_a_replica_container_reaches_its_hub_and_nothing_of_production(sandbox, 
             ("production console", node["ip"], 8089),
             ("production CM", node["ip"], 8088),
             ("listener outside the replica", "127.0.0.77", outside_port),
+            ("the scratch server directly", "127.0.0.79", scratch_port),
+            ("the scratch server through the relay", net.hub_ip, relay_port),
         ]
         p = subprocess.run(
             [
@@ -128,7 +144,9 @@ def test_a_replica_container_reaches_its_hub_and_nothing_of_production(sandbox, 
         assert p.returncode == 0, p.stderr
         seen = json.loads(p.stdout.strip().splitlines()[-1])
         assert seen["hub"] == "connected", seen  # the replica's own network works
-        for name in ("production MetaDB", "production console", "production CM", "listener outside the replica"):
+        assert seen["the scratch server through the relay"] == "connected", seen
+        for name in ("production MetaDB", "production console", "production CM", "listener outside the replica",
+                     "the scratch server directly"):  # fmt: skip
             assert seen[name] != "connected" and ("Refused" in seen[name] or "unreachable" in seen[name]), seen
         # and from this machine's namespace the same production targets answer
         with socket.create_connection((st["metadb"]["host"], int(st["metadb"]["port"])), timeout=3):

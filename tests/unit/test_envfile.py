@@ -543,3 +543,25 @@ def test_readers_never_run_a_command_secret(tmp_path, monkeypatch):
         env = envfile.load(p, secrets=mode)
         assert not env.metadb.password.resolved and env.metadb.password.source == f"command:{prog} (not resolved)"
     assert not marker.exists()
+
+
+def test_a_scratch_metadb_for_rehearsals_is_read_with_its_secret_masked(tmp_path):
+    (tmp_path / "scratch-pw").write_text("scratch-secret-77\n")
+    (tmp_path / "scratch-pw").chmod(0o600)
+    d = copy.deepcopy(BASE)
+    d["rehearsal"] = {
+        "metadb": {"host": "10.9.0.5", "port": 3306, "user": "rehearsals", "password": {"file": "scratch-pw"}}
+    }
+    env = envfile.load(write(tmp_path, d))
+    scratch = env.rehearsal.metadb
+    assert scratch is not None and (scratch.host, scratch.port, scratch.user) == ("10.9.0.5", 3306, "rehearsals")
+    assert scratch.password.value == "scratch-secret-77" and (scratch.rm, scratch.cm) == ("rm_428", "cm_428")
+    assert redact.redact("it is scratch-secret-77") == f"it is {redact.MASK}"
+    assert envfile.load(write(tmp_path)).rehearsal.metadb is None  # by default: a private seekdb
+    d["rehearsal"]["metadb"]["password"] = {"file": "missing-pw"}
+    with pytest.raises(ConfigError, match=r"rehearsal\.metadb\.password"):
+        envfile.load(write(tmp_path, d))
+    d["rehearsal"]["metadb"]["password"] = {"file": "scratch-pw"}
+    d["rehearsal"]["metadb"]["ssl"] = True
+    with pytest.raises(ConfigError, match=r"rehearsal\.metadb\.ssl"):
+        envfile.load(write(tmp_path, d))
