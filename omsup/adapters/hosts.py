@@ -138,6 +138,22 @@ class Host:
                 rec.outcome += f": {redact(result.stderr.strip())[-300:]}"
         return result
 
+    def stream_to_file(self, dest: str, command: str, *args: str) -> Result:
+        """Run a command through the same transport as ``run`` with its standard output written, as bytes, into
+        ``dest`` on this machine (never over a file: O_EXCL), for output too large to hold (``docker save``). Its
+        exit code and error output; ``dest`` is left as it was written, whatever the exit code."""
+        shown = self._sudo(command % tuple(shlex.quote(str(a)) for a in args) if args else command)
+        argv = ["/bin/sh", "-c", shown] if self.is_local else ssh.command(self.target, shown)
+        with audit.call("host", self.label, f"{shown} > {dest} (on this machine)", self.node) as rec:
+            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE, check=False)
+            result = Result(p.returncode, "", p.stderr.decode("utf-8", "replace"))
+            rec.outcome = f"exit {result.rc}, {os.path.getsize(dest)} bytes"
+            if result.rc != 0:
+                rec.outcome += f": {redact(result.stderr.strip())[-300:]}"
+        return result
+
     def check(self, command: str, *args: str, expect: tuple[int, ...] = (0,), what: str = "") -> str:
         """Run a command and require an expected exit code; return its stdout."""
         __tracebackhide__ = True

@@ -300,3 +300,39 @@ def test_the_docker_cli_on_the_node_drives_the_upgrade_and_the_rollback(sandbox)
     assert "engine" not in systems, "an SDK request was made"
     for verb in ("docker inspect --type container", "docker run -dit", "docker stop", "docker start", "docker rename"):
         assert verb in events, verb
+
+
+def test_an_image_is_saved_to_this_machine_through_the_docker_cli_over_ssh(sandbox, tmp_path):
+    """What the rehearsal takes of an engine driven through the docker CLI on the node (engine_via: cli): `docker
+    save ID` on the node, its output streamed here over the node's SSH transport; the archive names the same image
+    as the SDK's save of the same engine, and nothing is written over."""
+    import tarfile
+
+    import yaml
+
+    from omsup.adapters.engine import Engine
+    from omsup.adapters.hosts import Host
+
+    sandbox.fresh("--ssh", "--nodes", "1")
+    node = yaml.safe_load(Path(sandbox.env_file).read_text())["regions"][0]["nodes"][0]
+    assert node["host"].startswith("ssh://"), node
+    image_id = sandbox.engine("n1").containers.get("oms_ce").image.id
+    via_cli = Engine(node["docker"], "n1", Host(node["host"], "n1"), via="cli")
+    via_sdk = Engine(f"unix://{STATE / 'nodes' / 'n1' / 'docker.sock'}", "n1", Host("local://", "n1"), via="sdk")
+
+    def config_of(archive: Path) -> str:
+        with tarfile.open(archive) as t:
+            manifest = json.load(t.extractfile("manifest.json"))  # type: ignore[arg-type]
+        return manifest[0]["Config"]
+
+    size = via_cli.save_image(image_id, str(tmp_path / "cli.tar"))
+    assert size == (tmp_path / "cli.tar").stat().st_size > 1_000_000 and not (tmp_path / "cli.tar.partial").exists()
+    via_sdk.save_image(image_id, str(tmp_path / "sdk.tar"))
+    assert config_of(tmp_path / "cli.tar") == config_of(tmp_path / "sdk.tar")
+    assert image_id.removeprefix("sha256:") in config_of(tmp_path / "cli.tar")
+    with pytest.raises(FileExistsError):  # never over a file
+        via_cli.save_image(image_id, str(tmp_path / "cli.tar"))
+    with pytest.raises(Exception, match="docker save sha256:0000000000 exited"):
+        via_cli.save_image("sha256:" + "0" * 64, str(tmp_path / "none.tar"))
+    via_cli.close()
+    via_sdk.close()
