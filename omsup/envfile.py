@@ -428,7 +428,9 @@ class ScratchMetaDBFile(_Model):
 
 class RehearsalFile(_Model):
     host: Literal["local://"] = Field(
-        "local://", description="the rehearsal host: this machine (as root: network namespaces, Docker engines)"
+        "local://",
+        description="the rehearsal host: the machine the rehearsal runs on (as root: network namespaces, Docker "
+        "engines); to rehearse on another machine, install omsup there and run the rehearsal there",
     )
     dir: PathT | None = Field(None, description="where replicas and their runs go; default <state_dir>/rehearsals")
     seekdb: PathT | None = Field(
@@ -635,6 +637,9 @@ def _compose(file: str, text: str) -> _Composed:
 SECRET_KEYS = ("password",)  # the keys whose value is a secret (metadb.password, console.password)
 _HINTS = {
     "extra_forbidden": "remove or correct the key (a typo here is never ignored)",
+    # a literal's own advice, by key
+    "rehearsal.host": "the rehearsal runs on the machine it is started on: to rehearse on another one, install omsup "
+    "there and run the rehearsal there, with rehearsal.host: local://",
 }
 
 
@@ -674,9 +679,8 @@ def _problems_of(error: ValidationError, c: _Composed) -> list[Problem]:
         elif typ in ("model_type", "model_attributes_type", "dict_type"):
             out.append(Problem(_key(loc), "a mapping", seen, line=line))
         elif typ == "literal_error":
-            out.append(
-                Problem(_key(loc), " or ".join(str(x).strip("'") for x in _literal_choices(ctx)), seen, line=line)
-            )
+            choices = " or ".join(str(x).strip("'") for x in _literal_choices(ctx))
+            out.append(Problem(_key(loc), choices, seen, _HINTS.get(_key(loc)), line=line))
         else:
             out.append(Problem(_key(loc), err["msg"], seen, line=line))
     return out

@@ -565,3 +565,12 @@ def test_a_scratch_metadb_for_rehearsals_is_read_with_its_secret_masked(tmp_path
     d["rehearsal"]["metadb"]["ssl"] = True
     with pytest.raises(ConfigError, match=r"rehearsal\.metadb\.ssl"):
         envfile.load(write(tmp_path, d))
+
+
+def test_another_rehearsal_host_is_refused_saying_where_to_run_the_rehearsal(tmp_path):
+    d = copy.deepcopy(BASE)
+    d["rehearsal"] = {"host": "ssh://root@10.0.0.9"}
+    with pytest.raises(ConfigError) as e:
+        envfile.load(write(tmp_path, d))
+    assert "key 'rehearsal.host': expected local://, saw 'ssh://root@10.0.0.9'" in str(e.value)
+    assert "install omsup there and run the rehearsal there" in str(e.value)
