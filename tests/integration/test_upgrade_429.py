@@ -227,9 +227,15 @@ def test_old_heartbeats_go_before_t1_and_the_documents_delete_still_runs_at_its_
     md = (sandbox.last_report("upgrade_429") / "summary.md").read_text()
     assert f"Heartbeats of {hb}: {online['deleted']} old rows" in md and "deleted before T1 while OMS ran" in md
     purge = led["prune_purge"]  # and before T1, the wait until the MetaDB removed the deleted rows
-    assert purge["settled"] and "The MetaDB had removed those rows before T1" in md, purge
+    # how fast the MetaDB's own background purge goes is its business (a loaded 2-core machine: OceanBase's pruned
+    # range still read in 0.155 s after 120 s once): the wait is evidence, never a stop, and the summary says which
+    if purge["settled"]:
+        assert "The MetaDB had removed those rows before T1" in md, purge
+    else:
+        assert f"The MetaDB had not removed those rows after {purge['seconds']} s of waiting" in md, purge
+        assert "the run went on" in md
     if metadb == "mariadb":
-        assert purge["seen"]["purged_below"] >= purge["seen"]["trx_counter"], purge
+        assert not purge["settled"] or purge["seen"]["purged_below"] >= purge["seen"]["trx_counter"], purge
         waits = [e for e in events if e["action"] == "SHOW ENGINE INNODB STATUS"]
     else:  # OceanBase: its compactions remove them; the pruned range reads quickly again
         assert set(purge["seen"]["read_s"]) == {hb}, purge
