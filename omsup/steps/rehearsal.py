@@ -362,12 +362,12 @@ def build(run: Run) -> None:
     else:  # the server the user named: the databases made there, the replica reaching it through the relay alone
         user, password, clone_db, loader = named.user, named.password.value, MetaDB(named), here
         _check_scratch(run, run.metadb.server())  # again: nothing may have appeared on it since the take
-        clone_db.script(
-            here, str(rh / "tmp"),
-            "".join(f"CREATE DATABASE {quote_ident(db)} DEFAULT CHARACTER SET utf8mb4; " for db in dbs),
-            "create the replica's databases on the scratch MetaDB",
-        )  # fmt: skip
-        created += dbs
+        for db in dbs:  # one at a time: what was made is known whatever fails
+            clone_db.script(
+                here, str(rh / "tmp"), f"CREATE DATABASE {quote_ident(db)} DEFAULT CHARACTER SET utf8mb4",
+                f"create {db} on the scratch MetaDB",
+            )  # fmt: skip
+            created.append(db)
         pids.append(net.start_relay(CLONE_PORT, (named.host, named.port), str(rh / "relay.log"), str(rh / "relay.pid")))
     run.live("rehearsal: loading the dumps into the scratch MetaDB")
     for db in dbs:
@@ -512,26 +512,37 @@ def build(run: Run) -> None:
 
 
 # -- steps 2 and 3: the rehearsed runbooks, inside the replica's hub ----------------------------------------------
-def _rehearse(run: Run, which: str) -> None:
+def _in_hub(run: Run, name: str) -> tuple[int, str, float, Path | None]:
+    """Runbook ``name`` (a neighbour of this rehearsal's) run inside the replica's hub with the replica's
+    environment file: its exit code, output, seconds and run folder (the newest with a summary)."""
     rf = run.facts.rehearsal
     assert rf is not None and run.runbook.folder is not None
-    name = rf[f"{which}_runbook"]
-    rh = Path(rf["dir"])
+    reports = Path(rf["dir"]) / "reports"
     hub = NetnsHost(rf["replica"]["network"]["hub"], "replica hub")
     folder = Path(run.runbook.folder).parent
-    reports = rh / "reports"
     t0 = time.monotonic()
-    run.live(f"rehearsal: {name} on the replica (inside {hub.ns})")
     rc, output = run_runbook(hub, str(folder.parent), str(folder / name), rf["replica"]["env_file"], str(reports))
-    seconds = round(time.monotonic() - t0, 1)
     runs = sorted(p for p in reports.glob(f"{name}-*") if (p / "summary.json").exists())
-    summary = json.loads((runs[-1] / "summary.json").read_text()) if runs else {}
-    ledger = json.loads((runs[-1] / "ledger.json").read_text()) if runs and (runs[-1] / "ledger.json").exists() else {}
+    return rc, output, round(time.monotonic() - t0, 1), runs[-1] if runs else None
+
+
+def _read_json(path: Path | None) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path is not None and path.exists() else {}
+
+
+def _rehearse(run: Run, which: str) -> None:
+    rf = run.facts.rehearsal
+    assert rf is not None
+    name = rf[f"{which}_runbook"]
+    run.live(f"rehearsal: {name} on the replica (inside its hub {rf['replica']['network']['hub']})")
+    rc, output, seconds, folder = _in_hub(run, name)
+    summary = _read_json(folder / "summary.json" if folder else None)
+    ledger = _read_json(folder / "ledger.json" if folder else None)
     result = {
         "runbook": name,
         "exit_code": rc,
         "seconds": seconds,
-        "run_folder": str(runs[-1]) if runs else None,
+        "run_folder": str(folder) if folder else None,
         "outcome": summary.get("outcome"),
         "steps": [
             {k: s.get(k) for k in ("number", "title", "status", "seconds", "error")} for s in summary.get("steps", [])
@@ -560,22 +571,13 @@ def _probe_replica(run: Run, which: str) -> None:
     log, /oms/health, supervisorctl, ListProjects and DescribeProjectComponents, rm.oms_version and ha.config read
     again in a new session, cm.host and the moving heartbeats). A broken assumption on the replica is a warning here
     (the rehearsed runbook decided on the documented signals); the probe's run folder names it."""
-    rf = run.facts.rehearsal
-    assert rf is not None and run.runbook.folder is not None
-    rh = Path(rf["dir"])
-    hub = NetnsHost(rf["replica"]["network"]["hub"], "replica hub")
-    folder = Path(run.runbook.folder).parent
-    reports = rh / "reports"
-    t0 = time.monotonic()
     run.live(f"rehearsal: the probe on the replica after its {which}")
-    rc, _ = run_runbook(hub, str(folder.parent), str(folder / "probe"), rf["replica"]["env_file"], str(reports))
-    runs = sorted(p for p in reports.glob("probe-*") if (p / "summary.json").exists())
-    summary = json.loads((runs[-1] / "summary.json").read_text()) if runs else {}
-    assumptions = summary.get("assumptions") or {}
+    rc, _, seconds, folder = _in_hub(run, "probe")
+    assumptions = _read_json(folder / "summary.json" if folder else None).get("assumptions") or {}
     result = {
         "exit_code": rc,
-        "seconds": round(time.monotonic() - t0, 1),
-        "run_folder": str(runs[-1]) if runs else None,
+        "seconds": seconds,
+        "run_folder": str(folder) if folder else None,
         "assumptions": assumptions,
     }
     with run.record.change() as f:
