@@ -94,6 +94,10 @@ class BackupProblem(OmsupError):
     category = "Backup problem"
 
 
+class DumpLacksTables(BackupProblem):
+    """mysqldump exited 0, its completion marker written, without a table the database has (see MetaDB.dump)."""
+
+
 class ContainerProblem(OmsupError):
     category = "Container problem"
 

@@ -15,10 +15,10 @@ from enum import IntEnum, StrEnum
 from . import history
 from .audit import AUDIT
 from .context import Run
-from .errors import EvidenceLost, NothingToDo, category_of
+from .errors import EvidenceLost, NothingToDo, PreconditionRefused, category_of
 from .record import RunStatus, StepStatus
 from .redact import printable, redact, redacted_copy
-from .runbook import Runbook, RunbookStep
+from .runbook import Kind, Runbook, RunbookStep
 
 
 class ExitCode(IntEnum):
@@ -249,6 +249,9 @@ def exit_code(outcomes: Outcomes, run: Run | None, interrupted: bool) -> ExitCod
         return ExitCode.INTERRUPTED
     if outcomes.first_failure is None:
         return ExitCode.DONE
-    if outcomes.runbook.read_only:  # a check that does not hold (the probe): nothing was refused
+    book, first = outcomes.runbook, outcomes.first_failure
+    if book.kind is Kind.REHEARSAL and first.category == PreconditionRefused.category:
+        return ExitCode.REFUSED  # the rehearsal's preflight: refused before it made anything, as a runbook's is
+    if book.read_only:  # a check that does not hold (the probe): nothing was refused
         return ExitCode.FAILED
     return ExitCode.FAILED if changes_began(run) else ExitCode.REFUSED

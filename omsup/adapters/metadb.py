@@ -25,7 +25,7 @@ import pymysql
 
 from .. import audit
 from ..envfile import MetaDB as MetaDBConfig
-from ..errors import BackupProblem, HostProblem, MetaDBProblem
+from ..errors import BackupProblem, DumpLacksTables, HostProblem, MetaDBProblem
 from ..redact import excerpt, redact
 from ..versions import OMS_VERSION_DDL
 from .hosts import Host
@@ -568,6 +568,7 @@ class MetaDB:
         400 MB cm where `mysqldump > file` then `openssl dgst` took 2.15 s (the plain dump: 1.64 s).
         """
         partial = dest + ".partial"
+        listed = set(self.tables(db))  # what the dump must hold (read again after it, see below)
         with self.option_file(host, folder) as cnf:
             q = shlex.quote
             pipe = (
@@ -585,6 +586,22 @@ class MetaDB:
                     f"{redact(result.stderr.strip())[-1000:]}",
                     f"check the free space and permissions of {folder}; the partial file is kept for inspection",
                 )
+        # mysqldump can exit 0 with its completion marker and no table at all: MariaDB's 10.11 client against
+        # OceanBase, when its session's ob_query_timeout runs out while it lists the tables (seen here: error
+        # 4012 printed about tablespaces, then a "complete" dump of nothing). So the tables are counted in it: a
+        # base table there before the dump and still there after it must be in it.
+        missing = listed - self.dumped_tables(host, partial)
+        if missing:
+            missing &= set(self.tables(db))  # one dropped meanwhile (OMS running: the hot upgrade) is not missing
+        if missing:
+            raise DumpLacksTables(
+                f"mysqldump of {db} on {host.label} into {partial} exited 0 but the dump lacks {len(missing)} of "
+                f"the {len(listed)} tables {db} has ({', '.join(sorted(missing)[:5])}"
+                f"{', ...' if len(missing) > 5 else ''}); what mysqldump printed: "
+                f"{redact(result.stderr.strip())[-1000:] or '(nothing)'}",
+                "it is no backup: check what mysqldump printed and the MetaDB's timeouts; the partial file is kept "
+                "for inspection; run again to take a new backup",
+            )
         try:
             facts = host.file_facts(partial)  # the host's one way of hashing a file (openssl, else sha256sum)
         except HostProblem as e:
@@ -598,6 +615,18 @@ class MetaDB:
             )
         host.rename_no_clobber(partial, dest, what=f"move the dump of {db} into place")
         return int(facts["size"]), str(facts["sha256"])
+
+    def dumped_tables(self, host: Host, path: str) -> set[str]:
+        """The tables whose CREATE TABLE a dump at ``path`` on ``host`` holds (mysqldump starts each at a line's
+        start, its name in backquotes, a backquote in it doubled; a data line never starts so: INSERT INTO)."""
+        r = host.run("grep -a -o -E %s %s", r"^(/\*!50001 )?CREATE TABLE `([^`]|``)+`", path, quiet=True)
+        if r.rc not in (0, 1):  # 1: no line matched
+            raise BackupProblem(
+                f"the tables in the dump {path} on {host.label} could not be read: grep exited {r.rc}: "
+                f"{r.stderr.strip()[-300:]}",
+                "check the backup host's grep and the file; run again to take a new backup",
+            )
+        return {m.split("CREATE TABLE ", 1)[1][1:-1].replace("``", "`") for m in r.stdout.splitlines() if m}
 
     def script(self, host: Host, folder: str, sql: str, what: str) -> str:
         """Statements run through the mysql client on ``host`` (the rehearsal's scratch MetaDB, reached only from

@@ -242,34 +242,34 @@ def scratch_mariadb(tmp_path):
          "--innodb-buffer-pool-size=64M", "--character-set-server=utf8mb4", f"--log-error={tmp_path}/scratch.err"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            root = pymysql.connect(unix_socket=str(sock), user="root", autocommit=True)
-            break
-        except pymysql.err.OperationalError:
+    try:  # the server goes with the test, however its set-up ends
+        deadline = time.monotonic() + 60
+        ping = ["mariadb-admin", "--no-defaults", f"--socket={sock}", "--user=root", "ping"]
+        while subprocess.run(ping, capture_output=True, timeout=30).returncode != 0:  # no socket of ours left open
             assert time.monotonic() < deadline and proc.poll() is None, (tmp_path / "scratch.err").read_text()
             time.sleep(0.3)
-    password = "Scr4tch-" + pysecrets.token_urlsafe(12)
-    with root.cursor() as cur:
-        cur.execute("CREATE USER rehearsals@'%' IDENTIFIED BY %s", (password,))
-        cur.execute("GRANT ALL PRIVILEGES ON *.* TO rehearsals@'%'")
-    root.close()
-    pw_file = tmp_path / "scratch-password"
-    pw_file.write_text(password)
-    pw_file.chmod(0o600)
+        root = pymysql.connect(unix_socket=str(sock), user="root", autocommit=True)
+        password = "Scr4tch-" + pysecrets.token_urlsafe(12)
+        with root.cursor() as cur:
+            cur.execute("CREATE USER rehearsals@'%%' IDENTIFIED BY %s", (password,))
+            cur.execute("GRANT ALL PRIVILEGES ON *.* TO rehearsals@'%'")
+        root.close()
+        pw_file = tmp_path / "scratch-password"
+        pw_file.write_text(password)
+        pw_file.chmod(0o600)
 
-    def databases() -> set[str]:
-        c = pymysql.connect(unix_socket=str(sock), user="root")
-        with c.cursor() as cur:
-            cur.execute("SHOW DATABASES")
-            found = {r[0] for r in cur.fetchall()}
-        c.close()
-        return found - {"information_schema", "mysql", "performance_schema", "sys"}
+        def databases() -> set[str]:
+            c = pymysql.connect(unix_socket=str(sock), user="root")
+            with c.cursor() as cur:
+                cur.execute("SHOW DATABASES")
+                found = {r[0] for r in cur.fetchall()}
+            c.close()
+            return found - {"information_schema", "mysql", "performance_schema", "sys"}
 
-    yield {"host": "127.0.0.78", "port": 3310, "user": "rehearsals", "password": {"file": str(pw_file)}}, databases
-    proc.terminate()
-    proc.wait(60)
+        yield {"host": "127.0.0.78", "port": 3310, "user": "rehearsals", "password": {"file": str(pw_file)}}, databases
+    finally:
+        proc.terminate()
+        proc.wait(60)
 
 
 def test_a_mariadb_metadb_is_rehearsed_on_the_scratch_server_the_user_names(sandbox, scratch_mariadb):
