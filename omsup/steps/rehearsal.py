@@ -486,6 +486,8 @@ def build(run: Run) -> None:
             "password": {"file": str(secrets_dir / "metadb")},
             "rm": env.metadb.rm,
             "cm": env.metadb.cm,
+            # production's reason for an engine the support table does not list holds for its clone
+            **({"unlisted_engine_reason": env.metadb.unlisted_engine_reason} if env.metadb.unlisted_engine_reason else {}),
         },
         "regions": regions,
         "backup": {"host": "local://", "dir": str(rh / "backups")},
