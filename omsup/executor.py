@@ -250,8 +250,8 @@ def exit_code(outcomes: Outcomes, run: Run | None, interrupted: bool) -> ExitCod
     if outcomes.first_failure is None:
         return ExitCode.DONE
     book, first = outcomes.runbook, outcomes.first_failure
-    if book.kind is Kind.REHEARSAL and first.category == PreconditionRefused.category:
-        return ExitCode.REFUSED  # the rehearsal's preflight: refused before it made anything, as a runbook's is
+    if book.kind is Kind.REHEARSAL and first.rs.number == 0 and first.category == PreconditionRefused.category:
+        return ExitCode.REFUSED  # its first step, which reads only: refused before it made anything, as a preflight
     if book.read_only:  # a check that does not hold (the probe): nothing was refused
         return ExitCode.FAILED
     return ExitCode.FAILED if changes_began(run) else ExitCode.REFUSED

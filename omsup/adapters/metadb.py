@@ -587,8 +587,8 @@ class MetaDB:
                     f"check the free space and permissions of {folder}; the partial file is kept for inspection",
                 )
         # mysqldump can exit 0 with its completion marker and no table at all: MariaDB's 10.11 client against
-        # OceanBase, when its session's ob_query_timeout runs out while it lists the tables (seen here: error
-        # 4012 printed about tablespaces, then a "complete" dump of nothing). So the tables are counted in it: a
+        # OceanBase, when its session's ob_query_timeout runs out while it lists the tables (seen here with these
+        # options: nothing printed, exit 0, a "complete" dump of nothing). So the tables are counted in it: a
         # base table there before the dump and still there after it must be in it.
         missing = listed - self.dumped_tables(host, partial)
         if missing:
