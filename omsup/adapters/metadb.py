@@ -144,7 +144,8 @@ class MetaDB:
         if self._oceanbase is None:
             # With the hint OceanBase gives this statement its own timeout, not the tenant's global one (seen on
             # seekdb with ob_query_timeout = 1 us: about 3 in 100 plain `SELECT VERSION()` ran out, none with it);
-            # MySQL warns of a hint it does not know and MariaDB reads /*+ */ as a comment.
+            # MySQL warns of a hint it does not know (WL#8017: "Bad syntax in a hint will cause a warning"); MariaDB
+            # 10.x reads /*+ */ as a comment (the sandbox's MariaDB engine runs this statement).
             hinted = f"SELECT /*+ QUERY_TIMEOUT({timeout_s * 1_000_000}) */ VERSION()"
             self._oceanbase = "oceanbase" in str(self._statement(lambda: conn, hinted)[1][0][0]).lower()
         if self._oceanbase:
