@@ -358,7 +358,8 @@ def build(run: Run) -> None:
         tz = str(rf["identities"]["metadb_time_zone"])
         prepare_clone(root, hub, str(rh / "tmp"), tz, user, password, dbs)
         clone_db = MetaDB(
-            MetaDBConfig(net.hub_ip, CLONE_PORT, user, Secret("rehearsal scratch", password), env.metadb.rm, "")
+            MetaDBConfig(net.hub_ip, CLONE_PORT, user, Secret("rehearsal scratch", password), env.metadb.rm, ""),
+            oceanbase=True,  # a seekdb; reached from the hub's namespace only (its restore needs to know)
         )
         loader: Host = hub
     else:  # the server the user named: the databases made there, the replica reaching it through the relay alone

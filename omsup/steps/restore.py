@@ -67,7 +67,8 @@ def plan_restore(run: Run) -> list[str]:
             f"check {b.path}: unchanged since the preflight hashed it (size {b.size}, mtime, inode), else "
             f"hashed again (sha256 {b.sha256[:16]}...)",
             f"DROP DATABASE `{b.db}`; CREATE DATABASE `{b.db}`",
-            f"mysql --defaults-extra-file=<0600 file> -D {b.db} < {b.path}",
+            f"mysql --defaults-extra-file=<0600 file> -D {b.db} < {b.path} (on OceanBase with --init-command setting "
+            "the session's ob_query_timeout and ob_trx_timeout to a day, not the tenant's global values)",
         ]
     return out
 
