@@ -133,7 +133,8 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
     Assumption(
         "ob_dump_timeouts",
         "on OceanBase, a mysqldump session gets the tenant's global ob_query_timeout and ob_trx_timeout (10 s and "
-        "100 s by default, mysqldump cannot set them); the user may raise them for the dumps (SUPER or ALTER SYSTEM)",
+        "100 s by default, mysqldump cannot set them); the user may raise them for the dumps (SUPER or ALTER SYSTEM); "
+        "the restore's `mysql` session and omsup's own sessions set their own (session only, nothing global)",
         "tried here on seekdb 1.4 (error 4012 after 10 s of reading; a raised global value lets the dump through)",
         "the backup of a MetaDB whose biggest table takes longer to read than the timeout",
     ),
