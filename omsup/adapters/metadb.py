@@ -56,6 +56,24 @@ NAME_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")  # charsets and collations, before
 SAMPLE_ROWS = 1000
 
 
+# The mysql client's own error lines ("ERROR 1146 (42S02) at line 5: ..."); MariaDB's client (10.11, seen here)
+# prints the failing statement between two lines of 14 dashes before it: a dump's INSERT, the MetaDB's rows.
+CLIENT_ERROR_LINE = re.compile(r"^ERROR \d+ \([0-9A-Z]{5}\)( at line \d+)?: .*$", re.M)
+CLIENT_ECHO = re.compile(r"^-{14}\n.*?(\n-{14}\n|\Z)", re.S | re.M)
+
+
+def client_error(stderr: str, tail: int = 1000) -> str:
+    """What a failed mysql client run said, for a message: its ERROR lines (the last three), else the end of what
+    it printed without any statement it echoed (rows of the MetaDB never reach the terminal, log or report)."""
+    lines = [m.group(0) for m in CLIENT_ERROR_LINE.finditer(stderr)]
+    if lines:
+        return redact("\n".join(lines[-3:]))[-tail:]
+    rest = CLIENT_ECHO.sub("", stderr).strip()
+    if not rest:
+        return "(the client printed only the statement)" if stderr.strip() else "(nothing)"
+    return redact(rest)[-tail:]
+
+
 def parse_innodb_purge(text: str) -> tuple[int, int, int] | None:
     """(transaction id counter, purged below, history list length) from SHOW ENGINE INNODB STATUS."""
     found = [re.search(p, text) for p in INNODB_PURGE_PATTERNS]
@@ -650,8 +668,7 @@ class MetaDB:
                 host.remove(path)
         if result.rc != 0:
             raise MetaDBProblem(
-                f"{what} on {self.label} (from {host.label}) exited {result.rc}: "
-                f"{redact(result.stderr.strip())[-1000:]}"
+                f"{what} on {self.label} (from {host.label}) exited {result.rc}: {client_error(result.stderr)}"
             )
         return result.stdout
 
@@ -675,6 +692,6 @@ class MetaDB:
                 "run the rollback again: it restores from the same verified backups",
             )
             raise MetaDBProblem(
-                f"restore of {db} from {src} on {host.label} exited {result.rc}: {redact(result.stderr.strip())[-1000:]}",
+                f"restore of {db} from {src} on {host.label} exited {result.rc}: {client_error(result.stderr)}",
                 "fix the cause (is the MetaDB up?) and run the rollback again: it restores from the same verified backups",
             )
