@@ -15,6 +15,7 @@ import os
 import re
 import shlex
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,8 +112,9 @@ class Host:
         return f"sudo -n /bin/sh -c {shlex.quote(shown)}" if self.sudo else shown
 
     # -- the choke point ---------------------------------------------------------------------
-    def run(self, command: str, *args: str, quiet: bool = False) -> Result:
-        """Run a command; never raises for a non-zero exit (see ``check``)."""
+    def run(self, command: str, *args: str, quiet: bool = False, said: Callable[[str], str] | None = None) -> Result:
+        """Run a command; never raises for a non-zero exit (see ``check``). A failure's record ends with the end of
+        its error output, or with what ``said`` makes of it (a client that echoes the data it was fed)."""
         # what runs, as it runs (with sudo where the node needs it): already quoted, no %-formatting left
         shown = self._sudo(command % tuple(shlex.quote(str(a)) for a in args) if args else command)
         with audit.call("host", self.label, shown, self.node) as rec:
@@ -135,7 +137,7 @@ class Host:
             )
             rec.outcome = f"exit {result.rc}"
             if result.rc != 0 and not quiet:
-                rec.outcome += f": {redact(result.stderr.strip())[-300:]}"
+                rec.outcome += f": {said(result.stderr) if said else redact(result.stderr.strip())[-300:]}"
         return result
 
     def stream_to_file(self, dest: str, command: str, *args: str) -> Result:

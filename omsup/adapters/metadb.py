@@ -662,7 +662,10 @@ class MetaDB:
             host.put_secret_file(path, sql)
             try:
                 result = host.run(
-                    "mysql --defaults-extra-file=%s --default-character-set=utf8mb4 -N < %s", cnf, path, quiet=True
+                    "mysql --defaults-extra-file=%s --default-character-set=utf8mb4 -N < %s",
+                    cnf,
+                    path,
+                    said=client_error,
                 )
             finally:
                 host.remove(path)
@@ -684,8 +687,9 @@ class MetaDB:
         )
         with self.option_file(host, folder) as cnf:
             result = host.run(
-                f"mysql --defaults-extra-file=%s {init}--default-character-set=utf8mb4 -D %s < %s", cnf, db, src
-            )
+                f"mysql --defaults-extra-file=%s {init}--default-character-set=utf8mb4 -D %s < %s",
+                cnf, db, src, said=client_error,
+            )  # fmt: skip
         if result.rc != 0:
             self.blame_if_down(
                 f"the restore of {db} on {host.label} exited {result.rc}",

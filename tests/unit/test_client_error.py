@@ -27,7 +27,7 @@ class FakeHost:
     def __init__(self, stderr: str) -> None:
         self.stderr = stderr
 
-    def run(self, command: str, *args: str, quiet: bool = False) -> Result:
+    def run(self, command: str, *args: str, **how: object) -> Result:
         return Result(1, "", self.stderr)
 
     def is_dir(self, path: str) -> bool:
@@ -72,3 +72,17 @@ def test_client_error(stderr, shown):
     got = client_error(stderr)
     assert got.startswith(shown), got
     assert "INSERT INTO" not in got
+
+
+def test_the_record_of_a_failed_client_run_holds_its_error_line_and_never_the_echoed_rows(tmp_path):
+    """The host's record of the run (events.jsonl, the log, the report) too, not only the message."""
+    from omsup.adapters.hosts import Host
+    from omsup.audit import AUDIT
+
+    (tmp_path / "err").write_text(ECHOED)
+    before = len(AUDIT.events)
+    r = Host("local://", "here").run("cat %s >&2; exit 1", str(tmp_path / "err"), said=client_error)
+    assert r.rc == 1
+    (event,) = AUDIT.events[before:]
+    assert "ERROR 4012 (HY000) at line 45" in event.outcome
+    assert "c2VjcmV0" not in event.outcome and "INSERT INTO" not in event.outcome, event.outcome
