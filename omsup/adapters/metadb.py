@@ -62,6 +62,12 @@ CLIENT_ERROR_LINE = re.compile(r"^ERROR \d+ \([0-9A-Z]{5}\)( at line \d+)?: .*$"
 CLIENT_ECHO = re.compile(r"^-{14}\n.*?(\n-{14}\n|\Z)", re.S | re.M)
 
 
+def ob_session_timeouts(query_us: int) -> str:
+    """The statement that gives an OceanBase session its own timeouts (that session only), not the tenant's global
+    ones: omsup's own sessions and the restore's client."""
+    return f"SET SESSION ob_query_timeout = {query_us}, ob_trx_timeout = {OB_LONG_US}"
+
+
 def client_error(stderr: str, tail: int = 1000) -> str:
     """What a failed mysql client run said, for a message: its ERROR lines (the last three), else the end of what
     it printed without any statement it echoed (rows of the MetaDB never reach the terminal, log or report)."""
@@ -161,16 +167,16 @@ class MetaDB:
         ) as rec:
             conn = self._open(timeout_s)
             rec.outcome = f"connected, server {conn.get_server_info()}"
+        us = timeout_s * 1_000_000
         if self._oceanbase is None:
             # With the hint OceanBase gives this statement its own timeout, not the tenant's global one (seen on
             # seekdb with ob_query_timeout = 1 us: about 3 in 100 plain `SELECT VERSION()` ran out, none with it);
             # MySQL warns of a hint it does not know (WL#8017: "Bad syntax in a hint will cause a warning"); MariaDB
             # 10.x reads /*+ */ as a comment (the sandbox's MariaDB engine runs this statement).
-            hinted = f"SELECT /*+ QUERY_TIMEOUT({timeout_s * 1_000_000}) */ VERSION()"
+            hinted = f"SELECT /*+ QUERY_TIMEOUT({us}) */ VERSION()"
             self._oceanbase = "oceanbase" in str(self._statement(lambda: conn, hinted)[1][0][0]).lower()
         if self._oceanbase:
-            us = timeout_s * 1_000_000
-            self._statement(lambda: conn, f"SET SESSION ob_query_timeout = {us}, ob_trx_timeout = {OB_LONG_US}")
+            self._statement(lambda: conn, ob_session_timeouts(us))
         return conn
 
     def _open(self, timeout_s: int) -> pymysql.connections.Connection:
@@ -680,11 +686,7 @@ class MetaDB:
         # On OceanBase the client's session would get the tenant's global ob_query_timeout (10 s by default) and
         # ob_trx_timeout, as a dump's does: one statement of the dump running longer would stop the rollback. The
         # session sets its own (`mysql --init-command`; only there: MySQL refuses the variables).
-        init = (
-            f"--init-command='SET SESSION ob_query_timeout = {OB_LONG_US}, ob_trx_timeout = {OB_LONG_US}' "
-            if self.is_oceanbase()
-            else ""
-        )
+        init = f"--init-command='{ob_session_timeouts(OB_LONG_US)}' " if self.is_oceanbase() else ""
         with self.option_file(host, folder) as cnf:
             result = host.run(
                 f"mysql --defaults-extra-file=%s {init}--default-character-set=utf8mb4 -D %s < %s",
